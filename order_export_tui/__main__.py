@@ -1,0 +1,3 @@
+from order_export_tui.cli import main
+
+raise SystemExit(main())

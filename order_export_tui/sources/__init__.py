@@ -1,0 +1,1 @@
+"""ERP sources: each yields order documents (interfaces.md §3) through `OrderSource`."""

@@ -1,0 +1,35 @@
+"""The protocol every ERP source implements."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, Protocol
+
+OrderDocument = dict[str, Any]
+
+
+class SourceError(Exception):
+    """The ERP could not be read (after the source's own retries). Fails the run."""
+
+
+class OrderSource(Protocol):
+    """Reads an ERP's orders as order documents.
+
+    `window_start` is an aware datetime: only orders dated on or after it are yielded.
+    Documents are yielded in chunks so memory stays flat however many orders there are;
+    a document may be malformed (the engine validates and skips it), but always has a
+    string `order_id`.
+    """
+
+    name: str
+
+    async def count_orders(self, window_start: datetime) -> int | None:
+        """How many orders the window holds, or None when the ERP cannot tell cheaply."""
+        ...
+
+    def iter_orders(self, window_start: datetime) -> AsyncIterator[list[OrderDocument]]:
+        """The window's orders, in chunks, in a stable order."""
+        ...
+
+    async def close(self) -> None: ...
