@@ -1,0 +1,162 @@
+"""The order document (interfaces.md §3): its validation and its content hash.
+
+Every source yields this shape and the webhook receives it; nothing that breaks it is sent.
+`order_problem` returns the reason an order breaks the shape, so a skip always says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+OrderDocument = dict[str, Any]
+
+SHIPPING_STATUSES = ("not_shipped", "partially_shipped", "shipped")
+PAYMENT_STATUSES = (
+    "pending",
+    "paid",
+    "partially_paid",
+    "refunded",
+    "partially_refunded",
+    "cancelled",
+    "failed",
+)
+
+# ISO 4217 active currency codes.
+CURRENCY_CODES = frozenset(
+    """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP
+    BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP
+    GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR
+    KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK
+    MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR
+    SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS
+    UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+    """.split()  # noqa: SIM905
+)
+
+ADDRESS_FIELDS = ("line1", "line2", "city", "region", "postcode", "country")
+MAX_ORDER_ID_LENGTH = 100
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def is_valid_email(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= 254 and _EMAIL.match(value) is not None
+
+
+def _is_number(value: object) -> bool:
+    return (isinstance(value, int | float)) and not isinstance(value, bool)
+
+
+def _is_timestamp_with_offset(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def _address_problem(name: str, address: object) -> str | None:
+    if not isinstance(address, dict):
+        return f"{name} must be an object"
+    for field in ADDRESS_FIELDS:
+        if not isinstance(address.get(field), str):
+            return f"{name}.{field} must be a string"
+    return None
+
+
+def _line_problem(index: int, line: object) -> str | None:
+    where = f"lines[{index}]"
+    if not isinstance(line, dict):
+        return f"{where} must be an object"
+    line_no = line.get("line_no")
+    if not isinstance(line_no, int) or isinstance(line_no, bool):
+        return f"{where}.line_no must be an integer"
+    sku = line.get("sku")
+    if not isinstance(sku, str) or not sku:
+        return f"{where}.sku must be a non-empty string"
+    if not isinstance(line.get("name"), str):
+        return f"{where}.name must be a string"
+    quantity = line.get("quantity")
+    if not _is_number(quantity):
+        return f"{where}.quantity must be a number"
+    if quantity <= 0:
+        return f"{where}.quantity must be positive (got {quantity})"
+    for field in ("unit_price", "unit_price_incl_tax"):
+        price = line.get(field)
+        if not _is_number(price):
+            return f"{where}.{field} must be a number"
+        if price < 0:
+            return f"{where}.{field} must not be negative (got {price})"
+    return None
+
+
+def _customer_problem(customer: object) -> str | None:
+    if not isinstance(customer, dict):
+        return "customer must be an object"
+    customer_id = customer.get("id")
+    if not isinstance(customer_id, str) or not customer_id:
+        return "customer.id must be a non-empty string"
+    email = customer.get("email")
+    if not email:
+        return "customer.email is missing"
+    if not is_valid_email(email):
+        return f"customer.email is not a valid address ({email!r})"
+    for field in ("first_name", "last_name"):
+        if not isinstance(customer.get(field), str):
+            return f"customer.{field} must be a string"
+    return None
+
+
+def order_problem(doc: object) -> str | None:
+    """Why `doc` is not a valid order document, or None when it is."""
+    if not isinstance(doc, dict):
+        return "order must be a JSON object"
+    order_id = doc.get("order_id")
+    if not isinstance(order_id, str) or not order_id.strip():
+        return "order_id must be a non-empty string"
+    if len(order_id) > MAX_ORDER_ID_LENGTH:
+        return f"order_id is longer than {MAX_ORDER_ID_LENGTH} characters"
+    if not _is_timestamp_with_offset(doc.get("order_date")):
+        return "order_date must be an ISO 8601 time with an offset"
+    problem = _customer_problem(doc.get("customer"))
+    if problem:
+        return problem
+    currency = doc.get("currency")
+    if currency not in CURRENCY_CODES:
+        return f"currency {currency!r} is not an ISO 4217 code"
+    lines = doc.get("lines")
+    if not isinstance(lines, list) or not lines:
+        return "order has no lines"
+    for index, line in enumerate(lines):
+        problem = _line_problem(index, line)
+        if problem:
+            return problem
+    for field in ("subtotal", "discount", "shipping_cost", "tax", "total"):
+        if not _is_number(doc.get(field)):
+            return f"{field} must be a number"
+    for field in ("shipping_method", "payment_method", "tracking_number", "tracking_url"):
+        if not isinstance(doc.get(field), str):
+            return f"{field} must be a string"
+    for field in ("billing_address", "shipping_address"):
+        problem = _address_problem(field, doc.get(field))
+        if problem:
+            return problem
+    shipping_status = doc.get("shipping_status")
+    if shipping_status not in SHIPPING_STATUSES:
+        return f"shipping_status {shipping_status!r} is not one of {', '.join(SHIPPING_STATUSES)}"
+    payment_status = doc.get("payment_status")
+    if payment_status not in PAYMENT_STATUSES:
+        return f"payment_status {payment_status!r} is not one of {', '.join(PAYMENT_STATUSES)}"
+    return None
+
+
+def content_hash(doc: OrderDocument) -> str:
+    """A fingerprint of everything the order says, independent of key order."""
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
