@@ -1,0 +1,1 @@
+"""The export engine: knows nothing of the screen; driven through `ExportEngine`."""

@@ -1,0 +1,120 @@
+"""The plain event objects the engine reports through; the TUI, the daemon, run logs and
+tests are all subscribers of the same stream."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+
+@dataclass(slots=True)
+class RunCounts:
+    read: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    retried: int = 0
+    skipped: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    run_id: int
+    trigger: str
+    outcome: str
+    started_at: datetime
+    finished_at: datetime
+    counts: dict[str, int]
+    error: str | None
+    log_file: str | None
+
+    @property
+    def duration_seconds(self) -> float:
+        return round((self.finished_at - self.started_at).total_seconds(), 3)
+
+    def as_json(self) -> dict[str, Any]:
+        """The `run --json` object of interfaces.md §1."""
+        return {
+            "run_id": self.run_id,
+            "outcome": self.outcome,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "duration_seconds": self.duration_seconds,
+            "counts": dict(self.counts),
+            "error": self.error,
+            "log_file": self.log_file,
+            "trigger": self.trigger,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    run_id: int
+    trigger: str
+    started_at: datetime
+    window_start: datetime
+    total: int | None
+    settings_summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStarted:
+    run_id: int
+    batch_no: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFinished:
+    run_id: int
+    batch_no: int
+    size: int
+    sent: int
+    processed: int
+    total: int | None
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled:
+    run_id: int | None
+    what: str
+    retry: int
+    delay_seconds: float
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemSkipped:
+    run_id: int | None
+    order_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequested:
+    run_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    report: RunReport
+
+
+EngineEvent = (
+    RunStarted
+    | BatchStarted
+    | BatchFinished
+    | RetryScheduled
+    | ItemSkipped
+    | CancelRequested
+    | RunFinished
+)

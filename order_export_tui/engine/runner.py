@@ -1,0 +1,370 @@
+"""The export run: read the window's orders, send the new and changed ones in batches,
+record what the destination confirmed, skip what cannot be sent (up to a budget)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date, datetime, timedelta
+from datetime import time as clock_time
+from typing import Any
+
+from order_export_tui.destinations.base import Destination, DestinationError, OrderChange
+from order_export_tui.engine.events import (
+    CANCELLED,
+    FAILED,
+    SUCCEEDED,
+    BatchFinished,
+    BatchStarted,
+    CancelRequested,
+    EngineEvent,
+    ItemSkipped,
+    RetryScheduled,
+    RunCounts,
+    RunFinished,
+    RunReport,
+    RunStarted,
+)
+from order_export_tui.engine.retry import (
+    Retrier,
+    RetriesExhaustedError,
+    RetryPolicy,
+    TransientError,
+)
+from order_export_tui.orders import OrderDocument, content_hash, order_problem
+from order_export_tui.runlogs import RunLog, log_file_name, prune_run_logs
+from order_export_tui.settings import Settings
+from order_export_tui.sources.base import OrderSource, SourceError
+from order_export_tui.state import ExportedOrder, StateStore
+
+log = logging.getLogger("order_export.engine")
+
+Listener = Callable[[EngineEvent], None]
+SourceFactory = Callable[[Settings, Retrier], OrderSource]
+DestinationFactory = Callable[[Settings], Destination]
+
+
+class RunInProgressError(Exception):
+    """A run was requested while another is in flight."""
+
+
+class SkipBudgetExceededError(Exception):
+    pass
+
+
+class _CancelledAtBoundary(Exception):
+    pass
+
+
+def local_now() -> datetime:
+    return datetime.now().astimezone()
+
+
+def window_start(now: datetime, max_days: int) -> datetime:
+    """Server-local midnight of `today - max_days`: the first moment of the export window."""
+    first_day: date = now.astimezone().date() - timedelta(days=max_days)
+    return datetime.combine(first_day, clock_time.min).astimezone()
+
+
+def settings_summary(settings: Settings) -> dict[str, Any]:
+    """What a run log records of its settings; no secret (nor any secret's name) in it."""
+    task = settings.task
+    return {
+        "webstore": settings.webstore.name,
+        "erp.source": settings.erp.source,
+        "destination.app": settings.destination.app,
+        "task.batch_size": task.batch_size,
+        "task.max_days_to_export": task.max_days_to_export,
+        "task.max_retries": task.max_retries,
+        "task.max_retry_interval_seconds": task.max_retry_interval_seconds,
+        "task.max_items_to_skip": task.max_items_to_skip,
+        "task.max_archived_log_files": task.max_archived_log_files,
+    }
+
+
+class ExportEngine:
+    """Runs exports, one at a time, and reports through events.
+
+    The caller owns the state database's lock (`state.StateLock`) for the engine's lifetime.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        state: StateStore,
+        *,
+        source_factory: SourceFactory,
+        destination_factory: DestinationFactory,
+        clock: Callable[[], datetime] = local_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self._source_factory = source_factory
+        self._destination_factory = destination_factory
+        self._clock = clock
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._listeners: list[Listener] = []
+        self._task: asyncio.Task[RunReport] | None = None
+        self._cancel_requested = False
+        self._current_run_id: int | None = None
+        self.last_report: RunReport | None = None
+        state.close_interrupted_runs(clock())
+
+    # --- the interface -------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener` with every event; returns the function that unsubscribes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    async def events(self) -> AsyncIterator[EngineEvent]:
+        """Every event from now on, as an async stream (until the consumer stops)."""
+        queue: asyncio.Queue[EngineEvent] = asyncio.Queue()
+        unsubscribe = self.subscribe(queue.put_nowait)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            unsubscribe()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start_run(self, trigger: str = "manual") -> asyncio.Task[RunReport]:
+        """Start a run in the background; raises `RunInProgressError` if one is in flight."""
+        if self.running:
+            raise RunInProgressError("an export run is already in progress")
+        self._cancel_requested = False
+        self._task = asyncio.get_running_loop().create_task(self._run(trigger, self.settings))
+        return self._task
+
+    async def run(self, trigger: str = "manual") -> RunReport:
+        return await self.start_run(trigger)
+
+    def cancel(self) -> bool:
+        """Ask the run in flight to stop at the next batch boundary. False when idle."""
+        if not self.running or self._cancel_requested:
+            return False
+        self._cancel_requested = True
+        if self._current_run_id is not None:
+            self._emit(CancelRequested(self._current_run_id))
+        return True
+
+    # --- the run ---------------------------------------------------------------------------
+
+    def _emit(self, event: EngineEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("an event listener failed on %s", type(event).__name__)
+
+    async def _run(self, trigger: str, settings: Settings) -> RunReport:
+        started_at = self._clock()
+        run_id = self.state.start_run(trigger=trigger, started_at=started_at)
+        self._current_run_id = run_id
+        logs_dir = settings.logs_dir_path
+        run_log = RunLog(logs_dir / log_file_name(started_at, run_id), self._clock)
+        self.state.set_run_log_file(run_id, str(run_log.path))
+        unsubscribe_log = self.subscribe(run_log.handle)
+        counts = RunCounts()
+        outcome, error = SUCCEEDED, None
+        cancelled_from_outside = False
+        try:
+            await self._export(run_id, trigger, started_at, settings, counts)
+        except _CancelledAtBoundary:
+            outcome = CANCELLED
+        except asyncio.CancelledError:
+            outcome, cancelled_from_outside = CANCELLED, True
+        except (SkipBudgetExceededError, RetriesExhaustedError, DestinationError, SourceError) as e:
+            outcome, error = FAILED, str(e)
+        except TransientError as e:  # a source or destination that did not use the retrier
+            outcome, error = FAILED, str(e)
+        except Exception as e:
+            log.exception("run %s failed unexpectedly", run_id)
+            outcome, error = FAILED, f"unexpected error: {type(e).__name__}: {e}"
+        finished_at = self._clock()
+        report = RunReport(
+            run_id=run_id,
+            trigger=trigger,
+            outcome=outcome,
+            started_at=started_at,
+            finished_at=finished_at,
+            counts=counts.as_dict(),
+            error=error,
+            log_file=str(run_log.path),
+        )
+        self.state.finish_run(
+            run_id, finished_at=finished_at, outcome=outcome, counts=report.counts, error=error
+        )
+        self._current_run_id = None
+        self.last_report = report
+        self._emit(RunFinished(report))
+        unsubscribe_log()
+        run_log.close()
+        prune_run_logs(logs_dir, settings.task.max_archived_log_files)
+        if cancelled_from_outside:
+            raise asyncio.CancelledError
+        return report
+
+    async def _export(
+        self,
+        run_id: int,
+        trigger: str,
+        started_at: datetime,
+        settings: Settings,
+        counts: RunCounts,
+    ) -> None:
+        task = settings.task
+
+        def on_retry(what: str, retry: int, delay: float, error: TransientError) -> None:
+            counts.retried += 1
+            self._emit(RetryScheduled(run_id, what, retry, delay, str(error)))
+
+        retrier = Retrier(
+            RetryPolicy(task.max_retries, task.max_retry_interval_seconds),
+            on_retry=on_retry,
+            clock=self._monotonic,
+            sleep=self._sleep,
+        )
+        start = window_start(started_at, task.max_days_to_export)
+        source = self._source_factory(settings, retrier)
+        destination = self._destination_factory(settings)
+        batch = _Batcher(self, run_id, settings, counts, destination, retrier)
+        try:
+            total = await source.count_orders(start)
+            self._emit(
+                RunStarted(run_id, trigger, started_at, start, total, settings_summary(settings))
+            )
+            batch.total = total
+            await destination.open()
+            pending: list[OrderDocument] = []
+            async for chunk in source.iter_orders(start):
+                pending.extend(chunk)
+                while len(pending) >= task.batch_size:
+                    await batch.process(pending[: task.batch_size])
+                    del pending[: task.batch_size]
+            if pending:
+                await batch.process(pending)
+        finally:
+            await _close_quietly(source.close(), "the ERP source")
+            await _close_quietly(destination.close(), "the destination")
+
+
+async def _close_quietly(closing: Awaitable[None], what: str) -> None:
+    try:
+        await closing
+    except Exception:
+        log.exception("closing %s failed", what)
+
+
+class _Batcher:
+    """Processes one batch at a time for a run: classify, send, record, count."""
+
+    def __init__(
+        self,
+        engine: ExportEngine,
+        run_id: int,
+        settings: Settings,
+        counts: RunCounts,
+        destination: Destination,
+        retrier: Retrier,
+    ) -> None:
+        self.engine = engine
+        self.run_id = run_id
+        self.settings = settings
+        self.counts = counts
+        self.destination = destination
+        self.retrier = retrier
+        self.batch_no = 0
+        self.total: int | None = None
+
+    async def process(self, batch: list[OrderDocument]) -> None:
+        engine = self.engine
+        if engine._cancel_requested:
+            raise _CancelledAtBoundary
+        self.batch_no += 1
+        counts = self.counts
+        engine._emit(BatchStarted(self.run_id, self.batch_no, len(batch)))
+
+        skipped: dict[str, str] = {}
+        valid: list[OrderDocument] = []
+        for doc in batch:
+            problem = order_problem(doc)
+            if problem is None:
+                valid.append(doc)
+            else:
+                order_id = doc.get("order_id") if isinstance(doc, dict) else None
+                skipped[str(order_id)] = f"invalid order: {problem}"
+
+        previous = engine.state.exported_orders([doc["order_id"] for doc in valid])
+        changes: list[OrderChange] = []
+        hashes: dict[str, str] = {}
+        unchanged: list[str] = []
+        for doc in valid:
+            order_id = doc["order_id"]
+            digest = content_hash(doc)
+            before = previous.get(order_id)
+            if before is None:
+                changes.append(OrderChange(doc, "new", None))
+            elif before.content_hash != digest:
+                changes.append(OrderChange(doc, "updated", before))
+            else:
+                unchanged.append(order_id)
+                continue
+            hashes[order_id] = digest
+
+        rejected = await self.destination.send_batch(changes, self.retrier) if changes else {}
+        exported = [
+            ExportedOrder(
+                change.order_id,
+                hashes[change.order_id],
+                change.document["shipping_status"],
+                change.document["payment_status"],
+            )
+            for change in changes
+            if change.order_id not in rejected
+        ]
+        for order_id, reason in rejected.items():
+            skipped[order_id] = f"rejected by {self.destination.name}: {reason}"
+        engine.state.record_batch(
+            run_id=self.run_id,
+            now=engine._clock(),
+            exported=exported,
+            skipped=skipped,
+            resolved=unchanged,
+        )
+
+        counts.read += len(batch)
+        counts.unchanged += len(unchanged)
+        for change in changes:
+            if change.order_id not in rejected:
+                if change.kind == "new":
+                    counts.new += 1
+                else:
+                    counts.updated += 1
+        counts.skipped += len(skipped)
+        for order_id, reason in skipped.items():
+            engine._emit(ItemSkipped(self.run_id, order_id, reason))
+        engine._emit(
+            BatchFinished(
+                self.run_id,
+                self.batch_no,
+                len(batch),
+                len(exported),
+                counts.read,
+                self.total,
+                counts.as_dict(),
+            )
+        )
+        budget = self.settings.task.max_items_to_skip
+        if counts.skipped > budget:
+            raise SkipBudgetExceededError(
+                f"{counts.skipped} orders skipped, more than max_items_to_skip = {budget}"
+            )

@@ -1,0 +1,1 @@
+"""Real loopback servers and helpers the tests share."""
