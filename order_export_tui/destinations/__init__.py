@@ -1,0 +1,1 @@
+"""Destinations: where orders go. Each implements `Destination` from `base`."""

@@ -1,0 +1,80 @@
+"""The dry-run destination: writes exactly the requests a platform would receive.
+
+One JSON line per request: `{"method", "path", "body"}`. Today it renders Dotdigital's bulk
+insight import (one request per batch), the seed's platform. An operator reads the file
+before going live; every write is one `write(2)` on an O_APPEND descriptor, so a crash leaves
+whole lines only (a torn tail from an older crash is cut off on open).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from order_export_tui.destinations.base import OrderChange
+from order_export_tui.destinations.dotdigital_records import IMPORT_PATH, bulk_import_body
+from order_export_tui.engine.retry import Retrier
+
+
+class FileDestination:
+    name = "file"
+
+    def __init__(self, path: Path, *, store_name: str, collection: str = "Orders") -> None:
+        self.path = path
+        self.store_name = store_name
+        self.collection = collection
+        self._fd: int | None = None
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._cut_torn_tail()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    async def send_batch(self, changes: Sequence[OrderChange], retrier: Retrier) -> dict[str, str]:
+        body = bulk_import_body(
+            [change.document for change in changes],
+            collection=self.collection,
+            store_name=self.store_name,
+        )
+        request = {"method": "PUT", "path": IMPORT_PATH, "body": body}
+        line = json.dumps(request, ensure_ascii=False, separators=(",", ":")) + "\n"
+        await retrier.call("write to the dry-run file", lambda: self._write(line.encode()))
+        return {}
+
+    async def _write(self, data: bytes) -> None:
+        assert self._fd is not None, "open() the destination first"
+        written = os.write(self._fd, data)
+        if written != len(data):  # a full disk; never leave a partial line behind
+            raise OSError(f"short write to {self.path} ({written} of {len(data)} bytes)")
+
+    async def close(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+
+    def _cut_torn_tail(self) -> None:
+        try:
+            with open(self.path, "rb+") as file:
+                size = file.seek(0, os.SEEK_END)
+                if size == 0:
+                    return
+                file.seek(size - 1)
+                if file.read(1) == b"\n":
+                    return
+                # Walk back to the last complete line and cut what follows it.
+                position = size
+                while position > 0:
+                    step = min(65536, position)
+                    file.seek(position - step)
+                    chunk = file.read(step)
+                    newline = chunk.rfind(b"\n")
+                    if newline >= 0:
+                        file.truncate(position - step + newline + 1)
+                        return
+                    position -= step
+                file.truncate(0)
+        except FileNotFoundError:
+            return

@@ -1,0 +1,63 @@
+"""What every HTTP destination shares: telling a transient failure from a final one."""
+
+from __future__ import annotations
+
+import time
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from order_export_tui.engine.retry import TransientError
+
+# A reset header above this is an absolute Unix time rather than a number of seconds.
+_EPOCH_THRESHOLD = 1_000_000_000
+
+
+def retry_after_seconds(headers: httpx.Headers, now: float | None = None) -> float | None:
+    """Seconds the platform asks us to wait: `Retry-After` (seconds or HTTP date), else a
+    rate-limit reset header (seconds, or a Unix time)."""
+    now = time.time() if now is None else now
+    value = headers.get("retry-after")
+    if value is not None:
+        value = value.strip()
+        try:
+            return max(float(value), 0.0)
+        except ValueError:
+            pass
+        try:
+            return max(parsedate_to_datetime(value).timestamp() - now, 0.0)
+        except (TypeError, ValueError):
+            return None
+    for name in ("x-ratelimit-reset", "ratelimit-reset"):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+        return max(number - now, 0.0) if number > _EPOCH_THRESHOLD else max(number, 0.0)
+    return None
+
+
+def is_transient_status(status_code: int) -> bool:
+    return status_code == 429 or status_code >= 500
+
+
+def raise_if_transient(response: httpx.Response, what: str) -> None:
+    """Raise `TransientError` for 429 and 5xx; other statuses are for the caller to judge."""
+    if is_transient_status(response.status_code):
+        raise TransientError(
+            f"{what}: HTTP {response.status_code}",
+            retry_after=retry_after_seconds(response.headers),
+        )
+
+
+async def send(client: httpx.AsyncClient, request: httpx.Request, what: str) -> httpx.Response:
+    """Send one request; transport failures, 429 and 5xx become `TransientError`."""
+    try:
+        response = await client.send(request)
+    except httpx.TransportError as error:
+        raise TransientError(f"{what}: {type(error).__name__}: {error}") from error
+    raise_if_transient(response, what)
+    return response
