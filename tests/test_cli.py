@@ -1,0 +1,158 @@
+"""`order-export` as an operator types it: real processes, real files, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from order_export_tui.settings import load_settings
+from order_export_tui.state import StateLock
+from tests.conftest import write_settings
+
+REPO = Path(__file__).resolve().parents[1]
+SECRET = "s3cr3t-value-never-printed"
+
+
+def order_export(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "order_export_tui", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_run_json_reports_the_run_and_exits_0(tmp_path: Path) -> None:
+    write_settings(tmp_path)
+    assert order_export("demo", "--orders", "120", "--malformed", "2", cwd=tmp_path).returncode == 0
+
+    result = order_export("run", "--json", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    assert report["outcome"] == "succeeded"
+    assert report["error"] is None
+    assert set(report["counts"]) >= {"read", "new", "updated", "unchanged", "retried", "skipped"}
+    assert report["counts"]["skipped"] == 2
+    assert report["counts"]["new"] + report["counts"]["skipped"] == report["counts"]["read"]
+    assert Path(report["log_file"]).is_file()
+    for key in ("started_at", "finished_at"):
+        assert report[key][-6] in "+-"  # ISO 8601 with an offset
+    assert "succeeded" in result.stderr  # the human summary goes to stderr
+
+
+def test_a_run_over_the_skip_budget_exits_1(tmp_path: Path) -> None:
+    write_settings(tmp_path, {"task": {"max_items_to_skip": 1}})
+    order_export("demo", "--orders", "60", "--malformed", "3", cwd=tmp_path)
+
+    result = order_export("run", "--json", cwd=tmp_path)
+
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["outcome"] == "failed"
+    assert "max_items_to_skip" in report["error"]
+
+
+def test_bad_settings_exit_2_naming_the_key_without_a_traceback(tmp_path: Path) -> None:
+    path = write_settings(tmp_path, {"task": {"batch_size": 0}})
+    before = path.read_bytes()
+
+    for command in ("run", "check"):
+        result = order_export(command, cwd=tmp_path)
+        assert result.returncode == 2
+        assert "task.batch_size: must be an integer from 1 to 10000 (got 0)" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert path.read_bytes() == before
+
+
+def test_check_lists_every_problem(tmp_path: Path) -> None:
+    write_settings(tmp_path, {"task": {"batch_size": 0, "max_retries": -1, "run_time": "25:00"}})
+    result = order_export("check", cwd=tmp_path)
+    assert result.returncode == 2
+    for key in ("task.batch_size", "task.max_retries", "task.run_time"):
+        assert key in result.stderr
+
+
+def test_check_warns_about_missing_secrets_and_connect_fails_naming_them(tmp_path: Path) -> None:
+    write_settings(tmp_path, {"webhook": {"enabled": True, "secret_env": "OE_TEST_HOOK_SECRET"}})
+    env = {"OE_TEST_HOOK_SECRET": ""}
+
+    plain = order_export("check", cwd=tmp_path, env=env)
+    assert plain.returncode == 0, plain.stderr
+    assert "OE_TEST_HOOK_SECRET" in plain.stderr
+
+    connect = order_export("check", "--connect", cwd=tmp_path, env=env)
+    assert connect.returncode == 2
+    assert "OE_TEST_HOOK_SECRET" in connect.stderr
+
+    with_secret = order_export(
+        "check", "--connect", cwd=tmp_path, env={"OE_TEST_HOOK_SECRET": SECRET}
+    )
+    assert with_secret.returncode == 0, with_secret.stderr
+    assert SECRET not in with_secret.stderr + with_secret.stdout
+
+
+def test_settings_path_from_the_environment_and_relative_paths_from_its_folder(
+    tmp_path: Path,
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    write_settings(site)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"ORDER_EXPORT_SETTINGS": str(site / "settings.toml")}
+
+    assert order_export("demo", "--orders", "30", cwd=elsewhere, env=env).returncode == 0
+    result = order_export("run", cwd=elsewhere, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert (site / "exports" / "orders.jsonl").is_file()
+    assert (site / "data" / "state.sqlite").is_file()
+    assert not any(elsewhere.iterdir())
+
+
+def test_a_second_process_on_the_same_state_says_who_holds_it_and_exits_1(tmp_path: Path) -> None:
+    settings = load_settings(write_settings(tmp_path))
+    with StateLock(settings.state_database_path, role="daemon"):
+        result = order_export("run", cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"pid {os.getpid()}" in result.stderr
+    assert "daemon" in result.stderr
+
+
+def test_ctrl_c_cancels_at_a_batch_boundary_and_exits_130(tmp_path: Path) -> None:
+    write_settings(tmp_path, {"task": {"batch_size": 10}})
+    order_export("demo", "--orders", "20000", "--malformed", "0", cwd=tmp_path, timeout=300)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "order_export_tui", "run", "--json"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log_dir = tmp_path / "logs"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until the run is under way
+        logs = list(log_dir.glob("run-*.log")) if log_dir.exists() else []
+        if logs and "batch 2 done" in logs[0].read_text():
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 130, stderr
+    report = json.loads(stdout)
+    assert report["outcome"] == "cancelled"
+    assert 0 < report["counts"]["new"] < 20000
+    assert report["counts"]["new"] % 10 == 0  # whole batches only
