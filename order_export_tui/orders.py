@@ -7,10 +7,12 @@ Every source yields this shape and the webhook receives it; nothing that breaks 
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 import re
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 OrderDocument = dict[str, Any]
 
@@ -48,8 +50,18 @@ def is_valid_email(value: object) -> bool:
     return isinstance(value, str) and len(value) <= 254 and _EMAIL.match(value) is not None
 
 
+# JSON numbers every platform reads exactly: finite, and integers within a double's range.
+_MAX_SAFE_INTEGER = 2**53
+
+
 def _is_number(value: object) -> bool:
-    return (isinstance(value, int | float)) and not isinstance(value, bool)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and -_MAX_SAFE_INTEGER < value < _MAX_SAFE_INTEGER
+    )
 
 
 def _is_timestamp_with_offset(value: object) -> bool:
@@ -157,6 +169,5 @@ def order_problem(doc: object) -> str | None:
 
 
 def content_hash(doc: OrderDocument) -> str:
-    """A fingerprint of everything the order says, independent of key order."""
-    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    """A fingerprint of everything a valid order says, independent of key order."""
+    return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]

@@ -8,10 +8,11 @@ whole lines only (a torn tail from an older crash is cut off on open).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+import orjson
 
 from order_export_tui.destinations.base import OrderChange
 from order_export_tui.destinations.dotdigital_records import IMPORT_PATH, bulk_import_body
@@ -39,8 +40,8 @@ class FileDestination:
             store_name=self.store_name,
         )
         request = {"method": "PUT", "path": IMPORT_PATH, "body": body}
-        line = json.dumps(request, ensure_ascii=False, separators=(",", ":")) + "\n"
-        await retrier.call("write to the dry-run file", lambda: self._write(line.encode()))
+        line = orjson.dumps(request) + b"\n"
+        await retrier.call("write to the dry-run file", lambda: self._write(line))
         return {}
 
     async def _write(self, data: bytes) -> None:

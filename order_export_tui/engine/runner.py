@@ -4,12 +4,13 @@ record what the destination confirmed, skip what cannot be sent (up to a budget)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
-from typing import Any
+from typing import Any, TypeVar
 
 from order_export_tui.destinations.base import Destination, DestinationError, OrderChange
 from order_export_tui.engine.events import (
@@ -40,6 +41,7 @@ from order_export_tui.sources.base import OrderSource, SourceError
 from order_export_tui.state import ExportedOrder, StateStore
 
 log = logging.getLogger("order_export.engine")
+T = TypeVar("T")
 
 Listener = Callable[[EngineEvent], None]
 SourceFactory = Callable[[Settings, Retrier], OrderSource]
@@ -245,7 +247,7 @@ class ExportEngine:
             batch.total = total
             await destination.open()
             pending: list[OrderDocument] = []
-            async for chunk in source.iter_orders(start):
+            async for chunk in _read_ahead(source.iter_orders(start)):
                 pending.extend(chunk)
                 while len(pending) >= task.batch_size:
                     await batch.process(pending[: task.batch_size])
@@ -255,6 +257,32 @@ class ExportEngine:
         finally:
             await _close_quietly(source.close(), "the ERP source")
             await _close_quietly(destination.close(), "the destination")
+
+
+async def _read_ahead(chunks: AsyncIterator[T]) -> AsyncIterator[T]:
+    """Yield from `chunks` while the next one is already being read.
+
+    Sources read in a thread (SQLite) or over the network, so reading the next chunk overlaps
+    with classifying and sending the current one.
+    """
+    iterator = aiter(chunks)
+    pending = asyncio.ensure_future(anext(iterator))
+    try:
+        while True:
+            try:
+                chunk = await pending
+            except StopAsyncIteration:
+                return
+            pending = asyncio.ensure_future(anext(iterator))
+            yield chunk
+    finally:
+        if not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 async def _close_quietly(closing: Awaitable[None], what: str) -> None:
