@@ -55,13 +55,11 @@ _MAX_SAFE_INTEGER = 2**53
 
 
 def _is_number(value: object) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)
-    return (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and -_MAX_SAFE_INTEGER < value < _MAX_SAFE_INTEGER
-    )
+    # Exact type checks: JSON yields plain int and float (a bool is not a number here).
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)  # type: ignore[arg-type]
+    return kind is int and -_MAX_SAFE_INTEGER < value < _MAX_SAFE_INTEGER  # type: ignore[operator]
 
 
 def _is_timestamp_with_offset(value: object) -> bool:
@@ -83,28 +81,26 @@ def _address_problem(name: str, address: object) -> str | None:
 
 
 def _line_problem(index: int, line: object) -> str | None:
-    where = f"lines[{index}]"
     if not isinstance(line, dict):
-        return f"{where} must be an object"
-    line_no = line.get("line_no")
-    if not isinstance(line_no, int) or isinstance(line_no, bool):
-        return f"{where}.line_no must be an integer"
+        return f"lines[{index}] must be an object"
+    if type(line.get("line_no")) is not int:
+        return f"lines[{index}].line_no must be an integer"
     sku = line.get("sku")
     if not isinstance(sku, str) or not sku:
-        return f"{where}.sku must be a non-empty string"
+        return f"lines[{index}].sku must be a non-empty string"
     if not isinstance(line.get("name"), str):
-        return f"{where}.name must be a string"
+        return f"lines[{index}].name must be a string"
     quantity = line.get("quantity")
     if not _is_number(quantity):
-        return f"{where}.quantity must be a number"
+        return f"lines[{index}].quantity must be a number"
     if quantity <= 0:
-        return f"{where}.quantity must be positive (got {quantity})"
+        return f"lines[{index}].quantity must be positive (got {quantity})"
     for field in ("unit_price", "unit_price_incl_tax"):
         price = line.get(field)
         if not _is_number(price):
-            return f"{where}.{field} must be a number"
+            return f"lines[{index}].{field} must be a number"
         if price < 0:
-            return f"{where}.{field} must not be negative (got {price})"
+            return f"lines[{index}].{field} must not be negative (got {price})"
     return None
 
 

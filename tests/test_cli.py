@@ -156,3 +156,17 @@ def test_ctrl_c_cancels_at_a_batch_boundary_and_exits_130(tmp_path: Path) -> Non
     assert report["outcome"] == "cancelled"
     assert 0 < report["counts"]["new"] < 20000
     assert report["counts"]["new"] % 10 == 0  # whole batches only
+
+
+def test_an_unwritable_logs_folder_fails_the_run_with_a_clear_message(tmp_path: Path) -> None:
+    write_settings(tmp_path, {"storage": {"logs_dir": "blocked/logs"}})
+    (tmp_path / "blocked").write_text("a file where the logs folder should be")
+
+    result = order_export("run", "--json", cwd=tmp_path)
+
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["outcome"] == "failed"
+    assert "cannot write a file" in report["error"]
+    assert report["log_file"] is None
+    assert "Traceback" not in result.stderr

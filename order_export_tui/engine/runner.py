@@ -172,13 +172,15 @@ class ExportEngine:
         run_id = self.state.start_run(trigger=trigger, started_at=started_at)
         self._current_run_id = run_id
         logs_dir = settings.logs_dir_path
-        run_log = RunLog(logs_dir / log_file_name(started_at, run_id), self._clock)
-        self.state.set_run_log_file(run_id, str(run_log.path))
-        unsubscribe_log = self.subscribe(run_log.handle)
+        log_path = logs_dir / log_file_name(started_at, run_id)
+        run_log: RunLog | None = None
         counts = RunCounts()
         outcome, error = SUCCEEDED, None
         cancelled_from_outside = False
         try:
+            run_log = RunLog(log_path, self._clock)
+            self.state.set_run_log_file(run_id, str(log_path))
+            self.subscribe(run_log.handle)
             await self._export(run_id, trigger, started_at, settings, counts)
         except _CancelledAtBoundary:
             outcome = CANCELLED
@@ -188,6 +190,8 @@ class ExportEngine:
             outcome, error = FAILED, str(e)
         except TransientError as e:  # a source or destination that did not use the retrier
             outcome, error = FAILED, str(e)
+        except OSError as e:  # a full disk, an unwritable logs folder or export file
+            outcome, error = FAILED, f"cannot write a file: {e}"
         except Exception as e:
             log.exception("run %s failed unexpectedly", run_id)
             outcome, error = FAILED, f"unexpected error: {type(e).__name__}: {e}"
@@ -200,7 +204,7 @@ class ExportEngine:
             finished_at=finished_at,
             counts=counts.as_dict(),
             error=error,
-            log_file=str(run_log.path),
+            log_file=None if run_log is None else str(log_path),
         )
         self.state.finish_run(
             run_id, finished_at=finished_at, outcome=outcome, counts=report.counts, error=error
@@ -208,9 +212,10 @@ class ExportEngine:
         self._current_run_id = None
         self.last_report = report
         self._emit(RunFinished(report))
-        unsubscribe_log()
-        run_log.close()
-        prune_run_logs(logs_dir, settings.task.max_archived_log_files)
+        if run_log is not None:
+            self._listeners.remove(run_log.handle)
+            run_log.close()
+            prune_run_logs(logs_dir, settings.task.max_archived_log_files)
         if cancelled_from_outside:
             raise asyncio.CancelledError
         return report
@@ -238,7 +243,17 @@ class ExportEngine:
         start = window_start(started_at, task.max_days_to_export)
         source = self._source_factory(settings, retrier)
         destination = self._destination_factory(settings)
-        batch = _Batcher(self, run_id, settings, counts, destination, retrier)
+        batch = _Batcher(
+            run_id=run_id,
+            settings=settings,
+            state=self.state,
+            counts=counts,
+            destination=destination,
+            retrier=retrier,
+            emit=self._emit,
+            clock=self._clock,
+            cancel_requested=lambda: self._cancel_requested,
+        )
         try:
             total = await source.count_orders(start)
             self._emit(
@@ -297,29 +312,35 @@ class _Batcher:
 
     def __init__(
         self,
-        engine: ExportEngine,
+        *,
         run_id: int,
         settings: Settings,
+        state: StateStore,
         counts: RunCounts,
         destination: Destination,
         retrier: Retrier,
+        emit: Listener,
+        clock: Callable[[], datetime],
+        cancel_requested: Callable[[], bool],
     ) -> None:
-        self.engine = engine
         self.run_id = run_id
         self.settings = settings
+        self.state = state
         self.counts = counts
         self.destination = destination
         self.retrier = retrier
+        self.emit = emit
+        self.clock = clock
+        self.cancel_requested = cancel_requested
         self.batch_no = 0
         self.total: int | None = None
 
     async def process(self, batch: list[OrderDocument]) -> None:
-        engine = self.engine
-        if engine._cancel_requested:
+        if self.cancel_requested():
             raise _CancelledAtBoundary
         self.batch_no += 1
         counts = self.counts
-        engine._emit(BatchStarted(self.run_id, self.batch_no, len(batch)))
+        self.emit(BatchStarted(self.run_id, self.batch_no, len(batch)))
 
         skipped: dict[str, str] = {}
         valid: list[OrderDocument] = []
@@ -331,7 +352,7 @@ class _Batcher:
                 order_id = doc.get("order_id") if isinstance(doc, dict) else None
                 skipped[str(order_id)] = f"invalid order: {problem}"
 
-        previous = engine.state.exported_orders([doc["order_id"] for doc in valid])
+        previous = self.state.exported_orders([doc["order_id"] for doc in valid])
         changes: list[OrderChange] = []
         hashes: dict[str, str] = {}
         unchanged: list[str] = []
@@ -361,9 +382,9 @@ class _Batcher:
         ]
         for order_id, reason in rejected.items():
             skipped[order_id] = f"rejected by {self.destination.name}: {reason}"
-        engine.state.record_batch(
+        self.state.record_batch(
             run_id=self.run_id,
-            now=engine._clock(),
+            now=self.clock(),
             exported=exported,
             skipped=skipped,
             resolved=unchanged,
@@ -379,8 +400,8 @@ class _Batcher:
                     counts.updated += 1
         counts.skipped += len(skipped)
         for order_id, reason in skipped.items():
-            engine._emit(ItemSkipped(self.run_id, order_id, reason))
-        engine._emit(
+            self.emit(ItemSkipped(self.run_id, order_id, reason))
+        self.emit(
             BatchFinished(
                 self.run_id,
                 self.batch_no,

@@ -1,0 +1,187 @@
+"""Engine throughput and peak memory: demo ERP -> engine -> file destination.
+
+    python benchmarks/engine.py                      # 100,000 and 1,000,000 orders
+    python benchmarks/engine.py --orders 100000      # one size
+
+Each measurement runs in a fresh child process, so peak RSS is that of the work alone.
+Figures printed for each size, with baselines measured in the same run:
+  - read only: the demo ERP source alone (the ceiling the engine can reach);
+  - first run: every order new, rendered and written to the dry-run file;
+  - second run: every order unchanged (the steady state of a scheduled task);
+  - idle RSS: the interpreter with the package imported, doing nothing.
+Targets (issue 2): >= 20,000 orders/s, peak RSS < 150 MB for 1,000,000 orders, flat in N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import tomli_w
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_settings(folder: Path, batch_size: int) -> Path:
+    path = folder / "settings.toml"
+    settings = {
+        "task": {
+            "run_on_schedule": False,
+            "run_interval_minutes": 0,
+            "batch_size": batch_size,
+            "max_days_to_export": 30,
+            "max_items_to_skip": 1000,
+            "max_archived_log_files": 5,
+        },
+        "erp": {"source": "demo", "demo_database": "erp.sqlite"},
+        "destination": {"app": "file"},
+        "file": {"path": "orders.jsonl"},
+        "storage": {"state_database": "state.sqlite", "logs_dir": "logs"},
+    }
+    path.write_bytes(tomli_w.dumps(settings).encode())
+    return path
+
+
+async def child_export(settings_path: Path) -> dict[str, float]:
+    from order_export_tui.connectors import build_destination, build_source
+    from order_export_tui.engine.runner import ExportEngine
+    from order_export_tui.settings import load_settings
+    from order_export_tui.state import StateStore
+
+    settings = load_settings(settings_path)
+    state = StateStore(settings.state_database_path)
+    engine = ExportEngine(
+        settings, state, source_factory=build_source, destination_factory=build_destination
+    )
+    started = time.perf_counter()
+    report = await engine.run("benchmark")
+    seconds = time.perf_counter() - started
+    state.close()
+    assert report.outcome == "succeeded", report.error
+    return {"seconds": seconds, "orders": report.counts["read"], "rss_mb": peak_rss_mb()}
+
+
+async def child_read(settings_path: Path) -> dict[str, float]:
+    from order_export_tui.engine.runner import window_start
+    from order_export_tui.settings import load_settings
+    from order_export_tui.sources.demo import DemoErpSource
+
+    settings = load_settings(settings_path)
+    source = DemoErpSource(settings.demo_database_path)
+    start = window_start(time_now(), settings.task.max_days_to_export)
+    started = time.perf_counter()
+    count = 0
+    async for chunk in source.iter_orders(start):
+        count += len(chunk)
+    seconds = time.perf_counter() - started
+    await source.close()
+    return {"seconds": seconds, "orders": count, "rss_mb": peak_rss_mb()}
+
+
+def time_now():  # type: ignore[no-untyped-def]
+    from datetime import datetime
+
+    return datetime.now().astimezone()
+
+
+def child_idle() -> dict[str, float]:
+    import order_export_tui.cli  # noqa: F401  (everything a run imports)
+
+    return {"seconds": 0.0, "orders": 0, "rss_mb": peak_rss_mb()}
+
+
+def child_generate(settings_path: Path, orders: int) -> dict[str, float]:
+    from order_export_tui.settings import load_settings
+    from order_export_tui.sources.demo import generate_demo_erp
+
+    settings = load_settings(settings_path)
+    started = time.perf_counter()
+    generate_demo_erp(settings.demo_database_path, orders=orders, seed=1, days=30, malformed=0)
+    return {"seconds": time.perf_counter() - started, "orders": orders, "rss_mb": peak_rss_mb()}
+
+
+def in_child(*args: str) -> dict[str, float]:
+    output = subprocess.run(
+        [sys.executable, __file__, "--child", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def measure(orders: int, batch_size: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="order-export-bench-") as folder:
+        settings = str(write_settings(Path(folder), batch_size))
+        generated = in_child("generate", settings, str(orders))
+        idle = in_child("idle")
+        read = in_child("read", settings)
+        first = in_child("export", settings)
+        second = in_child("export", settings)
+        size_mb = (Path(folder) / "orders.jsonl").stat().st_size / 1e6
+
+    def rate(figures: dict[str, float]) -> float:
+        return figures["orders"] / figures["seconds"]
+
+    print(
+        f"\n{orders:,} orders, batch_size {batch_size}"
+        f" (demo ERP built in {generated['seconds']:.1f}s)"
+    )
+    print(
+        f"  read only (baseline) {rate(read):>10,.0f} orders/s  peak RSS {read['rss_mb']:6.1f} MB"
+    )
+    print(
+        f"  first run, all new   {rate(first):>10,.0f} orders/s"
+        f"  peak RSS {first['rss_mb']:6.1f} MB"
+        f"  ({rate(first) / rate(read):.2f}x read only; {size_mb:,.0f} MB written)"
+    )
+    print(
+        f"  second run, unchanged{rate(second):>10,.0f} orders/s"
+        f"  peak RSS {second['rss_mb']:6.1f} MB"
+        f"  ({rate(second) / rate(read):.2f}x read only)"
+    )
+    print(f"  idle interpreter + package: peak RSS {idle['rss_mb']:.1f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--orders", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        if kind == "export":
+            figures = asyncio.run(child_export(Path(rest[0])))
+        elif kind == "read":
+            figures = asyncio.run(child_read(Path(rest[0])))
+        elif kind == "generate":
+            figures = child_generate(Path(rest[0]), int(rest[1]))
+        else:
+            figures = child_idle()
+        print(json.dumps(figures))
+        return
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores,"
+        f" Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
+    for orders in args.orders:
+        measure(orders, args.batch_size)
+
+
+if __name__ == "__main__":
+    main()
