@@ -155,9 +155,9 @@ async def _connect_problems(settings: Settings) -> list[str]:
         await source.close()
     destination = build_destination(settings)
     try:
-        await destination.open()
+        await destination.check_connection()
     except Exception as error:
-        problems.append(f"destination.app: cannot reach the destination: {error}")
+        problems.append(f"destination.app: cannot use {destination.name}: {error}")
     finally:
         await destination.close()
     return problems

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
+
 from order_export_tui.destinations.base import Destination
 from order_export_tui.destinations.file import FileDestination
 from order_export_tui.engine.retry import Retrier
 from order_export_tui.settings import Settings
 from order_export_tui.sources.base import OrderSource
 from order_export_tui.sources.demo import DemoErpSource, ensure_demo_erp
+
+# destination.app -> (module, class); each class has `from_settings(settings)`.
+PLATFORM_DESTINATIONS = {
+    "dotdigital": ("order_export_tui.destinations.dotdigital", "DotdigitalDestination"),
+    "mailchimp": ("order_export_tui.destinations.mailchimp", "MailchimpDestination"),
+}
 
 
 class NotAvailableError(Exception):
@@ -25,15 +33,30 @@ def build_source(settings: Settings, retrier: Retrier) -> OrderSource:
 
 
 def build_destination(settings: Settings) -> Destination:
-    if settings.destination.app == "file":
+    app = settings.destination.app
+    if app == "file":
         return FileDestination(
             settings.file_path,
             store_name=settings.webstore.name,
             collection=settings.dotdigital.collection,
         )
-    raise NotAvailableError(
-        f"destination.app = {settings.destination.app!r} is not available in this version yet"
-    )
+    destination_class = _platform_class(app)
+    if destination_class is None:
+        raise NotAvailableError(f"destination.app = {app!r} is not available in this version yet")
+    return destination_class.from_settings(settings)  # type: ignore[no-any-return]
+
+
+def _platform_class(app: str) -> type | None:
+    if app not in PLATFORM_DESTINATIONS:
+        return None
+    module_name, class_name = PLATFORM_DESTINATIONS[app]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name:
+            raise
+        return None
+    return getattr(module, class_name)  # type: ignore[no-any-return]
 
 
 def check_available(settings: Settings) -> list[str]:
@@ -41,8 +64,7 @@ def check_available(settings: Settings) -> list[str]:
     problems = []
     if settings.erp.source != "demo":
         problems.append(f"erp.source: {settings.erp.source!r} is not available in this version yet")
-    if settings.destination.app != "file":
-        problems.append(
-            f"destination.app: {settings.destination.app!r} is not available in this version yet"
-        )
+    app = settings.destination.app
+    if app != "file" and _platform_class(app) is None:
+        problems.append(f"destination.app: {app!r} is not available in this version yet")
     return problems

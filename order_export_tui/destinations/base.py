@@ -38,14 +38,29 @@ class Destination(Protocol):
     every other order in the batch is confirmed. Requests go through `retrier.call(...)` so the
     engine's retry policy applies to each; `RetriesExhaustedError` or `DestinationError` fail
     the run and nothing of the batch is recorded.
+
+    `max_batches_in_flight`: how many `send_batch` calls the engine may run at once (batches
+    are still recorded in the order they were read). 1 for a destination that must see
+    batches one by one.
     """
 
     name: str
+    max_batches_in_flight: int
 
     async def open(self) -> None: ...
 
     async def send_batch(
         self, changes: Sequence[OrderChange], retrier: Retrier
     ) -> dict[str, str]: ...
+
+    async def send_one(self, change: OrderChange, retrier: Retrier) -> str | None:
+        """Upsert one order now (a real-time event or a status update): None when confirmed,
+        else the platform's reason for refusing it."""
+        ...
+
+    async def check_connection(self) -> None:
+        """Prove the credentials, region or data centre and account objects (`check
+        --connect`); raise `DestinationError` naming what is wrong."""
+        ...
 
     async def close(self) -> None: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from order_export_tui.orders import OrderDocument
 
@@ -62,3 +63,11 @@ def bulk_import_body(
         "collectionType": "orders",
         "records": [import_record(doc, store_name) for doc in docs],
     }
+
+
+def single_record_path(doc: OrderDocument, collection: str) -> str:
+    """The path of `PUT .../contacts/email/{email}/{collectionName}/{orderId}` for an order."""
+    email = quote(doc["customer"]["email"], safe="@")
+    return f"/insightData/v3/contacts/email/{email}/{quote(collection, safe='')}/" + quote(
+        doc["order_id"], safe=""
+    )

@@ -15,12 +15,18 @@ from pathlib import Path
 import orjson
 
 from order_export_tui.destinations.base import OrderChange
-from order_export_tui.destinations.dotdigital_records import IMPORT_PATH, bulk_import_body
+from order_export_tui.destinations.dotdigital_records import (
+    IMPORT_PATH,
+    bulk_import_body,
+    order_record_json,
+    single_record_path,
+)
 from order_export_tui.engine.retry import Retrier
 
 
 class FileDestination:
     name = "file"
+    max_batches_in_flight = 1  # lines stay in the order the orders were read
 
     def __init__(self, path: Path, *, store_name: str, collection: str = "Orders") -> None:
         self.path = path
@@ -43,6 +49,22 @@ class FileDestination:
         line = orjson.dumps(request) + b"\n"
         await retrier.call("write to the dry-run file", lambda: self._write(line))
         return {}
+
+    async def send_one(self, change: OrderChange, retrier: Retrier) -> str | None:
+        """One order, as the single-record upsert Dotdigital would receive."""
+        doc = change.document
+        request = {
+            "method": "PUT",
+            "path": single_record_path(doc, self.collection),
+            "body": order_record_json(doc, self.store_name),
+        }
+        line = orjson.dumps(request) + b"\n"
+        await retrier.call("write to the dry-run file", lambda: self._write(line))
+        return None
+
+    async def check_connection(self) -> None:
+        """The dry-run file's folder must be writable."""
+        await self.open()
 
     async def _write(self, data: bytes) -> None:
         assert self._fd is not None, "open() the destination first"
