@@ -12,16 +12,18 @@ from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from typing import Any, TypeVar
 
-from order_export_tui.destinations.base import Destination, DestinationError, OrderChange
+from order_export_tui.destinations.base import Destination, DestinationError
+from order_export_tui.engine.batches import (
+    BatchPipeline,
+    CancelledAtBoundaryError,
+    SkipBudgetExceededError,
+)
 from order_export_tui.engine.events import (
     CANCELLED,
     FAILED,
     SUCCEEDED,
-    BatchFinished,
-    BatchStarted,
     CancelRequested,
     EngineEvent,
-    ItemSkipped,
     RetryScheduled,
     RunCounts,
     RunFinished,
@@ -34,11 +36,11 @@ from order_export_tui.engine.retry import (
     RetryPolicy,
     TransientError,
 )
-from order_export_tui.orders import OrderDocument, content_hash, order_problem
+from order_export_tui.orders import OrderDocument
 from order_export_tui.runlogs import RunLog, log_file_name, prune_run_logs
 from order_export_tui.settings import Settings
 from order_export_tui.sources.base import OrderSource, SourceError
-from order_export_tui.state import ExportedOrder, StateStore
+from order_export_tui.state import StateStore
 
 log = logging.getLogger("order_export.engine")
 T = TypeVar("T")
@@ -50,14 +52,6 @@ DestinationFactory = Callable[[Settings], Destination]
 
 class RunInProgressError(Exception):
     """A run was requested while another is in flight."""
-
-
-class SkipBudgetExceededError(Exception):
-    pass
-
-
-class _CancelledAtBoundary(Exception):
-    pass
 
 
 def local_now() -> datetime:
@@ -182,7 +176,7 @@ class ExportEngine:
             self.state.set_run_log_file(run_id, str(log_path))
             self.subscribe(run_log.handle)
             await self._export(run_id, trigger, started_at, settings, counts)
-        except _CancelledAtBoundary:
+        except CancelledAtBoundaryError:
             outcome = CANCELLED
         except asyncio.CancelledError:
             outcome, cancelled_from_outside = CANCELLED, True
@@ -243,13 +237,13 @@ class ExportEngine:
         start = window_start(started_at, task.max_days_to_export)
         source = self._source_factory(settings, retrier)
         destination = self._destination_factory(settings)
-        batch = _Batcher(
+        pipeline = BatchPipeline(
             run_id=run_id,
-            settings=settings,
             state=self.state,
-            counts=counts,
             destination=destination,
             retrier=retrier,
+            counts=counts,
+            skip_budget=task.max_items_to_skip,
             emit=self._emit,
             clock=self._clock,
             cancel_requested=lambda: self._cancel_requested,
@@ -259,17 +253,19 @@ class ExportEngine:
             self._emit(
                 RunStarted(run_id, trigger, started_at, start, total, settings_summary(settings))
             )
-            batch.total = total
+            pipeline.total = total
             await destination.open()
             pending: list[OrderDocument] = []
             async for chunk in _read_ahead(source.iter_orders(start)):
                 pending.extend(chunk)
                 while len(pending) >= task.batch_size:
-                    await batch.process(pending[: task.batch_size])
+                    await pipeline.submit(pending[: task.batch_size])
                     del pending[: task.batch_size]
             if pending:
-                await batch.process(pending)
+                await pipeline.submit(pending)
+            await pipeline.drain()
         finally:
+            await pipeline.abandon()
             await _close_quietly(source.close(), "the ERP source")
             await _close_quietly(destination.close(), "the destination")
 
@@ -305,115 +301,3 @@ async def _close_quietly(closing: Awaitable[None], what: str) -> None:
         await closing
     except Exception:
         log.exception("closing %s failed", what)
-
-
-class _Batcher:
-    """Processes one batch at a time for a run: classify, send, record, count."""
-
-    def __init__(
-        self,
-        *,
-        run_id: int,
-        settings: Settings,
-        state: StateStore,
-        counts: RunCounts,
-        destination: Destination,
-        retrier: Retrier,
-        emit: Listener,
-        clock: Callable[[], datetime],
-        cancel_requested: Callable[[], bool],
-    ) -> None:
-        self.run_id = run_id
-        self.settings = settings
-        self.state = state
-        self.counts = counts
-        self.destination = destination
-        self.retrier = retrier
-        self.emit = emit
-        self.clock = clock
-        self.cancel_requested = cancel_requested
-        self.batch_no = 0
-        self.total: int | None = None
-
-    async def process(self, batch: list[OrderDocument]) -> None:
-        if self.cancel_requested():
-            raise _CancelledAtBoundary
-        self.batch_no += 1
-        counts = self.counts
-        self.emit(BatchStarted(self.run_id, self.batch_no, len(batch)))
-
-        skipped: dict[str, str] = {}
-        valid: list[OrderDocument] = []
-        for doc in batch:
-            problem = order_problem(doc)
-            if problem is None:
-                valid.append(doc)
-            else:
-                order_id = doc.get("order_id") if isinstance(doc, dict) else None
-                skipped[str(order_id)] = f"invalid order: {problem}"
-
-        previous = self.state.exported_orders([doc["order_id"] for doc in valid])
-        changes: list[OrderChange] = []
-        hashes: dict[str, str] = {}
-        unchanged: list[str] = []
-        for doc in valid:
-            order_id = doc["order_id"]
-            digest = content_hash(doc)
-            before = previous.get(order_id)
-            if before is None:
-                changes.append(OrderChange(doc, "new", None))
-            elif before.content_hash != digest:
-                changes.append(OrderChange(doc, "updated", before))
-            else:
-                unchanged.append(order_id)
-                continue
-            hashes[order_id] = digest
-
-        rejected = await self.destination.send_batch(changes, self.retrier) if changes else {}
-        exported = [
-            ExportedOrder(
-                change.order_id,
-                hashes[change.order_id],
-                change.document["shipping_status"],
-                change.document["payment_status"],
-            )
-            for change in changes
-            if change.order_id not in rejected
-        ]
-        for order_id, reason in rejected.items():
-            skipped[order_id] = f"rejected by {self.destination.name}: {reason}"
-        self.state.record_batch(
-            run_id=self.run_id,
-            now=self.clock(),
-            exported=exported,
-            skipped=skipped,
-            resolved=unchanged,
-        )
-
-        counts.read += len(batch)
-        counts.unchanged += len(unchanged)
-        for change in changes:
-            if change.order_id not in rejected:
-                if change.kind == "new":
-                    counts.new += 1
-                else:
-                    counts.updated += 1
-        counts.skipped += len(skipped)
-        for order_id, reason in skipped.items():
-            self.emit(ItemSkipped(self.run_id, order_id, reason))
-        self.emit(
-            BatchFinished(
-                self.run_id,
-                self.batch_no,
-                len(batch),
-                len(exported),
-                counts.read,
-                self.total,
-                counts.as_dict(),
-            )
-        )
-        budget = self.settings.task.max_items_to_skip
-        if counts.skipped > budget:
-            raise SkipBudgetExceededError(
-                f"{counts.skipped} orders skipped, more than max_items_to_skip = {budget}"
-            )

@@ -43,6 +43,11 @@ def _default_handler(request: Received) -> tuple[int, Any, dict[str, str]]:
     return 200, {}, {}
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        return  # a dropped connection is a planned fault, not news
+
+
 class FaultServer:
     def __init__(self, handler: Handler = _default_handler) -> None:
         self.handler = handler
@@ -50,7 +55,7 @@ class FaultServer:
         self.received: list[Received] = []
         self.attempts = 0  # every request that reached the server, faulted or not
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._make_request_handler())
+        self._server = _QuietServer(("127.0.0.1", 0), self._make_request_handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

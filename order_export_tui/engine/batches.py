@@ -1,0 +1,184 @@
+"""One run's batches: classify each, send up to N at once, record them in the order read."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from order_export_tui.destinations.base import Destination, OrderChange
+from order_export_tui.engine.events import (
+    BatchFinished,
+    BatchStarted,
+    EngineEvent,
+    ItemSkipped,
+    RunCounts,
+)
+from order_export_tui.engine.retry import Retrier
+from order_export_tui.orders import OrderDocument, content_hash, order_problem
+from order_export_tui.state import ExportedOrder, StateStore
+
+
+class SkipBudgetExceededError(Exception):
+    pass
+
+
+class CancelledAtBoundaryError(Exception):
+    """The run stopped at a batch boundary because an operator asked it to."""
+
+
+@dataclass(slots=True)
+class ClassifiedBatch:
+    batch_no: int
+    size: int
+    changes: list[OrderChange] = field(default_factory=list)
+    hashes: dict[str, str] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)
+    invalid: dict[str, str] = field(default_factory=dict)
+
+
+def classify(batch_no: int, docs: list[OrderDocument], state: StateStore) -> ClassifiedBatch:
+    """Invalid orders get their reason; valid ones are new, updated or unchanged according to
+    the content hash of what the destination last confirmed."""
+    batch = ClassifiedBatch(batch_no, len(docs))
+    valid: list[OrderDocument] = []
+    for doc in docs:
+        problem = order_problem(doc)
+        if problem is None:
+            valid.append(doc)
+        else:
+            order_id = doc.get("order_id") if isinstance(doc, dict) else None
+            batch.invalid[str(order_id)] = f"invalid order: {problem}"
+    previous = state.exported_orders([doc["order_id"] for doc in valid])
+    for doc in valid:
+        order_id = doc["order_id"]
+        digest = content_hash(doc)
+        before = previous.get(order_id)
+        if before is None:
+            batch.changes.append(OrderChange(doc, "new", None))
+        elif before.content_hash != digest:
+            batch.changes.append(OrderChange(doc, "updated", before))
+        else:
+            batch.unchanged.append(order_id)
+            continue
+        batch.hashes[order_id] = digest
+    return batch
+
+
+class BatchPipeline:
+    """Sends up to `destination.max_batches_in_flight` batches at once and records each, in
+    the order they were read, once its send has finished. Nothing of a batch is recorded
+    before the destination answered for all of it."""
+
+    def __init__(
+        self,
+        *,
+        run_id: int,
+        state: StateStore,
+        destination: Destination,
+        retrier: Retrier,
+        counts: RunCounts,
+        skip_budget: int,
+        emit: Callable[[EngineEvent], None],
+        clock: Callable[[], datetime],
+        cancel_requested: Callable[[], bool],
+    ) -> None:
+        self.run_id = run_id
+        self.state = state
+        self.destination = destination
+        self.retrier = retrier
+        self.counts = counts
+        self.skip_budget = skip_budget
+        self.emit = emit
+        self.clock = clock
+        self.cancel_requested = cancel_requested
+        self.total: int | None = None
+        self._limit = max(1, int(getattr(destination, "max_batches_in_flight", 1)))
+        self._in_flight: deque[tuple[ClassifiedBatch, asyncio.Task[dict[str, str]]]] = deque()
+        self._batch_no = 0
+
+    async def submit(self, docs: list[OrderDocument]) -> None:
+        """Start sending one batch; waits while the pipeline is full."""
+        if self.cancel_requested():
+            await self.drain()
+            raise CancelledAtBoundaryError
+        self._batch_no += 1
+        self.emit(BatchStarted(self.run_id, self._batch_no, len(docs)))
+        batch = classify(self._batch_no, docs, self.state)
+        send = asyncio.ensure_future(self._send(batch))
+        self._in_flight.append((batch, send))
+        while len(self._in_flight) >= self._limit:
+            await self._record_oldest()
+
+    async def drain(self) -> None:
+        """Wait for every batch in flight and record it."""
+        while self._in_flight:
+            await self._record_oldest()
+
+    async def abandon(self) -> None:
+        """Stop the batches in flight without recording them (the run is failing or being
+        cancelled mid-batch): what they delivered is sent again by a later run, harmlessly."""
+        while self._in_flight:
+            _, send = self._in_flight.popleft()
+            send.cancel()
+            with contextlib.suppress(BaseException):
+                await send
+
+    async def _send(self, batch: ClassifiedBatch) -> dict[str, str]:
+        if not batch.changes:
+            return {}
+        return await self.destination.send_batch(batch.changes, self.retrier)
+
+    async def _record_oldest(self) -> None:
+        batch, send = self._in_flight[0]
+        rejected = await send
+        self._in_flight.popleft()
+        self._record(batch, rejected)
+
+    def _record(self, batch: ClassifiedBatch, rejected: dict[str, str]) -> None:
+        confirmed = [change for change in batch.changes if change.order_id not in rejected]
+        skipped = dict(batch.invalid)
+        for order_id, reason in rejected.items():
+            skipped[order_id] = f"rejected by {self.destination.name}: {reason}"
+        self.state.record_batch(
+            run_id=self.run_id,
+            now=self.clock(),
+            exported=[
+                ExportedOrder(
+                    change.order_id,
+                    batch.hashes[change.order_id],
+                    change.document["shipping_status"],
+                    change.document["payment_status"],
+                )
+                for change in confirmed
+            ],
+            skipped=skipped,
+            resolved=batch.unchanged,
+        )
+        counts = self.counts
+        counts.read += batch.size
+        counts.unchanged += len(batch.unchanged)
+        new = sum(1 for change in confirmed if change.kind == "new")
+        counts.new += new
+        counts.updated += len(confirmed) - new
+        counts.skipped += len(skipped)
+        for order_id, reason in skipped.items():
+            self.emit(ItemSkipped(self.run_id, order_id, reason))
+        self.emit(
+            BatchFinished(
+                self.run_id,
+                batch.batch_no,
+                batch.size,
+                len(confirmed),
+                counts.read,
+                self.total,
+                counts.as_dict(),
+            )
+        )
+        if counts.skipped > self.skip_budget:
+            raise SkipBudgetExceededError(
+                f"{counts.skipped} orders skipped, more than max_items_to_skip = {self.skip_budget}"
+            )
