@@ -49,6 +49,11 @@ CREATE TABLE IF NOT EXISTS run (
     error TEXT,
     log_file TEXT
 );
+CREATE TABLE IF NOT EXISTS skipped_tick (
+    at TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS skipped_order (
     order_id TEXT PRIMARY KEY,
     reason TEXT NOT NULL,
@@ -205,6 +210,22 @@ class StateStore:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [SkippedOrder(*row) for row in self._db.execute(sql)]
+
+    # --- run requests that were not honoured -----------------------------------------
+
+    def record_skipped_tick(self, *, at: datetime, trigger: str, reason: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO skipped_tick (at, trigger, reason) VALUES (?, ?, ?)",
+                (at.isoformat(), trigger, reason),
+            )
+
+    def skipped_ticks(self, limit: int = 50) -> list[tuple[str, str, str]]:
+        """(at, trigger, reason) of the newest run requests that were skipped."""
+        rows = self._db.execute(
+            "SELECT at, trigger, reason FROM skipped_tick ORDER BY rowid DESC LIMIT ?", (limit,)
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
 
     # --- runs ------------------------------------------------------------------------
 
