@@ -15,6 +15,8 @@ from rich.console import Console
 
 from order_export_tui import __version__
 from order_export_tui.connectors import build_destination, build_source, check_available
+from order_export_tui.daemon import configure_logging
+from order_export_tui.daemon import serve as serve_daemon
 from order_export_tui.engine.events import CANCELLED, SUCCEEDED, RunReport
 from order_export_tui.engine.retry import Retrier, RetryPolicy
 from order_export_tui.engine.runner import ExportEngine
@@ -94,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check_command(args, settings_path, err)
         if command == "run":
             return run_command(args, settings_path, err)
+        if command == "daemon":
+            return daemon_command(settings_path, err)
     except SettingsError as error:
         err.print("[red]The settings are not valid:[/]", markup=True)
         for problem in error.problems:
@@ -183,6 +187,23 @@ def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> 
     if report.outcome == SUCCEEDED:
         return EXIT_OK
     return EXIT_CANCELLED if report.outcome == CANCELLED else EXIT_TASK_FAILED
+
+
+def daemon_command(settings_path: Path, err: Console) -> int:
+    settings = load_settings(settings_path)
+    problems = check_available(settings) + missing_secrets(settings)
+    if problems:
+        for problem in problems:
+            err.print(problem, markup=False)
+        return EXIT_BAD_INPUT
+    configure_logging()
+    try:
+        with StateLock(settings.state_database_path, role="daemon"):
+            asyncio.run(serve_daemon(settings))
+    except StateLockedError as error:
+        err.print(f"Not started: {error}", markup=False)
+        return EXIT_TASK_FAILED
+    return EXIT_OK
 
 
 async def _run_once(settings: Settings, database: Path, err: Console) -> RunReport:

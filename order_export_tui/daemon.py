@@ -1,0 +1,216 @@
+"""`order-export daemon`: the scheduler and the engine with no screen.
+
+Logs go to stderr, one plain line per event (`<time> <LEVEL> <message>`), for journald and
+grep; each run also writes its own log file. Signals:
+  SIGTERM / SIGINT  stop cleanly: the run in flight stops at its next batch boundary
+                    (a second signal abandons the batch in flight; it is sent again later)
+  SIGHUP            reload the settings file now (it is also checked every few seconds)
+  SIGUSR1           run an export now
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from order_export_tui.connectors import build_destination, build_source
+from order_export_tui.engine.events import (
+    BatchFinished,
+    CancelRequested,
+    EngineEvent,
+    ItemSkipped,
+    RetryScheduled,
+    RunFinished,
+    RunStarted,
+)
+from order_export_tui.engine.runner import ExportEngine
+from order_export_tui.service import (
+    ExportService,
+    FailureEmailOutcome,
+    RunRequestSkipped,
+    ServiceEvent,
+    schedule_description,
+)
+from order_export_tui.settings import Settings, SettingsError, load_settings
+from order_export_tui.state import StateStore
+
+log = logging.getLogger("order_export.daemon")
+
+SETTINGS_POLL_SECONDS = 5.0
+PROGRESS_EVERY_SECONDS = 10.0
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    formatter.converter = time.localtime
+    formatter.default_time_format = "%Y-%m-%dT%H:%M:%S%z"
+    formatter.default_msec_format = ""  # type: ignore[assignment]
+    handler.setFormatter(formatter)
+    root = logging.getLogger("order_export")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+class DaemonLog:
+    """Engine and service events as log lines; progress at most every few seconds."""
+
+    def __init__(self) -> None:
+        self._last_progress = 0.0
+
+    def engine_event(self, event: EngineEvent) -> None:
+        match event:
+            case RunStarted():
+                total = "unknown" if event.total is None else event.total
+                log.info(
+                    "run %s started (%s): %s orders dated on or after %s",
+                    event.run_id,
+                    event.trigger,
+                    total,
+                    event.window_start.isoformat(),
+                )
+            case BatchFinished():
+                now = time.monotonic()
+                if now - self._last_progress >= PROGRESS_EVERY_SECONDS:
+                    self._last_progress = now
+                    of = "" if event.total is None else f" of {event.total}"
+                    log.info("run %s: %s%s orders processed", event.run_id, event.processed, of)
+            case RetryScheduled():
+                log.warning(
+                    "run %s: retry %s of %s in %.1fs: %s",
+                    event.run_id,
+                    event.retry,
+                    event.what,
+                    event.delay_seconds,
+                    event.error,
+                )
+            case ItemSkipped():
+                log.warning("run %s: skipped %s: %s", event.run_id, event.order_id, event.reason)
+            case CancelRequested():
+                log.info("run %s: stopping at the next batch boundary", event.run_id)
+            case RunFinished():
+                report = event.report
+                counts = " ".join(f"{k}={v}" for k, v in report.counts.items())
+                level = logging.INFO if report.outcome != "failed" else logging.ERROR
+                log.log(
+                    level,
+                    "run %s %s in %.1fs: %s%s (log %s)",
+                    report.run_id,
+                    report.outcome,
+                    report.duration_seconds,
+                    counts,
+                    f"; error: {report.error}" if report.error else "",
+                    report.log_file,
+                )
+
+    def service_event(self, event: ServiceEvent) -> None:
+        match event:
+            case RunRequestSkipped():
+                log.warning("%s run request skipped: %s", event.trigger, event.reason)
+            case FailureEmailOutcome():
+                result = event.result
+                if result.sent:
+                    log.info("run %s: failure e-mail sent to %s", event.run_id, result.recipients)
+                else:
+                    log.error("run %s: failure e-mail NOT sent: %s", event.run_id, result.error)
+
+
+async def serve(settings: Settings) -> None:
+    """Run the service until SIGTERM/SIGINT; the caller holds the state lock."""
+    state = StateStore(settings.state_database_path)
+    try:
+        engine = ExportEngine(
+            settings, state, source_factory=build_source, destination_factory=build_destination
+        )
+        service = ExportService(settings, engine)
+        daemon_log = DaemonLog()
+        engine.subscribe(daemon_log.engine_event)
+        service.subscribe(daemon_log.service_event)
+        watcher = SettingsWatcher(settings.path, service)
+        _install_signal_handlers(service, watcher)
+        if settings.webhook.enabled:
+            log.warning("webhook.enabled is set, but this version has no real-time intake yet")
+        log.info(
+            "started: webstore %r, %s -> %s, schedule %s, next run %s",
+            settings.webstore.name,
+            settings.erp.source,
+            settings.destination.app,
+            schedule_description(settings),
+            _when(service),
+        )
+        watching = asyncio.create_task(watcher.watch())
+        await service.serve()
+        watching.cancel()
+        await service.wait_for_run()
+        log.info("stopped cleanly")
+    finally:
+        state.close()
+
+
+def _when(service: ExportService) -> str:
+    due = service.next_run
+    return "none (manual only)" if due is None else due.isoformat(timespec="seconds")
+
+
+def _install_signal_handlers(service: ExportService, watcher: SettingsWatcher) -> None:
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+
+    def on_stop(signum: int) -> None:
+        name = signal.Signals(signum).name
+        if not stopping:
+            log.info("%s: stopping (the run in flight stops at its next batch boundary)", name)
+            stopping.append(loop.create_task(service.stop()))
+        else:
+            log.warning("%s again: abandoning the batch in flight", name)
+            stopping.append(loop.create_task(service.stop(abandon_batch=True)))
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_stop, signum)
+    loop.add_signal_handler(signal.SIGHUP, watcher.reload)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: service.request_run("signal"))
+
+
+class SettingsWatcher:
+    """Applies the settings file when it changes; a file that does not validate is logged
+    and ignored, and the settings in force stay."""
+
+    def __init__(self, path: Path, service: ExportService) -> None:
+        self.path = path
+        self.service = service
+        self._stamp = self._read_stamp()
+
+    def _read_stamp(self) -> tuple[int, int] | None:
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return (info.st_mtime_ns, info.st_size)
+
+    async def watch(self) -> None:
+        while True:
+            await asyncio.sleep(SETTINGS_POLL_SECONDS)
+            stamp = self._read_stamp()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                self.reload()
+
+    def reload(self) -> None:
+        try:
+            settings = load_settings(self.path)
+        except SettingsError as error:
+            log.error(
+                "settings not applied, the old ones stay in force: %s", "; ".join(error.problems)
+            )
+            return
+        self.service.apply_settings(settings)
+        log.info(
+            "settings applied: schedule %s, next run %s",
+            schedule_description(settings),
+            _when(self.service),
+        )
