@@ -338,3 +338,56 @@ async def test_window_start_is_server_local_midnight() -> None:
     assert start.date() == (now - timedelta(days=30)).date()
     assert (start.hour, start.minute, start.second) == (0, 0, 0)
     assert start.utcoffset() is not None
+
+
+async def test_batches_in_flight_overlap_and_are_recorded_in_read_order(
+    make_settings, state_factory, loopback
+) -> None:
+    server, store = loopback
+    settings = make_settings(task={"batch_size": 10})
+    demo(settings, orders=100, malformed=0)
+    valid, _ = await expected_orders(settings)
+    server.plan(*[Fault(delay=0.2) for _ in range(10)])
+    state = state_factory(settings)
+    engine = ExportEngine(
+        settings,
+        state,
+        source_factory=build_source,
+        destination_factory=lambda s: LoopbackDestination(server.url, in_flight=4),
+    )
+    events: list[EngineEvent] = []
+    engine.subscribe(events.append)
+
+    report = await engine.run()
+
+    assert report.counts["new"] == len(valid) == state.exported_count()
+    assert set(store.orders) == valid
+    assert 2 <= server.max_in_flight <= 4
+    finished = [e.batch_no for e in events if isinstance(e, BatchFinished)]
+    assert finished == list(range(1, 11))
+
+
+async def test_a_cancel_with_batches_in_flight_records_them_all(
+    make_settings, state_factory, loopback
+) -> None:
+    server, store = loopback
+    settings = make_settings(task={"batch_size": 10})
+    demo(settings, orders=100, malformed=0)
+    server.plan(*[Fault(delay=0.1) for _ in range(10)])
+    state = state_factory(settings)
+    engine = ExportEngine(
+        settings,
+        state,
+        source_factory=build_source,
+        destination_factory=lambda s: LoopbackDestination(server.url, in_flight=3),
+    )
+    engine.subscribe(
+        lambda e: engine.cancel() if isinstance(e, BatchFinished) and e.batch_no == 1 else None
+    )
+
+    report = await engine.run()
+
+    assert report.outcome == "cancelled"
+    # Everything the destination received was recorded: nothing will be sent twice.
+    assert state.exported_count() == len(store.orders) == report.counts["new"]
+    assert report.counts["new"] % 10 == 0

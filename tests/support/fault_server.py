@@ -54,6 +54,8 @@ class FaultServer:
         self.faults: deque[Fault] = deque()
         self.received: list[Received] = []
         self.attempts = 0  # every request that reached the server, faulted or not
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests the server was handling at once
         self._lock = threading.Lock()
         self._server = _QuietServer(("127.0.0.1", 0), self._make_request_handler())
         self._server.daemon_threads = True
@@ -98,6 +100,16 @@ class FaultServer:
                 return
 
             def _handle(self) -> None:
+                with server._lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    self._handle_one()
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+            def _handle_one(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 fault = server._next_fault()

@@ -21,8 +21,9 @@ from tests.support.fault_server import FaultServer, Received
 class LoopbackDestination:
     name = "loopback"
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, *, in_flight: int = 1) -> None:
         self.base_url = base_url
+        self.max_batches_in_flight = in_flight
         self._client: httpx.AsyncClient | None = None
 
     async def open(self) -> None:
