@@ -22,14 +22,26 @@ class NotAvailableError(Exception):
     """The settings name a connector this version does not have yet."""
 
 
+# erp.source -> (module, class); each class has `from_settings(settings, retrier)`.
+ERP_SOURCES = {
+    "business_central": (
+        "order_export_tui.sources.business_central",
+        "BusinessCentralSource",
+    ),
+}
+
+
 def build_source(settings: Settings, retrier: Retrier) -> OrderSource:
     if settings.erp.source == "demo":
         path = settings.demo_database_path
         ensure_demo_erp(path)
         return DemoErpSource(path)
-    raise NotAvailableError(
-        f"erp.source = {settings.erp.source!r} is not available in this version yet"
-    )
+    source_class = _lazy_class(ERP_SOURCES, settings.erp.source)
+    if source_class is None:
+        raise NotAvailableError(
+            f"erp.source = {settings.erp.source!r} is not available in this version yet"
+        )
+    return source_class.from_settings(settings, retrier)  # type: ignore[no-any-return]
 
 
 def build_destination(settings: Settings) -> Destination:
@@ -40,16 +52,16 @@ def build_destination(settings: Settings) -> Destination:
             store_name=settings.webstore.name,
             collection=settings.dotdigital.collection,
         )
-    destination_class = _platform_class(app)
+    destination_class = _lazy_class(PLATFORM_DESTINATIONS, app)
     if destination_class is None:
         raise NotAvailableError(f"destination.app = {app!r} is not available in this version yet")
     return destination_class.from_settings(settings)  # type: ignore[no-any-return]
 
 
-def _platform_class(app: str) -> type | None:
-    if app not in PLATFORM_DESTINATIONS:
+def _lazy_class(registry: dict[str, tuple[str, str]], name: str) -> type | None:
+    if name not in registry:
         return None
-    module_name, class_name = PLATFORM_DESTINATIONS[app]
+    module_name, class_name = registry[name]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
@@ -62,9 +74,10 @@ def _platform_class(app: str) -> type | None:
 def check_available(settings: Settings) -> list[str]:
     """Problems, each naming its key, for connectors this version cannot build."""
     problems = []
-    if settings.erp.source != "demo":
+    source = settings.erp.source
+    if source != "demo" and _lazy_class(ERP_SOURCES, source) is None:
         problems.append(f"erp.source: {settings.erp.source!r} is not available in this version yet")
     app = settings.destination.app
-    if app != "file" and _platform_class(app) is None:
+    if app != "file" and _lazy_class(PLATFORM_DESTINATIONS, app) is None:
         problems.append(f"destination.app: {app!r} is not available in this version yet")
     return problems

@@ -118,15 +118,17 @@ class ExportService:
             self._build_schedule()
             self._wake.set()
 
-    def request_run(self, trigger: str = "manual") -> bool:
-        """Start a run now; False (recorded, never queued) when one is already in flight."""
+    def request_run(self, trigger: str = "manual", *, only: frozenset[str] | None = None) -> bool:
+        """Start a run now; False (recorded, never queued) when one is already in flight.
+
+        `only`: just these order ids (re-trying chosen skipped orders)."""
         if self._stopping:
             self._skip(trigger, "the service is stopping")
             return False
         if self.run_in_progress:
             self._skip(trigger, "a run is already in progress")
             return False
-        self._run_task = asyncio.get_running_loop().create_task(self._run(trigger))
+        self._run_task = asyncio.get_running_loop().create_task(self._run(trigger, only))
         return True
 
     def run_pending(self) -> None:
@@ -181,8 +183,8 @@ class ExportService:
         log.info("%s run request skipped: %s", trigger, reason)
         self._emit(RunRequestSkipped(at, trigger, reason))
 
-    async def _run(self, trigger: str) -> RunReport:
-        report = await self.engine.run(trigger)
+    async def _run(self, trigger: str, only: frozenset[str] | None) -> RunReport:
+        report = await self.engine.run(trigger, only=only)
         result = await self._notifier(self.settings, report)
         if result is not None:
             self.last_notification = result

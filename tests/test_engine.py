@@ -391,3 +391,28 @@ async def test_a_cancel_with_batches_in_flight_records_them_all(
     # Everything the destination received was recorded: nothing will be sent twice.
     assert state.exported_count() == len(store.orders) == report.counts["new"]
     assert report.counts["new"] % 10 == 0
+
+
+async def test_a_run_limited_to_chosen_orders_sends_only_those(
+    make_settings, state_factory, loopback, fake_clock
+) -> None:
+    server, store = loopback
+    settings = make_settings()
+    demo(settings, orders=60, malformed=0)
+    valid, _ = await expected_orders(settings)
+    chosen = sorted(valid)[:2]
+    store.reject = {order_id: "ContactEmailDoesNotExist" for order_id in chosen}
+    state = state_factory(settings)
+    await make_engine(settings, state, server=server, clock=fake_clock).run()
+    store.reject = {}
+    writes_before = dict(store.writes)
+
+    retry = await make_engine(settings, state, server=server, clock=fake_clock).run(
+        "retry", only=frozenset(chosen)
+    )
+
+    assert retry.counts["read"] == retry.counts["new"] == 2
+    assert state.skipped_orders() == []
+    assert {k: v for k, v in store.writes.items() if writes_before.get(k) != v} == {
+        order_id: 1 for order_id in chosen
+    }

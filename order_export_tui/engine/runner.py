@@ -132,16 +132,24 @@ class ExportEngine:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def start_run(self, trigger: str = "manual") -> asyncio.Task[RunReport]:
-        """Start a run in the background; raises `RunInProgressError` if one is in flight."""
+    def start_run(
+        self, trigger: str = "manual", *, only: frozenset[str] | None = None
+    ) -> asyncio.Task[RunReport]:
+        """Start a run in the background; raises `RunInProgressError` if one is in flight.
+
+        `only`: consider just these order ids (re-trying chosen skipped orders); the window
+        still applies.
+        """
         if self.running:
             raise RunInProgressError("an export run is already in progress")
         self._cancel_requested = False
-        self._task = asyncio.get_running_loop().create_task(self._run(trigger, self.settings))
+        self._task = asyncio.get_running_loop().create_task(self._run(trigger, self.settings, only))
         return self._task
 
-    async def run(self, trigger: str = "manual") -> RunReport:
-        return await self.start_run(trigger)
+    async def run(
+        self, trigger: str = "manual", *, only: frozenset[str] | None = None
+    ) -> RunReport:
+        return await self.start_run(trigger, only=only)
 
     def cancel(self) -> bool:
         """Ask the run in flight to stop at the next batch boundary. False when idle."""
@@ -161,7 +169,9 @@ class ExportEngine:
             except Exception:
                 log.exception("an event listener failed on %s", type(event).__name__)
 
-    async def _run(self, trigger: str, settings: Settings) -> RunReport:
+    async def _run(
+        self, trigger: str, settings: Settings, only: frozenset[str] | None = None
+    ) -> RunReport:
         started_at = self._clock()
         run_id = self.state.start_run(trigger=trigger, started_at=started_at)
         self._current_run_id = run_id
@@ -175,7 +185,7 @@ class ExportEngine:
             run_log = RunLog(log_path, self._clock)
             self.state.set_run_log_file(run_id, str(log_path))
             self.subscribe(run_log.handle)
-            await self._export(run_id, trigger, started_at, settings, counts)
+            await self._export(run_id, trigger, started_at, settings, counts, only)
         except CancelledAtBoundaryError:
             outcome = CANCELLED
         except asyncio.CancelledError:
@@ -221,6 +231,7 @@ class ExportEngine:
         started_at: datetime,
         settings: Settings,
         counts: RunCounts,
+        only: frozenset[str] | None = None,
     ) -> None:
         task = settings.task
 
@@ -249,7 +260,7 @@ class ExportEngine:
             cancel_requested=lambda: self._cancel_requested,
         )
         try:
-            total = await source.count_orders(start)
+            total = len(only) if only is not None else await source.count_orders(start)
             self._emit(
                 RunStarted(run_id, trigger, started_at, start, total, settings_summary(settings))
             )
@@ -257,6 +268,8 @@ class ExportEngine:
             await destination.open()
             pending: list[OrderDocument] = []
             async for chunk in _read_ahead(source.iter_orders(start)):
+                if only is not None:
+                    chunk = [doc for doc in chunk if doc.get("order_id") in only]
                 pending.extend(chunk)
                 while len(pending) >= task.batch_size:
                     await pipeline.submit(pending[: task.batch_size])

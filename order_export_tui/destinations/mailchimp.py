@@ -1,0 +1,553 @@
+"""The Mailchimp destination: orders into an e-commerce store of the Marketing API
+(interfaces.md §5).
+
+Each order travels on its own requests, up to `mailchimp.max_connections` at once (never more
+than Mailchimp's 10 per key), shared by everything this destination does:
+- the store is looked up when a run opens and created on first use (with the configured
+  audience, which can never change afterwards);
+- before an order goes, the products its lines refer to exist (created once per run and
+  SKU; an existing one gets its variant upserted) and its customer is upserted (once per run);
+- a new order is created (`POST`); one that already exists (a crash between sending and
+  recording) is updated instead, never skipped. An updated order is `PATCH`ed with only its
+  statuses when nothing else changed, else whole; a `PATCH` that finds no order creates it;
+- a run that sends new orders marks the store `is_syncing` (no automation e-mails for a
+  backfill) and `close()` clears the flag however the run ended; a flag that a killed run
+  left behind is cleared when the next one opens.
+
+What fails what: transport errors, 429 and 5xx are transient (the engine's retrier tries again);
+401 and 403 fail the run at once and stop every other request of this destination; any other
+4xx rejects just the order it concerns, with Mailchimp's field and message. The API key is named
+by its variable only and scrubbed from anything Mailchimp says back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from order_export_tui import __version__
+from order_export_tui.destinations import mailchimp_payloads as payloads
+from order_export_tui.destinations.base import DestinationError, OrderChange
+from order_export_tui.destinations.http import send
+from order_export_tui.engine.retry import Retrier, RetriesExhaustedError, RetryPolicy
+from order_export_tui.orders import OrderDocument
+from order_export_tui.settings import Settings, secret_value
+
+log = logging.getLogger("order_export.mailchimp")
+T = TypeVar("T")
+
+MAILCHIMP_CONNECTION_LIMIT = 10  # simultaneous connections Mailchimp allows per API key
+REQUEST_TIMEOUT_SECONDS = 120.0
+BATCHES_IN_FLIGHT = 2  # the next batch fills the connections while the last one finishes
+_DATA_CENTRE = re.compile(r"^[a-z]+[0-9]+$")
+_JSON_HEADERS = {"Content-Type": "application/json"}
+_MAX_REASON_TEXT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Mailchimp's answer to one request: its status and its JSON (a problem document for
+    an error)."""
+
+    status: int
+    body: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def already_exists(self) -> bool:
+        return self.status == 400 and "already exists" in str(self.body.get("detail", "")).lower()
+
+    def reason(self) -> str:
+        """Mailchimp's words for a refusal: each field with its message when it names them."""
+        title = str(self.body.get("title") or f"HTTP {self.status}")
+        errors = self.body.get("errors")
+        if isinstance(errors, list) and errors:
+            details = "; ".join(_field_error(error) for error in errors)
+        else:
+            details = str(self.body.get("detail") or "")
+        text = f"{title}: {details}" if details else title
+        return text[:_MAX_REASON_TEXT]
+
+
+def _field_error(error: Any) -> str:
+    if not isinstance(error, dict):
+        return str(error)
+    field, message = error.get("field"), error.get("message")
+    return f"{field}: {message}" if field else str(message)
+
+
+def _answer(response: httpx.Response) -> Answer:
+    try:
+        body = response.json() if response.content else {}
+    except ValueError:
+        body = {"detail": response.text[:_MAX_REASON_TEXT]}
+    return Answer(response.status_code, body if isinstance(body, dict) else {})
+
+
+def data_centre(api_key: str) -> str | None:
+    """The data centre a key belongs to: its suffix after the last dash (`...-us6` → us6)."""
+    _, dash, suffix = api_key.rpartition("-")
+    return suffix if dash and _DATA_CENTRE.match(suffix) else None
+
+
+# One limit per API key and event loop, shared by every instance (sized by the first one): a
+# run and real-time sends in the same process together stay within Mailchimp's limit per key.
+_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shared_slots(api_key: str, size: int) -> asyncio.Semaphore:
+    per_key = _SLOTS.setdefault(asyncio.get_running_loop(), {})
+    digest = hashlib.sha256(api_key.encode()).hexdigest()
+    if digest not in per_key:
+        per_key[digest] = asyncio.Semaphore(size)
+    return per_key[digest]
+
+
+# Stores (base URL, store id) that an instance of this process is backfilling right now: their
+# `is_syncing` flag is live, not one left behind by a killed process.
+_BACKFILLS: set[tuple[str, str]] = set()
+
+
+async def _all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
+    """Await every one concurrently; on the first failure cancel the rest and raise it as is
+    (not as an exception group: the engine tells failures apart by their type)."""
+    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+class MailchimpDestination:
+    """Sends orders to one Mailchimp e-commerce store. Safe under concurrent `send_batch` and
+    `send_one` calls."""
+
+    name = "mailchimp"
+    max_batches_in_flight = BATCHES_IN_FLIGHT
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        api_key_env: str,
+        store_id: str,
+        list_id: str,
+        store_name: str,
+        base_url: str = "",
+        max_connections: int = 8,
+        retry_policy: RetryPolicy | None = None,
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
+    ) -> None:
+        self.api_key_env = api_key_env
+        self.store_id = store_id
+        self.list_id = list_id
+        self.store_name = store_name
+        self.max_connections = max(1, min(max_connections, MAILCHIMP_CONNECTION_LIMIT))
+        self.timeout = timeout
+        self._api_key = api_key or ""
+        self._retry_policy = retry_policy or RetryPolicy(3, 60)
+        self._setup_problem = self._find_setup_problem(api_key, base_url)
+        self.base_url = (base_url or self._default_base_url()).rstrip("/")
+        self._client: httpx.AsyncClient | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._refusal: DestinationError | None = None  # after a 401/403 nothing more is sent
+        self._store: dict[str, Any] | None = None  # as Mailchimp has it; None: not there yet
+        self._store_lock = asyncio.Lock()
+        self._backfilling = False  # this instance marked the store is_syncing: close() clears it
+        self._last_retrier: Retrier | None = None
+        self._products: dict[str, asyncio.Future[str | None]] = {}
+        self._customers: dict[bytes, asyncio.Future[str | None]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MailchimpDestination:
+        mailchimp = settings.mailchimp
+        task = settings.task
+        return cls(
+            api_key=secret_value(mailchimp.api_key_env),
+            api_key_env=mailchimp.api_key_env,
+            store_id=mailchimp.store_id,
+            list_id=mailchimp.list_id,
+            store_name=settings.webstore.name,
+            base_url=mailchimp.base_url,
+            max_connections=mailchimp.max_connections,
+            retry_policy=RetryPolicy(task.max_retries, task.max_retry_interval_seconds),
+        )
+
+    # --- set-up ----------------------------------------------------------------------------
+
+    def _find_setup_problem(self, api_key: str | None, base_url: str) -> str | None:
+        env = self.api_key_env
+        if not api_key:
+            return f"mailchimp.api_key_env: environment variable {env} is not set"
+        if not base_url and data_centre(api_key) is None:
+            return (
+                f"mailchimp.api_key_env: the API key in {env} does not end in a data centre"
+                " such as -us6; use the whole key as Mailchimp shows it, or set mailchimp.base_url"
+            )
+        return None
+
+    def _default_base_url(self) -> str:
+        return f"https://{data_centre(self._api_key) or 'invalid'}.api.mailchimp.com/3.0"
+
+    def _ensure_client(self) -> httpx.AsyncClient:
+        if self._setup_problem is not None:
+            raise DestinationError(self._setup_problem)
+        if self._client is None:
+            limits = httpx.Limits(
+                max_connections=self.max_connections,
+                max_keepalive_connections=self.max_connections,
+            )
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url,
+                auth=httpx.BasicAuth("order-export", self._api_key),
+                timeout=self.timeout,
+                limits=limits,
+                headers={"User-Agent": f"order-export/{__version__}"},
+            )
+            self._slots = _shared_slots(self._api_key, self.max_connections)
+        return self._client
+
+    def _own_retrier(self) -> Retrier:
+        """For requests outside a batch (opening, closing, checking)."""
+        return Retrier(self._retry_policy)
+
+    # --- the protocol ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Looks the store up: a wrong audience fails the run before anything is sent, and an
+        `is_syncing` flag that a killed run left behind is cleared (it would keep every
+        automation e-mail of the store switched off)."""
+        self._ensure_client()
+        self._forget_run()
+        retrier = self._own_retrier()
+        self._store = await self._fetch_store(retrier)
+        stale = self._store is not None and self._store.get("is_syncing")
+        if stale and self._backfill_key not in _BACKFILLS:
+            log.info("store %s: clearing is_syncing left by an interrupted run", self.store_id)
+            await self._set_syncing(retrier, False)
+
+    async def send_batch(self, changes: Sequence[OrderChange], retrier: Retrier) -> dict[str, str]:
+        if not changes:
+            return {}
+        self._last_retrier = retrier
+        backfill = any(change.kind == "new" for change in changes)
+        await self._ensure_store(retrier, [change.document for change in changes], syncing=backfill)
+        reasons = await _all(self._deliver(change, retrier) for change in changes)
+        return {
+            change.order_id: reason
+            for change, reason in zip(changes, reasons, strict=True)
+            if reason is not None
+        }
+
+    async def send_one(self, change: OrderChange, retrier: Retrier) -> str | None:
+        await self._ensure_store(retrier, [change.document], syncing=False)
+        return await self._deliver(change, retrier)
+
+    async def check_connection(self) -> None:
+        """The key and its data centre (`GET /ping`), the audience (`GET /lists/{id}`) and, if
+        the store exists already, that it belongs to that audience."""
+        self._ensure_client()
+        retrier = self._own_retrier()
+        try:
+            await self._require(retrier, "/ping", "reach the API")
+            list_path = f"/lists/{_segment(self.list_id)}?fields=id,name"
+            answer = await self._request(retrier, "GET", list_path)
+            if answer.not_found:
+                raise DestinationError(
+                    f"mailchimp.list_id: there is no audience {self.list_id!r} in this"
+                    " Mailchimp account"
+                )
+            if not answer.ok:
+                raise DestinationError(self._redact(f"cannot read the audience: {answer.reason()}"))
+            await self._fetch_store(retrier)
+        except RetriesExhaustedError as error:
+            raise DestinationError(
+                self._redact(
+                    f"cannot reach Mailchimp at {self.base_url} ({error.last_error}); check the"
+                    f" data centre at the end of the key in {self.api_key_env}, or"
+                    " mailchimp.base_url"
+                )
+            ) from error
+
+    async def close(self) -> None:
+        try:
+            if self._backfilling and self._client is not None and self._refusal is None:
+                await self._set_syncing(self._last_retrier or self._own_retrier(), False)
+        except Exception as error:
+            log.warning(
+                "store %s is still marked is_syncing; the next run clears it: %s",
+                self.store_id,
+                self._redact(str(error)),
+            )
+        finally:
+            self._forget_run()
+            if self._backfilling:
+                _BACKFILLS.discard(self._backfill_key)
+                self._backfilling = False
+            if self._client is not None:
+                await self._client.aclose()
+                self._client = None
+
+    # --- the store -----------------------------------------------------------------------------
+
+    @property
+    def _backfill_key(self) -> tuple[str, str]:
+        return (self.base_url, self.store_id)
+
+    @property
+    def _store_path(self) -> str:
+        return f"/ecommerce/stores/{_segment(self.store_id)}"
+
+    async def _fetch_store(self, retrier: Retrier) -> dict[str, Any] | None:
+        answer = await self._request(retrier, "GET", self._store_path)
+        if answer.not_found:
+            return None
+        if not answer.ok:
+            raise DestinationError(self._redact(f"cannot read the store: {answer.reason()}"))
+        self._check_audience(answer.body)
+        return answer.body
+
+    def _check_audience(self, store: dict[str, Any]) -> None:
+        audience = store.get("list_id")
+        if audience is not None and audience != self.list_id:
+            raise DestinationError(
+                f"mailchimp.list_id: store {self.store_id!r} is connected to audience"
+                f" {audience!r}, not {self.list_id!r}, and a store's audience cannot change;"
+                f" set mailchimp.list_id = {audience!r} or use another mailchimp.store_id"
+            )
+
+    async def _ensure_store(
+        self, retrier: Retrier, docs: Sequence[OrderDocument], *, syncing: bool
+    ) -> None:
+        """The store exists (created with the orders' main currency when it did not) and, for
+        a backfill, is marked `is_syncing`."""
+        async with self._store_lock:
+            if syncing and not self._backfilling:
+                self._backfilling = True  # from now on close() clears it, whatever happens next
+                _BACKFILLS.add(self._backfill_key)
+            if self._store is None:
+                currency = payloads.main_currency(docs)
+                self._store = await self._create_store(retrier, currency, syncing=syncing)
+            if syncing and not self._store.get("is_syncing"):
+                await self._set_syncing(retrier, True)
+
+    async def _create_store(
+        self, retrier: Retrier, currency: str, *, syncing: bool
+    ) -> dict[str, Any]:
+        body = payloads.store_body(
+            self.store_id, self.list_id, self.store_name, currency, syncing=syncing
+        )
+        answer = await self._request(retrier, "POST", "/ecommerce/stores", body)
+        if answer.already_exists:  # created meanwhile by another process
+            store = await self._fetch_store(retrier)
+            if store is not None:
+                return store
+        if not answer.ok:
+            raise DestinationError(
+                self._redact(f"cannot create store {self.store_id!r}: {answer.reason()}")
+            )
+        log.info("created Mailchimp store %s (currency %s)", self.store_id, currency)
+        self._check_audience(answer.body)
+        return answer.body
+
+    async def _set_syncing(self, retrier: Retrier, value: bool) -> None:
+        answer = await self._request(retrier, "PATCH", self._store_path, {"is_syncing": value})
+        if not answer.ok:
+            raise DestinationError(
+                self._redact(f"cannot set is_syncing on the store: {answer.reason()}")
+            )
+        if self._store is not None:
+            self._store["is_syncing"] = value
+
+    # --- one order -----------------------------------------------------------------------------
+
+    def _order_path(self, order_id: str) -> str:
+        return f"{self._store_path}/orders/{_segment(order_id)}"
+
+    async def _deliver(self, change: OrderChange, retrier: Retrier) -> str | None:
+        """Create or update one order; None when Mailchimp confirmed it, else why not."""
+        doc = change.document
+        problem = payloads.unsendable(doc)
+        if problem is not None:
+            return problem
+        if change.kind == "updated":
+            outcome = await self._update(doc, change, retrier)
+            if isinstance(outcome, str):
+                return outcome
+            if not outcome.not_found:
+                return self._verdict(outcome)
+        return await self._create(doc, retrier)
+
+    async def _update(
+        self, doc: OrderDocument, change: OrderChange, retrier: Retrier
+    ) -> Answer | str:
+        """PATCH the order: its statuses only when nothing else changed, else all of it.
+        A text is why its products or customer could not be made ready."""
+        body = payloads.status_patch_body(doc, change.previous)
+        if body is None:
+            blocker = await self._prerequisites(doc, retrier)
+            if blocker is not None:
+                return blocker
+            body = payloads.order_patch_body(doc)
+        return await self._request(retrier, "PATCH", self._order_path(doc["order_id"]), body)
+
+    async def _create(self, doc: OrderDocument, retrier: Retrier) -> str | None:
+        blocker = await self._prerequisites(doc, retrier)
+        if blocker is not None:
+            return blocker
+        answer = await self._request(
+            retrier, "POST", f"{self._store_path}/orders", payloads.order_body(doc)
+        )
+        if answer.already_exists:  # sent before, its confirmation lost: update it instead
+            path = self._order_path(doc["order_id"])
+            answer = await self._request(retrier, "PATCH", path, payloads.order_patch_body(doc))
+        if answer.not_found:
+            raise DestinationError(
+                f"mailchimp.store_id: store {self.store_id!r} is gone from Mailchimp"
+                " (deleted during the run?)"
+            )
+        return self._verdict(answer)
+
+    def _verdict(self, answer: Answer) -> str | None:
+        return None if answer.ok else self._redact(answer.reason())
+
+    async def _prerequisites(self, doc: OrderDocument, retrier: Retrier) -> str | None:
+        """Make sure the order's products and customer exist; why not, when they cannot."""
+        lines = {line["sku"]: line for line in doc["lines"]}
+        price_known = self._store is not None and doc["currency"] == self._store.get(
+            "currency_code"
+        )
+        waits = [
+            self._once(self._products, sku, partial(self._product, line, price_known, retrier))
+            for sku, line in lines.items()
+        ]
+        customer = payloads.customer_body(doc)
+        key = orjson.dumps(customer, option=orjson.OPT_SORT_KEYS)
+        waits.append(self._once(self._customers, key, partial(self._customer, customer, retrier)))
+        reasons = [reason for reason in await _all(waits) if reason is not None]
+        return "; ".join(reasons) if reasons else None
+
+    def _once(
+        self,
+        memo: dict[Any, asyncio.Future[str | None]],
+        key: Any,
+        start: Callable[[], Awaitable[str | None]],
+    ) -> Awaitable[str | None]:
+        """One request per key for the run, however many orders (or batches) wait for it.
+        A try that failed or was cancelled is started again by the next one to ask."""
+        future = memo.get(key)
+        if future is None or (future.done() and (future.cancelled() or future.exception())):
+            future = memo[key] = asyncio.ensure_future(start())
+            future.add_done_callback(_retrieve_exception)
+        # Shielded: an order given up on must not cancel what other orders wait for.
+        return asyncio.shield(future)
+
+    async def _product(
+        self, line: dict[str, Any], price_known: bool, retrier: Retrier
+    ) -> str | None:
+        sku = line["sku"]
+        price = line["unit_price"] if price_known else None
+        products = f"{self._store_path}/products"
+        answer = await self._request(retrier, "POST", products, payloads.product_body(line, price))
+        if answer.already_exists:  # keep it, and make sure the variant orders refer to is there
+            variant = f"{products}/{_segment(sku)}/variants/{_segment(sku)}"
+            answer = await self._request(
+                retrier, "PUT", variant, payloads.variant_body(line, price)
+            )
+        if answer.ok:
+            return None
+        return self._redact(f"product {sku} could not be created: {answer.reason()}")
+
+    async def _customer(self, body: dict[str, Any], retrier: Retrier) -> str | None:
+        path = f"{self._store_path}/customers/{_segment(body['id'])}"
+        answer = await self._request(retrier, "PUT", path, body)
+        if answer.ok:
+            return None
+        return self._redact(f"customer {body['id']} was refused: {answer.reason()}")
+
+    # --- requests ------------------------------------------------------------------------------
+
+    async def _require(self, retrier: Retrier, path: str, what: str) -> Answer:
+        answer = await self._request(retrier, "GET", path)
+        if not answer.ok:
+            raise DestinationError(self._redact(f"cannot {what}: {answer.reason()}"))
+        return answer
+
+    async def _request(self, retrier: Retrier, method: str, path: str, body: Any = None) -> Answer:
+        """One request through the retry policy, within the shared connection limit."""
+        client = self._ensure_client()
+        slots = self._slots
+        assert slots is not None
+        content = None if body is None else orjson.dumps(body)
+        headers = None if body is None else _JSON_HEADERS
+        what = f"{method} {path}"
+
+        async def attempt() -> httpx.Response:
+            if self._refusal is not None:  # another request was refused: do not send this one
+                raise DestinationError(*self._refusal.args)
+            async with slots:
+                request = client.build_request(method, path, content=content, headers=headers)
+                return await send(client, request, what)
+
+        answer = _answer(await retrier.call(what, attempt))
+        if answer.status in (401, 403):
+            self._refusal = self._refused(answer)
+            raise self._refusal
+        return answer
+
+    def _refused(self, answer: Answer) -> DestinationError:
+        said = self._redact(answer.reason())
+        if answer.status == 401:
+            return DestinationError(
+                f"Mailchimp refused the API key in {self.api_key_env} (mailchimp.api_key_env):"
+                f" {said.rstrip('.')}. Check the key, and that its data centre matches"
+                f" {self.base_url}"
+            )
+        return DestinationError(
+            f"Mailchimp forbids this API key ({self.api_key_env}) to use store"
+            f" {self.store_id!r}: {said}"
+        )
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "[API key]") if self._api_key else text
+
+    def _forget_run(self) -> None:
+        """Drop what this run learnt about products and customers (a later run checks again)."""
+        for future in [*self._products.values(), *self._customers.values()]:
+            future.cancel()
+        self._products.clear()
+        self._customers.clear()
+
+
+def _retrieve_exception(future: asyncio.Future[Any]) -> None:
+    """Mark a shared request's failure as seen: its waiters may all have been cancelled."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _segment(value: str) -> str:
+    """An id as one URL path segment."""
+    return quote(value, safe="")
