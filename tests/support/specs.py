@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -95,3 +97,127 @@ def assert_valid(body: Any, spec_name: str, pointer: str) -> None:
 
 
 DOTDIGITAL_INSIGHT = "dotdigital-insight-data-v3.openapi.json"
+
+
+# --- Swagger 2.0 (Mailchimp) ------------------------------------------------------------------
+#
+# Mailchimp's file is Swagger 2.0: no `components`, each operation's body schema sits inline in
+# its `in: body` parameter under `paths`. Swagger's own habits are translated for JSON Schema
+# (draft 4, which Swagger 2 builds on): `x-nullable: true` also allows null, and `date-time`
+# is the one format checked (an ISO 8601 time with an offset). With `closed=True` every object
+# that lists its properties allows no others: Mailchimp silently ignores an unknown field, so a
+# misspelt one would otherwise go unnoticed.
+
+MAILCHIMP = "mailchimp-marketing-ecommerce.openapi.json"
+
+_SWAGGER_FORMATS = jsonschema.FormatChecker(formats=())
+
+
+@_SWAGGER_FORMATS.checks("date-time", raises=ValueError)
+def _is_date_time(value: object) -> bool:
+    if not isinstance(value, str):
+        return True  # the type check reports it
+    moment = datetime.fromisoformat(value)
+    return "T" in value and moment.tzinfo is not None
+
+
+def _translate_swagger(spec: dict[str, Any], schema: Any, closed: bool, depth: int = 0) -> Any:
+    if depth > 60:
+        return {}
+    if isinstance(schema, list):
+        return [_translate_swagger(spec, item, closed, depth + 1) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if "$ref" in schema:
+        return _translate_swagger(spec, _resolve(spec, schema["$ref"]), closed, depth + 1)
+    translated = {
+        key: value if key == "properties" else _translate_swagger(spec, value, closed, depth + 1)
+        for key, value in schema.items()
+    }
+    if "properties" in schema:
+        translated["properties"] = {
+            name: _translate_swagger(spec, value, closed, depth + 1)
+            for name, value in schema["properties"].items()
+        }
+        if closed:
+            translated.setdefault("additionalProperties", False)
+    if translated.pop("x-nullable", False) and "type" in translated:
+        kinds = translated["type"] if isinstance(translated["type"], list) else [translated["type"]]
+        translated["type"] = [*kinds, "null"]
+    if translated.get("format") != "date-time":
+        translated.pop("format", None)
+    return translated
+
+
+def swagger_operation(spec_name: str, path: str, method: str) -> dict[str, Any]:
+    """The operation object at `paths[path][method]` (path as the spec writes it)."""
+    return load_spec(spec_name)["paths"][path][method.lower()]
+
+
+def swagger_body_schema(
+    spec_name: str, path: str, method: str, *, closed: bool = False
+) -> dict[str, Any] | None:
+    """The JSON Schema of the operation's request body; None when it takes no body."""
+    spec = load_spec(spec_name)
+    for parameter in swagger_operation(spec_name, path, method).get("parameters", []):
+        if parameter.get("in") == "body":
+            return _translate_swagger(spec, parameter.get("schema", {}), closed)
+    return None
+
+
+@cache
+def _swagger_validator(
+    spec_name: str, path: str, method: str, closed: bool
+) -> jsonschema.protocols.Validator | None:
+    schema = swagger_body_schema(spec_name, path, method, closed=closed)
+    if schema is None:
+        return None
+    return jsonschema.Draft4Validator(schema, format_checker=_SWAGGER_FORMATS)
+
+
+def swagger_body_errors(
+    body: Any, spec_name: str, path: str, method: str, *, closed: bool = False
+) -> list[tuple[str, str]]:
+    """One `(field, message)` per violation, the field dotted as Mailchimp writes it
+    (`lines.0.price`, "" for the body itself); [] when the body is valid."""
+    validator = _swagger_validator(spec_name, path, method.lower(), closed)
+    if validator is None:
+        return [] if body is None else [("", "this operation takes no request body")]
+    found = [
+        (".".join(str(part) for part in error.absolute_path), error.message)
+        for error in validator.iter_errors(body)
+    ]
+    return sorted(found)
+
+
+def assert_valid_body(
+    body: Any, spec_name: str, path: str, method: str, *, closed: bool = False
+) -> None:
+    """Raise AssertionError listing every violation of the operation's body schema."""
+    errors = swagger_body_errors(body, spec_name, path, method, closed=closed)
+    assert not errors, f"{method.upper()} {path}: " + "; ".join(f"{f}: {m}" for f, m in errors)
+
+
+@cache
+def _swagger_routes(spec_name: str) -> list[tuple[re.Pattern[str], str]]:
+    """Each spec path as a pattern; literal segments win over parameters when both match."""
+    routes = []
+    for template in load_spec(spec_name)["paths"]:
+        pattern = "".join(
+            f"/(?P<{segment[1:-1]}>[^/]+)" if segment.startswith("{") else "/" + re.escape(segment)
+            for segment in template.strip("/").split("/")
+        )
+        literal_segments = sum(1 for s in template.split("/") if s and not s.startswith("{"))
+        routes.append((literal_segments, re.compile(f"^{pattern}/?$"), template))
+    routes.sort(key=lambda route: -route[0])
+    return [(pattern, template) for _, pattern, template in routes]
+
+
+def swagger_route(spec_name: str, path: str) -> tuple[str, dict[str, str]] | None:
+    """The spec path template that `path` (below the spec's basePath, percent-decoded per
+    segment by the caller) matches, with its path parameters; None when none does."""
+    for pattern, template in _swagger_routes(spec_name):
+        match = pattern.match(path)
+        if match is not None:
+            return template, match.groupdict()
+    return None
