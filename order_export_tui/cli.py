@@ -20,6 +20,7 @@ from order_export_tui.daemon import serve as serve_daemon
 from order_export_tui.engine.events import CANCELLED, SUCCEEDED, RunReport
 from order_export_tui.engine.retry import Retrier, RetryPolicy
 from order_export_tui.engine.runner import ExportEngine
+from order_export_tui.intake import IntakeError
 from order_export_tui.run_display import RunDisplay, print_summary
 from order_export_tui.settings import (
     Settings,
@@ -201,6 +202,9 @@ def daemon_command(settings_path: Path, err: Console) -> int:
         with StateLock(settings.state_database_path, role="daemon"):
             asyncio.run(serve_daemon(settings))
     except StateLockedError as error:
+        err.print(f"Not started: {error}", markup=False)
+        return EXIT_TASK_FAILED
+    except IntakeError as error:
         err.print(f"Not started: {error}", markup=False)
         return EXIT_TASK_FAILED
     return EXIT_OK

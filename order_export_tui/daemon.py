@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from order_export_tui.connectors import build_destination, build_source
+from order_export_tui.delivery import EventDelivered, EventHeld, EventRetried, EventSkipped
 from order_export_tui.engine.events import (
     BatchFinished,
     CancelRequested,
@@ -28,14 +29,16 @@ from order_export_tui.engine.events import (
     RunStarted,
 )
 from order_export_tui.engine.runner import ExportEngine
+from order_export_tui.intake import IntakeError
 from order_export_tui.service import (
     ExportService,
     FailureEmailOutcome,
+    RealtimeChannel,
     RunRequestSkipped,
     ServiceEvent,
     schedule_description,
 )
-from order_export_tui.settings import Settings, SettingsError, load_settings
+from order_export_tui.settings import Settings, SettingsError, load_settings, secret_value
 from order_export_tui.state import StateStore
 
 log = logging.getLogger("order_export.daemon")
@@ -118,23 +121,52 @@ class DaemonLog:
                     log.info("run %s: failure e-mail sent to %s", event.run_id, result.recipients)
                 else:
                     log.error("run %s: failure e-mail NOT sent: %s", event.run_id, result.error)
+            case EventDelivered():
+                log.info(
+                    "event %s (%s for %s) delivered in %.3fs",
+                    event.event_id,
+                    event.kind,
+                    event.order_id,
+                    event.latency_seconds,
+                )
+            case EventHeld():
+                log.info(
+                    "event %s: payment status held until order %s is known",
+                    event.event_id,
+                    event.order_id,
+                )
+            case EventRetried():
+                log.warning("event %s not delivered yet: %s", event.event_id, event.error)
+            case EventSkipped():
+                log.warning(
+                    "event %s for %s skipped: %s", event.event_id, event.order_id, event.reason
+                )
 
 
 async def serve(settings: Settings) -> None:
     """Run the service until SIGTERM/SIGINT; the caller holds the state lock."""
     state = StateStore(settings.state_database_path)
+    intake_state: StateStore | None = None
     try:
         engine = ExportEngine(
             settings, state, source_factory=build_source, destination_factory=build_destination
         )
-        service = ExportService(settings, engine)
+        realtime = None
+        if settings.webhook.enabled:
+            intake_state = StateStore(settings.state_database_path, durable=True)
+            realtime = RealtimeChannel(
+                settings,
+                state=state,
+                intake_state=intake_state,
+                destination_factory=build_destination,
+                secret=secret_value(settings.webhook.secret_env) or "",
+            )
+        service = ExportService(settings, engine, realtime=realtime)
         daemon_log = DaemonLog()
         engine.subscribe(daemon_log.engine_event)
         service.subscribe(daemon_log.service_event)
         watcher = SettingsWatcher(settings.path, service)
         _install_signal_handlers(service, watcher)
-        if settings.webhook.enabled:
-            log.warning("webhook.enabled is set, but this version has no real-time intake yet")
         log.info(
             "started: webstore %r, %s -> %s, schedule %s, next run %s",
             settings.webstore.name,
@@ -144,12 +176,18 @@ async def serve(settings: Settings) -> None:
             _when(service),
         )
         watching = asyncio.create_task(watcher.watch())
-        await service.serve()
+        try:
+            await service.serve()
+        except IntakeError as error:
+            log.error("%s", error)
+            raise
         watching.cancel()
         await service.wait_for_run()
         log.info("stopped cleanly")
     finally:
         state.close()
+        if intake_state is not None:
+            intake_state.close()
 
 
 def _when(service: ExportService) -> str:

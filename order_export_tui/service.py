@@ -12,16 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import schedule
 
+from order_export_tui.delivery import OUTAGE_BACKOFF_SECONDS, RealtimeActivity, RealtimeDelivery
+from order_export_tui.destinations.base import Destination
 from order_export_tui.engine.events import RunReport
 from order_export_tui.engine.runner import ExportEngine, local_now
+from order_export_tui.intake import Intake, IntakeServer
 from order_export_tui.notify import NotificationResult, notify_run_failed
 from order_export_tui.settings import Settings
+from order_export_tui.state import StateStore
 
 log = logging.getLogger("order_export.service")
 
@@ -44,7 +48,7 @@ class FailureEmailOutcome:
     result: NotificationResult
 
 
-ServiceEvent = RunRequestSkipped | FailureEmailOutcome
+ServiceEvent = RunRequestSkipped | FailureEmailOutcome | RealtimeActivity
 Notifier = Callable[[Settings, RunReport], Awaitable[NotificationResult | None]]
 Waiter = Callable[[asyncio.Event, float], Awaitable[None]]
 
@@ -63,12 +67,80 @@ def schedule_description(settings: Settings) -> str:
     return f"every {task.run_interval_minutes} minutes"
 
 
+class RealtimeChannel:
+    """The webhook intake and the delivery of what it accepts.
+
+    `intake_state` is a connection of its own to the state database, one that syncs every
+    commit to disk: an event answered 202 is never lost.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        state: StateStore,
+        intake_state: StateStore,
+        destination_factory: Callable[[Settings], Destination],
+        secret: str,
+        clock: Callable[[], datetime] = local_now,
+        outage_backoff: Sequence[float] = OUTAGE_BACKOFF_SECONDS,
+    ) -> None:
+        self.listen = settings.webhook.listen
+        self._listeners: list[Callable[[RealtimeActivity], None]] = []
+        self.delivery = RealtimeDelivery(
+            settings,
+            state,
+            destination_factory,
+            emit=self._emit,
+            clock=clock,
+            outage_backoff=outage_backoff,
+        )
+        self.intake = Intake(
+            state=intake_state,
+            secret=secret,
+            clock=clock,
+            on_accepted=self.delivery.wake,
+            health=lambda: self.health_provider(),
+        )
+        # What GET /healthz answers; the service that hosts the channel sets it.
+        self.health_provider: Callable[[], dict[str, object]] = lambda: {"status": "ok"}
+        self._server = IntakeServer(self.intake, settings.webhook.listen)
+        self._delivering: asyncio.Task[None] | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self._server.listening
+
+    def subscribe(self, listener: Callable[[RealtimeActivity], None]) -> None:
+        self._listeners.append(listener)
+
+    def _emit(self, event: RealtimeActivity) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("a real-time listener failed on %s", type(event).__name__)
+
+    async def start(self) -> None:
+        self._delivering = asyncio.create_task(self.delivery.run())
+        await self._server.start()
+        log.info("webhook intake listening on %s", self.listen)
+
+    async def stop(self) -> None:
+        """Stop accepting, then let the event in delivery finish."""
+        await self._server.stop()
+        self.delivery.stop()
+        if self._delivering is not None:
+            await self._delivering
+
+
 class ExportService:
     def __init__(
         self,
         settings: Settings,
         engine: ExportEngine,
         *,
+        realtime: RealtimeChannel | None = None,
         notifier: Notifier = notify_run_failed,
         wait: Waiter = wait_for_event,
         clock: Callable[[], datetime] = local_now,
@@ -84,6 +156,10 @@ class ExportService:
         self._stopping = False
         self._run_task: asyncio.Task[RunReport] | None = None
         self._listeners: list[Callable[[ServiceEvent], None]] = []
+        self.realtime = realtime
+        if realtime is not None:
+            realtime.subscribe(self._emit)
+            realtime.health_provider = self.health
         self._build_schedule()
 
     # --- what the dashboard and the daemon read ---------------------------------------------
@@ -97,6 +173,31 @@ class ExportService:
     @property
     def run_in_progress(self) -> bool:
         return self.engine.running or (self._run_task is not None and not self._run_task.done())
+
+    def health(self) -> dict[str, object]:
+        """What `GET /healthz` answers: the scheduler, the intake and the destination."""
+        due = self.next_run
+        queue = self.engine.state.event_counts()
+        realtime = self.realtime
+        return {
+            "status": "ok",
+            "scheduler": {
+                "schedule": schedule_description(self.settings),
+                "next_run": None if due is None else due.isoformat(timespec="seconds"),
+                "run_in_progress": self.run_in_progress,
+            },
+            "intake": {
+                "listening": None if realtime is None else realtime.listen,
+                "queued": queue.get("queued", 0),
+                "held": queue.get("held", 0),
+                "delivered": queue.get("delivered", 0),
+                "skipped": queue.get("skipped", 0),
+            },
+            "destination": {
+                "app": self.settings.destination.app,
+                "last_error": None if realtime is None else realtime.delivery.last_error,
+            },
+        }
 
     def subscribe(self, listener: Callable[[ServiceEvent], None]) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -144,13 +245,21 @@ class ExportService:
         return self.engine.last_report
 
     async def serve(self) -> None:
-        """Run the schedule until `stop()`."""
-        while not self._stopping:
-            self.run_pending()
-            idle = self.scheduler.idle_seconds
-            timeout = MAX_IDLE_SECONDS if idle is None else min(max(idle, 0.0), MAX_IDLE_SECONDS)
-            self._wake.clear()
-            await self._wait(self._wake, timeout)
+        """Run the schedule (and the real-time channel, when there is one) until `stop()`."""
+        if self.realtime is not None:
+            await self.realtime.start()
+        try:
+            while not self._stopping:
+                self.run_pending()
+                idle = self.scheduler.idle_seconds
+                timeout = (
+                    MAX_IDLE_SECONDS if idle is None else min(max(idle, 0.0), MAX_IDLE_SECONDS)
+                )
+                self._wake.clear()
+                await self._wait(self._wake, timeout)
+        finally:
+            if self.realtime is not None:
+                await self.realtime.stop()
 
     async def stop(self, *, abandon_batch: bool = False) -> None:
         """Stop scheduling; the run in flight stops at its next batch boundary (or, with

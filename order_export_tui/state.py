@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS exported_order (
     shipping_status TEXT NOT NULL,
     payment_status TEXT NOT NULL,
     exported_at TEXT NOT NULL,
-    run_id INTEGER
+    run_id INTEGER,
+    document BLOB
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS run (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -54,6 +55,25 @@ CREATE TABLE IF NOT EXISTS skipped_tick (
     trigger TEXT NOT NULL,
     reason TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS realtime_event (
+    event_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    dedupe_key TEXT NOT NULL UNIQUE,
+    received_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS realtime_event_by_status ON realtime_event (status, event_id);
+CREATE TABLE IF NOT EXISTS payment_override (
+    order_id TEXT PRIMARY KEY,
+    payment_status TEXT NOT NULL,
+    occurred_at TEXT NOT NULL,
+    received_at TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS skipped_order (
     order_id TEXT PRIMARY KEY,
     reason TEXT NOT NULL,
@@ -70,12 +90,34 @@ INTERRUPTED_ERROR = "interrupted: the process stopped before the run finished"
 
 @dataclass(frozen=True, slots=True)
 class ExportedOrder:
-    """What the destination last confirmed for an order."""
+    """What the destination last confirmed for an order. `document` (the order document as
+    JSON) is written with it, and read only where needed (`exported_document`)."""
 
     order_id: str
     content_hash: str
     shipping_status: str
     payment_status: str
+    document: bytes | None = None
+
+
+# Real-time event kinds and states.
+ORDER_COMPLETED = "order_completed"
+PAYMENT_STATUS = "payment_status"
+QUEUED = "queued"  # waiting for delivery
+HELD = "held"  # a payment status for an order not known yet
+DELIVERED = "delivered"
+SKIPPED = "skipped"
+EXPIRED = "expired"  # held longer than max_days_to_export
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeEvent:
+    event_id: int
+    kind: str
+    order_id: str
+    payload: bytes
+    received_at: str
+    attempts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,19 +148,24 @@ COUNT_NAMES = ("read", "new", "updated", "unchanged", "retried", "skipped")
 class StateStore:
     """Access to the state database. Not thread-safe: use it from one thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, durable: bool = False) -> None:
+        """`durable`: every commit reaches the disk before it returns (the webhook intake's
+        connection: an event answered 202 must survive a power loss too)."""
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode keeps every commit across a process crash; only a power loss can
         # roll back the last commits, which at worst causes a harmless repeat of an upsert.
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self._db.execute("PRAGMA foreign_keys=ON")
         with self.transaction():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(exported_order)")}
+            if "document" not in columns:  # a database from before real-time delivery
+                self._db.execute("ALTER TABLE exported_order ADD COLUMN document BLOB")
             self._db.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
@@ -155,13 +202,20 @@ class StateStore:
                 found[row[0]] = ExportedOrder(*row)
         return found
 
+    def exported_document(self, order_id: str) -> bytes | None:
+        """The order document (JSON) the destination last confirmed, None when never sent."""
+        row = self._db.execute(
+            "SELECT document FROM exported_order WHERE order_id = ?", (order_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
     def exported_count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM exported_order").fetchone()[0]
 
     def record_batch(
         self,
         *,
-        run_id: int,
+        run_id: int | None,
         now: datetime,
         exported: Iterable[ExportedOrder],
         skipped: dict[str, str],
@@ -171,10 +225,19 @@ class StateStore:
 
         `exported`: orders the destination confirmed; `skipped`: order id -> reason;
         `resolved`: orders that need no export (unchanged), whose old skip is void.
+        Payment statuses held for exported orders are now applied: their events are done.
         """
         stamp = now.isoformat()
         exported_rows = [
-            (e.order_id, e.content_hash, e.shipping_status, e.payment_status, stamp, run_id)
+            (
+                e.order_id,
+                e.content_hash,
+                e.shipping_status,
+                e.payment_status,
+                stamp,
+                run_id,
+                e.document,
+            )
             for e in exported
         ]
         cleared = [(order_id,) for order_id in resolved]
@@ -182,13 +245,20 @@ class StateStore:
         with self.transaction() as db:
             db.executemany(
                 "INSERT INTO exported_order (order_id, content_hash, shipping_status,"
-                " payment_status, exported_at, run_id) VALUES (?, ?, ?, ?, ?, ?)"
+                " payment_status, exported_at, run_id, document) VALUES (?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (order_id) DO UPDATE SET content_hash = excluded.content_hash,"
                 " shipping_status = excluded.shipping_status,"
                 " payment_status = excluded.payment_status,"
-                " exported_at = excluded.exported_at, run_id = excluded.run_id",
+                " exported_at = excluded.exported_at, run_id = excluded.run_id,"
+                " document = excluded.document",
                 exported_rows,
             )
+            if exported_rows and self._has_held_events(db):
+                db.executemany(
+                    "UPDATE realtime_event SET status = ?, finished_at = ?"
+                    " WHERE status = ? AND order_id = ?",
+                    [(DELIVERED, stamp, HELD, row[0]) for row in exported_rows],
+                )
             if cleared:
                 db.executemany("DELETE FROM skipped_order WHERE order_id = ?", cleared)
             db.executemany(
@@ -199,6 +269,113 @@ class StateStore:
                 " last_tried_at = excluded.last_tried_at, run_id = excluded.run_id",
                 [(order_id, reason, stamp, stamp, run_id) for order_id, reason in skipped.items()],
             )
+
+    @staticmethod
+    def _has_held_events(db: sqlite3.Connection) -> bool:
+        return (
+            db.execute("SELECT 1 FROM realtime_event WHERE status = ? LIMIT 1", (HELD,)).fetchone()
+            is not None
+        )
+
+    # --- real-time events --------------------------------------------------------------
+
+    def enqueue_event(
+        self, *, kind: str, order_id: str, payload: bytes, dedupe_key: str, now: datetime
+    ) -> tuple[int, bool]:
+        """Commit an accepted event; (event_id, True) or, for an exact repeat, the first
+        event's id and False."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO realtime_event (kind, order_id, payload, dedupe_key,"
+                " received_at, status) VALUES (?, ?, ?, ?, ?, ?)",
+                (kind, order_id, payload, dedupe_key, now.isoformat(), QUEUED),
+            )
+            if cursor.rowcount == 1:
+                return int(cursor.lastrowid or 0), True
+            row = db.execute(
+                "SELECT event_id FROM realtime_event WHERE dedupe_key = ?", (dedupe_key,)
+            ).fetchone()
+            return int(row[0]), False
+
+    def next_queued_event(self) -> RealtimeEvent | None:
+        """The oldest event waiting for delivery: events go out in the order accepted."""
+        row = self._db.execute(
+            "SELECT event_id, kind, order_id, payload, received_at, attempts FROM realtime_event"
+            " WHERE status = ? ORDER BY event_id LIMIT 1",
+            (QUEUED,),
+        ).fetchone()
+        return None if row is None else RealtimeEvent(*row)
+
+    def finish_event(
+        self, event_id: int, *, status: str, now: datetime, error: str | None = None
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE realtime_event SET status = ?, finished_at = ?, last_error = ?,"
+                " attempts = attempts + 1 WHERE event_id = ?",
+                (status, now.isoformat(), error, event_id),
+            )
+
+    def note_event_attempt(self, event_id: int, error: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE realtime_event SET attempts = attempts + 1, last_error = ?"
+                " WHERE event_id = ?",
+                (error, event_id),
+            )
+
+    def event_counts(self) -> dict[str, int]:
+        """How many real-time events are in each state."""
+        rows = self._db.execute("SELECT status, count(*) FROM realtime_event GROUP BY status")
+        return {status: count for status, count in rows}
+
+    def set_payment_override(
+        self, order_id: str, payment_status: str, *, occurred_at: str, now: datetime
+    ) -> None:
+        """Remember a payment callback's status: it wins over the ERP's for this order."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO payment_override (order_id, payment_status, occurred_at,"
+                " received_at) VALUES (?, ?, ?, ?) ON CONFLICT (order_id) DO UPDATE SET"
+                " payment_status = excluded.payment_status, occurred_at = excluded.occurred_at,"
+                " received_at = excluded.received_at WHERE excluded.occurred_at >="
+                " payment_override.occurred_at",
+                (order_id, payment_status, occurred_at, now.isoformat()),
+            )
+
+    def payment_overrides(self, order_ids: Sequence[str]) -> dict[str, str]:
+        """Payment statuses from callbacks for these orders (usually none)."""
+        if (
+            not order_ids
+            or self._db.execute("SELECT 1 FROM payment_override LIMIT 1").fetchone() is None
+        ):
+            return {}
+        found: dict[str, str] = {}
+        for start in range(0, len(order_ids), 10000):
+            chunk = order_ids[start : start + 10000]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT order_id, payment_status FROM payment_override"
+                f" WHERE order_id IN ({marks})",
+                chunk,
+            )
+            found.update(rows)
+        return found
+
+    def expire_held_events(self, *, older_than: datetime, now: datetime) -> int:
+        """Give up on payment statuses held longer than the export window."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE realtime_event SET status = ?, finished_at = ?, last_error = ?"
+                " WHERE status = ? AND received_at < ?",
+                (EXPIRED, now.isoformat(), "the order never arrived", HELD, older_than.isoformat()),
+            )
+            db.execute(
+                "DELETE FROM payment_override WHERE received_at < ?"
+                " AND order_id NOT IN (SELECT order_id FROM exported_order)",
+                (older_than.isoformat(),),
+            )
+        return cursor.rowcount
 
     # --- skipped orders --------------------------------------------------------------
 

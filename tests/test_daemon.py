@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+import orjson
 import pytest
 
 from order_export_tui.settings import load_settings
@@ -246,3 +248,50 @@ def test_a_settings_change_on_disk_reschedules_the_running_daemon(
     daemon.wait_for(lambda text: "settings not applied" in text)
     assert "task.batch_size" in daemon.output
     assert daemon.stop() == 0
+
+
+def test_an_event_answered_202_survives_a_sigkill_and_is_delivered_after_restart(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    from tests.fakes.mailchimp import MailchimpFake
+    from tests.test_mailchimp import AUDIENCE, KEY, KEY_ENV, mailchimp_overrides
+    from tests.test_realtime import SECRET, order, signature_for
+    from tests.test_realtime import free_port as free_http_port
+
+    port = free_http_port()
+    env = {KEY_ENV: KEY, "OE_TEST_WEBHOOK_SECRET": SECRET}
+    with MailchimpFake(KEY, lists=(AUDIENCE,), latency=1.0) as fake:
+        write_settings(
+            tmp_path,
+            {
+                **mailchimp_overrides(fake),
+                "webhook": {
+                    "enabled": True,
+                    "listen": f"127.0.0.1:{port}",
+                    "secret_env": "OE_TEST_WEBHOOK_SECRET",
+                },
+            },
+        )
+        daemon = start(daemons, tmp_path, env)
+        daemon.wait_for(lambda text: "webhook intake listening" in text)
+        body = orjson.dumps(order("SO-KILL"))
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/webhooks/order-completed",
+            content=body,
+            headers={"X-Signature": signature_for(SECRET, body)},
+            timeout=10,
+        )
+        assert answer.status_code == 202
+        daemon.process.kill()  # at once: the slow platform has not confirmed anything
+        daemon.process.wait()
+        assert ("demo-store", "SO-KILL") not in fake.orders
+
+        fake.latency = 0.0
+        again = start(daemons, tmp_path, env)
+        again.wait_for(lambda text: "delivered" in text)
+        assert again.stop() == 0
+
+        assert ("demo-store", "SO-KILL") in fake.orders
+        assert fake.already_exists == 0  # delivered once, no repeat create
+    database = load_settings(tmp_path / "settings.toml").state_database_path
+    assert state_rows(database, "SELECT status FROM realtime_event") == [("delivered",)]

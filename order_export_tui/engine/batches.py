@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import orjson
+
 from order_export_tui.destinations.base import Destination, OrderChange
 from order_export_tui.engine.events import (
     BatchFinished,
@@ -52,9 +54,13 @@ def classify(batch_no: int, docs: list[OrderDocument], state: StateStore) -> Cla
         else:
             order_id = doc.get("order_id") if isinstance(doc, dict) else None
             batch.invalid[str(order_id)] = f"invalid order: {problem}"
-    previous = state.exported_orders([doc["order_id"] for doc in valid])
+    order_ids = [doc["order_id"] for doc in valid]
+    previous = state.exported_orders(order_ids)
+    overrides = state.payment_overrides(order_ids)
     for doc in valid:
         order_id = doc["order_id"]
+        if order_id in overrides:  # a payment callback's status wins over the ERP's
+            doc = {**doc, "payment_status": overrides[order_id]}
         digest = content_hash(doc)
         before = previous.get(order_id)
         if before is None:
@@ -152,6 +158,7 @@ class BatchPipeline:
                     batch.hashes[change.order_id],
                     change.document["shipping_status"],
                     change.document["payment_status"],
+                    orjson.dumps(change.document),
                 )
                 for change in confirmed
             ],

@@ -38,6 +38,9 @@ class LoopbackDestination:
         response.raise_for_status()
         return dict(response.json().get("rejected", {}))
 
+    async def send_one(self, change: OrderChange, retrier: Retrier) -> str | None:
+        return (await self.send_batch([change], retrier)).get(change.order_id)
+
     async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()
@@ -49,6 +52,7 @@ class OrderStore:
     def __init__(self) -> None:
         self.orders: dict[str, dict[str, Any]] = {}
         self.writes: dict[str, int] = {}
+        self.received: list[tuple[str, str]] = []  # (order_id, payment_status) in arrival order
         self.reject: dict[str, str] = {}
 
     def handle(self, request: Received) -> tuple[int, Any, dict[str, str]]:
@@ -62,6 +66,7 @@ class OrderStore:
                 continue
             self.orders[order_id] = order
             self.writes[order_id] = self.writes.get(order_id, 0) + 1
+            self.received.append((order_id, order["payment_status"]))
         return 200, {"rejected": rejected}, {}
 
 

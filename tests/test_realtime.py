@@ -1,0 +1,289 @@
+"""The real-time intake and delivery: a real uvicorn server on loopback, real HTTP clients."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from order_export_tui.connectors import build_source
+from order_export_tui.engine.runner import ExportEngine
+from order_export_tui.intake import signature_for
+from order_export_tui.service import ExportService, RealtimeChannel
+from order_export_tui.settings import Settings
+from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.state import StateStore
+from tests.support.fault_server import Fault, FaultServer
+from tests.support.loopback_destination import LoopbackDestination, OrderStore
+from tests.test_orders import VALID
+
+SECRET = "webhook-secret-for-tests"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def order(order_id: str, **changes: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(VALID)
+    doc["order_id"] = order_id
+    doc.update(changes)
+    return doc
+
+
+def payment(order_id: str, status: str, at: str = "2026-11-27T10:25:00+00:00") -> dict[str, Any]:
+    return {"order_id": order_id, "payment_status": status, "occurred_at": at}
+
+
+@dataclass
+class Webstore:
+    """What the webstore does: sign and post events."""
+
+    client: httpx.AsyncClient
+
+    async def post(
+        self, path: str, event: Any, *, secret: str = SECRET, raw: bytes | None = None
+    ) -> httpx.Response:
+        body = raw if raw is not None else orjson.dumps(event)
+        headers = {"X-Signature": signature_for(secret, body), "Content-Type": "application/json"}
+        return await self.client.post(path, content=body, headers=headers)
+
+    async def order_completed(self, doc: dict[str, Any]) -> httpx.Response:
+        return await self.post("/webhooks/order-completed", doc)
+
+    async def payment_status(self, event: dict[str, Any]) -> httpx.Response:
+        return await self.post("/webhooks/payment-status", event)
+
+
+@dataclass
+class Running:
+    settings: Settings
+    service: ExportService
+    state: StateStore
+    store: OrderStore
+    server: FaultServer
+    webstore: Webstore
+
+    async def until(self, condition: Any, timeout: float = 15) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not condition():
+            assert asyncio.get_running_loop().time() < deadline, "timed out"
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def running(make_settings, loopback) -> AsyncIterator[Running]:  # type: ignore[no-untyped-def]
+    server, store = loopback
+    port = free_port()
+    settings = make_settings(
+        webhook={"enabled": True, "listen": f"127.0.0.1:{port}"},
+        task={"max_retry_interval_seconds": 2, "max_retries": 1},
+    )
+    generate_demo_erp(settings.demo_database_path, orders=30, seed=5, days=10, malformed=0)
+    state = StateStore(settings.state_database_path)
+    intake_state = StateStore(settings.state_database_path, durable=True)
+
+    def destination(s: Settings) -> LoopbackDestination:
+        return LoopbackDestination(server.url)
+
+    engine = ExportEngine(
+        settings, state, source_factory=build_source, destination_factory=destination
+    )
+    channel = RealtimeChannel(
+        settings,
+        state=state,
+        intake_state=intake_state,
+        destination_factory=destination,
+        secret=SECRET,
+        outage_backoff=(0.05, 0.1, 0.2),
+    )
+    service = ExportService(settings, engine, realtime=channel)
+    serving = asyncio.create_task(service.serve())
+    while not channel.listening:
+        await asyncio.sleep(0.01)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        yield Running(settings, service, state, store, server, Webstore(client))
+    await service.stop()
+    await serving
+    intake_state.close()
+    state.close()
+
+
+async def test_a_signed_order_reaches_the_destination(running: Running) -> None:
+    answer = await running.webstore.order_completed(order("SO-1"))
+
+    assert answer.status_code == 202
+    assert isinstance(answer.json()["event_id"], int)
+    await running.until(lambda: "SO-1" in running.store.orders)
+    assert running.store.orders["SO-1"]["customer"]["email"] == "jane@example.com"
+    await running.until(lambda: running.state.event_counts().get("delivered") == 1)
+    assert running.state.exported_orders(["SO-1"])["SO-1"].payment_status == "pending"
+
+
+async def test_a_payment_callback_updates_the_status(running: Running) -> None:
+    await running.webstore.order_completed(order("SO-2"))
+    await running.until(lambda: "SO-2" in running.store.orders)
+
+    answer = await running.webstore.payment_status(payment("SO-2", "paid"))
+
+    assert answer.status_code == 202
+    await running.until(lambda: running.store.orders["SO-2"]["payment_status"] == "paid")
+    assert running.store.received == [("SO-2", "pending"), ("SO-2", "paid")]
+
+
+async def test_a_payment_for_an_unknown_order_is_held_until_the_order_arrives(
+    running: Running,
+) -> None:
+    assert (await running.webstore.payment_status(payment("SO-3", "paid"))).status_code == 202
+    await running.until(lambda: running.state.event_counts().get("held") == 1)
+    assert "SO-3" not in running.store.orders
+
+    await running.webstore.order_completed(order("SO-3"))  # the webstore says "pending"
+
+    await running.until(lambda: "SO-3" in running.store.orders)
+    assert running.store.orders["SO-3"]["payment_status"] == "paid"  # the callback wins
+    await running.until(lambda: running.state.event_counts().get("held") is None)
+
+
+@pytest.mark.parametrize(
+    ("secret", "signed"), [("wrong-secret", True), (SECRET, False)], ids=["wrong", "missing"]
+)
+async def test_a_bad_signature_gets_401_and_nothing_is_stored(
+    running: Running, secret: str, signed: bool
+) -> None:
+    body = orjson.dumps(order("SO-4"))
+    headers = {"X-Signature": signature_for(secret, body)} if signed else {}
+
+    answer = await running.webstore.client.post(
+        "/webhooks/order-completed", content=body, headers=headers
+    )
+
+    assert answer.status_code == 401
+    assert running.state.event_counts() == {}
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (orjson.dumps(order("SO-5", lines=[])), "order has no lines"),
+        (orjson.dumps({**order("SO-5"), "customer": {"id": "C-1"}}), "customer.email is missing"),
+    ],
+)
+async def test_invalid_json_or_an_invalid_order_gets_400_with_the_reason(
+    running: Running, raw: bytes, reason: str
+) -> None:
+    answer = await running.webstore.post("/webhooks/order-completed", None, raw=raw)
+
+    assert answer.status_code == 400
+    assert reason in answer.json()["error"]
+    assert running.state.event_counts() == {}
+
+
+async def test_an_invalid_payment_status_gets_400(running: Running) -> None:
+    answer = await running.webstore.payment_status(payment("SO-6", "lost"))
+    assert answer.status_code == 400
+    assert "payment_status 'lost'" in answer.json()["error"]
+
+
+async def test_a_2_mib_body_gets_413_and_nothing_is_stored(running: Running) -> None:
+    raw = b'{"padding": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    try:
+        answer = await running.webstore.post("/webhooks/order-completed", None, raw=raw)
+        assert answer.status_code == 413
+    except httpx.WriteError:
+        pass  # the server answered 413 and closed before the client finished writing
+    assert running.state.event_counts() == {}
+
+
+async def test_the_same_event_twice_has_one_effect(running: Running) -> None:
+    first = await running.webstore.order_completed(order("SO-7"))
+    again = await running.webstore.post(
+        "/webhooks/order-completed",
+        None,
+        raw=orjson.dumps(order("SO-7"), option=orjson.OPT_INDENT_2),
+    )
+
+    assert first.status_code == again.status_code == 202
+    assert first.json()["event_id"] == again.json()["event_id"]
+    await running.until(lambda: running.state.event_counts().get("delivered") == 1)
+    await asyncio.sleep(0.2)
+    assert running.store.writes == {"SO-7": 1}
+
+
+async def test_200_events_from_8_concurrent_senders_all_arrive_exactly_once(
+    running: Running,
+) -> None:
+    async def sender(n: int) -> list[int]:
+        ids = []
+        for i in range(25):
+            answer = await running.webstore.order_completed(order(f"SO-{n}-{i}"))
+            assert answer.status_code == 202
+            ids.append(answer.json()["event_id"])
+        return ids
+
+    event_ids = [i for ids in await asyncio.gather(*(sender(n) for n in range(8))) for i in ids]
+
+    assert len(set(event_ids)) == 200
+    await running.until(lambda: running.state.event_counts().get("delivered") == 200, 60)
+    assert len(running.store.orders) == 200
+    assert set(running.store.writes.values()) == {1}
+
+
+async def test_a_destination_that_is_down_then_back_gets_every_event_in_order(
+    running: Running,
+) -> None:
+    running.server.plan(*[Fault(status=503) for _ in range(8)], Fault(drop=True))
+    for n in range(5):
+        await running.webstore.order_completed(order(f"SO-D{n}"))
+    await running.webstore.payment_status(payment("SO-D0", "paid"))
+
+    await running.until(lambda: running.state.event_counts().get("delivered") == 6, 60)
+
+    assert [order_id for order_id, _ in running.store.received] == [
+        "SO-D0",
+        "SO-D1",
+        "SO-D2",
+        "SO-D3",
+        "SO-D4",
+        "SO-D0",
+    ]
+    assert running.store.orders["SO-D0"]["payment_status"] == "paid"
+
+
+async def test_an_order_sent_in_real_time_is_not_sent_again_by_the_next_run(
+    running: Running,
+) -> None:
+    report = await running.service.engine.run()  # the demo ERP's orders
+    doc = orjson.loads(running.state.exported_document(sorted(running.store.orders)[0]) or b"")
+    writes = dict(running.store.writes)
+
+    await running.webstore.order_completed(doc)  # the webstore sends what the ERP has
+    await running.until(lambda: running.state.event_counts().get("delivered") == 1)
+    again = await running.service.engine.run()
+
+    assert report.counts["new"] == 30
+    assert again.counts["new"] == again.counts["updated"] == 0
+    assert running.store.writes == writes  # neither the event nor the run sent it again
+
+
+async def test_healthz_reports_scheduler_intake_and_destination(running: Running) -> None:
+    await running.webstore.order_completed(order("SO-H"))
+    await running.until(lambda: running.state.event_counts().get("delivered") == 1)
+
+    health = (await running.webstore.client.get("/healthz")).json()
+
+    assert health["status"] == "ok"
+    assert health["scheduler"]["schedule"] == "manual only"
+    assert health["intake"]["delivered"] == 1
+    assert health["destination"]["app"] == "file"
