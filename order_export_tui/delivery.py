@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +42,7 @@ from order_export_tui.state import (
 
 log = logging.getLogger("order_export.delivery")
 
+DELIVERY_CONCURRENCY = 8  # events in flight at once (a destination may allow fewer)
 # How long delivery waits before trying a destination that was unreachable again.
 OUTAGE_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -113,29 +115,82 @@ class RealtimeDelivery:
         self._wake.set()
 
     async def run(self) -> None:
-        """Deliver until `stop()`; the event in flight is finished first."""
+        """Deliver until `stop()`; the events in flight are finished first.
+
+        Up to `DELIVERY_CONCURRENCY` events travel at once, never two of the same order: an
+        order's events go one after the other, in the order they were accepted.
+        """
         destination = self._destination_factory(self.settings)
         await destination.open()
+        in_flight: dict[int, tuple[str, asyncio.Task[bool]]] = {}
         outages = 0
+        unreachable = False
+        next_expiry = 0.0
         try:
-            while not self._stopping:
-                self._expire_held()
-                event = self.state.next_queued_event()
-                if event is None:
+            while not (self._stopping and not in_flight):
+                if time.monotonic() >= next_expiry:
+                    self._expire_held()
+                    next_expiry = time.monotonic() + 60
+                if not unreachable and not self._stopping:
+                    self._dispatch(in_flight, destination)
+                if not in_flight:
+                    if unreachable:  # every event in flight failed: wait out the outage
+                        backoff = self._outage_backoff
+                        delay = backoff[min(outages, len(backoff) - 1)]
+                        outages += 1
+                        unreachable = False
+                    else:
+                        delay = 60.0
                     self._wake.clear()
-                    await _wait(self._wake, 60.0)
+                    if not self._stopping:
+                        await _wait(self._wake, delay)
                     continue
-                if await self._deliver(event, destination):
-                    outages = 0
-                    continue
-                backoff = self._outage_backoff
-                delay = backoff[min(outages, len(backoff) - 1)]
-                outages += 1
-                self._wake.clear()
-                if not self._stopping:
-                    await _wait(self._wake, delay)
+                for delivered in await self._next_finished(in_flight):
+                    if delivered:
+                        outages = 0
+                    else:
+                        unreachable = True
         finally:
+            for _, task in in_flight.values():
+                task.cancel()
             await destination.close()
+
+    def _dispatch(
+        self,
+        in_flight: dict[int, tuple[str, asyncio.Task[bool]]],
+        destination: Destination,
+    ) -> None:
+        """Start the oldest queued events whose order has no earlier event still pending."""
+        if len(in_flight) >= DELIVERY_CONCURRENCY:
+            return
+        waiting_orders = {order_id for order_id, _ in in_flight.values()}
+        window = len(in_flight) + DELIVERY_CONCURRENCY * 4
+        for event in self.state.queued_events(limit=window):
+            if event.event_id in in_flight:
+                continue
+            if event.order_id in waiting_orders:
+                continue  # an earlier event of this order comes first
+            waiting_orders.add(event.order_id)
+            task = asyncio.ensure_future(self._deliver(event, destination))
+            in_flight[event.event_id] = (event.order_id, task)
+            if len(in_flight) >= DELIVERY_CONCURRENCY:
+                return
+
+    async def _next_finished(
+        self, in_flight: dict[int, tuple[str, asyncio.Task[bool]]]
+    ) -> list[bool]:
+        """Wait until an event in flight is done (or new events arrive); their outcomes."""
+        self._wake.clear()
+        woken = asyncio.ensure_future(self._wake.wait())
+        tasks = [task for _, task in in_flight.values()]
+        await asyncio.wait([*tasks, woken], return_when=asyncio.FIRST_COMPLETED)
+        woken.cancel()
+        outcomes = []
+        for event_id, (_, task) in list(in_flight.items()):
+            if task.done():
+                del in_flight[event_id]
+                outcomes.append(task.result())
+        return outcomes
 
     async def _deliver(self, event: RealtimeEvent, destination: Destination) -> bool:
         """Handle one event; False when the destination could not be reached (retry later)."""

@@ -297,14 +297,14 @@ class StateStore:
             ).fetchone()
             return int(row[0]), False
 
-    def next_queued_event(self) -> RealtimeEvent | None:
-        """The oldest event waiting for delivery: events go out in the order accepted."""
-        row = self._db.execute(
+    def queued_events(self, limit: int) -> list[RealtimeEvent]:
+        """The oldest events waiting for delivery, in the order they were accepted."""
+        rows = self._db.execute(
             "SELECT event_id, kind, order_id, payload, received_at, attempts FROM realtime_event"
-            " WHERE status = ? ORDER BY event_id LIMIT 1",
-            (QUEUED,),
-        ).fetchone()
-        return None if row is None else RealtimeEvent(*row)
+            " WHERE status = ? ORDER BY event_id LIMIT ?",
+            (QUEUED, limit),
+        )
+        return [RealtimeEvent(*row) for row in rows]
 
     def finish_event(
         self, event_id: int, *, status: str, now: datetime, error: str | None = None
