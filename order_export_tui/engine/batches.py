@@ -116,8 +116,18 @@ class BatchPipeline:
         batch = classify(self._batch_no, docs, self.state)
         send = asyncio.ensure_future(self._send(batch))
         self._in_flight.append((batch, send))
-        while len(self._in_flight) >= self._limit:
-            await self._record_oldest()
+        # A new send starts as soon as any slot frees up; an answered batch waits (at most as
+        # many again) until every batch read before it is recorded.
+        while self._sending() >= self._limit or len(self._in_flight) >= 2 * self._limit:
+            await asyncio.wait(
+                [task for _, task in self._in_flight if not task.done()] or [send],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            while self._in_flight and self._in_flight[0][1].done():
+                await self._record_oldest()
+
+    def _sending(self) -> int:
+        return sum(1 for _, task in self._in_flight if not task.done())
 
     async def drain(self) -> None:
         """Wait for every batch in flight and record it."""
