@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-from order_export_tui.connectors import build_destination, build_source
 from order_export_tui.delivery import EventDelivered, EventHeld, EventRetried, EventSkipped
 from order_export_tui.engine.events import (
     BatchFinished,
@@ -28,17 +27,16 @@ from order_export_tui.engine.events import (
     RunFinished,
     RunStarted,
 )
-from order_export_tui.engine.runner import ExportEngine
 from order_export_tui.intake import IntakeError
 from order_export_tui.service import (
     ExportService,
     FailureEmailOutcome,
-    RealtimeChannel,
     RunRequestSkipped,
     ServiceEvent,
+    assemble_service,
     schedule_description,
 )
-from order_export_tui.settings import Settings, SettingsError, load_settings, secret_value
+from order_export_tui.settings import Settings, SettingsError, load_settings
 from order_export_tui.state import StateStore
 
 log = logging.getLogger("order_export.daemon")
@@ -148,20 +146,8 @@ async def serve(settings: Settings) -> None:
     state = StateStore(settings.state_database_path)
     intake_state: StateStore | None = None
     try:
-        engine = ExportEngine(
-            settings, state, source_factory=build_source, destination_factory=build_destination
-        )
-        realtime = None
-        if settings.webhook.enabled:
-            intake_state = StateStore(settings.state_database_path, durable=True)
-            realtime = RealtimeChannel(
-                settings,
-                state=state,
-                intake_state=intake_state,
-                destination_factory=build_destination,
-                secret=secret_value(settings.webhook.secret_env) or "",
-            )
-        service = ExportService(settings, engine, realtime=realtime)
+        service, intake_state = assemble_service(settings, state)
+        engine = service.engine
         daemon_log = DaemonLog()
         engine.subscribe(daemon_log.engine_event)
         service.subscribe(daemon_log.service_event)

@@ -24,7 +24,7 @@ from order_export_tui.engine.events import RunReport
 from order_export_tui.engine.runner import ExportEngine, local_now
 from order_export_tui.intake import Intake, IntakeServer
 from order_export_tui.notify import NotificationResult, notify_run_failed
-from order_export_tui.settings import Settings
+from order_export_tui.settings import Settings, secret_value
 from order_export_tui.state import StateStore
 
 log = logging.getLogger("order_export.service")
@@ -306,3 +306,28 @@ class ExportService:
                 listener(event)
             except Exception:
                 log.exception("a service listener failed on %s", type(event).__name__)
+
+
+def assemble_service(
+    settings: Settings, state: StateStore
+) -> tuple[ExportService, StateStore | None]:
+    """The service as the daemon and the dashboard run it: the configured source and
+    destination, and the real-time channel when `webhook.enabled`. Returns the service and
+    the intake's own state connection (None without a webhook), which the caller closes.
+    """
+    from order_export_tui.connectors import build_destination, build_source
+
+    engine = ExportEngine(
+        settings, state, source_factory=build_source, destination_factory=build_destination
+    )
+    if not settings.webhook.enabled:
+        return ExportService(settings, engine), None
+    intake_state = StateStore(settings.state_database_path, durable=True)
+    realtime = RealtimeChannel(
+        settings,
+        state=state,
+        intake_state=intake_state,
+        destination_factory=build_destination,
+        secret=secret_value(settings.webhook.secret_env) or "",
+    )
+    return ExportService(settings, engine, realtime=realtime), intake_state
