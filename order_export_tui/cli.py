@@ -153,7 +153,11 @@ async def _connect_problems(settings: Settings) -> list[str]:
     retrier = Retrier(RetryPolicy(0, 0))
     source = build_source(settings, retrier)
     try:
-        await source.count_orders(datetime(1970, 1, 1, tzinfo=UTC))
+        check = getattr(source, "check_connection", None)
+        if check is not None:
+            await check()
+        else:
+            await source.count_orders(datetime(1970, 1, 1, tzinfo=UTC))
     except Exception as error:
         problems.append(f"erp.source: cannot read the ERP: {error}")
     finally:

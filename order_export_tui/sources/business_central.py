@@ -1,0 +1,362 @@
+"""The Microsoft Dynamics 365 Business Central source (API v2.0), `erp.source = "business_central"`.
+
+A run reads, in this order:
+
+1. `shipmentMethods` (one small request): shipment method id -> display name.
+2. `salesOrders` with `orderDate ge <first day of the window>`, expanded with their
+   `salesOrderLines` and `customer`, page by page: each page becomes one chunk of documents
+   (see `business_central_mapping` for the mapping and its defaults). The customer's e-mail
+   comes with its order, never one request per order.
+3. `salesShipments` with their lines: the posted shipments, by modification time since the last
+   run (the first run, or a window that grew, reads every one posted in the window).
+4. The in-window orders that have left `salesOrders` (Business Central deletes an order once
+   it is fully shipped and invoiced) and have posted shipments: each one's last document
+   again, with the shipping status its shipments give, so it turns `shipped` once and is
+   re-checked like any other order afterwards. Orders that left before any run read them
+   are rebuilt from their posted `salesInvoices`; API v2.0 gives posted documents no order
+   date, so their first shipment's posting date stands in for it (for the window too: on a
+   first run, an order placed just before the window and shipped inside it is exported).
+
+Why a full window scan of `salesOrders` every run, and an incremental read of shipments:
+- An order's `lastModifiedDateTime` does not move when what its document is made of changes
+  elsewhere (the customer's e-mail, a shipment method's name); an incremental read would keep
+  sending stale documents.
+- An incremental read cannot see an order disappear, and a disappeared order is the one about
+  to turn `shipped`.
+- Orders that were skipped (invalid) must be read again by every run: they count against each
+  run's skip budget, and runs limited to chosen orders re-try them.
+- The engine compares each document's content hash with what the destination holds, so a
+  re-read order that did not change costs nothing beyond its read.
+- Posted shipments, on the other hand, are documents Business Central only ever adds to (at
+  most a few header fields can be edited, which moves their `lastModifiedDateTime`): reading
+  those modified since the newest one already read, less a margin (`SHIPMENTS_OVERLAP`) for
+  clock skew and transactions committed late, loses nothing, and the ledger keeps the rest.
+  The watermark is Business Central's own time, never this machine's.
+
+What is remembered between runs lives in the ledger (`business_central_ledger`), a file next
+to the state database. Memory stays flat in the number of orders: one page at a time, and the
+ledger's queries walk it in chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from order_export_tui.engine.retry import Retrier
+from order_export_tui.orders import OrderDocument
+from order_export_tui.settings import Settings
+from order_export_tui.sources.business_central_client import (
+    DEFAULT_PAGE_SIZE,
+    BusinessCentralClient,
+    BusinessCentralError,
+    Connection,
+)
+from order_export_tui.sources.business_central_ledger import Ledger, OrderRow, ShipmentRow
+from order_export_tui.sources.business_central_mapping import (
+    CUSTOMER_FIELDS,
+    INVOICE_FIELDS,
+    INVOICE_LINE_FIELDS,
+    ORDER_FIELDS,
+    ORDER_LINE_FIELDS,
+    SHIPMENT_FIELDS,
+    SHIPMENT_LINE_FIELDS,
+    SHIPMENT_METHOD_FIELDS,
+    invoiced_order_document,
+    order_document,
+    with_shipped_quantities,
+)
+
+__all__ = ["BusinessCentralError", "BusinessCentralSource", "first_order_day", "ledger_path"]
+
+SHIPMENTS_OVERLAP = timedelta(minutes=10)
+LEFT_ORDERS_CHUNK = 500
+INVOICE_LOOKUP_BATCH = 20  # order numbers per salesInvoices request (keeps the URL short)
+
+
+def ledger_path(settings: Settings) -> Path:
+    """`data/state.sqlite` -> `data/state.business-central.sqlite`."""
+    state = settings.state_database_path
+    return state.with_name(f"{state.stem}.business-central.sqlite")
+
+
+def first_order_day(window_start: datetime) -> date:
+    """The first order date inside the window: an order dated D is at local midnight of D."""
+    day = window_start.astimezone().date()
+    if datetime.combine(day, time.min).astimezone() < window_start:
+        day += timedelta(days=1)
+    return day
+
+
+class BusinessCentralSource:
+    """Reads one Business Central company's sales orders as order documents (`OrderSource`)."""
+
+    name = "business_central"
+
+    def __init__(self, client: BusinessCentralClient, ledger_file: Path) -> None:
+        self.client = client
+        self.ledger_file = Path(ledger_file)
+        self._ledger: Ledger | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, retrier: Retrier, *, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> BusinessCentralSource:
+        client = BusinessCentralClient(
+            Connection.from_settings(settings), retrier, page_size=page_size
+        )
+        return cls(client, ledger_path(settings))
+
+    # --- the protocol ----------------------------------------------------------------------
+
+    async def count_orders(self, window_start: datetime) -> int:
+        """Open orders in the window (one `$count` request), plus those known to have left."""
+        first_day = first_order_day(window_start).isoformat()
+        open_orders = await self.client.count(
+            "salesOrders", {"$filter": f"orderDate ge {first_day}"}, "GET salesOrders/$count"
+        )
+        left = await asyncio.to_thread(
+            Ledger.count_left, self.ledger_file, self._identity, first_day
+        )
+        return open_orders + left
+
+    async def iter_orders(self, window_start: datetime) -> AsyncIterator[list[OrderDocument]]:
+        first_day = first_order_day(window_start).isoformat()
+        ledger = await self._open_ledger()
+        await asyncio.to_thread(ledger.start_run, first_day)
+        methods = await self._shipment_methods()
+        async with aclosing(self._open_orders(ledger, first_day, methods)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+        await self._read_shipments(ledger, first_day)
+        async with aclosing(self._left_orders(ledger, first_day)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+        async with aclosing(self._unread_invoiced_orders(ledger, first_day, methods)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def check_connection(self) -> str:
+        """Prove the token (client id, secret, tenant), the environment, the company and the
+        right to read sales orders; returns the company's name."""
+        connection = self.client.connection
+        body = await self.client.get_json(
+            f"{connection.base_url}/companies?$select=id,name,displayName", "GET companies"
+        )
+        companies = body.get("value") if isinstance(body, dict) else None
+        company = _company(companies if isinstance(companies, list) else [], connection.company_id)
+        await self.client.get_json(
+            f"{connection.company_url}/salesOrders?$top=1&$select=number", "GET salesOrders"
+        )
+        return str(company.get("displayName") or company.get("name") or connection.company_id)
+
+    async def close(self) -> None:
+        try:
+            await self.client.close()
+        finally:
+            if self._ledger is not None:
+                ledger, self._ledger = self._ledger, None
+                await asyncio.to_thread(ledger.close)
+
+    # --- the reads -------------------------------------------------------------------------
+
+    async def _open_orders(
+        self, ledger: Ledger, first_day: str, methods: Mapping[str, str]
+    ) -> AsyncIterator[list[OrderDocument]]:
+        params = {
+            "$filter": f"orderDate ge {first_day}",
+            "$select": ",".join(ORDER_FIELDS),
+            "$expand": (
+                f"salesOrderLines($select={','.join(ORDER_LINE_FIELDS)}),"
+                f"customer($select={','.join(CUSTOMER_FIELDS)})"
+            ),
+        }
+        async with self._pages("salesOrders", params) as pages:
+            async for page in pages:
+                docs = [order_document(order, methods) for order in page]
+                rows: list[OrderRow] = [
+                    (doc["order_id"], _day_of(doc["order_date"]), doc)
+                    for doc in docs
+                    if doc["order_id"]
+                ]
+                await asyncio.to_thread(ledger.remember_orders, rows)
+                if docs:
+                    yield docs
+
+    async def _read_shipments(self, ledger: Ledger, first_day: str) -> None:
+        read_from, watermark = await asyncio.to_thread(ledger.shipments_position)
+        if read_from is None or watermark is None or first_day < read_from:
+            since, complete = f"postingDate ge {first_day}", True
+        else:
+            overlap = datetime.fromisoformat(watermark) - SHIPMENTS_OVERLAP
+            since, complete = f"lastModifiedDateTime gt {_odata_datetime(overlap)}", False
+        params = {
+            "$filter": since,
+            "$select": ",".join(SHIPMENT_FIELDS),
+            "$expand": f"salesShipmentLines($select={','.join(SHIPMENT_LINE_FIELDS)})",
+        }
+        async with self._pages("salesShipments", params) as pages:
+            async for page in pages:
+                rows = [row for row in map(_shipment_row, page) if row is not None]
+                newest = max(filter(None, map(_modified_at, page)), default=None)
+                await asyncio.to_thread(ledger.remember_shipments, rows, newest)
+        if complete:
+            await asyncio.to_thread(ledger.shipments_read_from, first_day)
+
+    async def _left_orders(
+        self, ledger: Ledger, first_day: str
+    ) -> AsyncIterator[list[OrderDocument]]:
+        after = ""
+        while rows := await asyncio.to_thread(
+            ledger.left_orders, first_day, after, LEFT_ORDERS_CHUNK
+        ):
+            numbers = [number for number, _ in rows]
+            shipped = await asyncio.to_thread(ledger.shipped_quantities, numbers)
+            docs = [
+                with_shipped_quantities(orjson.loads(document), shipped.get(number, {}))
+                for number, document in rows
+            ]
+            await _remember_left(ledger, docs)
+            yield docs
+            after = numbers[-1]
+
+    async def _unread_invoiced_orders(
+        self, ledger: Ledger, first_day: str, methods: Mapping[str, str]
+    ) -> AsyncIterator[list[OrderDocument]]:
+        after = ""
+        while wanted := await asyncio.to_thread(
+            ledger.unread_shipped_orders, first_day, after, INVOICE_LOOKUP_BATCH
+        ):
+            numbers = [number for number, _ in wanted]
+            invoices = await self._invoices_of(numbers)
+            shipped = await asyncio.to_thread(ledger.shipped_quantities, numbers)
+            docs = [
+                invoiced_order_document(
+                    number, invoices[number], day, shipped.get(number, {}), methods
+                )
+                for number, day in wanted
+                if number in invoices
+            ]
+            await _remember_left(ledger, docs)
+            missing = [(number, day) for number, day in wanted if number not in invoices]
+            await asyncio.to_thread(ledger.remember_unrebuildable, missing)
+            if docs:
+                yield docs
+            after = numbers[-1]
+
+    async def _invoices_of(self, order_numbers: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Order number -> its posted invoices (in number order), for a few orders."""
+        params = {
+            "$filter": " or ".join(f"orderNumber eq {_odata_text(n)}" for n in order_numbers),
+            "$select": ",".join(INVOICE_FIELDS),
+            "$expand": (
+                f"salesInvoiceLines($select={','.join(INVOICE_LINE_FIELDS)}),"
+                f"customer($select={','.join(CUSTOMER_FIELDS)})"
+            ),
+        }
+        found: dict[str, list[dict[str, Any]]] = {}
+        async with self._pages("salesInvoices", params) as pages:
+            async for page in pages:
+                for invoice in page:
+                    found.setdefault(str(invoice.get("orderNumber")), []).append(invoice)
+        for invoices in found.values():
+            invoices.sort(key=lambda invoice: str(invoice.get("number")))
+        return found
+
+    async def _shipment_methods(self) -> dict[str, str]:
+        params = {"$select": ",".join(SHIPMENT_METHOD_FIELDS)}
+        names: dict[str, str] = {}
+        async with self._pages("shipmentMethods", params) as pages:
+            async for page in pages:
+                for method in page:
+                    name = method.get("displayName") or method.get("code")
+                    if isinstance(method.get("id"), str) and isinstance(name, str):
+                        names[method["id"]] = name
+        return names
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _pages(
+        self, entity_set: str, params: Mapping[str, str]
+    ) -> aclosing[AsyncIterator[list[dict[str, Any]]]]:
+        return aclosing(self.client.pages(entity_set, params, f"GET {entity_set}"))
+
+    @property
+    def _identity(self) -> str:
+        connection = self.client.connection
+        return f"{connection.base_url}|{connection.company_id.lower()}"
+
+    async def _open_ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = await asyncio.to_thread(Ledger, self.ledger_file, self._identity)
+        return self._ledger
+
+
+async def _remember_left(ledger: Ledger, docs: list[OrderDocument]) -> None:
+    rows: list[OrderRow] = [
+        (doc["order_id"], _day_of(doc["order_date"]), doc) for doc in docs if doc["order_id"]
+    ]
+    await asyncio.to_thread(ledger.remember_orders, rows, gone=True)
+
+
+def _company(companies: list[Any], company_id: str) -> dict[str, Any]:
+    for company in companies:
+        if isinstance(company, dict) and str(company.get("id", "")).lower() == company_id.lower():
+            return company
+    known = "; ".join(
+        f"{company.get('id')} ({company.get('name')})"
+        for company in companies[:5]
+        if isinstance(company, dict)
+    )
+    raise BusinessCentralError(
+        f"erp.business_central.company_id: no company {company_id!r} in this environment"
+        + (f"; its companies: {known}" if known else " (it has no companies)")
+    )
+
+
+def _shipment_row(shipment: Mapping[str, Any]) -> ShipmentRow | None:
+    number, order = shipment.get("number"), shipment.get("orderNumber")
+    posted = shipment.get("postingDate")
+    if not (isinstance(number, str) and isinstance(order, str) and order):
+        return None
+    lines: dict[int, float] = {}
+    for line in shipment.get("salesShipmentLines") or ():
+        sequence, quantity = line.get("sequence"), line.get("quantity")
+        if type(sequence) is int and type(quantity) in (int, float) and quantity:
+            lines[sequence] = lines.get(sequence, 0.0) + quantity
+    return number, order, str(posted), lines
+
+
+def _modified_at(entity: Mapping[str, Any]) -> str | None:
+    """`lastModifiedDateTime` as UTC ISO text with microseconds (texts then compare as times)."""
+    value = entity.get("lastModifiedDateTime")
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _odata_datetime(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _odata_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _day_of(order_date: Any) -> str:
+    try:
+        return datetime.fromisoformat(str(order_date)).date().isoformat()
+    except ValueError:
+        return ""
