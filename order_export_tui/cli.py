@@ -99,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_command(args, settings_path, err)
         if command == "daemon":
             return daemon_command(settings_path, err)
+        if command == "tui":
+            return tui_command(settings_path)
     except SettingsError as error:
         err.print("[red]The settings are not valid:[/]", markup=True)
         for problem in error.problems:
@@ -106,12 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return EXIT_CANCELLED
-    err.print(
-        f"`order-export {command}` is not built yet in this version;"
-        " `order-export run` runs one export now.",
-        markup=False,
-    )
-    return EXIT_BAD_INPUT
+    raise AssertionError(f"unhandled command {command!r}")  # argparse allows no other
 
 
 def demo_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:
@@ -212,6 +209,13 @@ def daemon_command(settings_path: Path, err: Console) -> int:
         err.print(f"Not started: {error}", markup=False)
         return EXIT_TASK_FAILED
     return EXIT_OK
+
+
+def tui_command(settings_path: Path) -> int:
+    # Imported here, not at the top: `run`, `daemon`, `check` and `demo` never load Textual.
+    from order_export_tui.tui import run_dashboard
+
+    return run_dashboard(settings_path)
 
 
 async def _run_once(settings: Settings, database: Path, err: Console) -> RunReport:

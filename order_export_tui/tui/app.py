@@ -1,0 +1,474 @@
+"""The dashboard: a Textual app that hosts the export service (scheduler and engine) as its
+worker and shows what it does. Layers: tui -> service -> engine; nothing below knows Textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import ClassVar
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import ModalScreen, Screen
+from textual.worker import Worker, WorkerState
+
+from order_export_tui.engine.events import FAILED, SUCCEEDED
+from order_export_tui.engine.runner import local_now
+from order_export_tui.service import (
+    ExportService,
+    FailureEmailOutcome,
+    RunRequestSkipped,
+    schedule_description,
+)
+from order_export_tui.settings import Settings
+from order_export_tui.state import StateStore
+from order_export_tui.tui.confirm_screen import ConfirmScreen
+from order_export_tui.tui.dashboard_screen import HISTORY, SKIPPED, DashboardScreen
+from order_export_tui.tui.event_feed import EngineEventFeed
+from order_export_tui.tui.formatting import clock_time, count
+from order_export_tui.tui.help_screen import HelpScreen, KeyHelp
+from order_export_tui.tui.history_table import RunHistoryTable
+from order_export_tui.tui.intake_status import IntakeProbe, MissingIntake
+from order_export_tui.tui.log_bridge import NotifyingLogHandler
+from order_export_tui.tui.logs_screen import LogsScreen
+from order_export_tui.tui.messages import RunProgressed, ServiceNotice
+from order_export_tui.tui.run_progress import (
+    CANCELLING,
+    RunProgress,
+    RunTracker,
+    progress_of_record,
+)
+from order_export_tui.tui.settings_screen import SettingsScreen
+from order_export_tui.tui.skipped_table import SkippedOrdersTable
+from order_export_tui.tui.status_panel import StatusView
+from order_export_tui.tui.terminal_watch import TerminalWatch
+
+TICK_SECONDS = 1.0
+NAVIGATION = frozenset({"show_settings", "show_logs", "show_skipped", "show_history"})
+
+
+class OrderExportApp(App[int]):
+    """The dashboard. `service` drives `service.engine`, whose `state` the caller opened
+    (holding its `StateLock`); `clock` and `monotonic` are injectable for tests."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "order-export"
+    # Screens get -narrow / -wide and -short / -tall classes; app.tcss reflows on them.
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (34, "-tall")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "run_now", "Run", id="run_now"),
+        Binding("c", "cancel_run", "Cancel", id="cancel_run"),
+        # Shown in the dashboard's footer (DashboardScreen repeats them); they work everywhere.
+        Binding("s", "show_settings", "Settings", id="show_settings", show=False),
+        Binding("l", "show_logs", "Logs", id="show_logs", show=False),
+        Binding("k", "show_skipped", "Skipped", id="show_skipped", show=False),
+        Binding("h", "show_history", "History", id="show_history", show=False),
+        Binding("question_mark,f1", "show_help", "Help", key_display="?", id="show_help"),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        service: ExportService,
+        state: StateStore,
+        clock: Callable[[], datetime] = local_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        intake: IntakeProbe | None = None,
+        watch_terminal: bool = False,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.service = service
+        self.state = state
+        self.clock = clock
+        self.monotonic = monotonic
+        self.intake: IntakeProbe = intake or MissingIntake(settings)
+        self.title = f"order-export: {settings.webstore.name}"
+        self._tracker = RunTracker(monotonic, settings.task.max_items_to_skip)
+        self.progress = self._tracker.snapshot()
+        self.feed = EngineEventFeed(
+            self.post_message,
+            self._tracker,
+            monotonic=time.monotonic,
+            log_file_of_run=self._log_file_of_run,
+        )
+        self._watch_terminal = watch_terminal
+        self._terminal: TerminalWatch | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._log_handler: NotifyingLogHandler | None = None
+        self._scheduler_problem: str | None = None
+        self._shown_skipped = -1
+        self._exported: int | None = None
+        self.stopping = False
+        self.terminal_lost: str | None = None
+
+    def get_default_screen(self) -> Screen[None]:
+        return DashboardScreen(id="_default")
+
+    @property
+    def dashboard(self) -> DashboardScreen:
+        screen = self.screen_stack[0]
+        assert isinstance(screen, DashboardScreen)
+        return screen
+
+    # --- starting and stopping -------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        last = self.state.recent_runs(1)
+        if last:
+            self._tracker.seed(progress_of_record(last[0], self.settings.task.max_items_to_skip))
+            self.progress = self._tracker.snapshot()
+        self._unsubscribe.append(self.service.engine.subscribe(self.feed))
+        self._unsubscribe.append(
+            self.service.subscribe(lambda event: self.post_message(ServiceNotice(event)))
+        )
+        self._log_handler = NotifyingLogHandler(self, asyncio.get_running_loop())
+        self._log_handler.install()
+        self._serve()
+        self.set_interval(TICK_SECONDS, self._tick)
+        if self._watch_terminal:
+            self._terminal = TerminalWatch(self._on_terminal_lost)
+            self._terminal.start(asyncio.get_running_loop())
+
+    def on_ready(self) -> None:
+        self._show_everything()
+
+    def on_unmount(self) -> None:
+        self.feed.close()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        if self._log_handler is not None:
+            self._log_handler.remove()
+        if self._terminal is not None:
+            self._terminal.stop()
+
+    @work(group="scheduler", exclusive=True, exit_on_error=False)
+    async def _serve(self) -> None:
+        await self.service.serve()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group == "scheduler" and event.state == WorkerState.ERROR:
+            self._scheduler_problem = f"{type(worker.error).__name__}: {worker.error}"
+            self.notify(f"The scheduler stopped: {self._scheduler_problem}", severity="error")
+            self._show_status()
+
+    def shut_down(self) -> None:
+        """Stop the service (the run in flight stops at its next batch boundary), then exit."""
+        if self.stopping:
+            return
+        self.stopping = True
+        if self.service.run_in_progress:
+            self.notify("Stopping: the run stops at the next batch boundary…", timeout=60)
+        self.run_worker(self._stop_and_exit(), group="shutdown", exclusive=True)
+
+    async def _stop_and_exit(self) -> None:
+        await self.service.stop()
+        self.exit(0)
+
+    def _on_terminal_lost(self, reason: str) -> None:
+        self.terminal_lost = reason
+        logging.getLogger("order_export.tui").warning("terminal lost (%s): stopping", reason)
+        self.shut_down()
+
+    def panic(self, *renderables: object) -> None:
+        # The terminal driver panics when reading a dropped terminal fails; that is not a
+        # crash but the end of the session: stop cleanly instead of abandoning the run.
+        if self._terminal is not None and (self._terminal.lost or self._terminal.check()):
+            self._terminal.declare_lost(self._terminal.reason or "the terminal is gone")
+            return
+        super().panic(*renderables)  # type: ignore[arg-type]
+
+    # --- what arrives ------------------------------------------------------------------------
+
+    def on_run_progressed(self, message: RunProgressed) -> None:
+        previous = self.progress
+        progress = self.progress = message.progress
+        self._show_run()
+        skipped = progress.counts.get("skipped", 0)
+        if message.run_changed:
+            self._exported = self.state.exported_count()
+            self.dashboard.reload_history(self.state)
+            self.dashboard.reload_skipped(self.state)
+            self._show_status()
+            self.refresh_bindings()
+            for screen in self.screen_stack:
+                if isinstance(screen, LogsScreen):
+                    screen.reload_files()
+            if previous.active and not progress.active:
+                self._announce(progress)
+        elif skipped != self._shown_skipped:
+            self.dashboard.reload_skipped(self.state)
+        self._shown_skipped = skipped
+
+    def _announce(self, progress: RunProgress) -> None:
+        counts = progress.counts
+        summary = ", ".join(f"{count(counts.get(name))} {name}" for name in ("new", "updated"))
+        summary += f", {count(counts.get('skipped'))} skipped"
+        text = f"Run {progress.run_id} {progress.outcome}: {summary}"
+        if progress.error:
+            text += f". {progress.error}"
+        severity = {SUCCEEDED: "information", FAILED: "error"}.get(
+            progress.outcome or "", "warning"
+        )
+        self.notify(text, severity=severity)  # type: ignore[arg-type]
+
+    def on_service_notice(self, message: ServiceNotice) -> None:
+        event = message.event
+        if isinstance(event, RunRequestSkipped):
+            self.notify(f"{event.trigger} run not started: {event.reason}", severity="warning")
+        elif isinstance(event, FailureEmailOutcome):
+            if event.result.sent:
+                self.notify(f"Failure e-mail sent for run {event.run_id}.")
+            else:
+                self.notify(f"Failure e-mail NOT sent: {event.result.error}", severity="error")
+
+    def on_run_history_table_log_requested(self, message: RunHistoryTable.LogRequested) -> None:
+        path = Path(message.log_file) if message.log_file else None
+        if path is None or not path.exists():
+            keep = self.settings.task.max_archived_log_files
+            self.notify(
+                f"Run {message.run_id} has no log file any more (the newest {keep} are kept).",
+                severity="warning",
+            )
+            return
+        self.action_show_logs(path)
+
+    def on_skipped_orders_table_retry_requested(
+        self, message: SkippedOrdersTable.RetryRequested
+    ) -> None:
+        self.retry(message.order_ids)
+
+    def retry(self, order_ids: frozenset[str] | None) -> None:
+        if self.service.request_run("retry", only=order_ids):
+            what = "every skipped order" if order_ids is None else ", ".join(sorted(order_ids))
+            self.notify(f"Re-trying {what}.")
+
+    # --- showing -----------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        self._show_status()
+        # Also when idle: the real-time counters move without a run.
+        self._show_run(history=self.progress.active)
+
+    def _show_everything(self) -> None:
+        self._exported = self.state.exported_count()
+        self._show_status()
+        self._show_run()
+        self.dashboard.reload_history(self.state)
+        self.dashboard.reload_skipped(self.state)
+        self._shown_skipped = self.progress.counts.get("skipped", 0)
+
+    def _show_status(self) -> None:
+        view = StatusView(
+            self.settings,
+            self.progress,
+            self.service.next_run,
+            self.intake.status(),
+            self._exported,
+            self._scheduler_problem,
+        )
+        self.dashboard.show_status(view)
+
+    def _show_run(self, *, history: bool = False) -> None:
+        status = self.intake.status()
+        self.dashboard.show_run(self.progress, status, self.monotonic(), history=history)
+
+    def _log_file_of_run(self, run_id: int) -> str | None:
+        runs = self.state.recent_runs(1)
+        return runs[0].log_file if runs and runs[0].run_id == run_id else None
+
+    def live_log(self) -> str | None:
+        return self.progress.log_file if self.progress.active else None
+
+    # --- actions -----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if isinstance(self.screen, ModalScreen) and action in NAVIGATION | {"run_now"}:
+            return False
+        if isinstance(self.screen, SettingsScreen) and action in NAVIGATION:
+            return False  # Esc leaves the form (asking first when it has changes)
+        if action == "run_now" and self.service.run_in_progress:
+            return None  # shown, greyed out
+        if action == "cancel_run" and (
+            not self.service.run_in_progress or self.progress.state == CANCELLING
+        ):
+            return None
+        return True
+
+    def action_run_now(self) -> None:
+        if self.service.run_in_progress:
+            self.notify("A run is already in progress.", severity="warning")
+            return
+        self.service.request_run("manual")
+
+    def action_cancel_run(self) -> None:
+        if not self.service.run_in_progress:
+            self.notify("No run is in flight.", severity="warning")
+            return
+
+        def answered(cancel: bool | None) -> None:
+            if cancel:
+                self.service.engine.cancel()
+
+        question = (
+            f"Cancel run {self.progress.run_id}? It stops at the next batch boundary; every batch"
+            " the destination answered is recorded, the rest is sent by the next run."
+        )
+        self.push_screen(ConfirmScreen(question, yes="Cancel run", no="Keep running"), answered)
+
+    async def action_quit(self) -> None:
+        if self.stopping:
+            self.notify("Abandoning the batch in flight; it is sent again next time.")
+            await self.service.stop(abandon_batch=True)
+            return
+        screen = self.screen
+        if isinstance(screen, SettingsScreen):
+            screen.confirm_leave(self._confirm_quit)
+        else:
+            self._confirm_quit()
+
+    def _confirm_quit(self) -> None:
+        if not self.service.run_in_progress:
+            self.shut_down()
+            return
+
+        def answered(quit_now: bool | None) -> None:
+            if quit_now:
+                self.shut_down()
+
+        question = (
+            f"Run {self.progress.run_id} is in flight. Stop it at the next batch boundary and"
+            " quit? (To keep exporting without a screen, use `order-export daemon`.)"
+        )
+        self.push_screen(ConfirmScreen(question, yes="Stop and quit", no="Keep running"), answered)
+
+    def action_show_settings(self) -> None:
+        self._go(lambda: self.push_screen(SettingsScreen(self.settings, self.apply_settings)))
+
+    def action_show_logs(self, path: Path | None = None) -> None:
+        def open_logs() -> None:
+            logs_dir = self.settings.logs_dir_path
+            self.push_screen(LogsScreen(logs_dir, live_log=self.live_log, open_path=path))
+
+        self._go(open_logs)
+
+    def action_show_history(self) -> None:
+        self._go(lambda: self.dashboard.show_table(HISTORY))
+
+    def action_show_skipped(self) -> None:
+        self._go(lambda: self.dashboard.show_table(SKIPPED))
+
+    def _go(self, then: Callable[[], object]) -> None:
+        """Back to the dashboard (asking first if the settings have unsaved changes), then
+        `then`."""
+
+        def leave() -> None:
+            while len(self.screen_stack) > 1:
+                self.pop_screen()
+            then()
+
+        screen = self.screen
+        if isinstance(screen, SettingsScreen):
+            screen.confirm_leave(leave)
+        else:
+            leave()
+
+    def action_show_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.help_sections()))
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Use saved settings at once: the schedule changes now, the next run uses the rest."""
+        before = self.settings
+        self.service.apply_settings(settings)
+        self.settings = settings
+        if isinstance(self.intake, MissingIntake):
+            self.intake = MissingIntake(settings)
+        if not self.progress.active:
+            self.progress = replace(self.progress, skip_budget=settings.task.max_items_to_skip)
+        self.title = f"order-export: {settings.webstore.name}"
+        self._show_status()
+        self._show_run()
+        note = f"Saved and applied. Schedule: {schedule_description(settings)}"
+        if self.service.next_run is not None:
+            note += f", next run {clock_time(self.service.next_run)}"
+        if settings.state_database_path != before.state_database_path:
+            note += ". storage.state_database takes effect after a restart"
+        self.notify(note + ".")
+
+    # --- help and the command palette --------------------------------------------------------
+
+    def _keys(self, bindings: Iterable[BindingType]) -> list[KeyHelp]:
+        rows = []
+        for binding in bindings:
+            if not isinstance(binding, Binding):
+                continue
+            keys = binding.key_display or " / ".join(
+                self.get_key_display(Binding(key, binding.action)) for key in binding.key.split(",")
+            )
+            rows.append((keys, binding.description))
+        return rows
+
+    def help_sections(self) -> Sequence[tuple[str, Sequence[KeyHelp]]]:
+        everywhere = [
+            *self._keys(self.BINDINGS),
+            ("f1", "Help (this screen)"),
+            ("ctrl+p", "Command palette: every action by name"),
+        ]
+        dashboard = [
+            ("↑ ↓ pgup pgdn", "Move in the focused table"),
+            ("tab", "Next panel"),
+            *self._keys(RunHistoryTable.BINDINGS),
+            *self._keys(SkippedOrdersTable.BINDINGS),
+        ]
+        logs = [
+            *self._keys(LogsScreen.BINDINGS),
+            ("g / G", "Top / end of the log (the end follows a live log)"),
+            ("tab", "Between the file list and the log"),
+        ]
+        settings = [*self._keys(SettingsScreen.BINDINGS), ("tab / shift+tab", "Next field")]
+        return [
+            ("Everywhere", everywhere),
+            ("Dashboard", dashboard),
+            ("Logs", logs),
+            ("Settings", settings),
+        ]
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield SystemCommand("Run now", "Start an export run now (r)", self.action_run_now)
+        yield SystemCommand(
+            "Cancel the run", "Stop the run at the next batch boundary (c)", self.action_cancel_run
+        )
+        yield SystemCommand("Settings", "Edit settings.toml (s)", self.action_show_settings)
+        yield SystemCommand("Logs", "Browse the per-run log files (l)", self.action_show_logs)
+        yield SystemCommand(
+            "Skipped orders", "Show the skipped orders (k)", self.action_show_skipped
+        )
+        yield SystemCommand("Run history", "Show the recent runs (h)", self.action_show_history)
+        yield SystemCommand(
+            "Re-try all skipped orders", "Send every skipped order again", lambda: self.retry(None)
+        )
+        yield SystemCommand("Help", "Every key (? or F1)", self.action_show_help)
+        if isinstance(screen, SettingsScreen):
+            yield SystemCommand(
+                "Save settings", "Write settings.toml and apply it", screen.action_save
+            )
+        if isinstance(screen, LogsScreen):
+            yield SystemCommand("Search the log", "Find a word (/)", screen.action_start_search)
+        yield SystemCommand("Quit", "Quit; asks while a run is in flight (q)", self.action_quit)
+        for command in super().get_system_commands(screen):
+            if command.title not in {"Quit", "Keys"}:
+                yield command

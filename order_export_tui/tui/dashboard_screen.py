@@ -1,0 +1,90 @@
+"""The main screen: status, batch progress and counters on top, run history and skipped
+orders below. Narrow or short terminals show one of the two tables at a time (h / k)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from order_export_tui.state import StateStore
+from order_export_tui.tui.counters_panel import CountersPanel
+from order_export_tui.tui.history_table import HISTORY_LIMIT, RunHistoryTable
+from order_export_tui.tui.intake_status import IntakeStatus
+from order_export_tui.tui.progress_panel import ProgressPanel
+from order_export_tui.tui.run_progress import RunProgress
+from order_export_tui.tui.skipped_table import SKIPPED_LIMIT, SkippedOrdersTable
+from order_export_tui.tui.status_panel import StatusPanel, StatusView
+
+HISTORY = "history"
+SKIPPED = "skipped"
+
+
+class DashboardScreen(Screen[None]):
+    # The app's bindings, repeated here so that this screen's footer shows them.
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "app.show_settings", "Settings"),
+        Binding("l", "app.show_logs", "Logs"),
+        Binding("k", "app.show_skipped", "Skipped"),
+        Binding("h", "app.show_history", "History"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="overview"):
+            yield StatusPanel(id="status")
+            with Vertical(id="run-column"):
+                yield ProgressPanel(id="progress")
+                yield CountersPanel(id="counters")
+        yield Static(id="table-switch")
+        with Vertical(id="tables", classes="-show-history"):
+            yield RunHistoryTable(id="history")
+            yield SkippedOrdersTable(id="skipped")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._show_switch()
+
+    # --- what the app pushes in ----------------------------------------------------------
+
+    def show_status(self, view: StatusView) -> None:
+        self.query_one(StatusPanel).show(view)
+
+    def show_run(
+        self, progress: RunProgress, intake: IntakeStatus, now: float, *, history: bool = False
+    ) -> None:
+        """`history`: also the running run's row in the history (a costlier repaint, so the
+        app asks for it once a second, not with every progress update)."""
+        self.query_one(ProgressPanel).show(progress, now)
+        self.query_one(CountersPanel).show(progress, intake)
+        if history and progress.active and progress.run_id is not None:
+            history = self.query_one(RunHistoryTable)
+            history.show_live(progress.run_id, progress.counts, progress.elapsed(now))
+
+    def reload_history(self, state: StateStore) -> None:
+        self.query_one(RunHistoryTable).load(state.recent_runs(HISTORY_LIMIT))
+
+    def reload_skipped(self, state: StateStore) -> None:
+        self.query_one(SkippedOrdersTable).load(state.skipped_orders(SKIPPED_LIMIT))
+
+    # --- the two tables ------------------------------------------------------------------
+
+    def show_table(self, which: str) -> None:
+        """Bring the run history or the skipped orders forward and focus it."""
+        tables = self.query_one("#tables", Vertical)
+        tables.set_class(which == HISTORY, "-show-history")
+        tables.set_class(which == SKIPPED, "-show-skipped")
+        table = self.query_one(RunHistoryTable if which == HISTORY else SkippedOrdersTable)
+        table.focus()
+        self._show_switch()
+
+    def _show_switch(self) -> None:
+        tables = self.query_one("#tables", Vertical)
+        shown = SKIPPED if tables.has_class("-show-skipped") else HISTORY
+        history = "[reverse] h run history [/]" if shown == HISTORY else " h run history "
+        skipped = "[reverse] k skipped orders [/]" if shown == SKIPPED else " k skipped orders "
+        self.query_one("#table-switch", Static).update(f"{history} {skipped}")

@@ -1,0 +1,85 @@
+"""The run history: recent runs with start, duration, outcome and counters; Enter opens the
+run's log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import DataTable
+
+from order_export_tui.state import COUNT_NAMES, RunRecord
+from order_export_tui.tui.formatting import between, count, duration, stamp
+
+HISTORY_LIMIT = 100
+COLUMNS = [
+    ("run", 5),
+    ("trigger", 8),
+    ("started", 19),
+    ("duration", 8),
+    ("outcome", 9),
+    *((name, max(len(name), 7)) for name in COUNT_NAMES),
+]
+
+
+class RunHistoryTable(DataTable[str]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Open log", show=True)
+    ]
+
+    class LogRequested(Message):
+        def __init__(self, run_id: int, log_file: str | None) -> None:
+            super().__init__()
+            self.run_id = run_id
+            self.log_file = log_file
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self._records: dict[str, RunRecord] = {}
+
+    def on_mount(self) -> None:
+        self.border_title = "Run history"
+        # Fixed widths: the table does not jump as a run goes from "running" to its outcome.
+        for label, width in COLUMNS:
+            self.add_column(label, key=label, width=width)
+
+    def load(self, records: Sequence[RunRecord]) -> None:
+        selected = self._selected_key()
+        self.clear()
+        self._records = {}
+        for record in records:
+            key = str(record.run_id)
+            self._records[key] = record
+            self.add_row(
+                str(record.run_id),
+                record.trigger,
+                stamp(record.started_at),
+                duration(between(record.started_at, record.finished_at)),
+                record.outcome,
+                *(count(record.counts.get(name)) for name in COUNT_NAMES),
+                key=key,
+            )
+        if selected in self._records:
+            self.move_cursor(row=self.get_row_index(selected))
+
+    def show_live(self, run_id: int, counts: Mapping[str, int], elapsed: float | None) -> None:
+        """The running run's row follows its progress between reloads."""
+        key = str(run_id)
+        if key not in self._records:
+            return
+        self.update_cell(key, "duration", duration(elapsed))
+        for name in COUNT_NAMES:
+            self.update_cell(key, name, count(counts.get(name)))
+
+    def _selected_key(self) -> str | None:
+        if not self.row_count:
+            return None
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        record = self._records.get(str(event.row_key.value))
+        if record is not None:
+            self.post_message(self.LogRequested(record.run_id, record.log_file))

@@ -1,0 +1,179 @@
+"""The log browser: per-run log files newest first, a virtual viewer, live tail, search."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from order_export_tui.runlogs import run_log_files
+from order_export_tui.tui.formatting import count, size
+from order_export_tui.tui.log_view import LogView
+
+TAIL_POLL_SECONDS = 0.5
+
+
+class LogsScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "leave", "Back", id="leave_logs"),
+        Binding("slash", "start_search", "Search", key_display="/", id="search_log"),
+        Binding("n", "next_match", "Next", id="next_match"),
+        Binding("N", "previous_match", "Previous", key_display="N", id="previous_match"),
+    ]
+
+    def __init__(
+        self,
+        logs_dir: Path,
+        *,
+        live_log: Callable[[], str | None],
+        open_path: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.logs_dir = logs_dir
+        self._live_log = live_log
+        self._open_path = open_path
+        self._files: list[Path] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="logs-body"):
+            yield OptionList(id="log-files")
+            with Vertical(id="log-pane"):
+                yield LogView(id="log-view")
+                yield Static(id="log-status")
+                yield Input(placeholder="search (Enter: next, Esc: close)", id="log-search")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = "logs"
+        self.query_one("#log-files", OptionList).border_title = "Run logs"
+        self.query_one("#log-search", Input).display = False
+        self.reload_files(select=self._open_path)
+        self.set_interval(TAIL_POLL_SECONDS, self._poll)
+        self.query_one(LogView).focus()
+
+    @property
+    def view(self) -> LogView:
+        return self.query_one(LogView)
+
+    # --- the file list -----------------------------------------------------------------------
+
+    def reload_files(self, *, select: Path | None = None) -> None:
+        """Re-read the logs folder (a run started, finished, or retention removed a file)."""
+        listing = self.query_one("#log-files", OptionList)
+        current = self.view.path
+        self._files = run_log_files(self.logs_dir)
+        listing.clear_options()
+        live = self._live_log()
+        for path in self._files:
+            listing.add_option(Option(self._label(path, live), id=str(path)))
+        wanted = select or current or (self._files[0] if self._files else None)
+        if wanted is not None and wanted in self._files:
+            listing.highlighted = self._files.index(wanted)
+            if wanted != current:
+                self._open(wanted)
+        elif not self._files:
+            self.view.open(None)
+            self._show_status()
+
+    def _label(self, path: Path, live: str | None) -> str:
+        try:
+            length = size(path.stat().st_size)
+        except OSError:
+            length = "gone"
+        marker = " ●" if live is not None and Path(live) == path else ""
+        return f"{path.name}{marker}\n  {length}"
+
+    @on(OptionList.OptionHighlighted, "#log-files")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id is not None and Path(event.option.id) != self.view.path:
+            self._open(Path(event.option.id))
+
+    @on(OptionList.OptionSelected, "#log-files")
+    def _selected(self) -> None:
+        self.view.focus()
+
+    def _open(self, path: Path) -> None:
+        live = self._live_log()
+        self.view.open(path, follow=live is not None and Path(live) == path)
+        self._show_status()
+
+    # --- live tail and status ----------------------------------------------------------------
+
+    def _poll(self) -> None:
+        self.view.poll_growth()
+
+    @on(LogView.Indexed)
+    def _indexed(self) -> None:
+        self._show_status()
+
+    def _show_status(self, note: str = "") -> None:
+        view = self.view
+        if view.path is None:
+            text = f"no run log in {self.logs_dir}"
+        else:
+            lines = count(view.index.line_count)
+            text = f"{view.path.name}: {lines} lines"
+            if view.scanning:
+                text += f", indexing {self._indexed_share(view)}"
+            live = self._live_log()
+            if live is not None and Path(live) == view.path:
+                text += ", live"
+            if note:
+                text += f" · {note}"
+        self.query_one("#log-status", Static).update(text)
+
+    @staticmethod
+    def _indexed_share(view: LogView) -> str:
+        try:
+            total = os.stat(view.path).st_size if view.path else 0
+        except OSError:
+            return "…"
+        return f"{(view.index.scanned * 100 // total) if total else 100}%"
+
+    # --- search ------------------------------------------------------------------------------
+
+    def action_start_search(self) -> None:
+        search = self.query_one("#log-search", Input)
+        search.display = True
+        search.focus()
+
+    @on(Input.Submitted, "#log-search")
+    def _submitted(self, event: Input.Submitted) -> None:
+        if event.value:
+            self.view.search(event.value)
+        self.view.focus()
+
+    def action_next_match(self) -> None:
+        term = self.query_one("#log-search", Input).value
+        if term:
+            self.view.search(term)
+
+    def action_previous_match(self) -> None:
+        term = self.query_one("#log-search", Input).value
+        if term:
+            self.view.search(term, backwards=True)
+
+    @on(LogView.SearchDone)
+    def _search_done(self, event: LogView.SearchDone) -> None:
+        if event.line_no is None:
+            self._show_status(f"{event.term!r} not found")
+        else:
+            self._show_status(f"{event.term!r} at line {event.line_no + 1:,}")
+
+    def action_leave(self) -> None:
+        search = self.query_one("#log-search", Input)
+        if search.has_focus:
+            search.display = False
+            self.view.focus()
+            return
+        self.app.pop_screen()

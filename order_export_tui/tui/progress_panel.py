@@ -1,0 +1,75 @@
+"""The batch progress panel: bar, batch x of y, orders per second, elapsed and ETA."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import ProgressBar, Static
+
+from order_export_tui.engine.events import FAILED, SUCCEEDED
+from order_export_tui.tui.formatting import count, duration
+from order_export_tui.tui.run_progress import RunProgress
+
+
+def batch_text(progress: RunProgress) -> str:
+    if progress.run_id is None:
+        return "no run yet"
+    batches = progress.batches_total
+    of = "" if batches is None else f" of {batches:,}"
+    total = "" if progress.total is None else f" of {count(progress.total)}"
+    return f"batch {progress.batch_no:,}{of}, {count(progress.processed)}{total} orders"
+
+
+def timing_text(progress: RunProgress, now: float) -> str:
+    rate = progress.rate(now)
+    speed = "—" if rate is None else f"{rate:,.0f}"
+    elapsed, eta = duration(progress.elapsed(now)), duration(progress.eta(now))
+    return f"{speed} orders/s, elapsed {elapsed}, ETA {eta}"
+
+
+def outcome_text(progress: RunProgress) -> str:
+    if progress.run_id is None:
+        return "press r to run an export now"
+    if progress.active:
+        return f"run {progress.run_id} ({progress.trigger}) {progress.state}"
+    text = f"run {progress.run_id} ({progress.trigger}) {progress.outcome}"
+    if progress.error:
+        text += f": {progress.error}"
+    return text
+
+
+class ProgressPanel(Vertical):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: dict[str, str] = {}
+
+    def _set(self, selector: str, text: str) -> None:
+        # Several times a second during a run: skip what did not change, and ask for a new
+        # layout only when the text's length did (it may wrap differently then).
+        before = self._shown.get(selector)
+        if text == before:
+            return
+        self._shown[selector] = text
+        layout = before is None or len(before) != len(text)
+        self.query_one(selector, Static).update(text, layout=layout)
+
+    def compose(self) -> ComposeResult:
+        yield ProgressBar(total=100, show_eta=False, id="run-bar")
+        yield Static(id="run-batch")
+        yield Static(id="run-timing")
+        yield Static(id="run-outcome")
+
+    def on_mount(self) -> None:
+        self.border_title = "Batch progress"
+
+    def show(self, progress: RunProgress, now: float) -> None:
+        bar = self.query_one(ProgressBar)
+        fraction = progress.fraction
+        # An unknown total would make the bar animate forever; show it empty instead.
+        bar.update(total=100, progress=0 if fraction is None else round(fraction * 100, 1))
+        self._set("#run-batch", batch_text(progress))
+        self._set("#run-timing", timing_text(progress, now))
+        self._set("#run-outcome", outcome_text(progress))
+        outcome = self.query_one("#run-outcome", Static)
+        outcome.set_class(progress.outcome == FAILED and not progress.active, "-failed")
+        outcome.set_class(progress.outcome == SUCCEEDED and not progress.active, "-succeeded")

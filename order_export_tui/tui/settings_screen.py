@@ -1,0 +1,158 @@
+"""The settings form: every key of settings.toml, grouped as the file is, checked by the
+loader's own rules as you type; Save writes the file atomically and applies it at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import groupby
+from operator import attrgetter
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.markup import escape
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Input, Select, Static, Switch
+
+from order_export_tui.settings import Settings, SettingsError, save_settings
+from order_export_tui.tui.confirm_screen import ConfirmScreen
+from order_export_tui.tui.setting_field import SettingField
+from order_export_tui.tui.settings_form import FormCheck, check, field_specs, flat_values
+
+Apply = Callable[[Settings], None]
+
+
+class SettingsScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s,f2", "save", "Save", key_display="^s", id="save_settings"),
+        Binding("escape", "leave", "Back", id="leave_settings"),
+    ]
+
+    def __init__(self, settings: Settings, apply: Apply) -> None:
+        super().__init__()
+        self.settings = settings
+        self._apply = apply
+        self._saved = flat_values(settings)
+        self.last_check: FormCheck | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="settings-form"):
+            for group, specs in groupby(field_specs(self.settings), key=attrgetter("group")):
+                with Vertical(classes="settings-group") as box:
+                    box.border_title = escape(f"[{group}]")
+                    for spec in specs:
+                        yield SettingField(spec, self._saved[spec.key])
+        with Horizontal(id="settings-bar"):
+            yield Static(id="settings-status")
+            yield Button("Save (^s)", id="settings-save", variant="primary")
+            yield Button("Back (Esc)", id="settings-back")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = f"settings: {self.settings.path.name}"
+        self._show_status()
+        self.query(SettingField).first().editor.focus()
+
+    # --- reading the form --------------------------------------------------------------------
+
+    @property
+    def fields(self) -> list[SettingField]:
+        return list(self.query(SettingField))
+
+    def field(self, key: str) -> SettingField:
+        return self.query_one("#field-" + key.replace(".", "-"), SettingField)
+
+    def values(self) -> dict[str, Any]:
+        return {field.spec.key: field.value for field in self.fields}
+
+    @property
+    def dirty(self) -> bool:
+        return self.values() != self._saved
+
+    def validate_form(self) -> FormCheck:
+        fields = self.fields
+        values = {field.spec.key: field.value for field in fields}
+        result = check(values, self.settings.path, values.keys())
+        for field in fields:
+            field.show_problems(result.at_field.get(field.spec.key, []))
+        self.last_check = result
+        self._show_status(values)
+        return result
+
+    def _show_status(self, values: dict[str, Any] | None = None) -> None:
+        status = self.query_one("#settings-status", Static)
+        result = self.last_check
+        problems = 0 if result is None else sum(map(len, result.at_field.values()))
+        problems += 0 if result is None else len(result.elsewhere)
+        parts = []
+        if problems:
+            parts.append(f"{problems} problem{'s' if problems != 1 else ''}: not saved")
+        if result is not None and result.elsewhere:
+            parts.append("; ".join(result.elsewhere))
+        dirty = (values if values is not None else self.values()) != self._saved
+        parts.append("unsaved changes" if dirty else "no changes")
+        status.update(" · ".join(parts), layout=False)
+        status.set_class(bool(problems), "-invalid")
+
+    @on(Input.Changed)
+    @on(Switch.Changed)
+    @on(Select.Changed)
+    def _changed(self) -> None:
+        if self.is_mounted and self.fields:
+            self.validate_form()
+
+    # --- saving and leaving ------------------------------------------------------------------
+
+    def action_save(self) -> bool:
+        result = self.validate_form()
+        if result.settings is None:
+            self.notify("Not saved: fix the fields marked in red.", severity="error")
+            self._focus_first_problem(result)
+            return False
+        try:
+            save_settings(result.settings, self.settings.path)
+        except SettingsError as error:
+            self.notify("Not saved: " + "; ".join(error.problems), severity="error")
+            return False
+        self.settings = result.settings
+        self._saved = flat_values(result.settings)
+        self._apply(result.settings)
+        self._show_status()
+        return True
+
+    def _focus_first_problem(self, result: FormCheck) -> None:
+        for field in self.fields:
+            if field.spec.key in result.at_field:
+                field.editor.focus()
+                return
+
+    def action_leave(self) -> None:
+        self.confirm_leave(lambda: self.app.pop_screen())
+
+    def confirm_leave(self, leave: Callable[[], object]) -> None:
+        """Run `leave` now, or once the operator chose to discard the unsaved changes."""
+        if not self.dirty:
+            leave()
+            return
+
+        def answered(discard: bool | None) -> None:
+            if discard:
+                leave()
+
+        self.app.push_screen(
+            ConfirmScreen(
+                "The settings have unsaved changes. Discard them?", yes="Discard", no="Keep editing"
+            ),
+            answered,
+        )
+
+    @on(Button.Pressed, "#settings-save")
+    def _save_pressed(self) -> None:
+        self.action_save()
+
+    @on(Button.Pressed, "#settings-back")
+    def _back_pressed(self) -> None:
+        self.action_leave()

@@ -1,0 +1,74 @@
+"""The skipped orders: id, reason, attempts, last tried; keys to re-try one or all."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import DataTable
+
+from order_export_tui.state import SkippedOrder
+from order_export_tui.tui.formatting import stamp
+
+SKIPPED_LIMIT = 1000
+
+
+class SkippedOrdersTable(DataTable[str]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("t", "retry_selected", "Retry order", id="retry_selected"),
+        Binding("a", "retry_all", "Retry all", id="retry_all"),
+    ]
+
+    class RetryRequested(Message):
+        """Re-try these orders (None: every skipped order)."""
+
+        def __init__(self, order_ids: frozenset[str] | None) -> None:
+            super().__init__()
+            self.order_ids = order_ids
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        self.border_title = "Skipped orders"
+        self.add_column("order", key="order", width=14)
+        self.add_column("attempts", key="attempts", width=8)
+        self.add_column("last tried", key="last_tried", width=19)
+        self.add_column("reason", key="reason")
+
+    def load(self, orders: Sequence[SkippedOrder]) -> None:
+        selected = self.selected_order_id
+        self.clear()
+        for order in orders:
+            self.add_row(
+                order.order_id,
+                str(order.attempts),
+                stamp(order.last_tried_at),
+                order.reason,
+                key=order.order_id,
+            )
+        plural = "" if len(orders) == 1 else "s"
+        self.border_subtitle = f"{len(orders):,} order{plural}" if orders else ""
+        if selected is not None and selected in {order.order_id for order in orders}:
+            self.move_cursor(row=self.get_row_index(selected))
+
+    @property
+    def selected_order_id(self) -> str | None:
+        if not self.row_count:
+            return None
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+
+    def action_retry_selected(self) -> None:
+        order_id = self.selected_order_id
+        if order_id is None:
+            self.notify("No skipped order to re-try.", severity="warning")
+            return
+        self.post_message(self.RetryRequested(frozenset({order_id})))
+
+    def action_retry_all(self) -> None:
+        if not self.row_count:
+            self.notify("No skipped order to re-try.", severity="warning")
+            return
+        self.post_message(self.RetryRequested(None))

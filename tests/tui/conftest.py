@@ -1,0 +1,167 @@
+"""The dashboard over the real engine, the demo ERP and the file (or loopback) destination."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from textual.app import App
+from textual.pilot import Pilot
+
+from order_export_tui.connectors import build_destination, build_source
+from order_export_tui.destinations.base import Destination
+from order_export_tui.engine.runner import ExportEngine, local_now
+from order_export_tui.service import ExportService
+from order_export_tui.settings import Settings
+from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.state import StateStore
+from order_export_tui.tui import OrderExportApp
+
+DestinationFactory = Callable[[Settings], Destination]
+
+
+class GatedDestination:
+    """The file destination whose batches after the first `free` wait for `gate`: a run that
+    lasts exactly as long as the test wants, stopping at a known batch."""
+
+    def __init__(self, settings: Settings, gate: asyncio.Event, free: int) -> None:
+        self._inner = build_destination(settings)
+        self._gate = gate
+        self._free = free
+        self.name = self._inner.name
+        self.max_batches_in_flight = 1
+        self.waiting = False
+
+    async def open(self) -> None:
+        await self._inner.open()
+
+    async def send_batch(self, changes: Any, retrier: Any) -> dict[str, str]:
+        if self._free > 0:
+            self._free -= 1
+        else:
+            self.waiting = True
+            await self._gate.wait()
+            self.waiting = False
+        return await self._inner.send_batch(changes, retrier)
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class Gate:
+    """Hands out gated destinations and opens them all at once."""
+
+    def __init__(self, free_batches: int) -> None:
+        self.free_batches = free_batches
+        self.event = asyncio.Event()
+        self.destinations: list[GatedDestination] = []
+
+    def factory(self, settings: Settings) -> GatedDestination:
+        destination = GatedDestination(settings, self.event, self.free_batches)
+        self.destinations.append(destination)
+        return destination
+
+    @property
+    def waiting(self) -> bool:
+        return any(destination.waiting for destination in self.destinations)
+
+    def open(self) -> None:
+        self.event.set()
+
+
+def build_app(
+    settings: Settings,
+    state: StateStore,
+    *,
+    destination_factory: DestinationFactory = build_destination,
+    clock: Callable[[], datetime] = local_now,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> OrderExportApp:
+    engine = ExportEngine(
+        settings,
+        state,
+        source_factory=build_source,
+        destination_factory=destination_factory,
+        clock=clock,
+    )
+
+    async def no_email(settings: Settings, report: Any) -> None:
+        return None
+
+    service = ExportService(settings, engine, notifier=no_email, clock=clock)
+    return OrderExportApp(settings, service=service, state=state, clock=clock, monotonic=monotonic)
+
+
+AppMaker = Callable[..., OrderExportApp]
+
+
+@pytest.fixture
+def make_app(make_settings: Any, state_factory: Any) -> AppMaker:
+    """`make_app(orders=..., malformed=..., task={...}, destination_factory=...)`."""
+
+    def make(
+        *,
+        orders: int = 300,
+        malformed: int = 3,
+        seed: int = 11,
+        destination_factory: DestinationFactory = build_destination,
+        **overrides: Any,
+    ) -> OrderExportApp:
+        settings = make_settings(**overrides)
+        generate_demo_erp(
+            settings.demo_database_path, orders=orders, seed=seed, days=10, malformed=malformed
+        )
+        return build_app(settings, state_factory(settings), destination_factory=destination_factory)
+
+    return make
+
+
+def screen_text(app: App[Any]) -> str:
+    """What the terminal shows right now, as plain text lines."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join(strip.text for strip in strips)
+
+
+async def wait_until(
+    pilot: Pilot[Any], condition: Callable[[], bool], timeout: float = 20.0, what: str = ""
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
+async def finish_run(pilot: Pilot[Any], app: OrderExportApp) -> None:
+    """Wait for the run in flight and for the dashboard to have shown its end."""
+    report = await app.service.wait_for_run()
+    assert report is not None
+    await wait_until(
+        pilot, lambda: app.progress.run_id == report.run_id and not app.progress.active
+    )
+
+
+def gated(free_batches: int) -> Gate:
+    return Gate(free_batches)
+
+
+@pytest.fixture
+def restore_tz() -> Iterator[Callable[[str], None]]:
+    before = os.environ.get("TZ")
+
+    def set_tz(name: str) -> None:
+        os.environ["TZ"] = name
+        time.tzset()
+
+    yield set_tz
+    if before is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = before
+    time.tzset()

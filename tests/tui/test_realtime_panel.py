@@ -1,0 +1,54 @@
+"""The real-time intake as the dashboard hosts and shows it (webhook.enabled)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+
+import httpx
+
+from order_export_tui.intake import signature_for
+from order_export_tui.service import assemble_service
+from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp
+from order_export_tui.tui import OrderExportApp
+from order_export_tui.tui.intake_status import ServiceIntake
+from tests.test_notify import free_port
+from tests.tui.conftest import screen_text, wait_until
+
+SECRET = "webhook-secret-for-tests"
+
+
+async def test_the_dashboard_hosts_the_intake_and_counts_what_it_delivers(
+    make_settings, state_factory, monkeypatch
+) -> None:
+    monkeypatch.setenv("ORDER_EXPORT_WEBHOOK_SECRET", SECRET)
+    port = free_port()
+    settings = make_settings(webhook={"enabled": True, "listen": f"127.0.0.1:{port}"})
+    generate_demo_erp(settings.demo_database_path, orders=5, seed=2, days=5, malformed=0)
+    source = DemoErpSource(settings.demo_database_path)
+    order = (await anext(source.iter_orders(datetime(2000, 1, 1, tzinfo=UTC))))[0]
+    await source.close()
+
+    state = state_factory(settings)
+    service, intake_state = assemble_service(settings, state)
+    app = OrderExportApp(settings, service=service, state=state, intake=ServiceIntake(service))
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: f"listening on 127.0.0.1:{port}" in screen_text(app))
+            body = json.dumps(order).encode()
+            async with httpx.AsyncClient() as client:
+                answer = await client.post(
+                    f"http://127.0.0.1:{port}/webhooks/order-completed",
+                    content=body,
+                    headers={"X-Signature": signature_for(SECRET, body)},
+                )
+            assert answer.status_code == 202
+            await wait_until(
+                pilot,
+                lambda: re.search(r"delivered\s+1\b", screen_text(app)) is not None,
+                what="the delivered counter",
+            )
+    finally:
+        if intake_state is not None:
+            intake_state.close()
