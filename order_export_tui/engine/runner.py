@@ -300,10 +300,10 @@ async def _read_ahead(chunks: AsyncIterator[T]) -> AsyncIterator[T]:
             pending = asyncio.ensure_future(anext(iterator))
             yield chunk
     finally:
-        if not pending.done():
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await pending
+        pending.cancel()
+        # Awaiting also collects an outcome nobody read (the end of the stream, an error).
+        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+            await pending
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
             await aclose()
