@@ -30,6 +30,7 @@ from order_export_tui.engine.retry import (
 )
 from order_export_tui.orders import content_hash, order_problem
 from order_export_tui.settings import Settings
+from order_export_tui.sources.base import OrderSource, fetch_order
 from order_export_tui.state import (
     DELIVERED,
     HELD,
@@ -89,6 +90,7 @@ class RealtimeDelivery:
         state: StateStore,
         destination_factory: Callable[[Settings], Destination],
         *,
+        source_factory: Callable[[Settings, Retrier], OrderSource] | None = None,
         emit: Callable[[RealtimeActivity], None],
         clock: Callable[[], datetime],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -98,6 +100,7 @@ class RealtimeDelivery:
         self._outage_backoff = outage_backoff
         self.state = state
         self._destination_factory = destination_factory
+        self._source_factory = source_factory
         self._emit = emit
         self._clock = clock
         self._sleep = sleep
@@ -204,13 +207,27 @@ class RealtimeDelivery:
                 occurred_at=payload["occurred_at"],
                 now=self._clock(),
             )
-            known = self.state.exported_document(event.order_id)
+            known = await self._known_document(event)
             if known is None:
                 self.state.finish_event(event.event_id, status=HELD, now=self._clock())
                 self._emit(EventHeld(event.event_id, event.order_id))
                 return True
-            doc = {**orjson.loads(known), "payment_status": payload["payment_status"]}
+            doc = {**known, "payment_status": payload["payment_status"]}
         return await self._send(event, doc, destination)
+
+    async def _known_document(self, event: RealtimeEvent) -> dict[str, Any] | None:
+        """The order as last sent in real time, else as the ERP has it now if a run has
+        exported it; None while the order is unknown (the payment status is then held)."""
+        stored = self.state.exported_document(event.order_id)
+        if stored is not None:
+            return orjson.loads(stored)  # type: ignore[no-any-return]
+        if self._source_factory is None or not self.state.exported_orders([event.order_id]):
+            return None
+        source = self._source_factory(self.settings, self._retrier(event))
+        try:
+            return await fetch_order(source, event.order_id)
+        finally:
+            await source.close()
 
     def _with_payment_override(self, doc: dict[str, Any]) -> dict[str, Any]:
         override = self.state.payment_overrides([doc["order_id"]]).get(doc["order_id"])

@@ -21,10 +21,12 @@ import schedule
 from order_export_tui.delivery import OUTAGE_BACKOFF_SECONDS, RealtimeActivity, RealtimeDelivery
 from order_export_tui.destinations.base import Destination
 from order_export_tui.engine.events import RunReport
+from order_export_tui.engine.retry import Retrier
 from order_export_tui.engine.runner import ExportEngine, local_now
 from order_export_tui.intake import Intake, IntakeServer
 from order_export_tui.notify import NotificationResult, notify_run_failed
 from order_export_tui.settings import Settings, secret_value
+from order_export_tui.sources.base import OrderSource
 from order_export_tui.state import StateStore
 
 log = logging.getLogger("order_export.service")
@@ -81,6 +83,7 @@ class RealtimeChannel:
         state: StateStore,
         intake_state: StateStore,
         destination_factory: Callable[[Settings], Destination],
+        source_factory: Callable[[Settings, Retrier], OrderSource] | None = None,
         secret: str,
         clock: Callable[[], datetime] = local_now,
         outage_backoff: Sequence[float] = OUTAGE_BACKOFF_SECONDS,
@@ -91,6 +94,7 @@ class RealtimeChannel:
             settings,
             state,
             destination_factory,
+            source_factory=source_factory,
             emit=self._emit,
             clock=clock,
             outage_backoff=outage_backoff,
@@ -328,6 +332,7 @@ def assemble_service(
         state=state,
         intake_state=intake_state,
         destination_factory=build_destination,
+        source_factory=build_source,
         secret=secret_value(settings.webhook.secret_env) or "",
     )
     return ExportService(settings, engine, realtime=realtime), intake_state

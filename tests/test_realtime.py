@@ -18,7 +18,7 @@ from order_export_tui.engine.runner import ExportEngine
 from order_export_tui.intake import signature_for
 from order_export_tui.service import ExportService, RealtimeChannel
 from order_export_tui.settings import Settings
-from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp
 from order_export_tui.state import StateStore
 from tests.support.fault_server import Fault, FaultServer
 from tests.support.loopback_destination import LoopbackDestination, OrderStore
@@ -103,6 +103,7 @@ async def running(make_settings, loopback) -> AsyncIterator[Running]:  # type: i
         state=state,
         intake_state=intake_state,
         destination_factory=destination,
+        source_factory=build_source,
         secret=SECRET,
         outage_backoff=(0.05, 0.1, 0.2),
     )
@@ -265,7 +266,10 @@ async def test_an_order_sent_in_real_time_is_not_sent_again_by_the_next_run(
     running: Running,
 ) -> None:
     report = await running.service.engine.run()  # the demo ERP's orders
-    doc = orjson.loads(running.state.exported_document(sorted(running.store.orders)[0]) or b"")
+    source = DemoErpSource(running.settings.demo_database_path)
+    doc = await source.fetch_order(sorted(running.store.orders)[0])
+    await source.close()
+    assert doc is not None
     writes = dict(running.store.writes)
 
     await running.webstore.order_completed(doc)  # the webstore sends what the ERP has
@@ -275,6 +279,24 @@ async def test_an_order_sent_in_real_time_is_not_sent_again_by_the_next_run(
     assert report.counts["new"] == 30
     assert again.counts["new"] == again.counts["updated"] == 0
     assert running.store.writes == writes  # neither the event nor the run sent it again
+
+
+async def test_a_payment_callback_for_an_order_a_run_exported_goes_out_at_once(
+    running: Running,
+) -> None:
+    await running.service.engine.run()  # exports the demo ERP's orders
+    order_id = sorted(running.store.orders)[0]
+    before = running.store.orders[order_id]
+    status = "refunded" if before["payment_status"] != "refunded" else "paid"
+
+    answer = await running.webstore.payment_status(payment(order_id, status))
+
+    assert answer.status_code == 202
+    await running.until(lambda: running.store.orders[order_id]["payment_status"] == status)
+    assert {**running.store.orders[order_id], "payment_status": before["payment_status"]} == before
+    again = await running.service.engine.run()  # the ERP still says the old status
+    assert again.counts["updated"] == 0  # the callback's status stands
+    assert running.store.orders[order_id]["payment_status"] == status
 
 
 async def test_healthz_reports_scheduler_intake_and_destination(running: Running) -> None:

@@ -9,8 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import orjson
-
 from order_export_tui.destinations.base import Destination, OrderChange
 from order_export_tui.engine.events import (
     BatchFinished,
@@ -168,7 +166,6 @@ class BatchPipeline:
                     batch.hashes[change.order_id],
                     change.document["shipping_status"],
                     change.document["payment_status"],
-                    orjson.dumps(change.document),
                 )
                 for change in confirmed
             ],

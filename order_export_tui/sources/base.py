@@ -33,3 +33,14 @@ class OrderSource(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+async def fetch_order(source: OrderSource, order_id: str) -> OrderDocument | None:
+    """One order by its id, from a source that can look one up (`fetch_order`); None when
+    the source cannot or does not have it. Payment callbacks use it to re-send an order that
+    a run exported (runs keep no copy of every document: it would halve their speed)."""
+    lookup = getattr(source, "fetch_order", None)
+    if lookup is None:
+        return None
+    found: OrderDocument | None = await lookup(order_id)
+    return found

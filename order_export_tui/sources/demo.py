@@ -1011,6 +1011,13 @@ class DemoErpSource:
                 return
             sql, key = _NEXT_HEADERS_SQL, chunk[-1]["order_id"]
 
+    async def fetch_order(self, order_id: str) -> OrderDocument | None:
+        """One order by its number, whatever its date."""
+        chunk = await self._run(
+            functools.partial(_read_chunk, sql=_FIRST_HEADERS_SQL, key=order_id, since="", limit=1)
+        )
+        return chunk[0] if chunk and chunk[0]["order_id"] == order_id else None
+
     async def close(self) -> None:
         await asyncio.to_thread(self._close)
 
