@@ -6,6 +6,7 @@ with injected parts for tests.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -60,6 +61,11 @@ def run_dashboard(settings_path: Path) -> int:
             file=sys.stderr,
         )
         return EXIT_HELD
+    if app.terminal_lost:
+        # Everything is recorded and the lock is released; what is left are Textual's
+        # terminal threads, which can stay blocked on the dead tty and would keep the
+        # interpreter from exiting. A dropped session must not leave a process behind.
+        os._exit(EXIT_OK)
     return app.return_code or EXIT_OK
 
 
