@@ -14,7 +14,12 @@ from pathlib import Path
 from rich.console import Console
 
 from order_export_tui import __version__
-from order_export_tui.connectors import build_destination, build_source, check_available
+from order_export_tui.connectors import (
+    build_destination,
+    build_source,
+    check_available,
+    startup_problems,
+)
 from order_export_tui.daemon import configure_logging
 from order_export_tui.daemon import serve as serve_daemon
 from order_export_tui.engine.events import CANCELLED, SUCCEEDED, RunReport
@@ -171,7 +176,7 @@ async def _connect_problems(settings: Settings) -> list[str]:
 
 def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:
     settings = load_settings(settings_path)
-    problems = check_available(settings) + missing_secrets(settings)
+    problems = startup_problems(settings)
     if problems:
         for problem in problems:
             err.print(problem, markup=False)
@@ -193,7 +198,7 @@ def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> 
 
 def daemon_command(settings_path: Path, err: Console) -> int:
     settings = load_settings(settings_path)
-    problems = check_available(settings) + missing_secrets(settings)
+    problems = startup_problems(settings)
     if problems:
         for problem in problems:
             err.print(problem, markup=False)

@@ -7,7 +7,7 @@ import importlib
 from order_export_tui.destinations.base import Destination
 from order_export_tui.destinations.file import FileDestination
 from order_export_tui.engine.retry import Retrier
-from order_export_tui.settings import Settings
+from order_export_tui.settings import Settings, missing_secrets
 from order_export_tui.sources.base import OrderSource
 from order_export_tui.sources.demo import DemoErpSource, ensure_demo_erp
 
@@ -69,6 +69,12 @@ def _lazy_class(registry: dict[str, tuple[str, str]], name: str) -> type | None:
             raise
         return None
     return getattr(module, class_name)  # type: ignore[no-any-return]
+
+
+def startup_problems(settings: Settings) -> list[str]:
+    """What keeps `run`, `daemon` and the dashboard from starting: a connector this version
+    lacks, or a secret whose variable is unset (each problem names its key)."""
+    return check_available(settings) + missing_secrets(settings)
 
 
 def check_available(settings: Settings) -> list[str]:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -186,21 +187,21 @@ class StateStore:
 
     # --- exported orders -------------------------------------------------------------
 
+    def _rows_for_ids(self, select: str, ids: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """Rows of `select ... WHERE order_id IN (<ids>)`, in chunks: SQLite allows 32766
+        host parameters per statement."""
+        for start in range(0, len(ids), 10000):
+            chunk = ids[start : start + 10000]
+            marks = ",".join("?" * len(chunk))
+            yield from self._db.execute(f"{select} WHERE order_id IN ({marks})", chunk)
+
     def exported_orders(self, order_ids: Sequence[str]) -> dict[str, ExportedOrder]:
         """What was last sent for each of these orders (absent ids were never sent)."""
-        found: dict[str, ExportedOrder] = {}
-        # SQLite allows 32766 host parameters; batches are at most 10000 orders.
-        for start in range(0, len(order_ids), 10000):
-            chunk = order_ids[start : start + 10000]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                "SELECT order_id, content_hash, shipping_status, payment_status "
-                f"FROM exported_order WHERE order_id IN ({marks})",
-                chunk,
-            )
-            for row in rows:
-                found[row[0]] = ExportedOrder(*row)
-        return found
+        rows = self._rows_for_ids(
+            "SELECT order_id, content_hash, shipping_status, payment_status FROM exported_order",
+            order_ids,
+        )
+        return {row[0]: ExportedOrder(*row) for row in rows}
 
     def exported_document(self, order_id: str) -> bytes | None:
         """The order document (JSON) the destination last confirmed, None when never sent."""
@@ -350,17 +351,10 @@ class StateStore:
             or self._db.execute("SELECT 1 FROM payment_override LIMIT 1").fetchone() is None
         ):
             return {}
-        found: dict[str, str] = {}
-        for start in range(0, len(order_ids), 10000):
-            chunk = order_ids[start : start + 10000]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                "SELECT order_id, payment_status FROM payment_override"
-                f" WHERE order_id IN ({marks})",
-                chunk,
-            )
-            found.update(rows)
-        return found
+        rows = self._rows_for_ids(
+            "SELECT order_id, payment_status FROM payment_override", order_ids
+        )
+        return {order_id: status for order_id, status in rows}
 
     def expire_held_events(self, *, older_than: datetime, now: datetime) -> int:
         """Give up on payment statuses held longer than the export window."""

@@ -10,9 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-from order_export_tui.connectors import check_available
+from order_export_tui.connectors import startup_problems
 from order_export_tui.service import assemble_service
-from order_export_tui.settings import load_settings, missing_secrets
+from order_export_tui.settings import load_settings
 from order_export_tui.state import StateLock, StateLockedError, StateStore
 from order_export_tui.tui.app import OrderExportApp
 from order_export_tui.tui.intake_status import ServiceIntake
@@ -31,7 +31,7 @@ def run_dashboard(settings_path: Path) -> int:
     a second engine is never started. Otherwise returns 0 once the app has stopped cleanly.
     """
     settings = load_settings(settings_path)
-    problems = check_available(settings) + missing_secrets(settings)
+    problems = startup_problems(settings)
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
