@@ -98,10 +98,10 @@ def write_settings(folder: Path, bc: dict[str, str]) -> Path:
 async def child_read(settings_path: Path, page_size: int) -> dict[str, Any]:
     from datetime import datetime
 
-    from order_export_tui.engine.retry import Retrier, RetryPolicy
     from order_export_tui.engine.runner import window_start
     from order_export_tui.settings import load_settings
-    from order_export_tui.sources.business_central import BusinessCentralSource
+    from order_export_tui.sources.business_central.source import BusinessCentralSource
+    from order_export_tui.transport.retry import Retrier, RetryPolicy
 
     settings = load_settings(settings_path)
     retrier = Retrier(RetryPolicy(3, 60))
@@ -125,8 +125,8 @@ async def child_read(settings_path: Path, page_size: int) -> dict[str, Any]:
 
 
 async def child_export(settings_path: Path) -> dict[str, Any]:
-    from order_export_tui.connectors import build_destination, build_source
     from order_export_tui.engine.runner import ExportEngine
+    from order_export_tui.service.wiring import build_destination, build_source
     from order_export_tui.settings import load_settings
     from order_export_tui.state import StateStore
 
@@ -145,7 +145,7 @@ async def child_export(settings_path: Path) -> dict[str, Any]:
 
 def child_idle() -> dict[str, Any]:
     import order_export_tui.cli  # everything a run imports
-    import order_export_tui.sources.business_central  # noqa: F401
+    import order_export_tui.sources.business_central.source  # noqa: F401
 
     return {"seconds": 0.0, "orders": 0, "rss_mb": peak_rss_mb()}
 

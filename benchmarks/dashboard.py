@@ -31,9 +31,9 @@ import tomli_w
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from order_export_tui.connectors import build_destination, build_source  # noqa: E402
 from order_export_tui.engine.runner import ExportEngine  # noqa: E402
-from order_export_tui.service import ExportService  # noqa: E402
+from order_export_tui.service.export_service import ExportService  # noqa: E402
+from order_export_tui.service.wiring import build_destination, build_source  # noqa: E402
 from order_export_tui.settings import Settings, load_settings  # noqa: E402
 from order_export_tui.sources.demo import generate_demo_erp  # noqa: E402
 from order_export_tui.state import StateStore  # noqa: E402

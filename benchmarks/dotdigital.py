@@ -92,8 +92,8 @@ def write_settings(folder: Path, url: str, batch_size: int) -> Path:
 
 
 async def engine_run(settings_path: Path) -> tuple[float, dict[str, int]]:
-    from order_export_tui.connectors import build_destination, build_source
     from order_export_tui.engine.runner import ExportEngine
+    from order_export_tui.service.wiring import build_destination, build_source
     from order_export_tui.settings import load_settings
     from order_export_tui.state import StateStore
 

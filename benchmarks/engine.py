@@ -57,8 +57,8 @@ def write_settings(folder: Path, batch_size: int) -> Path:
 
 
 async def child_export(settings_path: Path) -> dict[str, float]:
-    from order_export_tui.connectors import build_destination, build_source
     from order_export_tui.engine.runner import ExportEngine
+    from order_export_tui.service.wiring import build_destination, build_source
     from order_export_tui.settings import load_settings
     from order_export_tui.state import StateStore
 

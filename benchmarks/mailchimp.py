@@ -34,10 +34,10 @@ import tomli_w
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from order_export_tui.connectors import build_destination, build_source  # noqa: E402
 from order_export_tui.destinations import mailchimp_payloads as payloads  # noqa: E402
 from order_export_tui.engine.runner import ExportEngine, window_start  # noqa: E402
 from order_export_tui.orders import OrderDocument, order_problem  # noqa: E402
+from order_export_tui.service.wiring import build_destination, build_source  # noqa: E402
 from order_export_tui.settings import Settings, load_settings  # noqa: E402
 from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp  # noqa: E402
 from order_export_tui.state import StateStore  # noqa: E402

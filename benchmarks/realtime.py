@@ -33,11 +33,11 @@ import tomli_w
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from order_export_tui.connectors import build_source  # noqa: E402
-from order_export_tui.delivery import EventDelivered  # noqa: E402
 from order_export_tui.engine.runner import ExportEngine  # noqa: E402
-from order_export_tui.intake import signature_for  # noqa: E402
-from order_export_tui.service import ExportService, RealtimeChannel  # noqa: E402
+from order_export_tui.service.delivery import EventDelivered  # noqa: E402
+from order_export_tui.service.export_service import ExportService, RealtimeChannel  # noqa: E402
+from order_export_tui.service.intake import signature_for  # noqa: E402
+from order_export_tui.service.wiring import build_source  # noqa: E402
 from order_export_tui.settings import load_settings  # noqa: E402
 from order_export_tui.state import StateStore  # noqa: E402
 from tests.support.fault_server import FaultServer, Received  # noqa: E402

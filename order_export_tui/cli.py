@@ -14,19 +14,18 @@ from pathlib import Path
 from rich.console import Console
 
 from order_export_tui import __version__
-from order_export_tui.connectors import (
+from order_export_tui.daemon import configure_logging
+from order_export_tui.daemon import serve as serve_daemon
+from order_export_tui.engine.events import CANCELLED, SUCCEEDED, RunReport
+from order_export_tui.engine.runner import ExportEngine
+from order_export_tui.run_display import RunDisplay, print_summary
+from order_export_tui.service.intake import IntakeError
+from order_export_tui.service.wiring import (
     build_destination,
     build_source,
     check_available,
     startup_problems,
 )
-from order_export_tui.daemon import configure_logging
-from order_export_tui.daemon import serve as serve_daemon
-from order_export_tui.engine.events import CANCELLED, SUCCEEDED, RunReport
-from order_export_tui.engine.retry import Retrier, RetryPolicy
-from order_export_tui.engine.runner import ExportEngine
-from order_export_tui.intake import IntakeError
-from order_export_tui.run_display import RunDisplay, print_summary
 from order_export_tui.settings import (
     Settings,
     SettingsError,
@@ -36,6 +35,7 @@ from order_export_tui.settings import (
 )
 from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.state import StateLock, StateLockedError, StateStore
+from order_export_tui.transport.retry import Retrier, RetryPolicy
 
 EXIT_OK = 0
 EXIT_TASK_FAILED = 1

@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-from order_export_tui.delivery import EventDelivered, EventHeld, EventRetried, EventSkipped
 from order_export_tui.engine.events import (
     BatchFinished,
     CancelRequested,
@@ -27,8 +26,8 @@ from order_export_tui.engine.events import (
     RunFinished,
     RunStarted,
 )
-from order_export_tui.intake import IntakeError
-from order_export_tui.service import (
+from order_export_tui.service.delivery import EventDelivered, EventHeld, EventRetried, EventSkipped
+from order_export_tui.service.export_service import (
     ExportService,
     FailureEmailOutcome,
     RunRequestSkipped,
@@ -36,6 +35,7 @@ from order_export_tui.service import (
     assemble_service,
     schedule_description,
 )
+from order_export_tui.service.intake import IntakeError
 from order_export_tui.settings import Settings, SettingsError, load_settings
 from order_export_tui.state import StateStore
 

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from order_export_tui.connectors import build_destination, build_source
-from order_export_tui.engine.retry import Retrier, RetryPolicy
 from order_export_tui.engine.runner import ExportEngine, window_start
 from order_export_tui.orders import OrderDocument
+from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings
 from order_export_tui.sources.base import SourceError
-from order_export_tui.sources.business_central import BusinessCentralSource, ledger_path
+from order_export_tui.sources.business_central.source import BusinessCentralSource, ledger_path
 from order_export_tui.state import StateStore
+from order_export_tui.transport.retry import Retrier, RetryPolicy
 from tests.conftest import FakeClock, write_settings
 from tests.fakes.business_central import (
     BusinessCentralFake,

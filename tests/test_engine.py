@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from order_export_tui.connectors import build_destination, build_source
 from order_export_tui.engine.events import (
     BatchFinished,
     EngineEvent,
@@ -18,9 +17,10 @@ from order_export_tui.engine.events import (
     RunFinished,
     RunStarted,
 )
+from order_export_tui.engine.runlogs import run_log_files
 from order_export_tui.engine.runner import ExportEngine, window_start
 from order_export_tui.orders import order_problem
-from order_export_tui.runlogs import run_log_files
+from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings
 from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp, ship_order
 from order_export_tui.state import StateStore

@@ -19,15 +19,15 @@ from typing import Any
 
 import pytest
 
-from order_export_tui.connectors import build_destination, build_source
 from order_export_tui.destinations.base import DestinationError, OrderChange
 from order_export_tui.destinations.mailchimp import MailchimpDestination
-from order_export_tui.engine.retry import Retrier, RetryPolicy
 from order_export_tui.engine.runner import ExportEngine, window_start
 from order_export_tui.orders import OrderDocument, order_problem
+from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings, load_settings
 from order_export_tui.sources.demo import DemoErpSource, set_payment_status, ship_order
 from order_export_tui.state import StateStore
+from order_export_tui.transport.retry import Retrier, RetryPolicy
 from tests.conftest import FakeClock, write_settings
 from tests.fakes.mailchimp import LostResponse, MailchimpFake
 from tests.test_cli import REPO, order_export

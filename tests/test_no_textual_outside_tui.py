@@ -42,7 +42,7 @@ def test_the_check_would_see_a_textual_import(tmp_path: Path) -> None:
 def test_importing_the_engine_service_daemon_and_cli_loads_no_textual() -> None:
     code = (
         "import sys\n"
-        "import order_export_tui.engine.runner, order_export_tui.service\n"
+        "import order_export_tui.engine.runner, order_export_tui.service.export_service\n"
         "import order_export_tui.daemon, order_export_tui.cli\n"
         "loaded = sorted(name for name in sys.modules if name.split('.')[0] == 'textual')\n"
         "print(','.join(loaded))\n"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from order_export_tui.engine.events import CANCELLED, FAILED, SUCCEEDED, RunReport
-from order_export_tui.notify import (
+from order_export_tui.service.notify import (
     NotificationError,
     build_failure_message,
     notify_run_failed,

@@ -13,10 +13,10 @@ import httpx
 import orjson
 import pytest
 
-from order_export_tui.connectors import build_source
 from order_export_tui.engine.runner import ExportEngine
-from order_export_tui.intake import signature_for
-from order_export_tui.service import ExportService, RealtimeChannel
+from order_export_tui.service.export_service import ExportService, RealtimeChannel
+from order_export_tui.service.intake import signature_for
+from order_export_tui.service.wiring import build_source
 from order_export_tui.settings import Settings
 from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp
 from order_export_tui.state import StateStore

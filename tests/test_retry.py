@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from order_export_tui.destinations.http import retry_after_seconds
-from order_export_tui.engine.retry import (
+from order_export_tui.transport.http import retry_after_seconds
+from order_export_tui.transport.retry import (
     Retrier,
     RetriesExhaustedError,
     RetryPolicy,

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from order_export_tui.connectors import build_destination, build_source
 from order_export_tui.engine.runner import ExportEngine
-from order_export_tui.notify import NotificationResult
-from order_export_tui.service import (
+from order_export_tui.service.export_service import (
     ExportService,
     FailureEmailOutcome,
     RunRequestSkipped,
     ServiceEvent,
 )
+from order_export_tui.service.notify import NotificationResult
+from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings
 from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.state import StateStore

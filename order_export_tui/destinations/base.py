@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from order_export_tui.engine.retry import Retrier
 from order_export_tui.orders import OrderDocument
 from order_export_tui.state import ExportedOrder
+from order_export_tui.transport.retry import Retrier
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,15 +40,15 @@ from order_export_tui.destinations.dotdigital_records import (
     order_record_json,
     single_record_path,
 )
-from order_export_tui.destinations.http import retry_after_seconds, send
-from order_export_tui.engine.retry import (
+from order_export_tui.orders import OrderDocument
+from order_export_tui.settings import Settings, secret_value
+from order_export_tui.transport.http import retry_after_seconds, send
+from order_export_tui.transport.retry import (
     Retrier,
     RetriesExhaustedError,
     RetryPolicy,
     TransientError,
 )
-from order_export_tui.orders import OrderDocument
-from order_export_tui.settings import Settings, secret_value
 
 log = logging.getLogger("order_export.dotdigital")
 

@@ -21,7 +21,7 @@ from order_export_tui.destinations.dotdigital_records import (
     order_record_json,
     single_record_path,
 )
-from order_export_tui.engine.retry import Retrier
+from order_export_tui.transport.retry import Retrier
 
 
 class FileDestination:

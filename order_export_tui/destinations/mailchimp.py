@@ -39,10 +39,10 @@ import orjson
 from order_export_tui import __version__
 from order_export_tui.destinations import mailchimp_payloads as payloads
 from order_export_tui.destinations.base import DestinationError, OrderChange
-from order_export_tui.destinations.http import send
-from order_export_tui.engine.retry import Retrier, RetriesExhaustedError, RetryPolicy
 from order_export_tui.orders import OrderDocument
 from order_export_tui.settings import Settings, secret_value
+from order_export_tui.transport.http import send
+from order_export_tui.transport.retry import Retrier, RetriesExhaustedError, RetryPolicy
 
 log = logging.getLogger("order_export.mailchimp")
 T = TypeVar("T")

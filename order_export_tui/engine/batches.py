@@ -17,9 +17,9 @@ from order_export_tui.engine.events import (
     ItemSkipped,
     RunCounts,
 )
-from order_export_tui.engine.retry import Retrier
 from order_export_tui.orders import OrderDocument, content_hash, order_problem
 from order_export_tui.state import ExportedOrder, StateStore
+from order_export_tui.transport.retry import Retrier
 
 
 class SkipBudgetExceededError(Exception):

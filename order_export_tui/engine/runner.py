@@ -30,17 +30,17 @@ from order_export_tui.engine.events import (
     RunReport,
     RunStarted,
 )
-from order_export_tui.engine.retry import (
+from order_export_tui.engine.runlogs import RunLog, log_file_name, prune_run_logs
+from order_export_tui.orders import OrderDocument
+from order_export_tui.settings import Settings
+from order_export_tui.sources.base import OrderSource, SourceError
+from order_export_tui.state import StateStore
+from order_export_tui.transport.retry import (
     Retrier,
     RetriesExhaustedError,
     RetryPolicy,
     TransientError,
 )
-from order_export_tui.orders import OrderDocument
-from order_export_tui.runlogs import RunLog, log_file_name, prune_run_logs
-from order_export_tui.settings import Settings
-from order_export_tui.sources.base import OrderSource, SourceError
-from order_export_tui.state import StateStore
 
 log = logging.getLogger("order_export.engine")
 T = TypeVar("T")

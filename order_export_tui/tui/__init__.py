@@ -10,8 +10,8 @@ import os
 import sys
 from pathlib import Path
 
-from order_export_tui.connectors import startup_problems
-from order_export_tui.service import assemble_service
+from order_export_tui.service.export_service import assemble_service
+from order_export_tui.service.wiring import startup_problems
 from order_export_tui.settings import load_settings
 from order_export_tui.state import StateLock, StateLockedError, StateStore
 from order_export_tui.tui.app import OrderExportApp

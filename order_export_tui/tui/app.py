@@ -21,7 +21,7 @@ from textual.worker import Worker, WorkerState
 
 from order_export_tui.engine.events import FAILED, SUCCEEDED
 from order_export_tui.engine.runner import local_now
-from order_export_tui.service import (
+from order_export_tui.service.export_service import (
     ExportService,
     FailureEmailOutcome,
     RunRequestSkipped,

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from order_export_tui.delivery import EventRetried
-from order_export_tui.service import ExportService
+from order_export_tui.service.delivery import EventRetried
+from order_export_tui.service.export_service import ExportService
 from order_export_tui.settings import Settings
 
 OFF = "off"

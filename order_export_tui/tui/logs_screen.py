@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from order_export_tui.runlogs import run_log_files
+from order_export_tui.engine.runlogs import run_log_files
 from order_export_tui.tui.formatting import count, size
 from order_export_tui.tui.log_view import LogView
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from order_export_tui.service import ServiceEvent
+from order_export_tui.service.export_service import ServiceEvent
 from order_export_tui.tui.run_progress import RunProgress
 
 

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from order_export_tui.service import schedule_description
+from order_export_tui.service.export_service import schedule_description
 from order_export_tui.settings import Settings
 from order_export_tui.tui.formatting import clock_time, relative_to
 from order_export_tui.tui.intake_status import IntakeStatus

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 
 from order_export_tui.destinations.base import OrderChange
-from order_export_tui.destinations.http import send
-from order_export_tui.engine.retry import Retrier
+from order_export_tui.transport.http import send
+from order_export_tui.transport.retry import Retrier
 from tests.support.fault_server import FaultServer, Received
 
 

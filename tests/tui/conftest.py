@@ -13,10 +13,10 @@ import pytest
 from textual.app import App
 from textual.pilot import Pilot
 
-from order_export_tui.connectors import build_destination, build_source
 from order_export_tui.destinations.base import Destination
 from order_export_tui.engine.runner import ExportEngine, local_now
-from order_export_tui.service import ExportService
+from order_export_tui.service.export_service import ExportService
+from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings
 from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.state import StateStore

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from order_export_tui.runlogs import run_log_files
+from order_export_tui.engine.runlogs import run_log_files
 from order_export_tui.tui.history_table import RunHistoryTable
 from order_export_tui.tui.log_view import LogView
 from order_export_tui.tui.logs_screen import LogsScreen

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import httpx
 
-from order_export_tui.intake import signature_for
-from order_export_tui.service import assemble_service
+from order_export_tui.service.export_service import assemble_service
+from order_export_tui.service.intake import signature_for
 from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp
 from order_export_tui.tui import OrderExportApp
 from order_export_tui.tui.intake_status import ServiceIntake

@@ -49,17 +49,16 @@ from typing import Any
 
 import orjson
 
-from order_export_tui.engine.retry import Retrier
 from order_export_tui.orders import OrderDocument
 from order_export_tui.settings import Settings
-from order_export_tui.sources.business_central_client import (
+from order_export_tui.sources.business_central.client import (
     DEFAULT_PAGE_SIZE,
     BusinessCentralClient,
     BusinessCentralError,
     Connection,
 )
-from order_export_tui.sources.business_central_ledger import Ledger, OrderRow, ShipmentRow
-from order_export_tui.sources.business_central_mapping import (
+from order_export_tui.sources.business_central.ledger import Ledger, OrderRow, ShipmentRow
+from order_export_tui.sources.business_central.mapping import (
     CUSTOMER_FIELDS,
     INVOICE_FIELDS,
     INVOICE_LINE_FIELDS,
@@ -72,6 +71,7 @@ from order_export_tui.sources.business_central_mapping import (
     order_document,
     with_shipped_quantities,
 )
+from order_export_tui.transport.retry import Retrier
 
 __all__ = ["BusinessCentralError", "BusinessCentralSource", "first_order_day", "ledger_path"]
 

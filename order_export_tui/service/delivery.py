@@ -22,12 +22,6 @@ from typing import Any
 import orjson
 
 from order_export_tui.destinations.base import Destination, DestinationError, OrderChange
-from order_export_tui.engine.retry import (
-    Retrier,
-    RetriesExhaustedError,
-    RetryPolicy,
-    TransientError,
-)
 from order_export_tui.orders import content_hash, order_problem
 from order_export_tui.settings import Settings
 from order_export_tui.sources.base import OrderSource, fetch_order
@@ -39,6 +33,12 @@ from order_export_tui.state import (
     ExportedOrder,
     RealtimeEvent,
     StateStore,
+)
+from order_export_tui.transport.retry import (
+    Retrier,
+    RetriesExhaustedError,
+    RetryPolicy,
+    TransientError,
 )
 
 log = logging.getLogger("order_export.delivery")

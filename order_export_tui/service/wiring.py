@@ -6,10 +6,10 @@ import importlib
 
 from order_export_tui.destinations.base import Destination
 from order_export_tui.destinations.file import FileDestination
-from order_export_tui.engine.retry import Retrier
 from order_export_tui.settings import Settings, missing_secrets
 from order_export_tui.sources.base import OrderSource
 from order_export_tui.sources.demo import DemoErpSource, ensure_demo_erp
+from order_export_tui.transport.retry import Retrier
 
 # destination.app -> (module, class); each class has `from_settings(settings)`.
 PLATFORM_DESTINATIONS = {
@@ -25,7 +25,7 @@ class NotAvailableError(Exception):
 # erp.source -> (module, class); each class has `from_settings(settings, retrier)`.
 ERP_SOURCES = {
     "business_central": (
-        "order_export_tui.sources.business_central",
+        "order_export_tui.sources.business_central.source",
         "BusinessCentralSource",
     ),
 }

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from order_export_tui.realtime_events import (
+from order_export_tui.service.webhook_events import (
     CHECKS,
     InvalidEventError,
     dedupe_key,

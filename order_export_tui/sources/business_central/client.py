@@ -32,10 +32,10 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
-from order_export_tui.destinations.http import send
-from order_export_tui.engine.retry import Retrier
 from order_export_tui.settings import Settings, secret_value
 from order_export_tui.sources.base import SourceError
+from order_export_tui.transport.http import send
+from order_export_tui.transport.retry import Retrier
 
 SCOPE = "https://api.businesscentral.dynamics.com/.default"
 IDENTITY_PLATFORM_TOKEN_URL = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"

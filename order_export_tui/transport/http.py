@@ -7,7 +7,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from order_export_tui.engine.retry import TransientError
+from order_export_tui.transport.retry import TransientError
 
 # A reset header above this is an absolute Unix time rather than a number of seconds.
 _EPOCH_THRESHOLD = 1_000_000_000

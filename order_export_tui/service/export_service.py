@@ -18,16 +18,20 @@ from datetime import datetime
 
 import schedule
 
-from order_export_tui.delivery import OUTAGE_BACKOFF_SECONDS, RealtimeActivity, RealtimeDelivery
 from order_export_tui.destinations.base import Destination
 from order_export_tui.engine.events import RunReport
-from order_export_tui.engine.retry import Retrier
 from order_export_tui.engine.runner import ExportEngine, local_now
-from order_export_tui.intake import Intake, IntakeServer
-from order_export_tui.notify import NotificationResult, notify_run_failed
+from order_export_tui.service.delivery import (
+    OUTAGE_BACKOFF_SECONDS,
+    RealtimeActivity,
+    RealtimeDelivery,
+)
+from order_export_tui.service.intake import Intake, IntakeServer
+from order_export_tui.service.notify import NotificationResult, notify_run_failed
 from order_export_tui.settings import Settings, secret_value
 from order_export_tui.sources.base import OrderSource
 from order_export_tui.state import StateStore
+from order_export_tui.transport.retry import Retrier
 
 log = logging.getLogger("order_export.service")
 
@@ -319,7 +323,7 @@ def assemble_service(
     destination, and the real-time channel when `webhook.enabled`. Returns the service and
     the intake's own state connection (None without a webhook), which the caller closes.
     """
-    from order_export_tui.connectors import build_destination, build_source
+    from order_export_tui.service.wiring import build_destination, build_source
 
     engine = ExportEngine(
         settings, state, source_factory=build_source, destination_factory=build_destination

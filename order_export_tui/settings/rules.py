@@ -1,0 +1,389 @@
+"""Validation: every key's rule, the rules across keys, and problems that name the key."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import ipaddress
+import json
+import os
+import re
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from order_export_tui.settings.model import (
+    DESTINATION_APPS,
+    DOTDIGITAL_REGIONS,
+    EMAIL_SECURITY,
+    ERP_SOURCES,
+    SECTIONS,
+    Settings,
+    SettingsError,
+)
+
+# --- validation rules --------------------------------------------------------------------------
+
+_RUN_TIME = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BRACKETED_LISTEN = re.compile(r"\[([^\]]+)\]:(\d{1,5})")
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """What a key must hold: ``"<key>: <expect> (got <value>)"`` when ``accepts`` says no."""
+
+    expect: str
+    accepts: Callable[[Any], bool]
+
+
+def _is_int(value: object) -> bool:
+    # TOML booleans arrive as Python bools, which are ints; they are not counts.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _integer(low: int, high: int) -> _Rule:
+    return _Rule(
+        f"must be an integer from {low} to {high}",
+        lambda v: _is_int(v) and low <= v <= high,
+    )
+
+
+def _one_of(*allowed: str) -> _Rule:
+    listed = ", ".join(json.dumps(choice) for choice in allowed)
+    return _Rule(f"must be one of {listed}", lambda v: isinstance(v, str) and v in allowed)
+
+
+def is_valid_email(address: str) -> bool:
+    """A plain ``local@domain`` address: one "@", no spaces, a domain with no empty labels."""
+    if address.count("@") != 1 or any(ch.isspace() for ch in address):
+        return False
+    local, domain = address.split("@")
+    return bool(local) and bool(domain) and "" not in domain.split(".")
+
+
+def is_url(value: str) -> bool:
+    if any(ch.isspace() for ch in value):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Split ``"host:port"`` (``"[::1]:8787"`` for IPv6); ValueError when malformed."""
+    bracketed = _BRACKETED_LISTEN.fullmatch(value)
+    if bracketed:
+        host, port_text = bracketed.groups()
+        ipaddress.IPv6Address(host)  # raises ValueError for a non-IPv6 host in brackets
+    else:
+        host, sep, port_text = value.rpartition(":")
+        if not sep or not host or ":" in host or any(ch.isspace() for ch in host):
+            raise ValueError(f"not host:port: {value!r}")
+    if not port_text.isascii() or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"port must be 1 to 65535: {value!r}")
+    return host, int(port_text)
+
+
+def _is_listen(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_listen(value)
+    except ValueError:
+        return False
+    return True
+
+
+_BOOL = _Rule("must be true or false", lambda v: isinstance(v, bool))
+_STR = _Rule("must be a string", lambda v: isinstance(v, str))
+_NON_EMPTY_STR = _Rule(
+    "must be a non-empty string", lambda v: isinstance(v, str) and bool(v.strip())
+)
+_URL = _Rule(
+    'must be "" or a URL starting with http:// or https://',
+    lambda v: isinstance(v, str) and (v == "" or is_url(v)),
+)
+_ENV = _Rule(
+    "must be an environment variable name (letters, digits and _, not starting with a digit)",
+    lambda v: isinstance(v, str) and _ENV_NAME.fullmatch(v) is not None,
+)
+_EMAIL = _Rule(
+    "must be an e-mail address like name@example.com",
+    lambda v: isinstance(v, str) and is_valid_email(v),
+)
+_EMAIL_LIST = _Rule(
+    'must be a list of e-mail addresses, e.g. ["admin@example.com"]',
+    lambda v: isinstance(v, list) and all(isinstance(item, str) for item in v),
+)
+
+_RULES: dict[str, _Rule] = {
+    "task.run_on_schedule": _BOOL,
+    "task.run_interval_minutes": _integer(0, 10080),
+    "task.run_time": _Rule(
+        'must be "" or a time "HH:MM" from 00:00 to 23:59',
+        lambda v: isinstance(v, str) and (v == "" or _RUN_TIME.fullmatch(v) is not None),
+    ),
+    "task.send_email_on_failure": _BOOL,
+    "task.max_archived_log_files": _integer(1, 1000),
+    "task.batch_size": _integer(1, 10000),
+    "task.max_days_to_export": _integer(1, 3650),
+    "task.max_retry_interval_seconds": _integer(0, 86400),
+    "task.max_retries": _integer(0, 100),
+    "task.max_items_to_skip": _integer(0, 1000000),
+    "webstore.name": _NON_EMPTY_STR,
+    "erp.source": _one_of(*ERP_SOURCES),
+    "erp.demo_database": _STR,
+    "erp.business_central.base_url": _URL,
+    "erp.business_central.company_id": _STR,
+    "erp.business_central.tenant_id": _STR,
+    "erp.business_central.client_id": _STR,
+    "erp.business_central.client_secret_env": _ENV,
+    "erp.business_central.token_url": _URL,
+    "destination.app": _one_of(*DESTINATION_APPS),
+    "dotdigital.region": _one_of(*DOTDIGITAL_REGIONS),
+    "dotdigital.base_url": _URL,
+    "dotdigital.api_user": _STR,
+    "dotdigital.password_env": _ENV,
+    "dotdigital.collection": _NON_EMPTY_STR,
+    "dotdigital.create_missing_contacts": _BOOL,
+    "mailchimp.api_key_env": _ENV,
+    "mailchimp.base_url": _URL,
+    "mailchimp.store_id": _STR,
+    "mailchimp.list_id": _STR,
+    "mailchimp.max_connections": _integer(1, 10),
+    "file.path": _STR,
+    "email.smtp_host": _STR,
+    "email.smtp_port": _integer(1, 65535),
+    "email.security": _one_of(*EMAIL_SECURITY),
+    "email.username": _STR,
+    "email.password_env": _ENV,
+    "email.sender": _EMAIL,
+    "email.to": _EMAIL_LIST,
+    "webhook.enabled": _BOOL,
+    "webhook.listen": _Rule(
+        'must be "host:port" with a port from 1 to 65535 (IPv6 as "[::1]:8787")', _is_listen
+    ),
+    "webhook.secret_env": _ENV,
+    "storage.state_database": _NON_EMPTY_STR,
+    "storage.logs_dir": _NON_EMPTY_STR,
+}
+
+
+def _show(value: object) -> str:
+    """A value as the operator wrote it, shortened; a table is named, not dumped."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, dict):
+        return "a table"
+    elif isinstance(value, list):
+        shown = [_show(item) for item in value[:5]]
+        text = "[" + ", ".join(shown + (["..."] if len(value) > 5 else [])) + "]"
+    elif isinstance(value, dt.date | dt.time):
+        text = value.isoformat()
+    else:
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _problem(key: str, message: str, value: object) -> str:
+    return f"{key}: {message} (got {_show(value)})"
+
+
+# --- structure: tables, keys, unknown names ----------------------------------------------------
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _all_paths() -> list[str]:
+    """Every known dotted table and key path."""
+    paths: list[str] = []
+
+    def walk(cls: type, prefix: str) -> None:
+        for name, kind in _field_types(cls).items():
+            paths.append(prefix + name)
+            if dataclasses.is_dataclass(kind):
+                walk(kind, f"{prefix}{name}.")
+
+    for section, cls in SECTIONS.items():
+        paths.append(section)
+        walk(cls, section + ".")
+    return paths
+
+
+def _unknown(prefix: str, name: str, known: list[str], value: object) -> str:
+    what = "unknown table" if isinstance(value, dict) else "unknown key"
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        suggestions = [prefix + close[0]]
+    else:
+        # A right name in the wrong table: a key written above its table header, say.
+        suggestions = [
+            path
+            for path in _all_paths()
+            if path.rsplit(".", 1)[-1] == name and path != prefix + name
+        ]
+        # Prefer the nearest: erp.base_url most likely meant erp.business_central.base_url.
+        suggestions = [path for path in suggestions if path.startswith(prefix)] or suggestions
+    hint = f" (did you mean {' or '.join(suggestions)}?)" if suggestions else ""
+    return f"{prefix}{name}: {what}{hint}"
+
+
+@dataclass
+class _Reader:
+    """Walks the TOML data; collects problems and the keys whose values were rejected."""
+
+    problems: list[str] = field(default_factory=list)
+    rejected: set[str] = field(default_factory=set)
+
+    def reject(self, key: str, problem: str) -> None:
+        self.problems.append(problem)
+        self.rejected.add(key)
+
+    def table(self, cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+        types = _field_types(cls)
+        values: dict[str, Any] = {}
+        for name, value in data.items():
+            key = prefix + name
+            kind = types.get(name)
+            if kind is None:
+                self.reject(key, _unknown(prefix, name, list(types), value))
+            elif dataclasses.is_dataclass(kind):
+                if isinstance(value, dict):
+                    values[name] = self.table(kind, value, key + ".")
+                else:
+                    self.reject(key, _problem(key, "must be a table", value))
+            else:
+                rule = _RULES[key]
+                if rule.accepts(value):
+                    values[name] = list(value) if isinstance(value, list) else value
+                else:
+                    self.reject(key, _problem(key, rule.expect, value))
+        return cls(**values)
+
+    def root(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        sections: dict[str, Any] = {}
+        for name, value in data.items():
+            cls = SECTIONS.get(name)
+            if cls is None:
+                self.reject(name, _unknown("", name, list(SECTIONS), value))
+            elif isinstance(value, dict):
+                sections[name] = self.table(cls, value, name + ".")
+            else:
+                self.reject(name, _problem(name, "must be a table", value))
+        return sections
+
+
+# --- rules across keys -------------------------------------------------------------------------
+
+
+def _cross_checks(s: Settings, rejected: set[str]) -> list[str]:
+    """Rules that relate keys; a rule is skipped when a key it reads was already rejected."""
+    problems: list[str] = []
+
+    def usable(*keys: str) -> bool:
+        # A whole table given as a scalar is rejected under the table's own name.
+        return not any(key in rejected or key.split(".")[0] in rejected for key in keys)
+
+    def require(key: str, value: str, condition: str) -> None:
+        if usable(key) and not value.strip():
+            problems.append(_problem(key, f"required when {condition}", value))
+
+    task = s.task
+    schedule_keys = ("task.run_on_schedule", "task.run_interval_minutes", "task.run_time")
+    if task.run_on_schedule and usable(*schedule_keys):
+        has_interval, has_time = task.run_interval_minutes > 0, task.run_time != ""
+        if has_interval and has_time:
+            problems.append(
+                f"task.run_time: with run_on_schedule = true set either run_time or "
+                f"run_interval_minutes, not both; set run_interval_minutes = 0 to run at a fixed "
+                f"time (got {_show(task.run_time)} and run_interval_minutes = "
+                f"{task.run_interval_minutes})"
+            )
+        elif not has_interval and not has_time:
+            problems.append(
+                "task.run_interval_minutes: with run_on_schedule = true set run_interval_minutes "
+                'above 0 or a run_time "HH:MM"; neither is set '
+                f"(got {task.run_interval_minutes} and run_time = {_show(task.run_time)})"
+            )
+
+    if usable("erp.source"):
+        source = f'erp.source = "{s.erp.source}"'
+        if s.erp.source == "demo":
+            require("erp.demo_database", s.erp.demo_database, source)
+        else:
+            bc = s.erp.business_central
+            require("erp.business_central.base_url", bc.base_url, source)
+            require("erp.business_central.company_id", bc.company_id, source)
+            if usable("erp.business_central.token_url") and not bc.token_url:
+                require(
+                    "erp.business_central.tenant_id", bc.tenant_id, f"{source} and no token_url"
+                )
+            require("erp.business_central.client_id", bc.client_id, source)
+
+    if usable("destination.app"):
+        app = f'destination.app = "{s.destination.app}"'
+        if s.destination.app == "dotdigital":
+            require("dotdigital.api_user", s.dotdigital.api_user, app)
+        elif s.destination.app == "mailchimp":
+            require("mailchimp.store_id", s.mailchimp.store_id, app)
+            require("mailchimp.list_id", s.mailchimp.list_id, app)
+        else:
+            require("file.path", s.file.path, app)
+
+    if usable("email.to"):
+        problems.extend(
+            _problem("email.to", "not a valid e-mail address", address)
+            for address in s.email.to
+            if not is_valid_email(address)
+        )
+    if task.send_email_on_failure and usable("task.send_email_on_failure"):
+        if usable("email.to") and not s.email.to:
+            problems.append(
+                _problem("email.to", "needs an address when send_email_on_failure = true", [])
+            )
+        require("email.smtp_host", s.email.smtp_host, "send_email_on_failure = true")
+    return problems
+
+
+# --- public validation, loading and saving -----------------------------------------------------
+
+
+def validate(data: Mapping[str, Any], path: Path) -> tuple[Settings | None, list[str]]:
+    """Check TOML data the way the loader does: (settings, []) or (None, every problem)."""
+    if not isinstance(data, Mapping):
+        return None, [f"{path}: settings must be a table (got {_show(data)})"]
+    reader = _Reader()
+    sections = reader.root(data)
+    settings = Settings(path=Path(os.path.abspath(path)), **sections)
+    problems = reader.problems + _cross_checks(settings, reader.rejected)
+    return (None, problems) if problems else (settings, [])
+
+
+def settings_from_dict(data: Mapping[str, Any], path: Path) -> Settings:
+    """Settings from TOML-shaped data; SettingsError lists every problem."""
+    settings, problems = validate(data, path)
+    if settings is None:
+        raise SettingsError(problems)
+    return settings
+
+
+def validate_settings(settings: Settings) -> list[str]:
+    """Every problem with (possibly edited) settings; [] when they are fine to save and use."""
+    return validate(settings_to_dict(settings), settings.path)[1]
+
+
+def settings_to_dict(settings: Settings) -> dict[str, Any]:
+    """The TOML structure: tables and keys in the documented order."""
+    return {name: dataclasses.asdict(getattr(settings, name)) for name in SECTIONS}
