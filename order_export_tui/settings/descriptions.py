@@ -51,6 +51,13 @@ SETTING_DESCRIPTIONS: dict[str, str] = {
     "erp.business_central.token_url": (
         'OAuth token URL; "" uses the Microsoft identity platform token URL for the tenant.'
     ),
+    "erp.business_central.shipment_tracking_field": (
+        "A salesShipments field holding the package tracking number, added by an API extension "
+        '(e.g. "packageTrackingNo"); "" when Business Central holds none.'
+    ),
+    "erp.business_central.tracking_url_template": (
+        'The tracking URL, with {tracking_number} where the number goes; "" for no URL.'
+    ),
     "destination.app": (
         'Where orders go: "dotdigital", "mailchimp" or "file" (dry run: writes the exact '
         "request bodies)."
@@ -91,6 +98,19 @@ SETTING_DESCRIPTIONS: dict[str, str] = {
     "webhook.secret_env": (
         "Name of the environment variable that holds the webhook's shared HMAC secret."
     ),
+    "webhook.scheme": (
+        'How requests are signed: "x-signature" (HMAC of the body) or "standard-webhooks" '
+        "(signed id and timestamp: a captured request cannot be replayed later)."
+    ),
+    "webhook.tolerance_seconds": (
+        "standard-webhooks: a request whose timestamp is further than this from now is refused."
+    ),
+    "monitoring.listen": (
+        'Where GET /healthz and GET /metrics are served, "host:port"; "" turns monitoring off.'
+    ),
     "storage.state_database": "The state database (SQLite) that remembers what was exported.",
     "storage.logs_dir": "The folder that holds the per-run log files.",
+    "storage.control_socket": (
+        "The Unix socket (mode 0600) on which the running daemon or dashboard is steered."
+    ),
 }

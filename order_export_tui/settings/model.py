@@ -13,6 +13,7 @@ ERP_SOURCES = ("demo", "business_central")
 DESTINATION_APPS = ("dotdigital", "mailchimp", "file")
 DOTDIGITAL_REGIONS = ("r1", "r2", "r3")
 EMAIL_SECURITY = ("none", "starttls", "tls")
+WEBHOOK_SCHEMES = ("x-signature", "standard-webhooks")
 
 
 class SettingsError(Exception):
@@ -53,6 +54,8 @@ class BusinessCentralSettings:
     client_id: str = ""
     client_secret_env: str = "BC_CLIENT_SECRET"
     token_url: str = ""
+    shipment_tracking_field: str = ""
+    tracking_url_template: str = ""
 
 
 @dataclass
@@ -107,12 +110,20 @@ class WebhookSettings:
     enabled: bool = False
     listen: str = "127.0.0.1:8787"
     secret_env: str = "ORDER_EXPORT_WEBHOOK_SECRET"
+    scheme: str = "x-signature"
+    tolerance_seconds: int = 300
+
+
+@dataclass
+class MonitoringSettings:
+    listen: str = ""
 
 
 @dataclass
 class StorageSettings:
     state_database: str = "data/state.sqlite"
     logs_dir: str = "logs"
+    control_socket: str = "data/order-export.sock"
 
 
 @dataclass
@@ -126,6 +137,7 @@ class Settings:
     file: FileSettings = field(default_factory=FileSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     # The settings file's absolute path; not a TOML key. Relative paths resolve against its folder.
     path: Path = field(default_factory=lambda: Path.cwd() / DEFAULT_SETTINGS_FILE)
@@ -133,6 +145,10 @@ class Settings:
     @property
     def state_database_path(self) -> Path:
         return resolve_path(self, self.storage.state_database)
+
+    @property
+    def control_socket_path(self) -> Path:
+        return resolve_path(self, self.storage.control_socket)
 
     @property
     def logs_dir_path(self) -> Path:
@@ -158,6 +174,7 @@ SECTIONS: dict[str, type] = {
     "file": FileSettings,
     "email": EmailSettings,
     "webhook": WebhookSettings,
+    "monitoring": MonitoringSettings,
     "storage": StorageSettings,
 }
 

@@ -22,6 +22,7 @@ from order_export_tui.settings.model import (
     EMAIL_SECURITY,
     ERP_SOURCES,
     SECTIONS,
+    WEBHOOK_SCHEMES,
     Settings,
     SettingsError,
 )
@@ -146,6 +147,14 @@ _RULES: dict[str, _Rule] = {
     "erp.business_central.client_id": _STR,
     "erp.business_central.client_secret_env": _ENV,
     "erp.business_central.token_url": _URL,
+    "erp.business_central.shipment_tracking_field": _Rule(
+        'must be "" or a field name (letters, digits and _, not starting with a digit)',
+        lambda v: isinstance(v, str) and (v == "" or _ENV_NAME.fullmatch(v) is not None),
+    ),
+    "erp.business_central.tracking_url_template": _Rule(
+        'must be "" or a URL starting with http:// or https:// holding "{tracking_number}"',
+        lambda v: isinstance(v, str) and (v == "" or (is_url(v) and "{tracking_number}" in v)),
+    ),
     "destination.app": _one_of(*DESTINATION_APPS),
     "dotdigital.region": _one_of(*DOTDIGITAL_REGIONS),
     "dotdigital.base_url": _URL,
@@ -171,8 +180,15 @@ _RULES: dict[str, _Rule] = {
         'must be "host:port" with a port from 1 to 65535 (IPv6 as "[::1]:8787")', _is_listen
     ),
     "webhook.secret_env": _ENV,
+    "webhook.scheme": _one_of(*WEBHOOK_SCHEMES),
+    "webhook.tolerance_seconds": _integer(1, 86400),
+    "monitoring.listen": _Rule(
+        'must be "" or "host:port" with a port from 1 to 65535 (IPv6 as "[::1]:9187")',
+        lambda v: v == "" or _is_listen(v),
+    ),
     "storage.state_database": _NON_EMPTY_STR,
     "storage.logs_dir": _NON_EMPTY_STR,
+    "storage.control_socket": _NON_EMPTY_STR,
 }
 
 

@@ -44,7 +44,7 @@ async def test_the_form_has_every_key_with_its_description(make_app) -> None:
         screen = await open_settings(pilot)
         keys = [field.spec.key for field in screen.query(SettingField)]
         assert set(keys) == set(SETTING_DESCRIPTIONS)
-        assert keys[0] == "task.run_on_schedule" and keys[-1] == "storage.logs_dir"
+        assert keys[0] == "task.run_on_schedule" and keys[-1] == "storage.control_socket"
         for field in screen.query(SettingField):
             label = str(field.query_one(".field-label", Static).render())
             assert label == f"{field.spec.name}\n{SETTING_DESCRIPTIONS[field.spec.key]}"
