@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from order_export_tui.engine.runner import ExportEngine  # noqa: E402
 from order_export_tui.service.export_service import ExportService  # noqa: E402
+from order_export_tui.service.hosted import HostedControl  # noqa: E402
 from order_export_tui.service.wiring import build_destination, build_source  # noqa: E402
 from order_export_tui.settings import Settings, load_settings  # noqa: E402
 from order_export_tui.sources.demo import generate_demo_erp  # noqa: E402
@@ -130,13 +131,13 @@ async def engine_alone(folder: Path, orders: int) -> None:
 async def with_dashboard(folder: Path, orders: int) -> None:
     settings, state = fresh_state(folder, orders)
     engine = engine_for(settings, state)
-    app = OrderExportApp(settings, service=ExportService(settings, engine), state=state)
+    app = OrderExportApp(settings, control=hosted(ExportService(settings, engine), state))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
 
         async def run() -> float:
             await pilot.press("r")
-            report = await app.service.wait_for_run()
+            report = await app.control.service.wait_for_run()
             assert report is not None and report.counts["new"] == orders, report
             await pilot.pause(0.2)
             return report.duration_seconds
@@ -149,6 +150,10 @@ async def with_dashboard(folder: Path, orders: int) -> None:
         f"  with dashboard: {orders / seconds:8,.0f} orders/s; stall {meter.summary()};"
         f" {app.feed.posted} screen updates for {orders // 100:,} batches"
     )
+
+
+def hosted(service: ExportService, state: StateStore) -> HostedControl:
+    return HostedControl(service, state, role="tui", since="")
 
 
 def shown_text(app: OrderExportApp) -> str:
@@ -181,7 +186,7 @@ async def log_open(folder: Path, megabytes: int) -> None:
     lines = write_big_log(big, megabytes)
     size_mb = big.stat().st_size / 1024 / 1024
     app = OrderExportApp(
-        settings, service=ExportService(settings, engine_for(settings, state)), state=state
+        settings, control=hosted(ExportService(settings, engine_for(settings, state)), state)
     )
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()

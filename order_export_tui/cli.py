@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -17,9 +16,18 @@ from order_export_tui import __version__
 from order_export_tui.daemon import configure_logging
 from order_export_tui.daemon import serve as serve_daemon
 from order_export_tui.engine.events import CANCELLED, SUCCEEDED, RunReport
-from order_export_tui.engine.runner import ExportEngine
-from order_export_tui.run_display import RunDisplay, print_summary
+from order_export_tui.run_display import RunDisplay, print_status, print_summary
+from order_export_tui.service.control_client import attach
+from order_export_tui.service.control_socket import ControlSocketError
 from order_export_tui.service.intake import IntakeError
+from order_export_tui.service.remote import (
+    RemoteRunError,
+    cancel_remote_run,
+    follow_remote_run,
+    read_status,
+)
+from order_export_tui.service.session import HostedSession, hosted_session
+from order_export_tui.service.stop_signals import StopSignals
 from order_export_tui.service.wiring import (
     build_destination,
     build_source,
@@ -34,7 +42,7 @@ from order_export_tui.settings import (
     missing_secrets,
 )
 from order_export_tui.sources.demo import generate_demo_erp
-from order_export_tui.state import StateLock, StateLockedError, StateStore
+from order_export_tui.state import StateLockedError
 from order_export_tui.transport.retry import Retrier, RetryPolicy
 
 EXIT_OK = 0
@@ -62,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("daemon", parents=[settings_option], help="the same work, no screen")
     run = commands.add_parser("run", parents=[settings_option], help="one export run now")
     run.add_argument("--json", action="store_true", help="print the run report as JSON")
+    status = commands.add_parser(
+        "status", parents=[settings_option], help="what the task is doing now"
+    )
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    commands.add_parser(
+        "cancel", parents=[settings_option], help="cancel the run of the running daemon"
+    )
     check = commands.add_parser("check", parents=[settings_option], help="validate the settings")
     check.add_argument(
         "--connect", action="store_true", help="also reach the ERP and the destination"
@@ -104,6 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_command(args, settings_path, err)
         if command == "daemon":
             return daemon_command(settings_path, err)
+        if command == "status":
+            return status_command(args, settings_path, err)
+        if command == "cancel":
+            return cancel_command(settings_path, err)
         if command == "tui":
             return tui_command(settings_path)
     except SettingsError as error:
@@ -181,13 +200,21 @@ def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> 
         for problem in problems:
             err.print(problem, markup=False)
         return EXIT_BAD_INPUT
-    database = settings.state_database_path
-    try:
-        with StateLock(database, role="run"):
-            report = asyncio.run(_run_once(settings, database, err))
-    except StateLockedError as error:
-        err.print(f"[red]Not started:[/] {error}", markup=True)
-        return EXIT_TASK_FAILED
+    report: RunReport | None = None
+    attached = asyncio.run(attach(settings.control_socket_path))
+    if attached is not None:
+        try:
+            report = asyncio.run(follow_remote_run(attached, RunDisplay(err), err))
+        except RemoteRunError as error:
+            err.print(f"[red]Not started:[/] {error}", markup=True)
+            return EXIT_TASK_FAILED
+    else:
+        try:
+            with hosted_session(settings, role="run") as session:
+                report = asyncio.run(_run_here(session, err))
+        except StateLockedError as error:
+            err.print(f"[red]Not started:[/] {error}", markup=True)
+            return EXIT_TASK_FAILED
     print_summary(err, report)
     if args.json:
         sys.stdout.write(json.dumps(report.as_json()) + "\n")
@@ -205,14 +232,32 @@ def daemon_command(settings_path: Path, err: Console) -> int:
         return EXIT_BAD_INPUT
     configure_logging()
     try:
-        with StateLock(settings.state_database_path, role="daemon"):
-            asyncio.run(serve_daemon(settings))
-    except StateLockedError as error:
+        with hosted_session(settings, role="daemon") as session:
+            asyncio.run(serve_daemon(session))
+    except (StateLockedError, IntakeError, ControlSocketError) as error:
         err.print(f"Not started: {error}", markup=False)
         return EXIT_TASK_FAILED
-    except IntakeError as error:
-        err.print(f"Not started: {error}", markup=False)
+    return EXIT_OK
+
+
+def status_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:
+    settings = load_settings(settings_path)
+    snapshot = asyncio.run(read_status(settings))
+    if args.json:
+        sys.stdout.write(json.dumps(snapshot.as_json()) + "\n")
+    else:
+        print_status(Console(highlight=False), snapshot)
+    return EXIT_OK
+
+
+def cancel_command(settings_path: Path, err: Console) -> int:
+    settings = load_settings(settings_path)
+    control = asyncio.run(attach(settings.control_socket_path))
+    if control is None:
+        err.print("No order-export daemon or dashboard runs exports here.", markup=False)
         return EXIT_TASK_FAILED
+    message = asyncio.run(cancel_remote_run(control))
+    err.print(message, markup=False)
     return EXIT_OK
 
 
@@ -223,35 +268,20 @@ def tui_command(settings_path: Path) -> int:
     return run_dashboard(settings_path)
 
 
-async def _run_once(settings: Settings, database: Path, err: Console) -> RunReport:
-    state = StateStore(database)
-    try:
-        engine = ExportEngine(
-            settings, state, source_factory=build_source, destination_factory=build_destination
-        )
-        display = RunDisplay(err)
-        engine.subscribe(display.handle)
-        task = engine.start_run("manual")
-        _stop_on_signals(engine, task, err)
-        try:
-            return await task
-        except asyncio.CancelledError:
-            if engine.last_report is None:
-                raise
-            return engine.last_report
-    finally:
-        state.close()
+async def _run_here(session: HostedSession, err: Console) -> RunReport:
+    """One run in this process, through the service: the failure e-mail goes out as for any
+    other run. The first Ctrl-C (or SIGTERM) stops at the next batch boundary, the second
+    abandons the batch in flight (recorded nowhere, so simply sent again next run)."""
+    display = RunDisplay(err)
+    session.control.subscribe(display.handle)
 
-
-def _stop_on_signals(engine: ExportEngine, task: asyncio.Task[RunReport], err: Console) -> None:
-    """First Ctrl-C (or SIGTERM): stop at the next batch boundary. Second: abandon the batch
-    in flight (nothing of it is recorded, so the next run simply sends it again)."""
-    loop = asyncio.get_running_loop()
-
-    def on_signal() -> None:
-        if not engine.cancel():
+    def announce(name: str, abandon_batch: bool) -> None:
+        if abandon_batch:
             err.print("stopping now; the batch in flight will be sent again next run")
-            task.cancel()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal)
+    signals = StopSignals(lambda abandon: session.service.stop(abandon_batch=abandon), announce)
+    signals.install()
+    session.service.request_run("manual")
+    report = await session.service.wait_for_run()
+    assert report is not None  # a run was started: nothing else runs in this process
+    return report

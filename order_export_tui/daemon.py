@@ -26,18 +26,20 @@ from order_export_tui.engine.events import (
     RunFinished,
     RunStarted,
 )
+from order_export_tui.service.control_socket import ControlSocketError
 from order_export_tui.service.delivery import EventDelivered, EventHeld, EventRetried, EventSkipped
 from order_export_tui.service.export_service import (
     ExportService,
     FailureEmailOutcome,
     RunRequestSkipped,
     ServiceEvent,
-    assemble_service,
     schedule_description,
 )
+from order_export_tui.service.hosted import HostedControl
 from order_export_tui.service.intake import IntakeError
-from order_export_tui.settings import Settings, SettingsError, load_settings
-from order_export_tui.state import StateStore
+from order_export_tui.service.session import HostedSession
+from order_export_tui.service.stop_signals import StopSignals
+from order_export_tui.settings import SettingsError, load_settings
 
 log = logging.getLogger("order_export.daemon")
 
@@ -141,39 +143,33 @@ class DaemonLog:
                 )
 
 
-async def serve(settings: Settings) -> None:
-    """Run the service until SIGTERM/SIGINT; the caller holds the state lock."""
-    state = StateStore(settings.state_database_path)
-    intake_state: StateStore | None = None
+async def serve(session: HostedSession) -> None:
+    """Run the service until SIGTERM/SIGINT; the session holds the state lock."""
+    service, control = session.service, session.control
+    daemon_log = DaemonLog()
+    service.engine.subscribe(daemon_log.engine_event)
+    service.subscribe(daemon_log.service_event)
+    watcher = SettingsWatcher(service.settings.path, service)
+    _install_signal_handlers(control, watcher)
+    settings = service.settings
+    log.info(
+        "started: webstore %r, %s -> %s, schedule %s, next run %s",
+        settings.webstore.name,
+        settings.erp.source,
+        settings.destination.app,
+        schedule_description(settings),
+        _when(service),
+    )
+    watching = asyncio.create_task(watcher.watch())
     try:
-        service, intake_state = assemble_service(settings, state)
-        engine = service.engine
-        daemon_log = DaemonLog()
-        engine.subscribe(daemon_log.engine_event)
-        service.subscribe(daemon_log.service_event)
-        watcher = SettingsWatcher(settings.path, service)
-        _install_signal_handlers(service, watcher)
-        log.info(
-            "started: webstore %r, %s -> %s, schedule %s, next run %s",
-            settings.webstore.name,
-            settings.erp.source,
-            settings.destination.app,
-            schedule_description(settings),
-            _when(service),
-        )
-        watching = asyncio.create_task(watcher.watch())
-        try:
-            await service.serve()
-        except IntakeError as error:
-            log.error("%s", error)
-            raise
-        watching.cancel()
-        await service.wait_for_run()
-        log.info("stopped cleanly")
+        await control.serve()
+    except (IntakeError, ControlSocketError) as error:
+        log.error("%s", error)
+        raise
     finally:
-        state.close()
-        if intake_state is not None:
-            intake_state.close()
+        watching.cancel()
+    await service.wait_for_run()
+    log.info("stopped cleanly")
 
 
 def _when(service: ExportService) -> str:
@@ -181,23 +177,18 @@ def _when(service: ExportService) -> str:
     return "none (manual only)" if due is None else due.isoformat(timespec="seconds")
 
 
-def _install_signal_handlers(service: ExportService, watcher: SettingsWatcher) -> None:
+def _install_signal_handlers(control: HostedControl, watcher: SettingsWatcher) -> None:
     loop = asyncio.get_running_loop()
-    stopping: list[asyncio.Task[None]] = []
 
-    def on_stop(signum: int) -> None:
-        name = signal.Signals(signum).name
-        if not stopping:
-            log.info("%s: stopping (the run in flight stops at its next batch boundary)", name)
-            stopping.append(loop.create_task(service.stop()))
-        else:
+    def announce(name: str, abandon_batch: bool) -> None:
+        if abandon_batch:
             log.warning("%s again: abandoning the batch in flight", name)
-            stopping.append(loop.create_task(service.stop(abandon_batch=True)))
+        else:
+            log.info("%s: stopping (the run in flight stops at its next batch boundary)", name)
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_stop, signum)
+    StopSignals(lambda abandon: control.stop(abandon_batch=abandon), announce).install(loop)
     loop.add_signal_handler(signal.SIGHUP, watcher.reload)
-    loop.add_signal_handler(signal.SIGUSR1, lambda: service.request_run("signal"))
+    loop.add_signal_handler(signal.SIGUSR1, lambda: control.service.request_run("signal"))
 
 
 class SettingsWatcher:

@@ -28,6 +28,7 @@ from order_export_tui.engine.events import (
     RunReport,
     RunStarted,
 )
+from order_export_tui.service.control import StatusSnapshot
 
 PLAIN_PROGRESS_EVERY_SECONDS = 5.0
 
@@ -119,3 +120,41 @@ def print_summary(console: Console, report: RunReport) -> None:
         table.add_row("error", f"[red]{report.error}[/]")
     table.add_row("log file", str(report.log_file))
     console.print(table)
+
+
+def print_status(console: Console, status: StatusSnapshot) -> None:
+    """`order-export status`: what the task is doing now, in a few lines."""
+    process = status.process
+    if process is None:
+        console.print("process: none runs exports (read from the state database)", markup=False)
+    else:
+        console.print(
+            f"process: order-export {process.role}, pid {process.pid}, since {process.since}",
+            markup=False,
+        )
+    run = status.run
+    if run is None:
+        console.print("run: none in progress", markup=False)
+    else:
+        of = "?" if run.orders_total is None else f"{run.orders_total:,}"
+        console.print(
+            f"run: {run.run_id} ({run.trigger}) since {run.started_at}: {run.orders_done:,} of"
+            f" {of} orders, {run.sent:,} sent, {run.skipped:,} skipped, {run.retried:,} retried"
+            + (" (cancelling)" if run.cancelling else ""),
+            markup=False,
+        )
+    last = status.last_run
+    if last is None:
+        console.print("last run: none yet", markup=False)
+    else:
+        error = f": {last['error']}" if last.get("error") else ""
+        console.print(
+            f"last run: {last['run_id']} {last['outcome']} at {last['finished_at']}{error}",
+            markup=False,
+        )
+    console.print(f"next run: {status.next_run_at or 'none scheduled'}", markup=False)
+    console.print(f"skipped orders: {status.skipped_orders:,}", markup=False)
+    console.print(
+        f"real-time queue: {status.queue.queued:,} queued, {status.queue.held:,} held",
+        markup=False,
+    )

@@ -373,6 +373,9 @@ class StateStore:
 
     # --- skipped orders --------------------------------------------------------------
 
+    def skipped_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM skipped_order").fetchone()[0])
+
     def skipped_orders(self, limit: int | None = None) -> list[SkippedOrder]:
         sql = (
             "SELECT order_id, reason, attempts, first_skipped_at, last_tried_at, run_id"
@@ -481,6 +484,7 @@ class StateLock:
         self.path = database.with_name(database.name + ".lock")
         self.database = database
         self.role = role
+        self.since = ""
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -498,6 +502,7 @@ class StateLock:
             "since": datetime.now().astimezone().isoformat(timespec="seconds"),
             "argv": " ".join(sys.argv[:3]),
         }
+        self.since = info["since"]
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         self._fd = fd

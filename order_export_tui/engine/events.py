@@ -56,13 +56,42 @@ class RunReport:
 
 
 @dataclass(frozen=True, slots=True)
+class RunSettings:
+    """What a run records of the settings it ran with; no secret (nor any secret's name)."""
+
+    webstore: str = ""
+    erp_source: str = ""
+    destination_app: str = ""
+    batch_size: int = 0
+    max_days_to_export: int = 0
+    max_retries: int = 0
+    max_retry_interval_seconds: int = 0
+    max_items_to_skip: int = 0
+    max_archived_log_files: int = 0
+
+    def log_items(self) -> list[tuple[str, object]]:
+        """(settings key, value) pairs, as the run log writes them."""
+        return [
+            ("webstore", self.webstore),
+            ("erp.source", self.erp_source),
+            ("destination.app", self.destination_app),
+            ("task.batch_size", self.batch_size),
+            ("task.max_days_to_export", self.max_days_to_export),
+            ("task.max_retries", self.max_retries),
+            ("task.max_retry_interval_seconds", self.max_retry_interval_seconds),
+            ("task.max_items_to_skip", self.max_items_to_skip),
+            ("task.max_archived_log_files", self.max_archived_log_files),
+        ]
+
+
+@dataclass(frozen=True, slots=True)
 class RunStarted:
     run_id: int
     trigger: str
     started_at: datetime
     window_start: datetime
     total: int | None
-    settings_summary: dict[str, Any] = field(default_factory=dict)
+    settings: RunSettings = field(default_factory=RunSettings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,7 @@ class RunLog:
         match event:
             case RunStarted():
                 self.write(f"run {event.run_id} started ({event.trigger})")
-                for key, value in event.settings_summary.items():
+                for key, value in event.settings.log_items():
                     self.write(f"  setting {key} = {value}")
                 self.write(f"window: orders dated on or after {event.window_start.isoformat()}")
                 total = "unknown" if event.total is None else str(event.total)

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from order_export_tui.destinations.base import Destination, DestinationError
 from order_export_tui.engine.batches import (
@@ -28,6 +28,7 @@ from order_export_tui.engine.events import (
     RunCounts,
     RunFinished,
     RunReport,
+    RunSettings,
     RunStarted,
 )
 from order_export_tui.engine.runlogs import RunLog, log_file_name, prune_run_logs
@@ -64,20 +65,20 @@ def window_start(now: datetime, max_days: int) -> datetime:
     return datetime.combine(first_day, clock_time.min).astimezone()
 
 
-def settings_summary(settings: Settings) -> dict[str, Any]:
-    """What a run log records of its settings; no secret (nor any secret's name) in it."""
+def run_settings(settings: Settings) -> RunSettings:
+    """What a run records of its settings; no secret (nor any secret's name) in it."""
     task = settings.task
-    return {
-        "webstore": settings.webstore.name,
-        "erp.source": settings.erp.source,
-        "destination.app": settings.destination.app,
-        "task.batch_size": task.batch_size,
-        "task.max_days_to_export": task.max_days_to_export,
-        "task.max_retries": task.max_retries,
-        "task.max_retry_interval_seconds": task.max_retry_interval_seconds,
-        "task.max_items_to_skip": task.max_items_to_skip,
-        "task.max_archived_log_files": task.max_archived_log_files,
-    }
+    return RunSettings(
+        webstore=settings.webstore.name,
+        erp_source=settings.erp.source,
+        destination_app=settings.destination.app,
+        batch_size=task.batch_size,
+        max_days_to_export=task.max_days_to_export,
+        max_retries=task.max_retries,
+        max_retry_interval_seconds=task.max_retry_interval_seconds,
+        max_items_to_skip=task.max_items_to_skip,
+        max_archived_log_files=task.max_archived_log_files,
+    )
 
 
 class ExportEngine:
@@ -262,7 +263,7 @@ class ExportEngine:
         try:
             total = len(only) if only is not None else await source.count_orders(start)
             self._emit(
-                RunStarted(run_id, trigger, started_at, start, total, settings_summary(settings))
+                RunStarted(run_id, trigger, started_at, start, total, run_settings(settings))
             )
             pipeline.total = total
             await destination.open()

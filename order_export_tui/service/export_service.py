@@ -179,6 +179,10 @@ class ExportService:
         return None if due is None else due.astimezone()
 
     @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
     def run_in_progress(self) -> bool:
         return self.engine.running or (self._run_task is not None and not self._run_task.done())
 
@@ -317,7 +321,7 @@ class ExportService:
 
 
 def assemble_service(
-    settings: Settings, state: StateStore
+    settings: Settings, state: StateStore, *, realtime: bool = True
 ) -> tuple[ExportService, StateStore | None]:
     """The service as the daemon and the dashboard run it: the configured source and
     destination, and the real-time channel when `webhook.enabled`. Returns the service and
@@ -328,7 +332,7 @@ def assemble_service(
     engine = ExportEngine(
         settings, state, source_factory=build_source, destination_factory=build_destination
     )
-    if not settings.webhook.enabled:
+    if not (realtime and settings.webhook.enabled):
         return ExportService(settings, engine), None
     intake_state = StateStore(settings.state_database_path, durable=True)
     realtime = RealtimeChannel(

@@ -6,16 +6,18 @@ with injected parts for tests.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from pathlib import Path
 
-from order_export_tui.service.export_service import assemble_service
+from order_export_tui.service.control_client import AttachedControl, NotAttachedError
+from order_export_tui.service.control_socket import ControlSocketError, is_live
+from order_export_tui.service.session import hosted_session
 from order_export_tui.service.wiring import startup_problems
-from order_export_tui.settings import load_settings
-from order_export_tui.state import StateLock, StateLockedError, StateStore
+from order_export_tui.settings import Settings, load_settings, settings_from_dict
+from order_export_tui.state import StateLockedError
 from order_export_tui.tui.app import OrderExportApp
-from order_export_tui.tui.intake_status import ServiceIntake
 
 EXIT_OK = 0
 EXIT_HELD = 1
@@ -25,42 +27,74 @@ EXIT_BAD_SETTINGS = 2
 def run_dashboard(settings_path: Path) -> int:
     """Load the settings and run the dashboard until the operator quits.
 
+    While a daemon (or another dashboard) runs exports on the same state database, the
+    dashboard attaches to it over its control socket: the same panels, live, and every key
+    acts on that process; quitting leaves it running. Otherwise the dashboard hosts the
+    service itself (and serves the control socket, so commands and other dashboards can
+    attach to it).
+
     Bad settings raise `SettingsError` (the CLI prints each problem, exit 2). An unusable
     configuration (a connector this version lacks, a missing secret) prints its problems and
-    returns 2. While another process holds the state database, says which one and returns 1:
-    a second engine is never started. Otherwise returns 0 once the app has stopped cleanly.
+    returns 2. A process that holds the state database but serves no control socket (a
+    `run`) is named, and 1 returned. Otherwise returns 0 once the app has stopped cleanly.
     """
     settings = load_settings(settings_path)
+    if is_live(settings.control_socket_path):
+        return _attached(settings)
     problems = startup_problems(settings)
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
         return EXIT_BAD_SETTINGS
     try:
-        with StateLock(settings.state_database_path, role="tui"):
-            state = StateStore(settings.state_database_path)
-            intake_state = None
-            try:
-                service, intake_state = assemble_service(settings, state)
-                app = OrderExportApp(
-                    settings,
-                    service=service,
-                    state=state,
-                    intake=ServiceIntake(service) if service.realtime is not None else None,
-                    watch_terminal=sys.__stdin__ is not None and sys.__stdin__.isatty(),
-                )
-                app.run()
-            finally:
-                if intake_state is not None:
-                    intake_state.close()
-                state.close()
+        with hosted_session(settings, role="tui") as session:
+            app = OrderExportApp(
+                settings,
+                control=session.control,
+                watch_terminal=_is_terminal(),
+            )
+            app.run()
     except StateLockedError as error:
+        if is_live(settings.control_socket_path):  # a daemon that started meanwhile
+            return _attached(settings)
         print(
-            f"Not started: {error}. The dashboard does not start a second engine;"
-            " stop that process first.",
+            f"Not started: {error}. It serves no control socket to attach to, and the"
+            " dashboard does not start a second engine; wait for it to finish.",
             file=sys.stderr,
         )
         return EXIT_HELD
+    except ControlSocketError as error:
+        print(f"Not started: {error}", file=sys.stderr)
+        return EXIT_HELD
+    return _exit_code(app)
+
+
+def _attached(settings: Settings) -> int:
+    try:
+        remote = asyncio.run(_settings_of(settings.control_socket_path))
+    except NotAttachedError as error:
+        print(f"Not started: cannot attach: {error}", file=sys.stderr)
+        return EXIT_HELD
+    app = OrderExportApp(
+        remote,
+        control=AttachedControl(settings.control_socket_path),
+        watch_terminal=_is_terminal(),
+    )
+    app.run()
+    return _exit_code(app)
+
+
+async def _settings_of(socket_path: Path) -> Settings:
+    """The settings the attached process runs with (secrets only as variable names)."""
+    view = await AttachedControl(socket_path).read_settings()
+    return settings_from_dict(view.data, Path(view.path))
+
+
+def _is_terminal() -> bool:
+    return sys.__stdin__ is not None and sys.__stdin__.isatty()
+
+
+def _exit_code(app: OrderExportApp) -> int:
     if app.terminal_lost:
         # Everything is recorded and the lock is released; what is left are Textual's
         # terminal threads, which can stay blocked on the dead tty and would keep the

@@ -1,13 +1,16 @@
-"""The dashboard: a Textual app that hosts the export service (scheduler and engine) as its
-worker and shows what it does. Layers: tui -> service -> engine; nothing below knows Textual.
+"""The dashboard: a Textual app that shows and steers the process that runs exports through
+its `ExportControl`: the service hosted in this process (run as the app's worker), or a daemon
+it is attached to over the control socket. One code path serves both; the app never touches
+the engine or the state database. Layers: tui -> service; nothing below knows Textual.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -19,26 +22,32 @@ from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
-from order_export_tui.engine.events import FAILED, SUCCEEDED
+from order_export_tui.engine.events import FAILED, SUCCEEDED, EngineEvent
 from order_export_tui.engine.runner import local_now
+from order_export_tui.service.control import ExportControl, StatusSnapshot
+from order_export_tui.service.control_client import Disconnected, NotAttachedError, Reattached
 from order_export_tui.service.export_service import (
-    ExportService,
     FailureEmailOutcome,
     RunRequestSkipped,
     schedule_description,
 )
-from order_export_tui.settings import Settings
-from order_export_tui.state import StateStore
+from order_export_tui.settings import Settings, settings_to_dict
 from order_export_tui.tui.confirm_screen import ConfirmScreen
-from order_export_tui.tui.dashboard_screen import HISTORY, SKIPPED, DashboardScreen
+from order_export_tui.tui.dashboard_screen import (
+    HISTORY,
+    HISTORY_LIMIT,
+    SKIPPED,
+    SKIPPED_LIMIT,
+    DashboardScreen,
+)
 from order_export_tui.tui.event_feed import EngineEventFeed
 from order_export_tui.tui.formatting import clock_time, count
 from order_export_tui.tui.help_screen import HelpScreen, KeyHelp
 from order_export_tui.tui.history_table import RunHistoryTable
-from order_export_tui.tui.intake_status import IntakeProbe, MissingIntake
+from order_export_tui.tui.intake_status import intake_status
 from order_export_tui.tui.log_bridge import NotifyingLogHandler
 from order_export_tui.tui.logs_screen import LogsScreen
-from order_export_tui.tui.messages import RunProgressed, ServiceNotice
+from order_export_tui.tui.messages import ConnectionChanged, RunProgressed, ServiceNotice
 from order_export_tui.tui.run_progress import (
     CANCELLING,
     RunProgress,
@@ -55,8 +64,7 @@ NAVIGATION = frozenset({"show_settings", "show_logs", "show_skipped", "show_hist
 
 
 class OrderExportApp(App[int]):
-    """The dashboard. `service` drives `service.engine`, whose `state` the caller opened
-    (holding its `StateLock`); `clock` and `monotonic` are injectable for tests."""
+    """The dashboard over `control`; `clock` and `monotonic` are injectable for tests."""
 
     CSS_PATH = "app.tcss"
     TITLE = "order-export"
@@ -79,20 +87,18 @@ class OrderExportApp(App[int]):
         self,
         settings: Settings,
         *,
-        service: ExportService,
-        state: StateStore,
+        control: ExportControl,
         clock: Callable[[], datetime] = local_now,
         monotonic: Callable[[], float] = time.monotonic,
-        intake: IntakeProbe | None = None,
         watch_terminal: bool = False,
     ) -> None:
         super().__init__()
         self.settings = settings
-        self.service = service
-        self.state = state
+        self.control = control
         self.clock = clock
         self.monotonic = monotonic
-        self.intake: IntakeProbe = intake or MissingIntake(settings)
+        self.status: StatusSnapshot | None = None
+        self.connection: str | None = None  # why an attached dashboard lost its process
         self.title = f"order-export: {settings.webstore.name}"
         self._tracker = RunTracker(monotonic, settings.task.max_items_to_skip)
         self.progress = self._tracker.snapshot()
@@ -100,7 +106,6 @@ class OrderExportApp(App[int]):
             self.post_message,
             self._tracker,
             monotonic=time.monotonic,
-            log_file_of_run=self._log_file_of_run,
         )
         self._watch_terminal = watch_terminal
         self._terminal: TerminalWatch | None = None
@@ -108,7 +113,6 @@ class OrderExportApp(App[int]):
         self._log_handler: NotifyingLogHandler | None = None
         self._scheduler_problem: str | None = None
         self._shown_skipped = -1
-        self._exported: int | None = None
         self.stopping = False
         self.terminal_lost: str | None = None
 
@@ -123,15 +127,18 @@ class OrderExportApp(App[int]):
 
     # --- starting and stopping -------------------------------------------------------------
 
-    def on_mount(self) -> None:
-        last = self.state.recent_runs(1)
+    async def on_mount(self) -> None:
+        try:
+            last = await self.control.recent_runs(1)
+            self.status = await self.control.status()
+        except NotAttachedError as error:
+            last, self.connection = [], str(error)
         if last:
             self._tracker.seed(progress_of_record(last[0], self.settings.task.max_items_to_skip))
-            self.progress = self._tracker.snapshot()
-        self._unsubscribe.append(self.service.engine.subscribe(self.feed))
-        self._unsubscribe.append(
-            self.service.subscribe(lambda event: self.post_message(ServiceNotice(event)))
-        )
+        if self.status is not None and self.status.run is not None:
+            self._tracker.join(self.status.run, self.monotonic())
+        self.progress = self._tracker.snapshot()
+        self._unsubscribe.append(self.control.subscribe(self._on_control_event))
         self._log_handler = NotifyingLogHandler(self, asyncio.get_running_loop())
         self._log_handler.install()
         self._serve()
@@ -153,9 +160,27 @@ class OrderExportApp(App[int]):
         if self._terminal is not None:
             self._terminal.stop()
 
+    @property
+    def attached(self) -> bool:
+        return self.control.attached
+
+    @property
+    def run_in_progress(self) -> bool:
+        return self.progress.active or (self.status is not None and self.status.run is not None)
+
+    def _on_control_event(self, event: object) -> None:
+        if isinstance(event, Disconnected | Reattached):
+            self.post_message(ConnectionChanged(event))
+        elif isinstance(event, RunRequestSkipped | FailureEmailOutcome):
+            self.post_message(ServiceNotice(event))
+        elif _is_engine_event(event):
+            self.feed(event)  # type: ignore[arg-type]
+        else:
+            self.post_message(ServiceNotice(event))
+
     @work(group="scheduler", exclusive=True, exit_on_error=False)
     async def _serve(self) -> None:
-        await self.service.serve()
+        await self.control.serve()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -169,12 +194,12 @@ class OrderExportApp(App[int]):
         if self.stopping:
             return
         self.stopping = True
-        if self.service.run_in_progress:
+        if self.run_in_progress and not self.attached:
             self.notify("Stopping: the run stops at the next batch boundary…", timeout=60)
         self.run_worker(self._stop_and_exit(), group="shutdown", exclusive=True)
 
     async def _stop_and_exit(self) -> None:
-        await self.service.stop()
+        await self.control.stop()
         self.exit(0)
 
     def _on_terminal_lost(self, reason: str) -> None:
@@ -198,10 +223,8 @@ class OrderExportApp(App[int]):
         self._show_run()
         skipped = progress.counts.get("skipped", 0)
         if message.run_changed:
-            self._exported = self.state.exported_count()
-            self.dashboard.reload_history(self.state)
-            self.dashboard.reload_skipped(self.state)
-            self._show_status()
+            self._reload_tables()
+            self._refresh_status()
             self.refresh_bindings()
             for screen in self.screen_stack:
                 if isinstance(screen, LogsScreen):
@@ -209,7 +232,7 @@ class OrderExportApp(App[int]):
             if previous.active and not progress.active:
                 self._announce(progress)
         elif skipped != self._shown_skipped:
-            self.dashboard.reload_skipped(self.state)
+            self._reload_tables(history=False)
         self._shown_skipped = skipped
 
     def _announce(self, progress: RunProgress) -> None:
@@ -223,6 +246,24 @@ class OrderExportApp(App[int]):
             progress.outcome or "", "warning"
         )
         self.notify(text, severity=severity)  # type: ignore[arg-type]
+
+    def on_connection_changed(self, message: ConnectionChanged) -> None:
+        event = message.event
+        if isinstance(event, Disconnected):
+            self.connection = event.reason
+            self.notify(
+                f"Disconnected: {event.reason}. Showing the last picture; re-attaching when"
+                " the daemon is back.",
+                severity="error",
+                timeout=10,
+            )
+        else:
+            self.connection = None
+            self.notify("Re-attached to the process that runs exports.")
+            self._reload_tables()
+            self._refresh_status()
+        self._show_status()
+        self.refresh_bindings()
 
     def on_service_notice(self, message: ServiceNotice) -> None:
         event = message.event
@@ -251,43 +292,101 @@ class OrderExportApp(App[int]):
         self.retry(message.order_ids)
 
     def retry(self, order_ids: frozenset[str] | None) -> None:
-        if self.service.request_run("retry", only=order_ids):
+        self._command(self._retry(order_ids))
+
+    async def _retry(self, order_ids: frozenset[str] | None) -> None:
+        answer = await self.control.retry_skipped(None if order_ids is None else sorted(order_ids))
+        if answer.ok:
             what = "every skipped order" if order_ids is None else ", ".join(sorted(order_ids))
             self.notify(f"Re-trying {what}.")
+        else:
+            self.notify(f"Not re-tried: {answer.message}.", severity="warning")
+
+    def _command(self, command: Awaitable[None]) -> None:
+        """Send a command to the process that runs exports; a lost process is said once."""
+
+        async def send() -> None:
+            try:
+                await command
+            except NotAttachedError as error:
+                self.notify(f"Not done: {error}.", severity="error")
+
+        self.run_worker(send(), group="commands")
 
     # --- showing -----------------------------------------------------------------------------
 
     def _tick(self) -> None:
+        self._refresh_status()
         self._show_status()
         # Also when idle: the real-time counters move without a run.
         self._show_run(history=self.progress.active)
 
     def _show_everything(self) -> None:
-        self._exported = self.state.exported_count()
         self._show_status()
         self._show_run()
-        self.dashboard.reload_history(self.state)
-        self.dashboard.reload_skipped(self.state)
+        self._reload_tables()
         self._shown_skipped = self.progress.counts.get("skipped", 0)
 
+    @work(group="status", exclusive=True, exit_on_error=False)
+    async def _refresh_status(self) -> None:
+        try:
+            status = await self.control.status()
+        except NotAttachedError:
+            return  # the connection's own events say so
+        self.status = status
+        run = status.run
+        progress = self.progress
+        if (
+            run is not None
+            and run.log_file
+            and progress.run_id == run.run_id
+            and progress.log_file != run.log_file
+        ):
+            self._tracker.set_log_file(run.log_file)
+            self.progress = self._tracker.snapshot()
+        self._show_status()
+
+    @work(group="tables", exclusive=True, exit_on_error=False)
+    async def _reload_tables(self, *, history: bool = True) -> None:
+        try:
+            if history:
+                self.dashboard.load_history(await self.control.recent_runs(HISTORY_LIMIT))
+            self.dashboard.load_skipped(await self.control.skipped_orders(SKIPPED_LIMIT))
+        except NotAttachedError:
+            return
+
+    def process_text(self) -> str:
+        """Which process an attached dashboard shows; "" when it runs the exports itself."""
+        status = self.status
+        process = None if status is None else status.process
+        if self.attached:
+            if process is None:
+                return f"not attached: {self.connection or 'connecting'}"
+            where = f"order-export {process.role}, pid {process.pid}, since {process.since}"
+            if self.connection is not None:
+                return f"DISCONNECTED from {where}: {self.connection}; re-attaching"
+            return f"attached to {where}"
+        return ""  # this dashboard runs the exports itself
+
     def _show_status(self) -> None:
+        status = self.status
+        next_run = None
+        if status is not None and status.next_run_at and self.connection is None:
+            next_run = datetime.fromisoformat(status.next_run_at)
         view = StatusView(
             self.settings,
             self.progress,
-            self.service.next_run,
-            self.intake.status(),
-            self._exported,
-            self._scheduler_problem,
+            next_run,
+            intake_status(self.settings, status),
+            None if status is None else status.exported,
+            self._scheduler_problem or (None if status is None else status.scheduler_problem),
+            self.process_text(),
         )
         self.dashboard.show_status(view)
 
     def _show_run(self, *, history: bool = False) -> None:
-        status = self.intake.status()
+        status = intake_status(self.settings, self.status)
         self.dashboard.show_run(self.progress, status, self.monotonic(), history=history)
-
-    def _log_file_of_run(self, run_id: int) -> str | None:
-        runs = self.state.recent_runs(1)
-        return runs[0].log_file if runs and runs[0].run_id == run_id else None
 
     def live_log(self) -> str | None:
         return self.progress.log_file if self.progress.active else None
@@ -299,28 +398,33 @@ class OrderExportApp(App[int]):
             return False
         if isinstance(self.screen, SettingsScreen) and action in NAVIGATION:
             return False  # Esc leaves the form (asking first when it has changes)
-        if action == "run_now" and self.service.run_in_progress:
+        if action == "run_now" and self.run_in_progress:
             return None  # shown, greyed out
         if action == "cancel_run" and (
-            not self.service.run_in_progress or self.progress.state == CANCELLING
+            not self.run_in_progress or self.progress.state == CANCELLING
         ):
             return None
         return True
 
     def action_run_now(self) -> None:
-        if self.service.run_in_progress:
+        if self.run_in_progress:
             self.notify("A run is already in progress.", severity="warning")
             return
-        self.service.request_run("manual")
+        self._command(self._start_run())
+
+    async def _start_run(self) -> None:
+        answer = await self.control.start_run("manual")
+        if not answer.ok:
+            self.notify(f"Run {answer.message}.", severity="warning")
 
     def action_cancel_run(self) -> None:
-        if not self.service.run_in_progress:
+        if not self.run_in_progress:
             self.notify("No run is in flight.", severity="warning")
             return
 
         def answered(cancel: bool | None) -> None:
             if cancel:
-                self.service.engine.cancel()
+                self._command(self._cancel())
 
         question = (
             f"Cancel run {self.progress.run_id}? It stops at the next batch boundary; every batch"
@@ -328,10 +432,16 @@ class OrderExportApp(App[int]):
         )
         self.push_screen(ConfirmScreen(question, yes="Cancel run", no="Keep running"), answered)
 
+    async def _cancel(self) -> None:
+        answer = await self.control.cancel()
+        if not answer.ok:
+            self.notify(f"Not cancelled: {answer.message}.", severity="warning")
+
     async def action_quit(self) -> None:
         if self.stopping:
-            self.notify("Abandoning the batch in flight; it is sent again next time.")
-            await self.service.stop(abandon_batch=True)
+            if not self.attached:
+                self.notify("Abandoning the batch in flight; it is sent again next time.")
+                await self.control.stop(abandon_batch=True)
             return
         screen = self.screen
         if isinstance(screen, SettingsScreen):
@@ -340,7 +450,7 @@ class OrderExportApp(App[int]):
             self._confirm_quit()
 
     def _confirm_quit(self) -> None:
-        if not self.service.run_in_progress:
+        if self.attached or not self.run_in_progress:
             self.shut_down()
             return
 
@@ -355,7 +465,7 @@ class OrderExportApp(App[int]):
         self.push_screen(ConfirmScreen(question, yes="Stop and quit", no="Keep running"), answered)
 
     def action_show_settings(self) -> None:
-        self._go(lambda: self.push_screen(SettingsScreen(self.settings, self.apply_settings)))
+        self._go(lambda: self.push_screen(SettingsScreen(self.settings, self.save_settings)))
 
     def action_show_logs(self, path: Path | None = None) -> None:
         def open_logs() -> None:
@@ -390,24 +500,30 @@ class OrderExportApp(App[int]):
             return
         self.push_screen(HelpScreen(self.help_sections()))
 
-    def apply_settings(self, settings: Settings) -> None:
-        """Use saved settings at once: the schedule changes now, the next run uses the rest."""
-        before = self.settings
-        self.service.apply_settings(settings)
+    async def save_settings(self, settings: Settings) -> list[str]:
+        """Save through the process that runs exports (it validates by the same rules, writes
+        the file atomically and applies it); the problems by key, [] once saved."""
+        try:
+            answer = await self.control.save_settings(settings_to_dict(settings))
+        except NotAttachedError as error:
+            return [f"not saved: {error}"]
+        if not answer.saved:
+            return answer.problems
         self.settings = settings
-        if isinstance(self.intake, MissingIntake):
-            self.intake = MissingIntake(settings)
         if not self.progress.active:
             self.progress = replace(self.progress, skip_budget=settings.task.max_items_to_skip)
         self.title = f"order-export: {settings.webstore.name}"
+        with contextlib.suppress(NotAttachedError):
+            self.status = await self.control.status()
         self._show_status()
         self._show_run()
         note = f"Saved and applied. Schedule: {schedule_description(settings)}"
-        if self.service.next_run is not None:
-            note += f", next run {clock_time(self.service.next_run)}"
-        if settings.state_database_path != before.state_database_path:
-            note += ". storage.state_database takes effect after a restart"
+        if self.status is not None and self.status.next_run_at:
+            note += f", next run {clock_time(datetime.fromisoformat(self.status.next_run_at))}"
+        if answer.needs_restart:
+            note += f". {', '.join(answer.needs_restart)} take effect after a restart"
         self.notify(note + ".")
+        return []
 
     # --- help and the command palette --------------------------------------------------------
 
@@ -472,3 +588,7 @@ class OrderExportApp(App[int]):
         for command in super().get_system_commands(screen):
             if command.title not in {"Quit", "Keys"}:
                 yield command
+
+
+def _is_engine_event(event: object) -> bool:
+    return isinstance(event, EngineEvent.__args__)  # type: ignore[attr-defined]

@@ -11,9 +11,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from order_export_tui.state import StateStore
+from order_export_tui.state import RunRecord, SkippedOrder
 from order_export_tui.tui.counters_panel import CountersPanel
 from order_export_tui.tui.history_table import HISTORY_LIMIT, RunHistoryTable
+
+__all__ = ["HISTORY_LIMIT", "SKIPPED_LIMIT"]
 from order_export_tui.tui.intake_status import IntakeStatus
 from order_export_tui.tui.progress_panel import ProgressPanel
 from order_export_tui.tui.run_progress import RunProgress
@@ -65,11 +67,11 @@ class DashboardScreen(Screen[None]):
             history = self.query_one(RunHistoryTable)
             history.show_live(progress.run_id, progress.counts, progress.elapsed(now))
 
-    def reload_history(self, state: StateStore) -> None:
-        self.query_one(RunHistoryTable).load(state.recent_runs(HISTORY_LIMIT))
+    def load_history(self, runs: list[RunRecord]) -> None:
+        self.query_one(RunHistoryTable).load(runs)
 
-    def reload_skipped(self, state: StateStore) -> None:
-        self.query_one(SkippedOrdersTable).load(state.skipped_orders(SKIPPED_LIMIT))
+    def load_skipped(self, skipped: list[SkippedOrder]) -> None:
+        self.query_one(SkippedOrdersTable).load(skipped)
 
     # --- the two tables ------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from order_export_tui.engine.events import EngineEvent, RunStarted
+from order_export_tui.engine.events import EngineEvent
 from order_export_tui.tui.messages import RunProgressed
 from order_export_tui.tui.run_progress import RunProgress, RunTracker
 
@@ -26,13 +26,11 @@ class EngineEventFeed:
         tracker: RunTracker,
         *,
         monotonic: Callable[[], float],
-        log_file_of_run: Callable[[int], str | None] = lambda run_id: None,
         interval: float = FLUSH_INTERVAL_SECONDS,
     ) -> None:
         self._post = post
         self._tracker = tracker
         self._monotonic = monotonic
-        self._log_file_of_run = log_file_of_run
         self._interval = interval
         self._last_flush = float("-inf")
         self._timer: asyncio.TimerHandle | None = None
@@ -45,8 +43,6 @@ class EngineEventFeed:
 
     def __call__(self, event: EngineEvent) -> None:
         urgent = self._tracker.handle(event)
-        if isinstance(event, RunStarted):
-            self._tracker.set_log_file(self._log_file_of_run(event.run_id))
         if urgent:
             self._run_changed = True
             self.flush()

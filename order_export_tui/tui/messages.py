@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
+from order_export_tui.service.control_client import Disconnected, Reattached
 from order_export_tui.service.export_service import ServiceEvent
 from order_export_tui.tui.run_progress import RunProgress
 
@@ -22,5 +23,13 @@ class ServiceNotice(Message):
     """Something the service reports: a skipped run request, the failure e-mail's fate."""
 
     def __init__(self, event: ServiceEvent) -> None:
+        super().__init__()
+        self.event = event
+
+
+class ConnectionChanged(Message):
+    """An attached dashboard lost its process (`Disconnected`) or has it again (`Reattached`)."""
+
+    def __init__(self, event: Disconnected | Reattached) -> None:
         super().__init__()
         self.event = event

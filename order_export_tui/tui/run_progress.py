@@ -20,6 +20,7 @@ from order_export_tui.engine.events import (
     RunFinished,
     RunStarted,
 )
+from order_export_tui.service.control import RunInProgress
 from order_export_tui.state import COUNT_NAMES, RunRecord
 from order_export_tui.tui.formatting import between
 
@@ -125,7 +126,6 @@ class RunTracker:
                     self._pending["total"] = event.total
                 return False
             case RunStarted():
-                summary = event.settings_summary
                 self._pending.clear()
                 self._progress = RunProgress(
                     state=RUNNING,
@@ -133,9 +133,8 @@ class RunTracker:
                     trigger=event.trigger,
                     started_at=event.started_at,
                     total=event.total,
-                    batch_size=_int_or_none(summary.get("task.batch_size")),
-                    skip_budget=_int_or_none(summary.get("task.max_items_to_skip"))
-                    or self._default_skip_budget,
+                    batch_size=event.settings.batch_size or None,
+                    skip_budget=event.settings.max_items_to_skip or self._default_skip_budget,
                     started_monotonic=self._monotonic(),
                 )
                 return True
@@ -166,6 +165,27 @@ class RunTracker:
 
     def set_log_file(self, log_file: str | None) -> None:
         self._pending["log_file"] = log_file
+
+    def join(self, run: RunInProgress, now: float) -> None:
+        """Pick up a run already in flight (a dashboard attached in the middle of it)."""
+        started = datetime.fromisoformat(run.started_at)
+        elapsed = max(0.0, (datetime.now(started.tzinfo) - started).total_seconds())
+        counts = dict(ZERO_COUNTS)
+        counts.update(skipped=run.skipped, retried=run.retried, read=run.orders_done)
+        self._pending = {}
+        self._progress = RunProgress(
+            state=CANCELLING if run.cancelling else RUNNING,
+            run_id=run.run_id,
+            trigger=run.trigger,
+            started_at=started,
+            total=run.orders_total,
+            processed=run.orders_done,
+            batch_size=run.batch_size,
+            counts=MappingProxyType(counts),
+            skip_budget=run.skip_budget or self._default_skip_budget,
+            started_monotonic=now - elapsed,
+            log_file=run.log_file,
+        )
 
 
 def _replace(progress: RunProgress, changes: Mapping[str, object]) -> RunProgress:

@@ -3,7 +3,7 @@ loader's own rules as you type; Save writes the file atomically and applies it a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from itertools import groupby
 from operator import attrgetter
 from typing import Any, ClassVar
@@ -16,12 +16,13 @@ from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Select, Static, Switch
 
-from order_export_tui.settings import Settings, SettingsError, save_settings
+from order_export_tui.settings import Settings
 from order_export_tui.tui.confirm_screen import ConfirmScreen
 from order_export_tui.tui.setting_field import SettingField
 from order_export_tui.tui.settings_form import FormCheck, check, field_specs, flat_values
 
-Apply = Callable[[Settings], None]
+# Saves through the process that runs exports; the problems by key, [] once saved.
+Apply = Callable[[Settings], Awaitable[list[str]]]
 
 
 class SettingsScreen(Screen[None]):
@@ -112,16 +113,17 @@ class SettingsScreen(Screen[None]):
             self.notify("Not saved: fix the fields marked in red.", severity="error")
             self._focus_first_problem(result)
             return False
-        try:
-            save_settings(result.settings, self.settings.path)
-        except SettingsError as error:
-            self.notify("Not saved: " + "; ".join(error.problems), severity="error")
-            return False
-        self.settings = result.settings
-        self._saved = flat_values(result.settings)
-        self._apply(result.settings)
-        self._show_status()
+        self.run_worker(self._save(result.settings), group="save", exclusive=True)
         return True
+
+    async def _save(self, settings: Settings) -> None:
+        problems = await self._apply(settings)
+        if problems:
+            self.notify("Not saved: " + "; ".join(problems), severity="error")
+            return
+        self.settings = settings
+        self._saved = flat_values(settings)
+        self._show_status()
 
     def _focus_first_problem(self, result: FormCheck) -> None:
         for field in self.fields:

@@ -24,6 +24,7 @@ class StatusView:
     intake: IntakeStatus
     exported: int | None = None  # orders the destination has confirmed, per the state database
     scheduler_problem: str | None = None
+    process: str = ""  # which process runs the exports this dashboard shows
 
 
 def erp_text(settings: Settings) -> str:
@@ -74,6 +75,7 @@ class StatusPanel(Static):
     def show(self, view: StatusView) -> None:
         rows = [
             ("Webstore", Text(view.settings.webstore.name)),
+            *([("Process", Text(view.process))] if view.process else []),
             ("ERP source", Text(erp_text(view.settings))),
             ("Destination", Text(destination_text(view.settings))),
             ("Scheduler", Text(scheduler_text(view))),

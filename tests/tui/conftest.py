@@ -16,6 +16,7 @@ from textual.pilot import Pilot
 from order_export_tui.destinations.base import Destination
 from order_export_tui.engine.runner import ExportEngine, local_now
 from order_export_tui.service.export_service import ExportService
+from order_export_tui.service.hosted import HostedControl
 from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings
 from order_export_tui.sources.demo import generate_demo_erp
@@ -94,7 +95,15 @@ def build_app(
         return None
 
     service = ExportService(settings, engine, notifier=no_email, clock=clock)
-    return OrderExportApp(settings, service=service, state=state, clock=clock, monotonic=monotonic)
+    return OrderExportApp(
+        settings, control=hosted_control(service, state), clock=clock, monotonic=monotonic
+    )
+
+
+def hosted_control(service: ExportService, state: StateStore) -> HostedControl:
+    """The control of a dashboard that hosts the service, as `order-export tui` builds it
+    (without the control socket, which the attach tests start for real)."""
+    return HostedControl(service, state, role="tui", since=local_now().isoformat())
 
 
 AppMaker = Callable[..., OrderExportApp]
@@ -140,7 +149,7 @@ async def wait_until(
 
 async def finish_run(pilot: Pilot[Any], app: OrderExportApp) -> None:
     """Wait for the run in flight and for the dashboard to have shown its end."""
-    report = await app.service.wait_for_run()
+    report = await app.control.service.wait_for_run()
     assert report is not None
     await wait_until(
         pilot, lambda: app.progress.run_id == report.run_id and not app.progress.active

@@ -31,7 +31,7 @@ async def test_r_runs_an_export_and_the_panels_end_at_the_run_s_final_values(mak
         await pilot.press("r")
         await finish_run(pilot, app)
 
-        report = app.service.engine.last_report
+        report = app.control.service.engine.last_report
         assert report is not None and report.outcome == SUCCEEDED
         assert report.counts == {
             "read": 2000,
@@ -53,7 +53,7 @@ async def test_r_runs_an_export_and_the_panels_end_at_the_run_s_final_values(mak
         assert re.search(r"1\s+manual\s+\S+ \S+\s+0:0\d\s+succeeded\s+2,000\s+1,997", text)
         skipped = app.query_one(SkippedOrdersTable)
         assert skipped.row_count == 3
-        assert {order.order_id for order in app.state.skipped_orders()} == {
+        assert {order.order_id for order in app.control.state.skipped_orders()} == {
             str(skipped.get_row_at(row)[0]) for row in range(3)
         }
         # Batched: far fewer screen updates than the 80 batch events of the run.
@@ -89,25 +89,25 @@ async def test_c_cancels_the_run_at_a_batch_boundary_and_state_stays_consistent(
         await pilot.press("c")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")  # keeps running
-        assert app.service.run_in_progress and app.progress.state == "running"
+        assert app.control.service.run_in_progress and app.progress.state == "running"
         await pilot.press("c", "y")
         await wait_until(pilot, lambda: app.progress.state == "cancelling")
         assert "cancelling" in screen_text(app)
         gate.open()
         await finish_run(pilot, app)
 
-        report = app.service.engine.last_report
+        report = app.control.service.engine.last_report
         assert report is not None and report.outcome == CANCELLED
         # The batch in flight was finished and recorded; nothing after it was sent.
         assert report.counts["read"] == 150 and report.counts["new"] == 150
-        assert app.state.exported_count() == 150 == exported_lines(app)
-        assert app.state.recent_runs(1)[0].outcome == CANCELLED
+        assert app.control.state.exported_count() == 150 == exported_lines(app)
+        assert app.control.state.recent_runs(1)[0].outcome == CANCELLED
         assert "cancelled" in screen_text(app)
 
         await pilot.press("r")  # the next run sends exactly the rest
         await finish_run(pilot, app)
-        assert app.service.engine.last_report.counts["new"] == 350  # type: ignore[union-attr]
-        assert app.state.exported_count() == 500 == exported_lines(app)
+        assert app.control.service.engine.last_report.counts["new"] == 350  # type: ignore[union-attr]
+        assert app.control.state.exported_count() == 500 == exported_lines(app)
 
 
 async def test_r_while_a_run_is_in_flight_starts_nothing(make_app) -> None:
@@ -120,7 +120,7 @@ async def test_r_while_a_run_is_in_flight_starts_nothing(make_app) -> None:
         await pilot.pause()
         gate.open()
         await finish_run(pilot, app)
-        assert len(app.state.recent_runs()) == 1
+        assert len(app.control.state.recent_runs()) == 1
 
 
 async def test_q_during_a_run_asks_then_stops_the_run_cleanly_and_exits(make_app) -> None:
@@ -137,12 +137,12 @@ async def test_q_during_a_run_asks_then_stops_the_run_cleanly_and_exits(make_app
         gate.open()
         await wait_until(pilot, lambda: app.return_code is not None, what="the app to exit")
     assert app.return_code == 0
-    report = app.service.engine.last_report
+    report = app.control.service.engine.last_report
     assert report is not None and report.outcome == CANCELLED
-    assert report.counts["new"] == 100 == app.state.exported_count() == exported_lines(app)
-    assert app.state.recent_runs(1)[0].outcome == CANCELLED
-    assert not app.service.run_in_progress
-    assert not app.service.request_run("manual")  # the scheduler stopped too
+    assert report.counts["new"] == 100 == app.control.state.exported_count() == exported_lines(app)
+    assert app.control.state.recent_runs(1)[0].outcome == CANCELLED
+    assert not app.control.service.run_in_progress
+    assert not app.control.service.request_run("manual")  # the scheduler stopped too
 
 
 async def test_q_while_idle_quits_without_asking(make_app) -> None:
@@ -168,7 +168,7 @@ async def test_the_skipped_orders_retry_keys_send_them_again(make_app, loopback)
         await finish_run(pilot, app)
         table = app.query_one(SkippedOrdersTable)
         assert table.row_count == 3
-        assert {order.order_id for order in app.state.skipped_orders()} == set(rejected)
+        assert {order.order_id for order in app.control.state.skipped_orders()} == set(rejected)
 
         store.reject.clear()
         await pilot.press("k")
@@ -178,16 +178,16 @@ async def test_the_skipped_orders_retry_keys_send_them_again(make_app, loopback)
         assert chosen in rejected
         await pilot.press("t")
         await finish_run(pilot, app)
-        assert app.service.engine.last_report.trigger == "retry"  # type: ignore[union-attr]
+        assert app.control.service.engine.last_report.trigger == "retry"  # type: ignore[union-attr]
         assert store.writes[chosen] == 1  # type: ignore[index]
         assert table.row_count == 2 and chosen not in {
-            o.order_id for o in app.state.skipped_orders()
+            o.order_id for o in app.control.state.skipped_orders()
         }
 
         await pilot.press("a")
         await finish_run(pilot, app)
         assert all(store.writes[order_id] == 1 for order_id in rejected)
-        assert table.row_count == 0 and app.state.skipped_orders() == []
+        assert table.row_count == 0 and app.control.state.skipped_orders() == []
         assert "Skipped orders" in screen_text(app)
 
 

@@ -11,6 +11,7 @@ from order_export_tui.engine.events import (
     BatchStarted,
     RunFinished,
     RunReport,
+    RunSettings,
     RunStarted,
 )
 from order_export_tui.tui.event_feed import EngineEventFeed
@@ -23,7 +24,7 @@ NOW = datetime(2026, 11, 27, 9, 0).astimezone()
 async def test_ten_thousand_batches_in_a_burst_post_at_most_a_few_messages() -> None:
     posted: list[RunProgressed] = []
     feed = EngineEventFeed(posted.append, RunTracker(time.monotonic, 10), monotonic=time.monotonic)
-    feed(RunStarted(1, "manual", NOW, NOW, 1_000_000, {"task.batch_size": 100}))
+    feed(RunStarted(1, "manual", NOW, NOW, 1_000_000, RunSettings(batch_size=100)))
     assert len(posted) == 1 and posted[0].run_changed  # a new run shows at once
     for batch_no in range(1, 10_001):
         feed(BatchStarted(1, batch_no, 100))
@@ -50,7 +51,7 @@ async def test_ten_thousand_batches_in_a_burst_post_at_most_a_few_messages() -> 
 def test_rate_and_eta_come_from_the_run_s_own_clock() -> None:
     now = [100.0]
     tracker = RunTracker(lambda: now[0], 10)
-    tracker.handle(RunStarted(1, "manual", NOW, NOW, 1000, {"task.batch_size": 100}))
+    tracker.handle(RunStarted(1, "manual", NOW, NOW, 1000, RunSettings(batch_size=100)))
     tracker.handle(BatchFinished(1, 3, 100, 100, 300, 1000, {"read": 300}))
     now[0] = 104.0
     progress = tracker.snapshot()

@@ -26,7 +26,7 @@ async def test_the_viewer_shows_the_newest_run_s_log_and_finds_a_searched_word(m
         await finish_run(pilot, app)
         await pilot.press("r")
         await finish_run(pilot, app)
-        newest = Path(app.state.recent_runs(1)[0].log_file or "")
+        newest = Path(app.control.state.recent_runs(1)[0].log_file or "")
         assert run_log_files(app.settings.logs_dir_path)[0] == newest
 
         screen = await open_logs(pilot)
@@ -59,7 +59,7 @@ async def test_enter_on_a_run_in_the_history_opens_that_run_s_log(make_app) -> N
         for _ in range(2):
             await pilot.press("r")
             await finish_run(pilot, app)
-        first_run = app.state.recent_runs()[-1]
+        first_run = app.control.state.recent_runs()[-1]
         await pilot.press("h")
         assert app.query_one(RunHistoryTable).has_focus
         await pilot.press("down", "enter")  # the second row: run 1

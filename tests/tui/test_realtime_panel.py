@@ -12,9 +12,8 @@ from order_export_tui.service.export_service import assemble_service
 from order_export_tui.service.intake import signature_for
 from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp
 from order_export_tui.tui import OrderExportApp
-from order_export_tui.tui.intake_status import ServiceIntake
 from tests.test_notify import free_port
-from tests.tui.conftest import screen_text, wait_until
+from tests.tui.conftest import hosted_control, screen_text, wait_until
 
 SECRET = "webhook-secret-for-tests"
 
@@ -32,7 +31,7 @@ async def test_the_dashboard_hosts_the_intake_and_counts_what_it_delivers(
 
     state = state_factory(settings)
     service, intake_state = assemble_service(settings, state)
-    app = OrderExportApp(settings, service=service, state=state, intake=ServiceIntake(service))
+    app = OrderExportApp(settings, control=hosted_control(service, state))
     try:
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_until(pilot, lambda: f"listening on 127.0.0.1:{port}" in screen_text(app))

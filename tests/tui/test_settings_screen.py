@@ -56,7 +56,7 @@ async def test_a_saved_change_is_in_the_file_and_in_force_at_once(make_app) -> N
     )
     path = app.settings.path
     async with app.run_test(size=(80, 24)) as pilot:
-        before = app.service.next_run
+        before = app.control.service.next_run
         assert before is not None
         screen = await open_settings(pilot)
         await type_into(pilot, screen, "task.run_interval_minutes", "15")
@@ -66,8 +66,8 @@ async def test_a_saved_change_is_in_the_file_and_in_force_at_once(make_app) -> N
 
         assert load_settings(path).task.run_interval_minutes == 15
         assert app.settings.task.run_interval_minutes == 15
-        assert app.service.settings.task.run_interval_minutes == 15
-        after = app.service.next_run
+        assert app.control.service.settings.task.run_interval_minutes == 15
+        after = app.control.service.next_run
         assert after is not None and after < before - timedelta(minutes=40)
         assert "no changes" in screen_text(app)
         await pilot.press("escape")  # nothing unsaved: leaves without asking
@@ -117,7 +117,7 @@ async def test_a_rule_across_keys_shows_at_the_key_the_loader_names(make_app) ->
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert load_settings(app.settings.path).task.run_time == "02:30"
-        next_run = app.service.next_run
+        next_run = app.control.service.next_run
         assert next_run is not None and next_run.strftime("%H:%M") == "02:30"
 
 

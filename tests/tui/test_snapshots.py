@@ -76,8 +76,8 @@ def scene(tmp_path, monkeypatch, restore_tz, state_factory) -> Callable[[int], S
 async def run_to_the_end(pilot: Pilot[Any]) -> None:
     app = pilot.app
     assert isinstance(app, OrderExportApp)
-    app.service.request_run("manual")
-    await app.service.wait_for_run()
+    app.control.service.request_run("manual")
+    await app.control.service.wait_for_run()
     await wait_until(pilot, lambda: not app.progress.active and app.progress.run_id == 1)
     app.clear_notifications()
     await pilot.pause()
@@ -94,7 +94,7 @@ def test_dashboard_mid_run(snap_compare, scene, size) -> None:
 
     async def stop_in_batch_four(pilot: Pilot[Any]) -> None:
         app = mid.app
-        app.service.request_run("manual")
+        app.control.service.request_run("manual")
         await wait_until(pilot, lambda: mid.gate.waiting and app.progress.processed == 150)
         mid.monotonic.now += 2.0  # two seconds into the run: 75 orders/s, ETA 0:05
         await pilot.pause(1.2)  # the once-a-second refresh shows the new rate

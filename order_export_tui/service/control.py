@@ -1,0 +1,166 @@
+"""The one way in: what a screen or a command may ask of the process that runs exports.
+
+`ExportControl` is the interface; its arguments and results are plain data that serialise to
+JSON (`service.wire` does it), because it has two implementations: `HostedControl`, the
+service in this very process, and `AttachedControl`, a client of a running daemon's control
+socket. The dashboard and the command line never know which one they hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from order_export_tui.engine.events import EngineEvent
+from order_export_tui.state import RunRecord, SkippedOrder
+
+# What `subscribe` delivers: engine events (RunStarted, BatchFinished, ...) and the service's
+# own (RunRequestSkipped, FailureEmailOutcome, real-time activity), as the same dataclasses
+# whether they come from this process or over the socket.
+Event = EngineEvent | Any
+Listener = Callable[[Event], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """The process that runs exports: `role` is "daemon" or "tui"."""
+
+    pid: int
+    role: str
+    since: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunInProgress:
+    run_id: int
+    trigger: str
+    started_at: str
+    orders_total: int | None
+    orders_done: int
+    sent: int
+    skipped: int
+    retried: int
+    batch_size: int | None = None
+    skip_budget: int | None = None
+    log_file: str | None = None
+    cancelling: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    queued: int = 0
+    held: int = 0
+    delivered: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeInfo:
+    """The webhook intake: `state` is "off", "starting" or "listening"."""
+
+    state: str = "off"
+    listen: str = ""
+    retried: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSnapshot:
+    process: ProcessInfo | None
+    run: RunInProgress | None
+    last_run: dict[str, Any] | None  # the finished run's report, as `run --json` prints it
+    next_run_at: str | None
+    skipped_orders: int
+    queue: QueueCounts
+    schedule: str = ""
+    exported: int = 0
+    intake: IntakeInfo = field(default_factory=IntakeInfo)
+    scheduler_problem: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The `status --json` object of interfaces.md §1."""
+        run = None
+        if self.run is not None:
+            run = {
+                "run_id": self.run.run_id,
+                "trigger": self.run.trigger,
+                "started_at": self.run.started_at,
+                "orders_total": self.run.orders_total,
+                "orders_done": self.run.orders_done,
+                "sent": self.run.sent,
+                "skipped": self.run.skipped,
+                "retried": self.run.retried,
+            }
+        process = None
+        if self.process is not None:
+            process = {
+                "pid": self.process.pid,
+                "role": self.process.role,
+                "since": self.process.since,
+            }
+        return {
+            "process": process,
+            "run": run,
+            "last_run": self.last_run,
+            "next_run_at": self.next_run_at,
+            "skipped_orders": self.skipped_orders,
+            "queue": {"queued": self.queue.queued, "held": self.queue.held},
+            "schedule": self.schedule,
+            "exported_orders": self.exported,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The answer to a command: `ok` false says why in `message`."""
+
+    ok: bool
+    message: str
+    run_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsView:
+    """The settings as TOML-shaped data; secrets only as variable names and set / missing."""
+
+    path: str
+    data: dict[str, Any]
+    secrets: dict[str, str]  # the *_env key -> "set" | "missing"
+
+
+@dataclass(frozen=True, slots=True)
+class SaveAnswer:
+    saved: bool
+    problems: list[str]  # each "<key>: <problem>", as `order-export check` says it
+    needs_restart: list[str] = field(default_factory=list)  # keys applied only after a restart
+
+
+class ExportControl(Protocol):
+    """What the dashboard and the commands ask of the process that runs exports."""
+
+    @property
+    def attached(self) -> bool:
+        """True when the exports run in another process (a daemon, another dashboard)."""
+        ...
+
+    async def status(self) -> StatusSnapshot: ...
+
+    async def start_run(
+        self, trigger: str = "manual", *, only: list[str] | None = None
+    ) -> Answer: ...
+
+    async def cancel(self) -> Answer: ...
+
+    async def retry_skipped(self, order_ids: list[str] | None = None) -> Answer: ...
+
+    async def recent_runs(self, limit: int = 50) -> list[RunRecord]: ...
+
+    async def skipped_orders(self, limit: int = 500) -> list[SkippedOrder]: ...
+
+    async def read_settings(self) -> SettingsView: ...
+
+    async def save_settings(self, data: dict[str, Any]) -> SaveAnswer: ...
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener` (on this event loop) with every event; returns the unsubscriber."""
+        ...

@@ -1,0 +1,219 @@
+"""`AttachedControl`: the `ExportControl` of a daemon (or hosting dashboard) that runs exports
+in another process, reached over its Unix control socket.
+
+`serve()` keeps the event stream open: when the process goes away the client says so
+(`Disconnected`), keeps trying, and says `Reattached` once a process answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from order_export_tui.service.control import (
+    Answer,
+    Listener,
+    ProcessInfo,
+    SaveAnswer,
+    SettingsView,
+    StatusSnapshot,
+)
+from order_export_tui.service.control_socket import short_address
+from order_export_tui.service.wire import WireError, decode
+from order_export_tui.state import RunRecord, SkippedOrder
+
+log = logging.getLogger("order_export.control")
+
+REQUEST_TIMEOUT_SECONDS = 10.0
+# No line (not even a heartbeat) for this long: the process is gone or stuck.
+STREAM_SILENCE_SECONDS = 6.0
+RECONNECT_SECONDS = 0.5
+
+
+class NotAttachedError(Exception):
+    """No process answers on the control socket (or it stopped answering)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """The process that ran exports stopped answering."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reattached:
+    """A process answers on the control socket again."""
+
+    process: ProcessInfo | None
+
+
+class AttachedControl:
+    attached = True
+
+    def __init__(self, socket_path: Path, *, reconnect_seconds: float = RECONNECT_SECONDS) -> None:
+        self.socket_path = socket_path
+        self.connected = False
+        self._reconnect_seconds = reconnect_seconds
+        self._listeners: list[Listener] = []
+        self._stopping = asyncio.Event()
+        self._stream_task: asyncio.Task[None] | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Follow the event stream until `stop()`, re-attaching whenever the process is back."""
+        first = True
+        while not self._stopping.is_set():
+            try:
+                await self._follow(announce=not first)
+            except (httpx.HTTPError, OSError, NotAttachedError, WireError, ValueError) as error:
+                reason = _reason(error)
+            else:
+                reason = "the process closed the control socket"
+            first = False
+            if self.connected:
+                self.connected = False
+                self._emit(Disconnected(reason))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._reconnect_seconds)
+
+    async def stop(self, *, abandon_batch: bool = False) -> None:
+        """Stop following; the process that runs exports goes on."""
+        self._stopping.set()
+
+    async def _follow(self, *, announce: bool) -> None:
+        with short_address(self.socket_path) as address:
+            transport = httpx.AsyncHTTPTransport(uds=address)
+            timeout = httpx.Timeout(REQUEST_TIMEOUT_SECONDS, read=STREAM_SILENCE_SECONDS)
+            async with (
+                httpx.AsyncClient(
+                    transport=transport, base_url="http://order-export", timeout=timeout
+                ) as client,
+                client.stream("GET", "/events") as response,
+            ):
+                if response.status_code != 200:
+                    raise NotAttachedError(f"the control socket answered {response.status_code}")
+                lines = response.aiter_lines()
+                stopping = asyncio.ensure_future(self._stopping.wait())
+                try:
+                    while True:
+                        next_line = asyncio.ensure_future(anext(lines))
+                        done, _ = await asyncio.wait(
+                            {next_line, stopping}, return_when=asyncio.FIRST_COMPLETED
+                        )
+                        if stopping in done:
+                            next_line.cancel()
+                            return
+                        try:
+                            line = next_line.result()
+                        except StopAsyncIteration:
+                            return
+                        if not line.strip():
+                            continue
+                        event = decode(orjson.loads(line))
+                        if isinstance(event, dict):
+                            kind = event.get("type")
+                            if kind == "Hello":
+                                self.connected = True
+                                if announce:
+                                    status = await self.status()
+                                    self._emit(Reattached(status.process))
+                            continue  # Heartbeat
+                        self._emit(event)
+                finally:
+                    stopping.cancel()
+
+    # --- the interface ------------------------------------------------------------------
+
+    async def status(self) -> StatusSnapshot:
+        return _expect(await self._call("GET", "/status"), StatusSnapshot)
+
+    async def start_run(self, trigger: str = "manual", *, only: list[str] | None = None) -> Answer:
+        body = {"trigger": trigger, "only": only}
+        return _expect(await self._call("POST", "/runs", body), Answer)
+
+    async def cancel(self) -> Answer:
+        return _expect(await self._call("POST", "/cancel"), Answer)
+
+    async def retry_skipped(self, order_ids: list[str] | None = None) -> Answer:
+        return _expect(await self._call("POST", "/retry", {"order_ids": order_ids}), Answer)
+
+    async def recent_runs(self, limit: int = 50) -> list[RunRecord]:
+        runs = await self._call("GET", f"/runs?limit={limit}")
+        return [_expect(run, RunRecord) for run in runs]
+
+    async def skipped_orders(self, limit: int = 500) -> list[SkippedOrder]:
+        skipped = await self._call("GET", f"/skipped?limit={limit}")
+        return [_expect(order, SkippedOrder) for order in skipped]
+
+    async def read_settings(self) -> SettingsView:
+        return _expect(await self._call("GET", "/settings"), SettingsView)
+
+    async def save_settings(self, data: dict[str, Any]) -> SaveAnswer:
+        return _expect(await self._call("PUT", "/settings", {"data": data}), SaveAnswer)
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # --- inside -------------------------------------------------------------------------
+
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        try:
+            with short_address(self.socket_path) as address:
+                transport = httpx.AsyncHTTPTransport(uds=address)
+                async with httpx.AsyncClient(
+                    transport=transport,
+                    base_url="http://order-export",
+                    timeout=REQUEST_TIMEOUT_SECONDS,
+                ) as client:
+                    content = None if body is None else orjson.dumps(body)
+                    response = await client.request(method, path, content=content)
+        except (httpx.HTTPError, OSError) as error:
+            raise NotAttachedError(_reason(error)) from None
+        if response.status_code != 200:
+            raise NotAttachedError(f"the control socket answered {response.status_code}")
+        try:
+            return decode(orjson.loads(response.content))
+        except (ValueError, WireError) as error:
+            raise NotAttachedError(f"the control socket's answer is unreadable: {error}") from None
+
+    def _emit(self, event: object) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("a control listener failed on %s", type(event).__name__)
+
+
+def _expect(value: Any, cls: type) -> Any:
+    if not isinstance(value, cls):
+        raise NotAttachedError(f"the control socket answered something other than {cls.__name__}")
+    return value
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, httpx.ReadTimeout):
+        return "the process stopped answering"
+    if isinstance(error, FileNotFoundError | ConnectionRefusedError | httpx.ConnectError):
+        return "no process answers on the control socket"
+    return str(error) or type(error).__name__
+
+
+async def attach(socket_path: Path) -> AttachedControl | None:
+    """A client of the process answering at `socket_path`, or None when none answers."""
+    control = AttachedControl(socket_path)
+    try:
+        await control.status()
+    except NotAttachedError:
+        return None
+    return control

@@ -1,0 +1,208 @@
+"""The control server: the `ExportControl` of the process that runs exports, served as HTTP
+with JSON (and a newline-delimited JSON event stream) on its Unix control socket.
+
+Attached dashboards and the `status` / `run` / `cancel` / `retry` commands are its clients
+(`service.control_client`). It never listens on TCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from order_export_tui.service.control import Event
+from order_export_tui.service.control_socket import bind_control_socket, remove_control_socket
+from order_export_tui.service.embedded_server import EmbeddedServer
+from order_export_tui.service.hosted import HostedControl
+from order_export_tui.service.wire import encode
+
+log = logging.getLogger("order_export.control")
+
+HEARTBEAT_SECONDS = 2.0
+# A client that falls this many events behind is dropped; it reconnects and reads the status.
+CLIENT_QUEUE_LIMIT = 10_000
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(encode(value)), status, media_type="application/json")
+
+
+def _problem(status: int, message: str) -> Response:
+    return Response(orjson.dumps({"error": message}), status, media_type="application/json")
+
+
+class _Broadcast:
+    """Each event encoded once, then queued for every connected client."""
+
+    def __init__(self) -> None:
+        self.clients: set[asyncio.Queue[bytes | None]] = set()
+
+    def __call__(self, event: Event) -> None:
+        if not self.clients:
+            return
+        line = orjson.dumps(encode(event)) + b"\n"
+        for queue in list(self.clients):
+            try:
+                queue.put_nowait(line)
+            except asyncio.QueueFull:
+                self.clients.discard(queue)
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)
+
+
+class ControlServer:
+    def __init__(self, control: HostedControl, path: Path) -> None:
+        self.control = control
+        self.path = path
+        self._broadcast = _Broadcast()
+        self._unsubscribe = control.subscribe(self._broadcast)
+        self.app = Starlette(
+            routes=[
+                Route("/status", self._status, methods=["GET"]),
+                Route("/runs", self._runs, methods=["GET"]),
+                Route("/runs", self._start_run, methods=["POST"]),
+                Route("/cancel", self._cancel, methods=["POST"]),
+                Route("/retry", self._retry, methods=["POST"]),
+                Route("/skipped", self._skipped, methods=["GET"]),
+                Route("/settings", self._settings, methods=["GET"]),
+                Route("/settings", self._save_settings, methods=["PUT"]),
+                Route("/events", self._events, methods=["GET"]),
+            ]
+        )
+        self._server: EmbeddedServer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._socket = None
+
+    @property
+    def clients(self) -> int:
+        return len(self._broadcast.clients)
+
+    async def start(self) -> None:
+        """Bind the socket (0600; `ControlSocketError` says why not) and serve it."""
+        self._socket = bind_control_socket(self.path)
+        config = uvicorn.Config(
+            self.app, log_level="warning", lifespan="off", access_log=False, timeout_keep_alive=30
+        )
+        self._server = EmbeddedServer(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
+        while not self._server.started:
+            if self._task.done():
+                with contextlib.suppress(SystemExit):
+                    await self._task
+                break
+            await asyncio.sleep(0.01)
+        log.info("control socket at %s", self.path)
+
+    async def stop(self) -> None:
+        self._unsubscribe()
+        for queue in list(self._broadcast.clients):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(SystemExit):
+                await self._task
+        if self._socket is not None:
+            remove_control_socket(self.path, self._socket)
+
+    # --- endpoints ----------------------------------------------------------------------
+
+    async def _body(self, request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        if len(raw) > MAX_REQUEST_BYTES:
+            raise ValueError("request too large")
+        if not raw:
+            return {}
+        data = orjson.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("the body must be a JSON object")
+        return data
+
+    async def _status(self, request: Request) -> Response:
+        return _json(await self.control.status())
+
+    async def _runs(self, request: Request) -> Response:
+        return _json(await self.control.recent_runs(_limit(request, 50)))
+
+    async def _skipped(self, request: Request) -> Response:
+        return _json(await self.control.skipped_orders(_limit(request, 500)))
+
+    async def _settings(self, request: Request) -> Response:
+        return _json(await self.control.read_settings())
+
+    async def _start_run(self, request: Request) -> Response:
+        try:
+            body = await self._body(request)
+            trigger = body.get("trigger", "manual")
+            only = _ids(body.get("only"))
+            if not isinstance(trigger, str) or not trigger:
+                raise ValueError("trigger must be a non-empty string")
+        except ValueError as error:
+            return _problem(400, str(error))
+        return _json(await self.control.start_run(trigger, only=only))
+
+    async def _cancel(self, request: Request) -> Response:
+        return _json(await self.control.cancel())
+
+    async def _retry(self, request: Request) -> Response:
+        try:
+            only = _ids((await self._body(request)).get("order_ids"))
+        except ValueError as error:
+            return _problem(400, str(error))
+        return _json(await self.control.retry_skipped(only))
+
+    async def _save_settings(self, request: Request) -> Response:
+        try:
+            data = (await self._body(request)).get("data")
+            if not isinstance(data, dict):
+                raise ValueError("data must be the settings as a table")
+        except ValueError as error:
+            return _problem(400, str(error))
+        return _json(await self.control.save_settings(data))
+
+    async def _events(self, request: Request) -> Response:
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(CLIENT_QUEUE_LIMIT)
+        self._broadcast.clients.add(queue)
+        return StreamingResponse(self._stream(queue), media_type="application/x-ndjson")
+
+    async def _stream(self, queue: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
+        try:
+            yield b'{"type": "Hello"}\n'
+            while True:
+                try:
+                    line = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    line = b'{"type": "Heartbeat"}\n'
+                if line is None:
+                    return
+                yield line
+        finally:
+            self._broadcast.clients.discard(queue)
+
+
+def _limit(request: Request, default: int) -> int:
+    try:
+        return max(1, min(int(request.query_params.get("limit", default)), 10_000))
+    except ValueError:
+        return default
+
+
+def _ids(value: object) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError("order ids must be a list of strings")
+    return list(value)

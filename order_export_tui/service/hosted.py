@@ -1,0 +1,280 @@
+"""`HostedControl`: the `ExportControl` of the service that runs in this very process.
+
+The daemon and a dashboard that hosts the service use it, and the control socket serves it to
+attached dashboards and commands, so every way in behaves the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from order_export_tui.engine.events import (
+    BatchFinished,
+    CancelRequested,
+    RetryScheduled,
+    RunFinished,
+    RunStarted,
+)
+from order_export_tui.service.control import (
+    Answer,
+    Event,
+    IntakeInfo,
+    Listener,
+    ProcessInfo,
+    QueueCounts,
+    RunInProgress,
+    SaveAnswer,
+    SettingsView,
+    StatusSnapshot,
+)
+from order_export_tui.service.delivery import EventRetried
+from order_export_tui.service.export_service import ExportService, schedule_description
+from order_export_tui.settings import (
+    SettingsError,
+    required_secrets,
+    save_settings,
+    secret_value,
+    settings_from_dict,
+    settings_to_dict,
+)
+from order_export_tui.settings.model import Settings
+from order_export_tui.state import RunRecord, SkippedOrder, StateStore
+
+# Keys the running process reads only when it starts.
+RESTART_KEYS = ("storage.state_database", "storage.control_socket", "storage.logs_dir")
+
+
+@dataclass
+class _RunWatch:
+    """The run in flight as the engine's events tell it, for the status snapshot."""
+
+    run: RunInProgress | None = None
+
+    def handle(self, event: object) -> None:
+        run = self.run
+        match event:
+            case RunStarted():
+                self.run = RunInProgress(
+                    run_id=event.run_id,
+                    trigger=event.trigger,
+                    started_at=event.started_at.isoformat(),
+                    orders_total=event.total,
+                    orders_done=0,
+                    sent=0,
+                    skipped=0,
+                    retried=0,
+                    batch_size=event.settings.batch_size or None,
+                    skip_budget=event.settings.max_items_to_skip,
+                )
+            case BatchFinished() if run is not None:
+                counts = event.counts
+                self.run = replace(
+                    run,
+                    orders_total=event.total if event.total is not None else run.orders_total,
+                    orders_done=event.processed,
+                    sent=counts.get("new", 0) + counts.get("updated", 0),
+                    skipped=counts.get("skipped", 0),
+                    retried=counts.get("retried", 0),
+                )
+            case RetryScheduled() if run is not None:
+                self.run = replace(run, retried=run.retried + 1)
+            case CancelRequested() if run is not None:
+                self.run = replace(run, cancelling=True)
+            case RunFinished():
+                self.run = None
+
+
+class HostedControl:
+    """The service hosted here, behind the `ExportControl` interface."""
+
+    attached = False
+
+    def __init__(
+        self,
+        service: ExportService,
+        state: StateStore,
+        *,
+        role: str,
+        since: str,
+        pid: int | None = None,
+        control_socket: Path | None = None,
+    ) -> None:
+        self.service = service
+        self.control_socket = control_socket
+        self.state = state
+        self.process = ProcessInfo(pid=pid or os.getpid(), role=role, since=since)
+        self.scheduler_problem: str | None = None
+        self._watch = _RunWatch()
+        self._intake_retries = 0
+        self._listeners: list[Listener] = []
+        service.engine.subscribe(self._on_event)
+        service.subscribe(self._on_event)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Run the schedule (and the real-time intake) until `stop()`, serving this interface
+        on the control socket meanwhile (`ControlSocketError` when it cannot be bound)."""
+        if self.control_socket is None:
+            await self.service.serve()
+            return
+        # Imported here: the server is built on this class.
+        from order_export_tui.service.control_server import ControlServer
+
+        server = ControlServer(self, self.control_socket)
+        await server.start()
+        try:
+            await self.service.serve()
+        finally:
+            await server.stop()
+
+    async def stop(self, *, abandon_batch: bool = False) -> None:
+        await self.service.stop(abandon_batch=abandon_batch)
+
+    # --- reading ------------------------------------------------------------------------
+
+    async def status(self) -> StatusSnapshot:
+        return self.snapshot()
+
+    def snapshot(self) -> StatusSnapshot:
+        service = self.service
+        state = self.state
+        last = state.recent_runs(2)
+        finished = [run for run in last if run.finished_at is not None]
+        last_run = None
+        if finished:
+            last_run = run_record_json(finished[0])
+        counts = state.event_counts()
+        due = service.next_run
+        realtime = service.realtime
+        intake = IntakeInfo()
+        if realtime is not None:
+            intake = IntakeInfo(
+                state="listening" if realtime.listening else "starting",
+                listen=realtime.listen,
+                retried=self._intake_retries,
+            )
+        run = self._watch.run if service.run_in_progress else None
+        if run is not None and run.log_file is None:
+            log_file = next((r.log_file for r in last if r.run_id == run.run_id), None)
+            run = replace(run, log_file=log_file)
+            self._watch.run = run
+        return StatusSnapshot(
+            process=self.process,
+            run=run,
+            last_run=last_run,
+            next_run_at=None if due is None else due.isoformat(timespec="seconds"),
+            skipped_orders=state.skipped_count(),
+            queue=QueueCounts(
+                queued=counts.get("queued", 0),
+                held=counts.get("held", 0),
+                delivered=counts.get("delivered", 0),
+                skipped=counts.get("skipped", 0),
+            ),
+            schedule=schedule_description(service.settings),
+            exported=state.exported_count(),
+            intake=intake,
+            scheduler_problem=self.scheduler_problem,
+        )
+
+    async def recent_runs(self, limit: int = 50) -> list[RunRecord]:
+        return self.state.recent_runs(limit)
+
+    async def skipped_orders(self, limit: int = 500) -> list[SkippedOrder]:
+        return self.state.skipped_orders(limit)
+
+    async def read_settings(self) -> SettingsView:
+        return settings_view(self.service.settings)
+
+    # --- steering -----------------------------------------------------------------------
+
+    async def start_run(self, trigger: str = "manual", *, only: list[str] | None = None) -> Answer:
+        chosen = None if only is None else frozenset(only)
+        if not self.service.request_run(trigger, only=chosen):
+            reason = "the service is stopping" if self.service.stopping else "a run is in progress"
+            return Answer(False, f"not started: {reason}")
+        # The run's id is known once its task has started it; let it.
+        for _ in range(100):
+            if self._watch.run is not None or not self.service.run_in_progress:
+                break
+            await asyncio.sleep(0.01)
+        run_id = None if self._watch.run is None else self._watch.run.run_id
+        return Answer(True, "started", run_id=run_id)
+
+    async def cancel(self) -> Answer:
+        if not self.service.run_in_progress:
+            return Answer(False, "no run to cancel")
+        run_id = None if self._watch.run is None else self._watch.run.run_id
+        if not self.service.engine.cancel():
+            return Answer(True, "already stopping at the next batch boundary", run_id=run_id)
+        return Answer(True, "stopping at the next batch boundary", run_id=run_id)
+
+    async def retry_skipped(self, order_ids: list[str] | None = None) -> Answer:
+        return await self.start_run("retry", only=order_ids)
+
+    async def save_settings(self, data: dict[str, Any]) -> SaveAnswer:
+        before = self.service.settings
+        try:
+            settings = settings_from_dict(data, before.path)
+            save_settings(settings, before.path)
+        except SettingsError as error:
+            return SaveAnswer(False, error.problems)
+        self.service.apply_settings(settings)
+        return SaveAnswer(True, [], needs_restart=restart_keys(before, settings))
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # --- inside -------------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        self._watch.handle(event)
+        if isinstance(event, EventRetried):
+            self._intake_retries += 1
+        for listener in list(self._listeners):
+            listener(event)
+
+
+def run_record_json(run: RunRecord) -> dict[str, Any]:
+    """A finished run from the state database as `run --json` prints a report."""
+    from datetime import datetime
+
+    duration = None
+    if run.finished_at is not None:
+        started = datetime.fromisoformat(run.started_at)
+        duration = round((datetime.fromisoformat(run.finished_at) - started).total_seconds(), 3)
+    return {
+        "run_id": run.run_id,
+        "outcome": run.outcome,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration_seconds": duration,
+        "counts": dict(run.counts),
+        "error": run.error,
+        "log_file": run.log_file,
+        "trigger": run.trigger,
+    }
+
+
+def settings_view(settings: Settings) -> SettingsView:
+    secrets = {
+        key: "set" if secret_value(variable) is not None else "missing"
+        for key, variable in required_secrets(settings)
+    }
+    return SettingsView(str(settings.path), settings_to_dict(settings), secrets)
+
+
+def restart_keys(before: Settings, after: Settings) -> list[str]:
+    old, new = settings_to_dict(before), settings_to_dict(after)
+    changed = []
+    for key in RESTART_KEYS:
+        table, name = key.split(".")
+        if old[table][name] != new[table][name]:
+            changed.append(key)
+    return changed
