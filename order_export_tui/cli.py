@@ -204,7 +204,7 @@ def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> 
     attached = asyncio.run(attach(settings.control_socket_path))
     if attached is not None:
         try:
-            report = asyncio.run(follow_remote_run(attached, RunDisplay(err), err))
+            report = asyncio.run(follow_remote_run(attached, RunDisplay(err).handle))
         except RemoteRunError as error:
             err.print(f"[red]Not started:[/] {error}", markup=True)
             return EXIT_TASK_FAILED

@@ -112,6 +112,8 @@ class AttachedControl:
                         )
                         if stopping in done:
                             next_line.cancel()
+                            with contextlib.suppress(BaseException):
+                                await next_line
                             return
                         try:
                             line = next_line.result()

@@ -346,14 +346,20 @@ class OrderExportApp(App[int]):
             self.progress = self._tracker.snapshot()
         self._show_status()
 
-    @work(group="tables", exclusive=True, exit_on_error=False)
-    async def _reload_tables(self, *, history: bool = True) -> None:
-        try:
-            if history:
-                self.dashboard.load_history(await self.control.recent_runs(HISTORY_LIMIT))
+    def _reload_tables(self, *, history: bool = True) -> None:
+        if history:
+            self._reload_history()
+        self._reload_skipped()
+
+    @work(group="history", exclusive=True, exit_on_error=False)
+    async def _reload_history(self) -> None:
+        with contextlib.suppress(NotAttachedError):
+            self.dashboard.load_history(await self.control.recent_runs(HISTORY_LIMIT))
+
+    @work(group="skipped", exclusive=True, exit_on_error=False)
+    async def _reload_skipped(self) -> None:
+        with contextlib.suppress(NotAttachedError):
             self.dashboard.load_skipped(await self.control.skipped_orders(SKIPPED_LIMIT))
-        except NotAttachedError:
-            return
 
     def process_text(self) -> str:
         """Which process an attached dashboard shows; "" when it runs the exports itself."""

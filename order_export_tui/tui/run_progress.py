@@ -180,6 +180,7 @@ class RunTracker:
             started_at=started,
             total=run.orders_total,
             processed=run.orders_done,
+            batch_no=run.orders_done // run.batch_size if run.batch_size else 0,
             batch_size=run.batch_size,
             counts=MappingProxyType(counts),
             skip_budget=run.skip_budget or self._default_skip_budget,
