@@ -71,7 +71,7 @@ def run_dashboard(settings_path: Path) -> int:
 
 def _attached(settings: Settings) -> int:
     try:
-        remote = asyncio.run(_settings_of(settings.control_socket_path))
+        remote = asyncio.run(remote_settings(settings.control_socket_path))
     except NotAttachedError as error:
         print(f"Not started: cannot attach: {error}", file=sys.stderr)
         return EXIT_HELD
@@ -84,7 +84,7 @@ def _attached(settings: Settings) -> int:
     return _exit_code(app)
 
 
-async def _settings_of(socket_path: Path) -> Settings:
+async def remote_settings(socket_path: Path) -> Settings:
     """The settings the attached process runs with (secrets only as variable names)."""
     view = await AttachedControl(socket_path).read_settings()
     return settings_from_dict(view.data, Path(view.path))
@@ -103,4 +103,4 @@ def _exit_code(app: OrderExportApp) -> int:
     return app.return_code or EXIT_OK
 
 
-__all__ = ["OrderExportApp", "run_dashboard"]
+__all__ = ["OrderExportApp", "remote_settings", "run_dashboard"]

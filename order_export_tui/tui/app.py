@@ -354,12 +354,16 @@ class OrderExportApp(App[int]):
     @work(group="history", exclusive=True, exit_on_error=False)
     async def _reload_history(self) -> None:
         with contextlib.suppress(NotAttachedError):
-            self.dashboard.load_history(await self.control.recent_runs(HISTORY_LIMIT))
+            runs = await self.control.recent_runs(HISTORY_LIMIT)
+            if self.screen_stack:
+                self.dashboard.load_history(runs)
 
     @work(group="skipped", exclusive=True, exit_on_error=False)
     async def _reload_skipped(self) -> None:
         with contextlib.suppress(NotAttachedError):
-            self.dashboard.load_skipped(await self.control.skipped_orders(SKIPPED_LIMIT))
+            skipped = await self.control.skipped_orders(SKIPPED_LIMIT)
+            if self.screen_stack:
+                self.dashboard.load_skipped(skipped)
 
     def process_text(self) -> str:
         """Which process an attached dashboard shows; "" when it runs the exports itself."""
@@ -375,6 +379,8 @@ class OrderExportApp(App[int]):
         return ""  # this dashboard runs the exports itself
 
     def _show_status(self) -> None:
+        if not self.screen_stack:
+            return  # shutting down: a late answer has nothing left to show on
         status = self.status
         next_run = None
         if status is not None and status.next_run_at and self.connection is None:
@@ -391,6 +397,8 @@ class OrderExportApp(App[int]):
         self.dashboard.show_status(view)
 
     def _show_run(self, *, history: bool = False) -> None:
+        if not self.screen_stack:
+            return
         status = intake_status(self.settings, self.status)
         self.dashboard.show_run(self.progress, status, self.monotonic(), history=history)
 
