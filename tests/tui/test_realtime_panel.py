@@ -13,7 +13,7 @@ from order_export_tui.service.intake import signature_for
 from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp
 from order_export_tui.tui import OrderExportApp
 from order_export_tui.tui.intake_status import ServiceIntake
-from tests.test_notify import free_port
+from tests.support.ports import free_port
 from tests.tui.conftest import screen_text, wait_until
 
 SECRET = "webhook-secret-for-tests"
