@@ -376,13 +376,27 @@ async def test_send_one_upserts_a_single_order_without_touching_is_syncing(
 # --- check --connect ----------------------------------------------------------------------------
 
 
-async def test_check_connection_accepts_what_is_right(make_settings, fake) -> None:
+@pytest.mark.parametrize("store_exists", [False, True], ids=["no store yet", "store exists"])
+async def test_check_connection_accepts_what_is_right(make_settings, fake, store_exists) -> None:
+    if store_exists:
+        with fake.lock:
+            fake.stores[STORE] = {"id": STORE, "list_id": AUDIENCE, "is_syncing": False}
+    stores_before = {key: dict(store) for key, store in fake.stores.items()}
     settings = make_settings(**mailchimp_overrides(fake))
     destination = MailchimpDestination.from_settings(settings)
     try:
-        await destination.check_connection()
+        await destination.check_connection()  # raises DestinationError on anything wrong
     finally:
         await destination.close()
+
+    # It read the key, the audience and the store, with the key accepted, and changed nothing.
+    assert [(e.method, e.path, e.status) for e in fake.exchanges] == [
+        ("GET", "/ping", 200),
+        ("GET", f"/lists/{AUDIENCE}", 200),
+        ("GET", f"/ecommerce/stores/{STORE}", 200 if store_exists else 404),
+    ]
+    assert fake.writes() == []
+    assert fake.stores == stores_before
 
 
 @pytest.mark.parametrize(
