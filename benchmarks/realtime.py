@@ -42,8 +42,8 @@ from order_export_tui.settings import load_settings  # noqa: E402
 from order_export_tui.state import StateStore  # noqa: E402
 from tests.support.fault_server import FaultServer, Received  # noqa: E402
 from tests.support.loopback_destination import LoopbackDestination, OrderStore  # noqa: E402
-from tests.test_orders import VALID  # noqa: E402
-from tests.test_realtime import free_port  # noqa: E402
+from tests.support.orders import VALID  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 SECRET = "benchmark-secret"
 LATENCY_SECONDS = 0.020

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ import tomli_w
 
 from order_export_tui.settings import Settings, load_settings
 from order_export_tui.state import StateStore
+from tests.support.clock import FakeClock
 from tests.support.fault_server import FaultServer
 from tests.support.loopback_destination import OrderStore, loopback_server
 
@@ -83,22 +83,6 @@ def loopback() -> Iterator[tuple[FaultServer, OrderStore]]:
     server, store = loopback_server()
     with server:
         yield server, store
-
-
-class FakeClock:
-    """Monotonic time that only moves when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import pytest
 
 from order_export_tui.engine.runner import ExportEngine, window_start
 from order_export_tui.orders import OrderDocument
-from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings
 from order_export_tui.sources.base import SourceError
 from order_export_tui.sources.business_central.source import BusinessCentralSource, ledger_path
@@ -29,8 +28,9 @@ from tests.fakes.business_central import (
     item_line,
     too_many_requests,
 )
+from tests.support.cli import order_export
+from tests.support.engines import make_engine
 from tests.support.fault_server import Fault
-from tests.test_cli import order_export
 
 SECRET_ENV = "BC_CLIENT_SECRET"
 UTRECHT = {"line1": "Main St 1", "city": "Utrecht", "postcode": "3511", "country": "NL"}
@@ -76,16 +76,7 @@ def server_time_zone() -> Iterator[str]:
 
 
 def engine_for(settings: Settings, clock: FakeClock | None = None) -> ExportEngine:
-    timing: dict[str, Any] = {}
-    if clock is not None:
-        timing = {"monotonic": clock.monotonic, "sleep": clock.sleep}
-    return ExportEngine(
-        settings,
-        StateStore(settings.state_database_path),
-        source_factory=build_source,
-        destination_factory=build_destination,
-        **timing,
-    )
+    return make_engine(settings, StateStore(settings.state_database_path), clock)
 
 
 def file_records(settings: Settings) -> list[dict[str, Any]]:

@@ -14,22 +14,9 @@ from typing import Any
 from order_export_tui.settings import load_settings
 from order_export_tui.state import StateLock
 from tests.conftest import write_settings
+from tests.support.cli import REPO, order_export
 
-REPO = Path(__file__).resolve().parents[1]
 SECRET = "s3cr3t-value-never-printed"
-
-
-def order_export(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "order_export_tui", *args],
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_run_json_reports_the_run_and_exits_0(tmp_path: Path) -> None:

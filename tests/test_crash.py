@@ -17,8 +17,8 @@ from pathlib import Path
 
 from order_export_tui.settings import load_settings
 from tests.conftest import write_settings
-from tests.test_cli import REPO, order_export
-from tests.test_engine import expected_orders
+from tests.support.cli import REPO, order_export
+from tests.support.demo_erp import expected_orders
 
 BATCH = 25
 KILLS = 6

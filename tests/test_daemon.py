@@ -20,11 +20,12 @@ import pytest
 
 from order_export_tui.settings import load_settings
 from tests.conftest import write_settings
+from tests.support.cli import REPO, order_export
+from tests.support.ports import free_port
 from tests.support.smtp_server import SmtpTestServer, make_self_signed_certificate
-from tests.test_cli import REPO, order_export
-from tests.test_notify import free_port
 
 SMTP_PASSWORD = "mail-pass-not-for-logs"
+WEBHOOK_SECRET = "webhook-secret-for-tests"
 
 
 class Daemon:
@@ -253,13 +254,13 @@ def test_a_settings_change_on_disk_reschedules_the_running_daemon(
 def test_an_event_answered_202_survives_a_sigkill_and_is_delivered_after_restart(
     tmp_path: Path, daemons: list[Daemon]
 ) -> None:
+    from order_export_tui.service.intake import signature_for
     from tests.fakes.mailchimp import MailchimpFake
-    from tests.test_mailchimp import AUDIENCE, KEY, KEY_ENV, mailchimp_overrides
-    from tests.test_realtime import SECRET, order, signature_for
-    from tests.test_realtime import free_port as free_http_port
+    from tests.support.mailchimp_account import AUDIENCE, KEY, KEY_ENV, mailchimp_overrides
+    from tests.support.orders import order
 
-    port = free_http_port()
-    env = {KEY_ENV: KEY, "OE_TEST_WEBHOOK_SECRET": SECRET}
+    port = free_port()
+    env = {KEY_ENV: KEY, "OE_TEST_WEBHOOK_SECRET": WEBHOOK_SECRET}
     with MailchimpFake(KEY, lists=(AUDIENCE,), latency=1.0) as fake:
         write_settings(
             tmp_path,
@@ -278,7 +279,7 @@ def test_an_event_answered_202_survives_a_sigkill_and_is_delivered_after_restart
         answer = httpx.post(
             f"http://127.0.0.1:{port}/webhooks/order-completed",
             content=body,
-            headers={"X-Signature": signature_for(SECRET, body)},
+            headers={"X-Signature": signature_for(WEBHOOK_SECRET, body)},
             timeout=10,
         )
         assert answer.status_code == 202

@@ -23,18 +23,17 @@ import pytest
 from order_export_tui.destinations.base import DestinationError, OrderChange
 from order_export_tui.destinations.dotdigital import DotdigitalDestination
 from order_export_tui.destinations.dotdigital_records import order_record_json
-from order_export_tui.engine.runner import ExportEngine, window_start
+from order_export_tui.engine.runner import window_start
 from order_export_tui.orders import OrderDocument, order_problem
-from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings, load_settings
 from order_export_tui.sources.demo import DemoErpSource, ship_order
-from order_export_tui.state import StateStore
 from order_export_tui.transport.retry import Retrier, RetryPolicy
 from tests.conftest import FakeClock, write_settings
 from tests.fakes.dotdigital import CONTACTS_SPEC, INSIGHT_SPEC, FakeDotdigital, Faults
+from tests.support.cli import REPO, order_export
+from tests.support.demo_erp import demo, expected_orders
+from tests.support.engines import make_engine
 from tests.support.specs import assert_valid
-from tests.test_cli import REPO, order_export
-from tests.test_engine import demo, expected_orders
 
 USER = "apiuser-test@apiconnector.com"
 PASSWORD = "pw-Zq8-never-shown"
@@ -60,21 +59,6 @@ def dotdigital_overrides(url: str, **dotdigital: Any) -> dict[str, Any]:
         "dotdigital": {"base_url": url, "api_user": USER, "password_env": PASSWORD_ENV}
         | dotdigital,
     }
-
-
-def make_engine(
-    settings: Settings, state: StateStore, clock: FakeClock | None = None
-) -> ExportEngine:
-    extra: dict[str, Any] = {}
-    if clock is not None:
-        extra = {"monotonic": clock.monotonic, "sleep": clock.sleep}
-    return ExportEngine(
-        settings,
-        state,
-        source_factory=build_source,
-        destination_factory=build_destination,
-        **extra,
-    )
 
 
 async def valid_orders(settings: Settings) -> list[OrderDocument]:

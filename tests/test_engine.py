@@ -19,54 +19,13 @@ from order_export_tui.engine.events import (
 )
 from order_export_tui.engine.runlogs import run_log_files
 from order_export_tui.engine.runner import ExportEngine, window_start
-from order_export_tui.orders import order_problem
-from order_export_tui.service.wiring import build_destination, build_source
+from order_export_tui.service.wiring import build_source
 from order_export_tui.settings import Settings
-from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp, ship_order
-from order_export_tui.state import StateStore
-from tests.conftest import FakeClock
-from tests.support.fault_server import Fault, FaultServer
+from order_export_tui.sources.demo import ship_order
+from tests.support.demo_erp import demo, expected_orders
+from tests.support.engines import make_engine
+from tests.support.fault_server import Fault
 from tests.support.loopback_destination import LoopbackDestination
-
-
-def make_engine(
-    settings: Settings,
-    state: StateStore,
-    *,
-    server: FaultServer | None = None,
-    clock: FakeClock | None = None,
-) -> ExportEngine:
-    extra: dict[str, Any] = {}
-    if clock is not None:
-        extra = {"monotonic": clock.monotonic, "sleep": clock.sleep}
-    return ExportEngine(
-        settings,
-        state,
-        source_factory=build_source,
-        destination_factory=(
-            build_destination if server is None else lambda s: LoopbackDestination(server.url)
-        ),
-        **extra,
-    )
-
-
-def demo(settings: Settings, orders: int = 230, malformed: int = 3, days: int = 30) -> None:
-    generate_demo_erp(
-        settings.demo_database_path, orders=orders, seed=11, days=days, malformed=malformed
-    )
-
-
-async def expected_orders(settings: Settings) -> tuple[set[str], set[str]]:
-    """(valid, malformed) order ids in the export window, read straight from the demo ERP."""
-    start = window_start(datetime.now().astimezone(), settings.task.max_days_to_export)
-    source = DemoErpSource(settings.demo_database_path)
-    valid: set[str] = set()
-    malformed: set[str] = set()
-    async for chunk in source.iter_orders(start):
-        for doc in chunk:
-            (malformed if order_problem(doc) else valid).add(doc["order_id"])
-    await source.close()
-    return valid, malformed
 
 
 def file_records(settings: Settings) -> list[dict[str, Any]]:

@@ -10,8 +10,8 @@ import pytest
 from order_export_tui.destinations.base import OrderChange
 from order_export_tui.destinations.file import FileDestination
 from order_export_tui.transport.retry import Retrier, RetryPolicy
+from tests.support.orders import VALID, changed
 from tests.support.specs import DOTDIGITAL_INSIGHT, assert_valid
-from tests.test_orders import VALID, changed
 
 IMPORT_BODY = "#/components/schemas/v3_import_body"
 

@@ -21,22 +21,17 @@ import pytest
 
 from order_export_tui.destinations.base import DestinationError, OrderChange
 from order_export_tui.destinations.mailchimp import MailchimpDestination
-from order_export_tui.engine.runner import ExportEngine, window_start
+from order_export_tui.engine.runner import window_start
 from order_export_tui.orders import OrderDocument, order_problem
-from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings, load_settings
 from order_export_tui.sources.demo import DemoErpSource, set_payment_status, ship_order
-from order_export_tui.state import StateStore
 from order_export_tui.transport.retry import Retrier, RetryPolicy
-from tests.conftest import FakeClock, write_settings
+from tests.conftest import write_settings
 from tests.fakes.mailchimp import LostResponse, MailchimpFake
-from tests.test_cli import REPO, order_export
-from tests.test_engine import demo, expected_orders
-
-KEY = "5f0c2b9e4d7a1c3e8b6f0a2d4c6e8a1b-us7"
-KEY_ENV = "ORDER_EXPORT_TEST_MAILCHIMP_KEY"
-STORE = "demo-store"
-AUDIENCE = "aud-0001"
+from tests.support.cli import REPO, order_export
+from tests.support.demo_erp import demo, expected_orders
+from tests.support.engines import make_engine as engine_for
+from tests.support.mailchimp_account import AUDIENCE, KEY, KEY_ENV, STORE, mailchimp_overrides
 
 
 @pytest.fixture
@@ -48,30 +43,6 @@ def fake() -> Iterator[MailchimpFake]:
 @pytest.fixture(autouse=True)
 def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, KEY)
-
-
-def mailchimp_overrides(fake: MailchimpFake, **mailchimp: Any) -> dict[str, Any]:
-    return {
-        "destination": {"app": "mailchimp"},
-        "mailchimp": {
-            "api_key_env": KEY_ENV,
-            "base_url": fake.url,
-            "store_id": STORE,
-            "list_id": AUDIENCE,
-            **mailchimp,
-        },
-    }
-
-
-def engine_for(settings: Settings, state: StateStore, clock: FakeClock) -> ExportEngine:
-    return ExportEngine(
-        settings,
-        state,
-        source_factory=build_source,
-        destination_factory=build_destination,
-        monotonic=clock.monotonic,
-        sleep=clock.sleep,
-    )
 
 
 async def documents(settings: Settings) -> dict[str, OrderDocument]:
@@ -405,13 +376,27 @@ async def test_send_one_upserts_a_single_order_without_touching_is_syncing(
 # --- check --connect ----------------------------------------------------------------------------
 
 
-async def test_check_connection_accepts_what_is_right(make_settings, fake) -> None:
+@pytest.mark.parametrize("store_exists", [False, True], ids=["no store yet", "store exists"])
+async def test_check_connection_accepts_what_is_right(make_settings, fake, store_exists) -> None:
+    if store_exists:
+        with fake.lock:
+            fake.stores[STORE] = {"id": STORE, "list_id": AUDIENCE, "is_syncing": False}
+    stores_before = {key: dict(store) for key, store in fake.stores.items()}
     settings = make_settings(**mailchimp_overrides(fake))
     destination = MailchimpDestination.from_settings(settings)
     try:
-        await destination.check_connection()
+        await destination.check_connection()  # raises DestinationError on anything wrong
     finally:
         await destination.close()
+
+    # It read the key, the audience and the store, with the key accepted, and changed nothing.
+    assert [(e.method, e.path, e.status) for e in fake.exchanges] == [
+        ("GET", "/ping", 200),
+        ("GET", f"/lists/{AUDIENCE}", 200),
+        ("GET", f"/ecommerce/stores/{STORE}", 200 if store_exists else 404),
+    ]
+    assert fake.writes() == []
+    assert fake.stores == stores_before
 
 
 @pytest.mark.parametrize(

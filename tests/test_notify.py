@@ -22,6 +22,7 @@ from order_export_tui.service.notify import (
 )
 from order_export_tui.settings import Settings
 from tests.conftest import SettingsMaker
+from tests.support.ports import free_port
 from tests.support.smtp_server import (
     SmtpTestServer,
     TlsCertificate,
@@ -87,13 +88,6 @@ def login_settings(make_settings: SettingsMaker, server: SmtpTestServer, securit
     return settings_for(
         make_settings, server, security=security, username=USER, password_env=PASSWORD_ENV
     )
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def body_of(message: Message) -> str:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,22 +20,10 @@ from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp
 from order_export_tui.state import StateStore
 from tests.support.fault_server import Fault, FaultServer
 from tests.support.loopback_destination import LoopbackDestination, OrderStore
-from tests.test_orders import VALID
+from tests.support.orders import order
+from tests.support.ports import free_port
 
 SECRET = "webhook-secret-for-tests"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def order(order_id: str, **changes: Any) -> dict[str, Any]:
-    doc = copy.deepcopy(VALID)
-    doc["order_id"] = order_id
-    doc.update(changes)
-    return doc
 
 
 def payment(order_id: str, status: str, at: str = "2026-11-27T10:25:00+00:00") -> dict[str, Any]:

@@ -215,11 +215,17 @@ async def test_stop_ends_the_serving_loop_promptly(
     make_settings, state_factory, wall_clock
 ) -> None:
     settings = scheduled(make_settings, run_interval_minutes=600)
-    service, _ = build_service(settings, state_factory(settings), wall_clock)
+    state = state_factory(settings)
+    service, _ = build_service(settings, state, wall_clock)
     serving = asyncio.create_task(service.serve())
     await asyncio.sleep(0.05)
     await service.stop()
-    await asyncio.wait_for(serving, 2)
+    done, _ = await asyncio.wait({serving}, timeout=2)  # its idle wait is 60 s
+    serving.cancel()
+
+    assert done == {serving}, "stop() left the loop waiting for its idle timeout"
+    assert serving.exception() is None
+    assert run_starts(state) == []  # stopping started no run
 
 
 async def test_a_failed_run_reports_its_failure_email(

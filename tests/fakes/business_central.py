@@ -45,7 +45,6 @@ import argparse
 import bisect
 import contextlib
 import hmac
-import json
 import random
 import re
 import secrets
@@ -53,21 +52,18 @@ import sys
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode
 
-from tests.support.fault_server import Fault
+from tests.support.loopback_server import Fault, LoopbackServer, Reply, Request
 
 SCOPE = "https://api.businesscentral.dynamics.com/.default"
 DEFAULT_MAX_PAGE_SIZE = 20_000  # Business Central online's page size
 Json = dict[str, Any]
-Matcher = Callable[[str, str], bool]  # (method, path) -> applies?
 
 _ADDRESS = ("AddressLine1", "AddressLine2", "City", "Country", "State", "PostCode")
 _PARTIES = tuple(f"{party}{part}" for party in ("sellTo", "billTo", "shipTo") for part in _ADDRESS)
@@ -279,8 +275,12 @@ class _Table:
         return len(self.rows)
 
 
-class BusinessCentralFake:
+class BusinessCentralFake(LoopbackServer):
     """The fake's data and observations; tests touch them under `lock`."""
+
+    methods = ("GET", "POST")
+    json_content_type = "application/json; odata.metadata=minimal; charset=utf-8"
+    json_separators = (",", ":")
 
     def __init__(
         self,
@@ -333,23 +333,13 @@ class BusinessCentralFake:
         self._numbers = {"salesOrders": 100000, "salesShipments": 200000, "salesInvoices": 300000}
         self._tokens: dict[str, float] = {}  # token -> monotonic expiry
         self.tokens_issued = 0
-        self._planned: deque[tuple[Matcher | None, Fault]] = deque()
-        self._broken: list[tuple[Matcher, int]] = []
         self.exchanges: list[Exchange] = []
         self.secrets_seen: list[str] = []  # every client_secret sent to the token endpoint
-        self._server = _QuietServer((host, port), _handler_class(self))
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__(host, port)
         for code, name in (("DHL", "DHL Parcel"), ("POSTNL", "PostNL"), ("PICKUP", "Pickup")):
             self.add_shipment_method(code, name)
 
-    # --- life ------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    # --- where it listens (`url`: the base's) ------------------------------------------------
 
     @property
     def base_url(self) -> str:
@@ -370,31 +360,13 @@ class BusinessCentralFake:
             "token_url": self.token_url,
         }
 
-    def start(self) -> BusinessCentralFake:
-        self._thread.start()
-        return self
+    # --- faults (`plan`, `break_requests`: the base's) and observations ---------------------
 
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+    def server_error(self, status: int) -> Json:
+        return _server_error(status)
 
-    def __enter__(self) -> BusinessCentralFake:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    # --- faults and observations -----------------------------------------------------------
-
-    def plan(self, *faults: Fault, when: Matcher | None = None) -> None:
-        """Each fault hits the next request that `when(method, path)` accepts, in order."""
-        with self.lock:
-            self._planned.extend((when, fault) for fault in faults)
-
-    def break_requests(self, when: Matcher, status: int = 503) -> None:
-        with self.lock:
-            self._broken.append((when, status))
+    def rate_limited(self, seconds: int) -> Fault:
+        return too_many_requests(seconds)
 
     def revoke_tokens(self) -> None:
         """Every token issued so far stops working (as if it had expired)."""
@@ -1008,13 +980,9 @@ class BusinessCentralFake:
 
     def _fault_for(self, method: str, path: str) -> Fault | None:
         with self.lock:
-            for when, status in self._broken:
-                if when(method, path):
-                    return Fault(status=status, body=_server_error(status))
-            for index, (when, fault) in enumerate(self._planned):
-                if when is None or when(method, path):
-                    del self._planned[index]
-                    return fault
+            fault = self.fault_plan.take(method, path)
+            if fault is not None:
+                return fault
             if self.fail_rate and self._rng.random() < self.fail_rate:
                 kind = self._rng.choice(("503", "429", "drop"))
                 if kind == "drop":
@@ -1027,6 +995,36 @@ class BusinessCentralFake:
     def record(self, exchange: Exchange) -> None:
         with self.lock:
             self.exchanges.append(exchange)
+
+    # --- HTTP ------------------------------------------------------------------------------
+
+    def reply_to(self, request: Request) -> Reply | None:
+        query = request.query
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        exchange = Exchange(request.method, request.path, query, headers.get("prefer", ""), 0)
+        if self.latency:
+            time.sleep(self.latency)
+        fault = self._fault_for(request.method, request.path)
+        reply = self.faulted(fault, lambda: self._answer(request, query, headers))
+        exchange.status = 0 if reply is None else reply.status
+        self.record(exchange)
+        return reply
+
+    def _answer(self, request: Request, query: dict[str, str], headers: dict[str, str]) -> Reply:
+        path, arrived = request.path, request.arrived
+        try:
+            if request.method == "POST" and path.endswith("/oauth2/v2.0/token"):
+                tenant = path.split("/")[1]
+                form = {k: v[0] for k, v in parse_qs(request.raw.decode()).items()}
+                return Reply(200, self.issue_token(tenant, form), {"Cache-Control": "no-store"})
+            if request.method == "GET":
+                host = request.headers.get("Host", "")
+                return Reply(*self.answer_get(path, query, headers, host, arrived))
+            return Reply(*self.answer_post(path, headers, arrived))
+        except ODataError as error:
+            return Reply(error.status, error.body, error.headers)
+        except TokenRefusal as refusal:
+            return Reply(refusal.status, refusal.body)
 
 
 def too_many_requests(retry_after: float) -> Fault:
@@ -1327,101 +1325,6 @@ def _date(value: Any) -> date | None:
         return date.fromisoformat(value[:10])
     except ValueError:
         return None
-
-
-# --- HTTP -------------------------------------------------------------------------------------
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        return  # a dropped connection is a planned fault, not news
-
-
-def _handler_class(fake: BusinessCentralFake) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-        def do_GET(self) -> None:
-            self._handle("GET")
-
-        def do_POST(self) -> None:
-            self._handle("POST")
-
-        def _handle(self, method: str) -> None:
-            arrived = time.monotonic()
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            parts = urlsplit(self.path)
-            query = dict(parse_qsl(parts.query, keep_blank_values=True))
-            headers = {name.lower(): value for name, value in self.headers.items()}
-            exchange = Exchange(method, parts.path, query, headers.get("prefer", ""), 0)
-            if fake.latency:
-                time.sleep(fake.latency)
-            fault = fake._fault_for(method, parts.path)
-            if fault is not None and fault.delay:
-                time.sleep(fault.delay)
-            if fault is not None and fault.drop:
-                fake.record(exchange)
-                self.close_connection = True
-                self.connection.shutdown(2)
-                return
-            if fault is not None and fault.status is not None:
-                status, body, extra = fault.status, fault.body, dict(fault.headers)
-            else:
-                status, body, extra = self._answer(method, parts.path, query, headers, raw, arrived)
-            exchange.status = status
-            fake.record(exchange)
-            self._send(status, body, extra)
-
-        def _answer(
-            self,
-            method: str,
-            path: str,
-            query: dict[str, str],
-            headers: dict[str, str],
-            raw: bytes,
-            arrived: float,
-        ) -> tuple[int, Any, dict[str, str]]:
-            try:
-                if method == "POST" and path.endswith("/oauth2/v2.0/token"):
-                    tenant = path.split("/")[1]
-                    form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
-                    return 200, fake.issue_token(tenant, form), {"Cache-Control": "no-store"}
-                if method == "GET":
-                    host = self.headers.get("Host", "")
-                    return fake.answer_get(path, query, headers, host, arrived)
-                return fake.answer_post(path, headers, arrived)
-            except ODataError as error:
-                return error.status, error.body, error.headers
-            except TokenRefusal as refusal:
-                return refusal.status, refusal.body, {}
-
-        def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
-            if body is None:
-                data = b""
-            elif isinstance(body, str):
-                data = body.encode()
-            else:
-                data = json.dumps(body, separators=(",", ":")).encode()
-            self.send_response(status)
-            content_type = headers.pop("Content-Type", None)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            if data:
-                self.send_header(
-                    "Content-Type",
-                    content_type or "application/json; odata.metadata=minimal; charset=utf-8",
-                )
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    return Handler
 
 
 # --- reference data for `generate` ------------------------------------------------------------

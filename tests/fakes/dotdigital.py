@@ -47,22 +47,21 @@ import json
 import math
 import random
 import re
-import socket
 import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import jsonschema
 
+from tests.support.loopback_server import Fault, LoopbackServer, Reply, Request
 from tests.support.specs import SPECS_DIR, load_spec, schema_for
 
 INSIGHT_SPEC = "dotdigital-insight-data-v3.openapi.json"
@@ -79,11 +78,7 @@ _DROP_AFTER = "drop after"
 # --- answers --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
+Answer = Reply  # (status, body, headers); None in its place drops the connection
 
 
 def error_body(code: str, description: str, details: list[tuple[str, str]] | None = None) -> Any:
@@ -287,7 +282,7 @@ class Route:
     record_body: bool = False  # the single-record PUT: its body is the record's JSON
 
 
-class FakeDotdigital:
+class FakeDotdigital(LoopbackServer):
     """The fake account and its HTTP server. Thread-safe; use it as a context manager."""
 
     def __init__(
@@ -331,38 +326,15 @@ class FakeDotdigital:
         self._fault_lock = threading.Lock()
         self._stopping = False
         self._routes = self._make_routes()
-        self._server = _Server((host, port), _handler_class(self))
-        self._threads = [
-            threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True),
-            threading.Thread(target=self._process_imports, daemon=True),
-        ]
+        super().__init__(host, port)
+        self.in_background(self._process_imports)
 
-    # --- lifecycle and what tests look at ---------------------------------------------------
+    # --- lifecycle (the base's: start, stop, `with`, url) and what tests look at -------------
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeDotdigital:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def stop(self) -> None:
+    def stopping(self) -> None:
         with self._wakeup:
             self._stopping = True
             self._wakeup.notify_all()
-        self._server.shutdown()
-        self._server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> FakeDotdigital:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def records(self, collection: str = "Orders") -> dict[str, dict[str, Any]]:
         """Key -> the record's JSON, for one collection."""
@@ -396,6 +368,17 @@ class FakeDotdigital:
 
     # --- one request ------------------------------------------------------------------------
 
+    def reply_to(self, request: Request) -> Answer | None:
+        authorization = request.headers.get("Authorization")
+        return self.handle(request.method, request.target, authorization, request.raw)
+
+    def server_error(self, status: int) -> Any:
+        return error_body("internalServerError", "Please try again")
+
+    def rate_limited(self, seconds: int) -> Fault:
+        answer = self._rate_limited(seconds)
+        return Fault(status=answer.status, headers=answer.headers, body=answer.body)
+
     def handle(
         self, method: str, target: str, authorization: str | None, raw: bytes
     ) -> Answer | None:
@@ -410,6 +393,13 @@ class FakeDotdigital:
         self, method: str, target: str, authorization: str | None, raw: bytes
     ) -> Answer | None:
         path = urlsplit(target).path
+        planned = self.fault_plan.take(method, path)
+        if planned is not None:
+            answer = self.faulted(
+                planned, lambda: self._safe_answer(method, target, authorization, raw)
+            )
+            self._saw(method, path, None if answer is None else answer.status)
+            return answer
         fault = self._draw_fault()
         if isinstance(fault, Answer):
             self._saw(method, path, fault.status)
@@ -417,13 +407,19 @@ class FakeDotdigital:
         if fault == _DROP_BEFORE:
             self._saw(method, path, None)
             return None
-        try:
-            answer = self._answer(method, target, authorization, raw)
-        except Exception as error:  # a bug in the fake: say so rather than drop the line
-            self.internal_errors.append(f"{method} {path}: {type(error).__name__}: {error}")
-            answer = Answer(500, error_body("fakeError", f"{type(error).__name__}: {error}"))
+        answer = self._safe_answer(method, target, authorization, raw)
         self._saw(method, path, None if fault == _DROP_AFTER else answer.status)
         return None if fault == _DROP_AFTER else answer
+
+    def _safe_answer(
+        self, method: str, target: str, authorization: str | None, raw: bytes
+    ) -> Answer:
+        try:
+            return self._answer(method, target, authorization, raw)
+        except Exception as error:  # a bug in the fake: say so rather than drop the line
+            path = urlsplit(target).path
+            self.internal_errors.append(f"{method} {path}: {type(error).__name__}: {error}")
+            return Answer(500, error_body("fakeError", f"{type(error).__name__}: {error}"))
 
     def _saw(self, method: str, path: str, status: int | None) -> None:
         with self._fault_lock:
@@ -899,51 +895,6 @@ def _failure_entry(
 def _template_pattern(template: str) -> re.Pattern[str]:
     pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
     return re.compile(pattern)
-
-
-# --- HTTP -----------------------------------------------------------------------------------------
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        return  # a dropped connection is a planned fault, not news
-
-
-def _handler_class(fake: FakeDotdigital) -> type[BaseHTTPRequestHandler]:
-    class RequestHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # else each answer waits ~40 ms for a delayed ACK
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            if len(raw) < length:  # the client went away mid-request: nothing arrived
-                self.close_connection = True
-                return
-            answer = fake.handle(self.command, self.path, self.headers.get("Authorization"), raw)
-            if answer is None:
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-                return
-            data = b"" if answer.body is None else json.dumps(answer.body).encode()
-            self.send_response(answer.status)
-            for name, value in answer.headers.items():
-                self.send_header(name, value)
-            if data:
-                self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _serve
-
-    return RequestHandler
 
 
 # --- command line -------------------------------------------------------------------------------

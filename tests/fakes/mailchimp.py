@@ -36,20 +36,17 @@ import binascii
 import hmac
 import json
 import random
-import socket
 import sys
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from tests.support.fault_server import Fault
+from tests.support.loopback_server import Fault, LoopbackServer, Reply, Request
 from tests.support.specs import MAILCHIMP, SPECS_DIR, swagger_body_errors, swagger_route
 
 BASE_PATH = "/3.0"
@@ -61,13 +58,13 @@ VALIDATION_DETAIL = (
 )
 
 Json = dict[str, Any]
-Matcher = Callable[[str, str], bool]  # (method, path below /3.0) -> applies?
-_DROP = "drop"
 
 
 @dataclass
 class LostResponse(Fault):
     """Do the work, then drop the connection: the client never learns that it succeeded."""
+
+    lost: bool = True
 
 
 @dataclass
@@ -126,8 +123,10 @@ _FINANCIAL_EMAILS = {
 _FULFILLMENT_EMAILS = {"shipped": "shipping_confirmation"}
 
 
-class MailchimpFake:
+class MailchimpFake(LoopbackServer):
     """The fake's data and observations; every access from a test goes through `lock`."""
+
+    url_path = BASE_PATH
 
     def __init__(
         self,
@@ -150,8 +149,6 @@ class MailchimpFake:
         self.connection_limit = connection_limit
         self.lock = threading.Lock()
         self._rng = random.Random(seed)
-        self._planned: deque[tuple[Matcher | None, Fault]] = deque()
-        self._broken: list[tuple[Matcher, int]] = []
         self.refused_products: dict[str, tuple[str, str]] = {}  # product id -> (field, message)
         # Data: stores by id, the rest by (store id, object id).
         self.stores: dict[str, Json] = {}
@@ -164,48 +161,15 @@ class MailchimpFake:
         self.syncing_history: dict[str, list[bool]] = {}
         self.notifications: list[tuple[str, str]] = []  # (e-mail kind, order id)
         self.already_exists = 0
-        self.attempts = 0
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._server = _QuietServer((host, port), _handler_class(self))
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__(host, port)  # attempts, in_flight, max_in_flight: counted there
 
-    # --- life ------------------------------------------------------------------------------
+    # --- faults (`plan`, `break_requests`: the base's, on paths below /3.0) -----------------
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{BASE_PATH}"
+    def server_error(self, status: int) -> Json:
+        return _server_error(status)
 
-    def start(self) -> MailchimpFake:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> MailchimpFake:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    # --- faults ----------------------------------------------------------------------------
-
-    def plan(self, *faults: Fault, when: Matcher | None = None) -> None:
-        """Each fault hits the next request that `when(method, path)` accepts (any request
-        without `when`), in order."""
-        with self.lock:
-            self._planned.extend((when, fault) for fault in faults)
-
-    def break_requests(self, when: Matcher, status: int = 503) -> None:
-        """Every request that `when(method, path)` accepts fails with `status` from now on."""
-        with self.lock:
-            self._broken.append((when, status))
+    def rate_limited(self, seconds: int) -> Fault:
+        return Fault(status=429, body=_too_many().document)  # Mailchimp sends no Retry-After
 
     def refuse_product(self, product_id: str, field: str, message: str) -> None:
         """Creating this product fails validation, as Mailchimp does for bad product data."""
@@ -213,23 +177,17 @@ class MailchimpFake:
             self.refused_products[product_id] = (field, message)
 
     def _fault_for(self, method: str, path: str) -> Fault | None:
-        for when, status in self._broken:
-            if when(method, path):
-                return Fault(status=status, body=_server_error(status))
-        for index, (when, fault) in enumerate(self._planned):
-            if when is None or when(method, path):
-                del self._planned[index]
-                return fault
-        if self.fail_rate and self._rng.random() < self.fail_rate:
+        fault = self.fault_plan.take(method, path)
+        if fault is None and self.fail_rate and self._rng.random() < self.fail_rate:
             return self._random_fault()
-        return None
+        return fault
 
     def _random_fault(self) -> Fault:
         kind = self._rng.choice(("5xx", "429", "drop"))
         if kind == "5xx":
             return Fault(status=503, body=_server_error(503))
         if kind == "429":
-            return Fault(status=429, body=_too_many().document)
+            return self.rate_limited(1)
         return LostResponse(drop=True) if self._rng.random() < 0.5 else Fault(drop=True)
 
     # --- observations ----------------------------------------------------------------------
@@ -469,6 +427,31 @@ class MailchimpFake:
             if status != before.get(field) and status in emails:
                 self.notifications.append((emails[status], order_id))
 
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def reply_to(self, request: Request) -> Reply | None:
+        path = request.path.removeprefix(BASE_PATH)
+        over_limit = request.in_flight > self.connection_limit
+        with self.lock:
+            fault = None if over_limit else self._fault_for(request.method, path)
+        if self.latency:
+            time.sleep(self.latency)
+        if over_limit:
+            reply: Reply | None = Reply(429, _too_many().document)
+        else:
+            reply = self.faulted(fault, lambda: self._answer(request))
+        with self.lock:
+            status = 0 if reply is None else reply.status
+            self.exchanges.append(Exchange(request.method, path, request.body, status))
+        return reply
+
+    def _answer(self, request: Request) -> Reply:
+        authorization = request.headers.get("Authorization")
+        return Reply(*self.answer(request.method, request.target, authorization, request.raw))
+
+    def content_type(self, reply: Reply) -> str:
+        return "application/problem+json" if reply.status >= 400 else "application/json"
+
 
 def _product_json(product: Json) -> Json:
     return {**product, "variants": [dict(v) for v in product["variants"].values()]}
@@ -505,93 +488,6 @@ _HANDLERS: dict[tuple[str, str], Callable[[MailchimpFake, dict[str, str], Any], 
     ("GET", f"{_STORE}/orders/{{order_id}}"): MailchimpFake.get_order,
     ("PATCH", f"{_STORE}/orders/{{order_id}}"): MailchimpFake.update_order,
 }
-
-
-# --- HTTP --------------------------------------------------------------------------------------
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up is normal
-            super().handle_error(request, client_address)
-
-
-def _handler_class(fake: MailchimpFake) -> type[BaseHTTPRequestHandler]:
-    class RequestHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        wbufsize = 64 * 1024  # the status line, headers and body leave in one write...
-
-        def setup(self) -> None:
-            super().setup()
-            # ...at once: Nagle's algorithm against delayed ACKs costs 40 ms a request.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            if len(raw) < length:  # the client died mid-request: nothing to answer
-                self.close_connection = True
-                return
-            path = urlsplit(self.path).path.removeprefix(BASE_PATH)
-            with fake.lock:
-                fake.attempts += 1
-                fake.in_flight += 1
-                fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
-                over_limit = fake.in_flight > fake.connection_limit
-                fault = None if over_limit else fake._fault_for(self.command, path)
-            try:
-                outcome = self._outcome(raw, over_limit, fault)
-            finally:
-                # Done before the answer leaves, so the client's next request never overlaps it.
-                with fake.lock:
-                    fake.in_flight -= 1
-            self._record(path, raw, outcome)
-            if outcome == _DROP:
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-            else:
-                self._send(*outcome)
-
-        def _outcome(self, raw: bytes, over_limit: bool, fault: Fault | None) -> Any:
-            if fake.latency:
-                time.sleep(fake.latency)
-            if over_limit:
-                return 429, _too_many().document
-            if fault is not None and fault.delay:
-                time.sleep(fault.delay)
-            if fault is not None and not isinstance(fault, LostResponse):
-                return _DROP if fault.drop else (fault.status or 500, fault.body)
-            outcome = fake.answer(self.command, self.path, self.headers.get("Authorization"), raw)
-            return _DROP if fault is not None else outcome
-
-        def _record(self, path: str, raw: bytes, outcome: Any) -> None:
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = raw.decode(errors="replace")
-            status = 0 if outcome == _DROP else outcome[0]
-            with fake.lock:
-                fake.exchanges.append(Exchange(self.command, path, body, status))
-
-        def _send(self, status: int, payload: Any) -> None:
-            data = b"" if payload is None else json.dumps(payload).encode()
-            self.send_response(status)
-            if data:
-                kind = "application/problem+json" if status >= 400 else "application/json"
-                self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            self.wfile.flush()
-
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-    return RequestHandler
 
 
 # --- command line ------------------------------------------------------------------------------

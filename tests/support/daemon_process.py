@@ -1,38 +1,19 @@
-"""A real `order-export daemon` subprocess for a test, and the command line beside it."""
+"""A real `order-export daemon` subprocess for a test, and commands run beside it."""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.cli import REPO, order_export
+from tests.support.ports import free_port
 
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def order_export(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """`order-export ARGS` in `cwd`, its output captured through pipes."""
-    return subprocess.run(
-        [sys.executable, "-m", "order_export_tui", *args],
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+__all__ = ["REPO", "DaemonProcess", "free_port", "order_export", "start_command"]
 
 
 def start_command(*args: str, cwd: Path) -> subprocess.Popen[str]:

@@ -12,7 +12,7 @@ from order_export_tui.service.export_service import assemble_service
 from order_export_tui.service.intake import signature_for
 from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp
 from order_export_tui.tui import OrderExportApp
-from tests.test_notify import free_port
+from tests.support.ports import free_port
 from tests.tui.conftest import hosted_control, screen_text, wait_until
 
 SECRET = "webhook-secret-for-tests"
