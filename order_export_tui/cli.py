@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from order_export_tui import __version__
 from order_export_tui.daemon import configure_logging
 from order_export_tui.daemon import serve as serve_daemon
 from order_export_tui.engine.events import CANCELLED, SUCCEEDED, RunReport
 from order_export_tui.engine.runner import ExportEngine
-from order_export_tui.run_display import RunDisplay, print_summary
+from order_export_tui.run_display import RunDisplay, message_console, print_summary
 from order_export_tui.service.intake import IntakeError
 from order_export_tui.service.wiring import (
     build_destination,
@@ -92,7 +93,7 @@ def _non_negative_int(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    err = Console(stderr=True, highlight=False)
+    err = message_console()
     settings_path = default_settings_path(getattr(args, "settings", None))
     command = args.command or "tui"
     try:
@@ -186,7 +187,7 @@ def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> 
         with StateLock(database, role="run"):
             report = asyncio.run(_run_once(settings, database, err))
     except StateLockedError as error:
-        err.print(f"[red]Not started:[/] {error}", markup=True)
+        err.print(Text.assemble(("Not started:", "red"), f" {error}"))
         return EXIT_TASK_FAILED
     print_summary(err, report)
     if args.json:

@@ -170,3 +170,50 @@ def test_an_unwritable_logs_folder_fails_the_run_with_a_clear_message(tmp_path: 
     assert "cannot write a file" in report["error"]
     assert report["log_file"] is None
     assert "Traceback" not in result.stderr
+
+
+# --- output to a pipe: one line per message, never wrapped ------------------------------------
+
+
+def test_messages_to_a_pipe_are_whole_lines_however_long(tmp_path: Path) -> None:
+    from tests.fakes.mailchimp import MailchimpFake
+    from tests.support.fault_server import Fault
+    from tests.test_mailchimp import AUDIENCE, KEY, KEY_ENV, mailchimp_overrides
+
+    deep = tmp_path / ("a-folder-with-a-long-name-" * 3) / "site"
+    deep.mkdir(parents=True)
+    long_name = "Webstore " + "with a long name " * 8
+    write_settings(deep, {"webstore": {"name": long_name}, "task": {"run_time": "x" * 120}})
+
+    bad = order_export("check", cwd=deep)
+    assert bad.returncode == 2
+    [problem] = [line for line in bad.stderr.splitlines() if "task.run_time" in line]
+    assert problem.startswith("  task.run_time: must be ") and problem.endswith("xxx...)")
+    assert len(problem) > 100
+
+    write_settings(deep, {"webstore": {"name": long_name}})
+    demo = order_export("demo", "--orders", "30", cwd=deep)
+    assert demo.returncode == 0, demo.stderr
+    said = f"demo ERP at {deep / 'data' / 'erp-demo.sqlite'}: 30 orders over 30 days"
+    assert [line for line in demo.stderr.splitlines() if line.startswith(said)], demo.stderr
+
+    with MailchimpFake(KEY, lists=(AUDIENCE,)) as fake:
+        write_settings(
+            deep,
+            {
+                "webstore": {"name": long_name},
+                "task": {"max_items_to_skip": 0},
+                **mailchimp_overrides(fake),
+            },
+        )
+        fake.plan(Fault(status=503), when=lambda method, path: "/customers/" in path)
+        run = order_export("run", cwd=deep, env={KEY_ENV: KEY})
+    lines = run.stderr.splitlines()
+    [retry] = [line for line in lines if line.startswith("retry 1 of ")]
+    assert len(retry) > 80 and "503" in retry, run.stderr
+    [log_file] = [line for line in lines if line.startswith("log file ")]
+    assert log_file.endswith(".log") and str(deep / "logs") in log_file
+    assert run.returncode == 1
+    for line in lines:
+        assert line == line.rstrip(), "no padding to a width"
+        assert line == "" or not line.startswith(" " * 5), f"a wrapped continuation: {line!r}"
