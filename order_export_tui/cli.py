@@ -8,7 +8,6 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -141,7 +140,10 @@ def check_command(args: argparse.Namespace, settings_path: Path, err: Console) -
         for warning in secrets:
             err.print(f"warning: {warning}", markup=False)
     if not problems and args.connect:
-        problems += asyncio.run(_connect_problems(settings))
+        reached, unreached = asyncio.run(_connect(settings))
+        for line in reached:
+            err.print(line, markup=False)
+        problems += unreached
     if problems:
         err.print("[red]Problems:[/]", markup=True)
         for problem in problems:
@@ -151,28 +153,31 @@ def check_command(args: argparse.Namespace, settings_path: Path, err: Console) -
     return EXIT_OK
 
 
-async def _connect_problems(settings: Settings) -> list[str]:
-    problems = []
+async def _connect(settings: Settings) -> tuple[list[str], list[str]]:
+    """What was reached ("ERP: ...", "destination: ..."), and the problems of what was not."""
+    reached: list[str] = []
+    problems: list[str] = []
     retrier = Retrier(RetryPolicy(0, 0))
     source = build_source(settings, retrier)
     try:
-        check = getattr(source, "check_connection", None)
-        if check is not None:
-            await check()
-        else:
-            await source.count_orders(datetime(1970, 1, 1, tzinfo=UTC))
+        reached.append(f"ERP: {_one_line(await source.check_connection())}")
     except Exception as error:
         problems.append(f"erp.source: cannot read the ERP: {error}")
     finally:
         await source.close()
     destination = build_destination(settings)
     try:
-        await destination.check_connection()
+        reached.append(f"destination: {_one_line(await destination.check_connection())}")
     except Exception as error:
         problems.append(f"destination.app: cannot use {destination.name}: {error}")
     finally:
         await destination.close()
-    return problems
+    return reached, problems
+
+
+def _one_line(text: str) -> str:
+    # Names come from the platforms: a line break in one must not start a line of its own.
+    return " ".join(text.split())
 
 
 def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:

@@ -217,3 +217,98 @@ def test_messages_to_a_pipe_are_whole_lines_however_long(tmp_path: Path) -> None
     for line in lines:
         assert line == line.rstrip(), "no padding to a width"
         assert line == "" or not line.startswith(" " * 5), f"a wrapped continuation: {line!r}"
+
+
+# --- check --connect says what it reached -----------------------------------------------------
+
+
+def with_user_info(url: str, user_info: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{user_info}@{rest}"
+
+
+def test_check_connect_names_the_demo_database_and_the_dry_run_file(tmp_path: Path) -> None:
+    write_settings(tmp_path)
+    assert order_export("demo", "--orders", "40", cwd=tmp_path).returncode == 0
+
+    result = order_export("check", "--connect", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"ERP: demo database {tmp_path / 'data' / 'erp-demo.sqlite'}, 40 orders",
+        f"destination: file {tmp_path / 'exports' / 'orders.jsonl'}"
+        " (dry run: the requests Dotdigital would receive)",
+        "settings.toml: settings are valid",
+    ]
+
+
+def test_check_connect_names_the_company_and_the_store_and_never_a_secret(
+    tmp_path: Path,
+) -> None:
+    from tests.fakes.business_central import BusinessCentralFake
+    from tests.fakes.mailchimp import MailchimpFake
+    from tests.test_mailchimp import AUDIENCE, KEY, KEY_ENV, STORE, mailchimp_overrides
+
+    user_info = "ops:url-password-never-printed"
+    with (
+        BusinessCentralFake(company_name="Contoso Webstore Ltd.") as bc,
+        MailchimpFake(KEY, lists=(AUDIENCE,)) as mailchimp,
+    ):
+        bc_table = bc.settings("OE_TEST_BC_SECRET")
+        overrides = mailchimp_overrides(mailchimp)
+        overrides["mailchimp"]["base_url"] = with_user_info(mailchimp.url, user_info)
+        write_settings(
+            tmp_path,
+            {"erp": {"source": "business_central", "business_central": bc_table}, **overrides},
+        )
+        env = {KEY_ENV: KEY, "OE_TEST_BC_SECRET": bc.client_secret}
+
+        before = order_export("check", "--connect", cwd=tmp_path, env=env)
+        with mailchimp.lock:
+            mailchimp.stores[STORE] = {
+                "id": STORE, "list_id": AUDIENCE, "name": "Contoso shop", "is_syncing": False
+            }  # fmt: skip
+        after = order_export("check", "--connect", cwd=tmp_path, env=env)
+
+    assert before.returncode == 0 and after.returncode == 0, before.stderr + after.stderr
+    erp = f"ERP: Business Central company Contoso Webstore Ltd. at {bc.base_url}"
+    audience = f"audience Audience {AUDIENCE} ({AUDIENCE}) at {mailchimp.url}"
+    assert before.stderr.splitlines()[:2] == [
+        erp,
+        f"destination: Mailchimp {audience}; store {STORE} is created by the first export",
+    ]
+    assert after.stderr.splitlines()[:2] == [
+        erp,
+        f"destination: Mailchimp store Contoso shop ({STORE}), {audience}",
+    ]
+    for said in (before, after):
+        output = said.stdout + said.stderr
+        for secret in (KEY.rpartition("-")[0], bc.client_secret, "url-password", "ops:"):
+            assert secret not in output
+
+
+def test_check_connect_names_the_dotdigital_user_and_collection(tmp_path: Path) -> None:
+    from tests.fakes.dotdigital import FakeDotdigital
+
+    with FakeDotdigital("apiuser-1@apiconnector.com", SECRET) as fake:
+        write_settings(
+            tmp_path,
+            {
+                "destination": {"app": "dotdigital"},
+                "dotdigital": {
+                    "base_url": fake.url,
+                    "api_user": "apiuser-1@apiconnector.com",
+                    "password_env": "OE_TEST_DD_PASSWORD",
+                },
+            },
+        )
+        result = order_export(
+            "check", "--connect", cwd=tmp_path, env={"OE_TEST_DD_PASSWORD": SECRET}
+        )
+
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"destination: Dotdigital at {fake.url} as API user apiuser-1@apiconnector.com,"
+        " Insight data collection Orders (created by the first export)"
+    ) in result.stderr.splitlines()
+    assert SECRET not in result.stdout + result.stderr

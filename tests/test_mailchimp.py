@@ -409,9 +409,13 @@ async def test_check_connection_accepts_what_is_right(make_settings, fake) -> No
     settings = make_settings(**mailchimp_overrides(fake))
     destination = MailchimpDestination.from_settings(settings)
     try:
-        await destination.check_connection()
+        reached = await destination.check_connection()
     finally:
         await destination.close()
+    assert reached == (
+        f"Mailchimp audience Audience {AUDIENCE} ({AUDIENCE}) at {fake.url};"
+        f" store {STORE} is created by the first export"
+    )
 
 
 @pytest.mark.parametrize(
