@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from order_export_tui.settings import load_settings
 from order_export_tui.state import StateLock
 from tests.conftest import write_settings
@@ -312,3 +314,18 @@ def test_check_connect_names_the_dotdigital_user_and_collection(tmp_path: Path) 
         " Insight data collection Orders (created by the first export)"
     ) in result.stderr.splitlines()
     assert SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("fake", ["dotdigital", "mailchimp", "business_central"])
+def test_the_readmes_loopback_fakes_start_on_the_test_install(fake: str) -> None:
+    # The README's `.venv/bin/python -m tests.fakes.<name>` from the repository's folder.
+    result = subprocess.run(
+        [sys.executable, "-m", f"tests.fakes.{fake}", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "--port" in result.stdout
