@@ -184,8 +184,7 @@ def test_messages_to_a_pipe_are_whole_lines_however_long(tmp_path: Path) -> None
 
     deep = tmp_path / ("a-folder-with-a-long-name-" * 3) / "site"
     deep.mkdir(parents=True)
-    long_name = "Webstore " + "with a long name " * 8
-    write_settings(deep, {"webstore": {"name": long_name}, "task": {"run_time": "x" * 120}})
+    write_settings(deep, {"task": {"run_time": "x" * 120}})
 
     bad = order_export("check", cwd=deep)
     assert bad.returncode == 2
@@ -193,7 +192,7 @@ def test_messages_to_a_pipe_are_whole_lines_however_long(tmp_path: Path) -> None
     assert problem.startswith("  task.run_time: must be ") and problem.endswith("xxx...)")
     assert len(problem) > 100
 
-    write_settings(deep, {"webstore": {"name": long_name}})
+    write_settings(deep)
     demo = order_export("demo", "--orders", "30", cwd=deep)
     assert demo.returncode == 0, demo.stderr
     said = f"demo ERP at {deep / 'data' / 'erp-demo.sqlite'}: 30 orders over 30 days"
@@ -203,7 +202,6 @@ def test_messages_to_a_pipe_are_whole_lines_however_long(tmp_path: Path) -> None
         write_settings(
             deep,
             {
-                "webstore": {"name": long_name},
                 "task": {"max_items_to_skip": 0},
                 **mailchimp_overrides(fake),
             },
