@@ -7,16 +7,22 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from order_export_tui import __version__
 from order_export_tui.daemon import configure_logging
 from order_export_tui.daemon import serve as serve_daemon
 from order_export_tui.engine.events import CANCELLED, SUCCEEDED, RunReport
-from order_export_tui.run_display import RunDisplay, print_status, print_summary
+from order_export_tui.run_display import (
+    RunDisplay,
+    message_console,
+    output_console,
+    print_status,
+    print_summary,
+)
 from order_export_tui.service.control_client import attach
 from order_export_tui.service.control_socket import ControlSocketError
 from order_export_tui.service.intake import IntakeError
@@ -107,7 +113,7 @@ def _non_negative_int(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    err = Console(stderr=True, highlight=False)
+    err = message_console()
     settings_path = default_settings_path(getattr(args, "settings", None))
     command = args.command or "tui"
     try:
@@ -159,7 +165,10 @@ def check_command(args: argparse.Namespace, settings_path: Path, err: Console) -
         for warning in secrets:
             err.print(f"warning: {warning}", markup=False)
     if not problems and args.connect:
-        problems += asyncio.run(_connect_problems(settings))
+        reached, unreached = asyncio.run(_connect(settings))
+        for line in reached:
+            err.print(line, markup=False)
+        problems += unreached
     if problems:
         err.print("[red]Problems:[/]", markup=True)
         for problem in problems:
@@ -169,28 +178,31 @@ def check_command(args: argparse.Namespace, settings_path: Path, err: Console) -
     return EXIT_OK
 
 
-async def _connect_problems(settings: Settings) -> list[str]:
-    problems = []
+async def _connect(settings: Settings) -> tuple[list[str], list[str]]:
+    """What was reached ("ERP: ...", "destination: ..."), and the problems of what was not."""
+    reached: list[str] = []
+    problems: list[str] = []
     retrier = Retrier(RetryPolicy(0, 0))
     source = build_source(settings, retrier)
     try:
-        check = getattr(source, "check_connection", None)
-        if check is not None:
-            await check()
-        else:
-            await source.count_orders(datetime(1970, 1, 1, tzinfo=UTC))
+        reached.append(f"ERP: {_one_line(await source.check_connection())}")
     except Exception as error:
         problems.append(f"erp.source: cannot read the ERP: {error}")
     finally:
         await source.close()
     destination = build_destination(settings)
     try:
-        await destination.check_connection()
+        reached.append(f"destination: {_one_line(await destination.check_connection())}")
     except Exception as error:
         problems.append(f"destination.app: cannot use {destination.name}: {error}")
     finally:
         await destination.close()
-    return problems
+    return reached, problems
+
+
+def _one_line(text: str) -> str:
+    # Names come from the platforms: a line break in one must not start a line of its own.
+    return " ".join(text.split())
 
 
 def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:
@@ -206,14 +218,14 @@ def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> 
         try:
             report = asyncio.run(follow_remote_run(attached, RunDisplay(err).handle))
         except RemoteRunError as error:
-            err.print(f"[red]Not started:[/] {error}", markup=True)
+            err.print(Text.assemble(("Not started:", "red"), f" {error}"))
             return EXIT_TASK_FAILED
     else:
         try:
             with hosted_session(settings, role="run") as session:
                 report = asyncio.run(_run_here(session, err))
         except StateLockedError as error:
-            err.print(f"[red]Not started:[/] {error}", markup=True)
+            err.print(Text.assemble(("Not started:", "red"), f" {error}"))
             return EXIT_TASK_FAILED
     print_summary(err, report)
     if args.json:
@@ -246,7 +258,7 @@ def status_command(args: argparse.Namespace, settings_path: Path, err: Console) 
     if args.json:
         sys.stdout.write(json.dumps(snapshot.as_json()) + "\n")
     else:
-        print_status(Console(highlight=False), snapshot)
+        print_status(output_console(), snapshot)
     return EXIT_OK
 
 

@@ -1,7 +1,8 @@
 """`order-export daemon`: the scheduler and the engine with no screen.
 
 Logs go to stderr, one plain line per event (`<time> <LEVEL> <message>`), for journald and
-grep; each run also writes its own log file. Signals:
+grep; each run also writes its own log file. The engine's and the service's events are logged
+here, by `DaemonLog`, and nowhere below, so each is said once. Signals:
   SIGTERM / SIGINT  stop cleanly: the run in flight stops at its next batch boundary
                     (a second signal abandons the batch in flight; it is sent again later)
   SIGHUP            reload the settings file now (it is also checked every few seconds)
@@ -26,7 +27,6 @@ from order_export_tui.engine.events import (
     RunFinished,
     RunStarted,
 )
-from order_export_tui.service.control_socket import ControlSocketError
 from order_export_tui.service.delivery import EventDelivered, EventHeld, EventRetried, EventSkipped
 from order_export_tui.service.export_service import (
     ExportService,
@@ -36,7 +36,6 @@ from order_export_tui.service.export_service import (
     schedule_description,
 )
 from order_export_tui.service.hosted import HostedControl
-from order_export_tui.service.intake import IntakeError
 from order_export_tui.service.session import HostedSession
 from order_export_tui.service.stop_signals import StopSignals
 from order_export_tui.settings import SettingsError, load_settings
@@ -47,9 +46,17 @@ SETTINGS_POLL_SECONDS = 5.0
 PROGRESS_EVERY_SECONDS = 10.0
 
 
+class OneLineFormatter(logging.Formatter):
+    """`<time> <LEVEL> <message>` with the message on one line, whatever it holds (an SMTP
+    server's multi-line reply, say); a traceback still follows on lines of its own."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return " ".join(super().formatMessage(record).splitlines())
+
+
 def configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    formatter = OneLineFormatter("%(asctime)s %(levelname)s %(message)s")
     formatter.converter = time.localtime
     formatter.default_time_format = "%Y-%m-%dT%H:%M:%S%z"
     formatter.default_msec_format = ""  # type: ignore[assignment]
@@ -117,8 +124,11 @@ class DaemonLog:
                 log.warning("%s run request skipped: %s", event.trigger, event.reason)
             case FailureEmailOutcome():
                 result = event.result
-                if result.sent:
-                    log.info("run %s: failure e-mail sent to %s", event.run_id, result.recipients)
+                sent_to = ", ".join(result.recipients)
+                if result.sent and result.error:  # some recipients refused
+                    log.warning("run %s: %s", event.run_id, result.error)
+                elif result.sent:
+                    log.info("run %s: failure e-mail sent to %s", event.run_id, sent_to)
                 else:
                     log.error("run %s: failure e-mail NOT sent: %s", event.run_id, result.error)
             case EventDelivered():
@@ -162,10 +172,9 @@ async def serve(session: HostedSession) -> None:
     )
     watching = asyncio.create_task(watcher.watch())
     try:
+        # A failure to listen (IntakeError, ControlSocketError) reaches the command, which
+        # says it once.
         await control.serve()
-    except (IntakeError, ControlSocketError) as error:
-        log.error("%s", error)
-        raise
     finally:
         watching.cancel()
     await service.wait_for_run()
@@ -216,6 +225,9 @@ class SettingsWatcher:
                 self.reload()
 
     def reload(self) -> None:
+        # The stamp of what is about to be read: the poll then reloads only a later change,
+        # not this one again (a SIGHUP after an edit was applied, or refused, twice).
+        self._stamp = self._read_stamp()
         try:
             settings = load_settings(self.path)
         except SettingsError as error:

@@ -1,4 +1,5 @@
-"""What `order-export run` shows on stderr: live progress, then a one-screen summary."""
+"""What `order-export run` shows on stderr: live progress, then a one-screen summary; and
+the console every command writes its messages to."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.text import Text
 
 from order_export_tui.engine.events import (
     FAILED,
@@ -31,6 +32,15 @@ from order_export_tui.engine.events import (
 from order_export_tui.service.control import StatusSnapshot
 
 PLAIN_PROGRESS_EVERY_SECONDS = 5.0
+
+
+def message_console() -> Console:
+    """stderr for people: wrapped to a terminal's width, but one unwrapped line per message
+    when stderr is a pipe or a file (grep, cron mail, journald)."""
+    console = Console(stderr=True, highlight=False)
+    if not console.is_terminal:
+        console.soft_wrap = True
+    return console
 
 
 class RunDisplay:
@@ -50,15 +60,16 @@ class RunDisplay:
             case BatchFinished():
                 self._advance(event)
             case RetryScheduled():
+                # Text, not markup: a platform's message may hold brackets.
                 self.console.print(
-                    f"[yellow]retry {event.retry}[/] of {event.what} in"
-                    f" {event.delay_seconds:.1f}s: {event.error}",
-                    markup=True,
-                    highlight=False,
+                    Text.assemble(
+                        (f"retry {event.retry}", "yellow"),
+                        f" of {event.what} in {event.delay_seconds:.1f}s: {event.error}",
+                    )
                 )
             case ItemSkipped():
                 self.console.print(
-                    f"[yellow]skipped[/] {event.order_id}: {event.reason}", highlight=False
+                    Text.assemble(("skipped", "yellow"), f" {event.order_id}: {event.reason}")
                 )
             case CancelRequested():
                 self.console.print("cancelling at the next batch boundary…")
@@ -107,19 +118,20 @@ class RunDisplay:
 
 
 def print_summary(console: Console, report: RunReport) -> None:
+    """One line per fact, the names in a column; a long error stays on its line."""
     colour = {SUCCEEDED: "green", FAILED: "red"}.get(report.outcome, "yellow")
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("run", str(report.run_id))
-    table.add_row("outcome", f"[{colour}]{report.outcome}[/]")
-    table.add_row("duration", f"{report.duration_seconds:.1f}s")
-    for name, value in report.counts.items():
-        table.add_row(name, f"{value:,}")
+    rows: list[tuple[str, str, str]] = [
+        ("run", str(report.run_id), ""),
+        ("outcome", report.outcome, colour),
+        ("duration", f"{report.duration_seconds:.1f}s", ""),
+    ]
+    rows += [(name, f"{value:,}", "") for name, value in report.counts.items()]
     if report.error:
-        table.add_row("error", f"[red]{report.error}[/]")
-    table.add_row("log file", str(report.log_file))
-    console.print(table)
+        rows.append(("error", report.error, "red"))
+    rows.append(("log file", str(report.log_file), ""))
+    width = max(len(name) for name, _, _ in rows)
+    for name, value, style in rows:
+        console.print(Text.assemble((name.ljust(width), "bold"), "  ", (value, style)))
 
 
 def print_status(console: Console, status: StatusSnapshot) -> None:
@@ -158,3 +170,11 @@ def print_status(console: Console, status: StatusSnapshot) -> None:
         f"real-time queue: {status.queue.queued:,} queued, {status.queue.held:,} held",
         markup=False,
     )
+
+
+def output_console() -> Console:
+    """stdout for people, unwrapped off a terminal like `message_console`."""
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.soft_wrap = True
+    return console

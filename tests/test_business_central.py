@@ -497,7 +497,9 @@ async def test_check_connection_proves_token_environment_and_company(
 ) -> None:
     settings = bc_settings()
     source = source_for(settings, retries=0)
-    assert await source.check_connection() == "Demo Webstore Ltd."
+    assert await source.check_connection() == (
+        f"Business Central company Demo Webstore Ltd. at {fake.base_url}"
+    )
     await source.close()
 
     wrong_environment = bc_settings({"base_url": fake.base_url.replace("production", "sandbox")})

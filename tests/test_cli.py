@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from order_export_tui.settings import load_settings
 from order_export_tui.state import StateLock
 from tests.conftest import write_settings
@@ -157,3 +159,158 @@ def test_an_unwritable_logs_folder_fails_the_run_with_a_clear_message(tmp_path: 
     assert "cannot write a file" in report["error"]
     assert report["log_file"] is None
     assert "Traceback" not in result.stderr
+
+
+# --- output to a pipe: one line per message, never wrapped ------------------------------------
+
+
+def test_messages_to_a_pipe_are_whole_lines_however_long(tmp_path: Path) -> None:
+    from tests.fakes.mailchimp import MailchimpFake
+    from tests.support.fault_server import Fault
+    from tests.test_mailchimp import AUDIENCE, KEY, KEY_ENV, mailchimp_overrides
+
+    deep = tmp_path / ("a-folder-with-a-long-name-" * 3) / "site"
+    deep.mkdir(parents=True)
+    write_settings(deep, {"task": {"run_time": "x" * 120}})
+
+    bad = order_export("check", cwd=deep)
+    assert bad.returncode == 2
+    [problem] = [line for line in bad.stderr.splitlines() if "task.run_time" in line]
+    assert problem.startswith("  task.run_time: must be ") and problem.endswith("xxx...)")
+    assert len(problem) > 100
+
+    write_settings(deep)
+    demo = order_export("demo", "--orders", "30", cwd=deep)
+    assert demo.returncode == 0, demo.stderr
+    said = f"demo ERP at {deep / 'data' / 'erp-demo.sqlite'}: 30 orders over 30 days"
+    assert [line for line in demo.stderr.splitlines() if line.startswith(said)], demo.stderr
+
+    with MailchimpFake(KEY, lists=(AUDIENCE,)) as fake:
+        write_settings(
+            deep,
+            {
+                "task": {"max_items_to_skip": 0},
+                **mailchimp_overrides(fake),
+            },
+        )
+        fake.plan(Fault(status=503), when=lambda method, path: "/customers/" in path)
+        run = order_export("run", cwd=deep, env={KEY_ENV: KEY})
+    lines = run.stderr.splitlines()
+    [retry] = [line for line in lines if line.startswith("retry 1 of ")]
+    assert len(retry) > 80 and "503" in retry, run.stderr
+    [log_file] = [line for line in lines if line.startswith("log file ")]
+    assert log_file.endswith(".log") and str(deep / "logs") in log_file
+    assert run.returncode == 1
+    for line in lines:
+        assert line == line.rstrip(), "no padding to a width"
+        assert line == "" or not line.startswith(" " * 5), f"a wrapped continuation: {line!r}"
+
+
+# --- check --connect says what it reached -----------------------------------------------------
+
+
+def with_user_info(url: str, user_info: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{user_info}@{rest}"
+
+
+def test_check_connect_names_the_demo_database_and_the_dry_run_file(tmp_path: Path) -> None:
+    write_settings(tmp_path)
+    assert order_export("demo", "--orders", "40", cwd=tmp_path).returncode == 0
+
+    result = order_export("check", "--connect", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"ERP: demo database {tmp_path / 'data' / 'erp-demo.sqlite'}, 40 orders",
+        f"destination: file {tmp_path / 'exports' / 'orders.jsonl'}"
+        " (dry run: the requests Dotdigital would receive)",
+        "settings.toml: settings are valid",
+    ]
+
+
+def test_check_connect_names_the_company_and_the_store_and_never_a_secret(
+    tmp_path: Path,
+) -> None:
+    from tests.fakes.business_central import BusinessCentralFake
+    from tests.fakes.mailchimp import MailchimpFake
+    from tests.test_mailchimp import AUDIENCE, KEY, KEY_ENV, STORE, mailchimp_overrides
+
+    user_info = "ops:url-password-never-printed"
+    with (
+        BusinessCentralFake(company_name="Contoso Webstore Ltd.") as bc,
+        MailchimpFake(KEY, lists=(AUDIENCE,)) as mailchimp,
+    ):
+        bc_table = bc.settings("OE_TEST_BC_SECRET")
+        overrides = mailchimp_overrides(mailchimp)
+        overrides["mailchimp"]["base_url"] = with_user_info(mailchimp.url, user_info)
+        write_settings(
+            tmp_path,
+            {"erp": {"source": "business_central", "business_central": bc_table}, **overrides},
+        )
+        env = {KEY_ENV: KEY, "OE_TEST_BC_SECRET": bc.client_secret}
+
+        before = order_export("check", "--connect", cwd=tmp_path, env=env)
+        with mailchimp.lock:
+            mailchimp.stores[STORE] = {
+                "id": STORE, "list_id": AUDIENCE, "name": "Contoso shop", "is_syncing": False
+            }  # fmt: skip
+        after = order_export("check", "--connect", cwd=tmp_path, env=env)
+
+    assert before.returncode == 0 and after.returncode == 0, before.stderr + after.stderr
+    erp = f"ERP: Business Central company Contoso Webstore Ltd. at {bc.base_url}"
+    audience = f"audience Audience {AUDIENCE} ({AUDIENCE}) at {mailchimp.url}"
+    assert before.stderr.splitlines()[:2] == [
+        erp,
+        f"destination: Mailchimp {audience}; store {STORE} is created by the first export",
+    ]
+    assert after.stderr.splitlines()[:2] == [
+        erp,
+        f"destination: Mailchimp store Contoso shop ({STORE}), {audience}",
+    ]
+    for said in (before, after):
+        output = said.stdout + said.stderr
+        for secret in (KEY.rpartition("-")[0], bc.client_secret, "url-password", "ops:"):
+            assert secret not in output
+
+
+def test_check_connect_names_the_dotdigital_user_and_collection(tmp_path: Path) -> None:
+    from tests.fakes.dotdigital import FakeDotdigital
+
+    with FakeDotdigital("apiuser-1@apiconnector.com", SECRET) as fake:
+        write_settings(
+            tmp_path,
+            {
+                "destination": {"app": "dotdigital"},
+                "dotdigital": {
+                    "base_url": fake.url,
+                    "api_user": "apiuser-1@apiconnector.com",
+                    "password_env": "OE_TEST_DD_PASSWORD",
+                },
+            },
+        )
+        result = order_export(
+            "check", "--connect", cwd=tmp_path, env={"OE_TEST_DD_PASSWORD": SECRET}
+        )
+
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"destination: Dotdigital at {fake.url} as API user apiuser-1@apiconnector.com,"
+        " Insight data collection Orders (created by the first export)"
+    ) in result.stderr.splitlines()
+    assert SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("fake", ["dotdigital", "mailchimp", "business_central"])
+def test_the_readmes_loopback_fakes_start_on_the_test_install(fake: str) -> None:
+    # The README's `.venv/bin/python -m tests.fakes.<name>` from the repository's folder.
+    result = subprocess.run(
+        [sys.executable, "-m", f"tests.fakes.{fake}", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "--port" in result.stdout

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -18,6 +21,7 @@ import httpx
 import orjson
 import pytest
 
+from order_export_tui.daemon import SETTINGS_POLL_SECONDS, OneLineFormatter
 from order_export_tui.settings import load_settings
 from tests.conftest import write_settings
 from tests.support.cli import REPO, order_export
@@ -296,3 +300,120 @@ def test_an_event_answered_202_survives_a_sigkill_and_is_delivered_after_restart
         assert fake.already_exists == 0  # delivered once, no repeat create
     database = load_settings(tmp_path / "settings.toml").state_database_path
     assert state_rows(database, "SELECT status FROM realtime_event") == [("delivered",)]
+
+
+# --- the daemon's stderr through a pipe: one line per event ----------------------------------
+
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} (INFO|WARNING|ERROR) (.+)")
+
+
+class PipedDaemon:
+    """`order-export daemon` with stdout and stderr on pipes, as journald or `| grep` reads
+    them; a thread drains stderr so the daemon never blocks on a full pipe."""
+
+    def __init__(self, folder: Path, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "order_export_tui", "daemon"],
+            cwd=folder,
+            env={**os.environ, "PYTHONPATH": str(REPO), **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in list(self.lines)):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self._reader.join(timeout=5)
+                raise AssertionError(f"no {text!r}; the daemon said:\n" + "\n".join(self.lines))
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=60)
+        self._reader.join(timeout=5)
+        assert self.process.stdout is not None
+        assert self.process.stdout.read() == ""  # the daemon writes nothing to stdout
+        self.process.stdout.close()
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def test_the_daemons_stderr_in_a_pipe_has_each_event_once_on_one_line(tmp_path: Path) -> None:
+    from tests.fakes.mailchimp import MailchimpFake
+    from tests.test_mailchimp import AUDIENCE, KEY, KEY_ENV, mailchimp_overrides
+
+    with SmtpTestServer() as smtp, MailchimpFake(KEY, lists=(AUDIENCE,), latency=1.0) as fake:
+        fake.break_requests(lambda method, path: True)  # every attempt fails after 1 s
+        valid = {
+            **mailchimp_overrides(fake),
+            "task": {
+                "send_email_on_failure": True,
+                "max_retries": 1,
+                "max_retry_interval_seconds": 5,
+            },
+            "email": {"smtp_host": smtp.host, "smtp_port": smtp.port, "to": ["ops@example.com"]},
+        }
+        write_settings(tmp_path, valid)
+        assert order_export("demo", "--orders", "40", cwd=tmp_path).returncode == 0
+        daemon = PipedDaemon(tmp_path, {KEY_ENV: KEY})
+        try:
+            daemon.wait_for(" started: ")
+            daemon.process.send_signal(signal.SIGUSR1)
+            daemon.wait_for("run 1 started")
+            daemon.process.send_signal(signal.SIGUSR1)  # while run 1 waits for Mailchimp
+            daemon.wait_for("run request skipped")
+            daemon.wait_for("failure e-mail sent")
+
+            write_settings(tmp_path, {**valid, "webstore": {"name": "Renamed"}})
+            daemon.process.send_signal(signal.SIGHUP)
+            daemon.wait_for("settings applied")
+            write_settings(tmp_path, {**valid, "task": {"batch_size": 0}})
+            daemon.process.send_signal(signal.SIGHUP)
+            daemon.wait_for("settings not applied")
+            time.sleep(SETTINGS_POLL_SECONDS + 1.5)  # the file watcher's turn: it must stay quiet
+            assert daemon.stop() == 0
+        finally:
+            daemon.kill()
+        assert len(smtp.messages) == 1
+
+    messages = []
+    for line in daemon.lines:
+        match = LOG_LINE.fullmatch(line)
+        assert match, f"not a whole log line: {line!r}\n" + "\n".join(daemon.lines)
+        messages.append(match.group(2))
+    twice = [message for message, seen in Counter(messages).items() if seen > 1]
+    assert twice == [], "\n".join(daemon.lines)
+    for event in ("run request skipped", "failure e-mail", "settings applied", "not applied"):
+        assert sum(event in message for message in messages) == 1, (event, daemon.lines)
+    assert "run 1: failure e-mail sent to ops@example.com" in messages
+    assert "signal run request skipped: a run is already in progress" in messages
+
+
+def test_a_multi_line_message_is_logged_on_one_line() -> None:
+    record = logging.LogRecord(
+        "order_export.daemon",
+        logging.ERROR,
+        __file__,
+        1,
+        "NOT sent: %s",
+        ("421 busy\n421 bye",),
+        None,
+    )
+
+    [line] = OneLineFormatter("%(levelname)s %(message)s").format(record).splitlines()
+
+    assert line == "ERROR NOT sent: 421 busy 421 bye"

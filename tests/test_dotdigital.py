@@ -412,10 +412,14 @@ async def test_send_one_returns_the_reason_for_an_unknown_contact(
 async def test_check_connection_proves_the_credentials(fake) -> None:
     dotdigital = destination(fake.url)
     try:
-        await dotdigital.check_connection()
+        reached = await dotdigital.check_connection()
     finally:
         await dotdigital.close()
     assert fake.count("GET", "/insightData/v3/collections") == 1
+    assert reached == (
+        f"Dotdigital at {fake.url} as API user {USER},"
+        " Insight data collection Orders (created by the first export)"
+    )
 
 
 async def test_a_wrong_password_is_named_by_its_variable_and_makes_no_more_requests(

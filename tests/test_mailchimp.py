@@ -385,9 +385,14 @@ async def test_check_connection_accepts_what_is_right(make_settings, fake, store
     settings = make_settings(**mailchimp_overrides(fake))
     destination = MailchimpDestination.from_settings(settings)
     try:
-        await destination.check_connection()  # raises DestinationError on anything wrong
+        reached = await destination.check_connection()
     finally:
         await destination.close()
+    audience = f"audience Audience {AUDIENCE} ({AUDIENCE}) at {fake.url}"
+    if store_exists:
+        assert reached == f"Mailchimp store {STORE} ({STORE}), {audience}"
+    else:
+        assert reached == f"Mailchimp {audience}; store {STORE} is created by the first export"
 
     # It read the key, the audience and the store, with the key accepted, and changed nothing.
     assert [(e.method, e.path, e.status) for e in fake.exchanges] == [

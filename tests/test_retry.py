@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from order_export_tui.transport.http import retry_after_seconds
+from order_export_tui.transport.http import display_url, retry_after_seconds
 from order_export_tui.transport.retry import (
     Retrier,
     RetriesExhaustedError,
@@ -100,3 +102,30 @@ async def test_other_errors_pass_through_without_retry(fake_clock: FakeClock) ->
 def test_retry_after_headers(headers: dict[str, str], seconds: float | None) -> None:
     now = 1_795_780_800.0  # 2026-11-27T12:00:00Z
     assert retry_after_seconds(httpx.Headers(headers), now=now) == seconds
+
+
+# --- URLs fit to show -------------------------------------------------------------------------
+
+
+def test_display_url_drops_user_info_query_and_fragment() -> None:
+    assert (
+        display_url("https://ops:pw@bc.example:8443/v2.0/t/production/api/v2.0?x=1#f")
+        == "https://bc.example:8443/v2.0/t/production/api/v2.0"
+    )
+    assert display_url("http://127.0.0.1:8092/3.0") == "http://127.0.0.1:8092/3.0"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    user=st.text(alphabet=st.characters(blacklist_characters="@/?#"), max_size=12),
+    # Upper-case "PW" first: the host and the path below cannot hold it by chance.
+    password=st.text(alphabet=st.characters(blacklist_characters="@/?#"), max_size=12).map(
+        lambda text: "PW" + text
+    ),
+    path=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-./", max_size=20),
+)
+def test_display_url_never_shows_the_password(user: str, password: str, path: str) -> None:
+    shown = display_url(f"https://{user}:{password}@host.example/{path}?key={password}")
+
+    assert password not in shown
+    assert shown.startswith("https://host.example/")

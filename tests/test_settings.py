@@ -1,17 +1,21 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 import tomli_w
+from hypothesis import strategies as st
 
 from order_export_tui.settings import (
     SETTING_DESCRIPTIONS,
+    TABLE_DESCRIPTIONS,
     Settings,
     SettingsError,
     default_settings_path,
@@ -24,6 +28,7 @@ from order_export_tui.settings import (
     settings_from_dict,
     settings_to_dict,
 )
+from order_export_tui.settings.document import DEFAULT_HEADER, render_settings
 
 SHIPPED = Path(__file__).resolve().parents[1] / "settings.toml"
 
@@ -525,6 +530,145 @@ def test_save_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
 
     assert link.is_symlink()
     assert load_settings(real).webstore.name == "Via link"
+
+
+# --- the saved file reads like the shipped one ---------------------------------------------------
+
+
+def comment_above(lines: list[str], table: str, key: str) -> str:
+    """The comment lines right above `key = ...` in `[table]`, joined as one text."""
+    start = lines.index(f"[{table}]")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines))
+    [at] = [i for i in range(start, end) if lines[i].startswith(f"{key} = ")]
+    above: list[str] = []
+    while lines[at - 1 - len(above)].startswith("# "):
+        above.insert(0, lines[at - 1 - len(above)][2:])
+    return " ".join(above)
+
+
+def test_saving_writes_every_keys_description_as_its_comment(tmp_path: Path) -> None:
+    path = write_settings(tmp_path)  # tomli-w's bare dump: no comment at all
+
+    save_settings(load_settings(path))
+
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for dotted, description in SETTING_DESCRIPTIONS.items():
+        table, _, key = dotted.rpartition(".")
+        assert comment_above(lines, table, key) == description, dotted
+    for table, description in TABLE_DESCRIPTIONS.items():
+        at = lines.index(f"[{table}]")
+        assert lines[at - 1] == f"# {description}", table
+    assert all(len(line) <= 100 for line in lines if line.startswith("#"))
+    assert tuple(lines[: len(DEFAULT_HEADER)]) == DEFAULT_HEADER  # a file with none gets one
+
+
+def test_every_table_has_a_description() -> None:
+    def tables(data: dict[str, Any], prefix: str = "") -> list[str]:
+        found = []
+        for key, value in data.items():
+            if isinstance(value, dict):
+                found += [prefix + key, *tables(value, f"{prefix}{key}.")]
+        return found
+
+    assert sorted(TABLE_DESCRIPTIONS) == sorted(tables(settings_to_dict(Settings())))
+
+
+def test_the_shipped_file_is_what_saving_the_defaults_writes(tmp_path: Path) -> None:
+    shipped = SHIPPED.read_bytes()
+    assert shipped.decode("utf-8") == render_settings(Settings(), DEFAULT_HEADER)
+
+    path = tmp_path / "settings.toml"
+    path.write_bytes(shipped)
+    save_settings(load_settings(path))  # what the form does when nothing was changed
+
+    assert path.read_bytes() == shipped
+
+
+def test_changing_one_value_changes_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_bytes(SHIPPED.read_bytes())
+    settings = load_settings(path)
+
+    save_settings(
+        dataclasses.replace(settings, task=dataclasses.replace(settings.task, batch_size=250))
+    )
+
+    changed = [
+        line
+        for line in difflib.unified_diff(
+            SHIPPED.read_text().splitlines(), path.read_text().splitlines(), n=0, lineterm=""
+        )
+        if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    ]
+    assert changed == ["-batch_size = 100", "+batch_size = 250"]
+
+
+def test_saving_keeps_the_files_own_header_and_drops_its_other_comments(tmp_path: Path) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_text(
+        "# Production settings of shop-7; owned by ops@example.com.\n"
+        "# Do not edit on the host: see the deploy repository.\n"
+        "\n"
+        "[task]  # a comment of my own\n"
+        "batch_size = 50\n",
+        encoding="utf-8",
+    )
+
+    save_settings(load_settings(path))
+
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith(
+        "# Production settings of shop-7; owned by ops@example.com.\n"
+        "# Do not edit on the host: see the deploy repository.\n"
+        "\n# The Order data export task"
+    )
+    assert "a comment of my own" not in text
+    assert load_settings(path).task.batch_size == 50
+
+
+# Every character TOML must escape, and some it need not: quotes, backslashes, control
+# characters, line breaks, and text beyond the Basic Multilingual Plane.
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=40)
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@hypothesis.given(
+    name=_TEXT.filter(lambda text: text.strip() != ""),
+    api_user=_TEXT,
+    company_id=_TEXT,
+    username=_TEXT,
+    file_path=_TEXT.filter(lambda text: text.strip() != ""),
+    recipients=st.lists(st.emails(), max_size=3),
+)
+def test_saved_values_load_back_equal_and_keep_their_comments(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    api_user: str,
+    company_id: str,
+    username: str,
+    file_path: str,
+    recipients: list[str],
+) -> None:
+    path = tmp_path_factory.mktemp("saved") / "settings.toml"
+    base = Settings(path=path)
+    edited = dataclasses.replace(
+        base,
+        webstore=dataclasses.replace(base.webstore, name=name),
+        dotdigital=dataclasses.replace(base.dotdigital, api_user=api_user),
+        erp=dataclasses.replace(
+            base.erp,
+            business_central=dataclasses.replace(base.erp.business_central, company_id=company_id),
+        ),
+        email=dataclasses.replace(base.email, username=username, to=recipients),
+        file=dataclasses.replace(base.file, path=file_path),
+    )
+
+    save_settings(edited)
+
+    assert load_settings(path) == edited
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert comment_above(lines, "webstore", "name") == SETTING_DESCRIPTIONS["webstore.name"]
+    assert comment_above(lines, "email", "username") == SETTING_DESCRIPTIONS["email.username"]
 
 
 # --- paths --------------------------------------------------------------------------------------

@@ -58,9 +58,11 @@ class Destination(Protocol):
         else the platform's reason for refusing it."""
         ...
 
-    async def check_connection(self) -> None:
+    async def check_connection(self) -> str:
         """Prove the credentials, region or data centre and account objects (`check
-        --connect`); raise `DestinationError` naming what is wrong."""
+        --connect`); raise `DestinationError` naming what is wrong. Returns what was reached
+        in a few words, e.g. "Mailchimp store Shop (shop-1), audience News (abc123)"; never a
+        secret or a URL's user-info."""
         ...
 
     async def close(self) -> None: ...

@@ -42,7 +42,7 @@ from order_export_tui.destinations.dotdigital_records import (
 )
 from order_export_tui.orders import OrderDocument
 from order_export_tui.settings import Settings, secret_value
-from order_export_tui.transport.http import retry_after_seconds, send
+from order_export_tui.transport.http import display_url, retry_after_seconds, send
 from order_export_tui.transport.retry import (
     Retrier,
     RetriesExhaustedError,
@@ -197,7 +197,7 @@ class DotdigitalDestination:
                 return problem
         return await self._upsert_record(doc, retrier)
 
-    async def check_connection(self) -> None:
+    async def check_connection(self) -> str:
         if not COLLECTION_NAME.match(self.collection):
             raise DestinationError(
                 f"dotdigital.collection: {self.collection!r} is not a valid Insight data"
@@ -209,8 +209,14 @@ class DotdigitalDestination:
             await self._check_account(Retrier(RetryPolicy(max_retries=0, window_seconds=0)))
         except RetriesExhaustedError as error:
             raise DestinationError(
-                f"cannot reach Dotdigital at {self.base_url}: {error.last_error}"
+                f"cannot reach Dotdigital at {display_url(self.base_url)}: {error.last_error}"
             ) from error
+        # The specs hold no account-info call: the API user and the collection name it.
+        collection = "exists" if self._collection_exists else "created by the first export"
+        return (
+            f"Dotdigital at {display_url(self.base_url)} as API user {self.api_user},"
+            f" Insight data collection {self.collection} ({collection})"
+        )
 
     async def close(self) -> None:
         if self._client is not None:

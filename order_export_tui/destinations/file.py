@@ -62,9 +62,10 @@ class FileDestination:
         await retrier.call("write to the dry-run file", lambda: self._write(line))
         return None
 
-    async def check_connection(self) -> None:
+    async def check_connection(self) -> str:
         """The dry-run file's folder must be writable."""
         await self.open()
+        return f"file {self.path} (dry run: the requests Dotdigital would receive)"
 
     async def _write(self, data: bytes) -> None:
         assert self._fd is not None, "open() the destination first"

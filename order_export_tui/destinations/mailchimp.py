@@ -41,7 +41,7 @@ from order_export_tui.destinations import mailchimp_payloads as payloads
 from order_export_tui.destinations.base import DestinationError, OrderChange
 from order_export_tui.orders import OrderDocument
 from order_export_tui.settings import Settings, secret_value
-from order_export_tui.transport.http import send
+from order_export_tui.transport.http import display_url, send
 from order_export_tui.transport.retry import Retrier, RetriesExhaustedError, RetryPolicy
 
 log = logging.getLogger("order_export.mailchimp")
@@ -266,7 +266,7 @@ class MailchimpDestination:
         await self._ensure_store(retrier, [change.document], syncing=False)
         return await self._deliver(change, retrier)
 
-    async def check_connection(self) -> None:
+    async def check_connection(self) -> str:
         """The key and its data centre (`GET /ping`), the audience (`GET /lists/{id}`) and, if
         the store exists already, that it belongs to that audience."""
         self._ensure_client()
@@ -282,15 +282,24 @@ class MailchimpDestination:
                 )
             if not answer.ok:
                 raise DestinationError(self._redact(f"cannot read the audience: {answer.reason()}"))
-            await self._fetch_store(retrier)
+            audience = f"audience {answer.body.get('name') or self.list_id} ({self.list_id})"
+            store = await self._fetch_store(retrier)
         except RetriesExhaustedError as error:
             raise DestinationError(
                 self._redact(
-                    f"cannot reach Mailchimp at {self.base_url} ({error.last_error}); check the"
-                    f" data centre at the end of the key in {self.api_key_env}, or"
-                    " mailchimp.base_url"
+                    f"cannot reach Mailchimp at {display_url(self.base_url)}"
+                    f" ({error.last_error}); check the data centre at the end of the key in"
+                    f" {self.api_key_env}, or mailchimp.base_url"
                 )
             ) from error
+        where = display_url(self.base_url)
+        if store is None:
+            return (
+                f"Mailchimp {audience} at {where};"
+                f" store {self.store_id} is created by the first export"
+            )
+        name = store.get("name") or self.store_id
+        return f"Mailchimp store {name} ({self.store_id}), {audience} at {where}"
 
     async def close(self) -> None:
         try:

@@ -253,7 +253,6 @@ class RealtimeDelivery:
         except (RetriesExhaustedError, DestinationError, TransientError, OSError) as error:
             self.last_error = str(error)
             self.state.note_event_attempt(event.event_id, str(error))
-            log.warning("event %s for %s not delivered yet: %s", event.event_id, order_id, error)
             self._emit(EventRetried(event.event_id, str(error)))
             return False
         if refusal is not None:
@@ -306,7 +305,6 @@ class RealtimeDelivery:
             run_id=None, now=now, exported=[], skipped={order_id: reason}, resolved=[]
         )
         self.state.finish_event(event.event_id, status=SKIPPED, now=now, error=reason)
-        log.warning("event %s for %s skipped: %s", event.event_id, order_id, reason)
         self._emit(EventSkipped(event.event_id, order_id, reason))
 
     def _expire_held(self) -> None:

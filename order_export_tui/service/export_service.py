@@ -301,7 +301,6 @@ class ExportService:
     def _skip(self, trigger: str, reason: str) -> None:
         at = self._clock()
         self.engine.state.record_skipped_tick(at=at, trigger=trigger, reason=reason)
-        log.info("%s run request skipped: %s", trigger, reason)
         self._emit(RunRequestSkipped(at, trigger, reason))
 
     async def _run(self, trigger: str, only: frozenset[str] | None) -> RunReport:

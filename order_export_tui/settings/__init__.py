@@ -1,11 +1,12 @@
 """Typed settings from ``settings.toml`` (interfaces.md §2).
 
 ``model`` holds the dataclasses, ``rules`` the validation, ``store`` loading and atomic saving,
-``environment`` the secrets named by environment variable, ``descriptions`` what each key means.
+``environment`` the secrets named by environment variable, ``descriptions`` what each key means,
+``document`` the text of the file as saved.
 Everything a caller needs is importable from here.
 """
 
-from order_export_tui.settings.descriptions import SETTING_DESCRIPTIONS
+from order_export_tui.settings.descriptions import SETTING_DESCRIPTIONS, TABLE_DESCRIPTIONS
 from order_export_tui.settings.environment import missing_secrets, required_secrets, secret_value
 from order_export_tui.settings.model import (
     DEFAULT_SETTINGS_FILE,
@@ -53,6 +54,7 @@ __all__ = [
     "SECTIONS",
     "SETTINGS_ENV_VAR",
     "SETTING_DESCRIPTIONS",
+    "TABLE_DESCRIPTIONS",
     "WEBHOOK_SCHEMES",
     "BusinessCentralSettings",
     "DestinationSettings",

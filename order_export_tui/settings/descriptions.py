@@ -56,7 +56,8 @@ SETTING_DESCRIPTIONS: dict[str, str] = {
         '(e.g. "packageTrackingNo"); "" when Business Central holds none.'
     ),
     "erp.business_central.tracking_url_template": (
-        'The tracking URL, with {tracking_number} where the number goes; "" for no URL.'
+        "The tracking URL, with {tracking_number} where the number goes (e.g. "
+        '"https://www.dhl.com/track?id={tracking_number}"); "" for no URL.'
     ),
     "destination.app": (
         'Where orders go: "dotdigital", "mailchimp" or "file" (dry run: writes the exact '
@@ -106,11 +107,30 @@ SETTING_DESCRIPTIONS: dict[str, str] = {
         "standard-webhooks: a request whose timestamp is further than this from now is refused."
     ),
     "monitoring.listen": (
-        'Where GET /healthz and GET /metrics are served, "host:port"; "" turns monitoring off.'
+        'Where GET /healthz and GET /metrics are served, "host:port" (e.g. "127.0.0.1:9187"); '
+        '"" turns monitoring off.'
     ),
     "storage.state_database": "The state database (SQLite) that remembers what was exported.",
     "storage.logs_dir": "The folder that holds the per-run log files.",
     "storage.control_socket": (
         "The Unix socket (mode 0600) on which the running daemon or dashboard is steered."
     ),
+}
+
+# What each table is for: the comment above its header in the saved file.
+TABLE_DESCRIPTIONS: dict[str, str] = {
+    "task": "The Order data export task, as the webstore admin knows it.",
+    "webstore": "The webstore whose orders are exported.",
+    "erp": "The ERP system that the orders are read from.",
+    "erp.business_central": (
+        'Microsoft Dynamics 365 Business Central API v2.0 (erp.source = "business_central").'
+    ),
+    "destination": "The marketing platform that the orders are sent to.",
+    "dotdigital": 'Dotdigital Insight data (destination.app = "dotdigital").',
+    "mailchimp": 'A Mailchimp e-commerce store (destination.app = "mailchimp").',
+    "file": 'The dry run (destination.app = "file").',
+    "email": "The failure e-mail (task.send_email_on_failure = true).",
+    "webhook": "Real-time orders and payment statuses from the webstore.",
+    "monitoring": "Health and metrics for monitoring tools.",
+    "storage": "What order-export keeps on disk.",
 }

@@ -1,4 +1,5 @@
-"""Loading (tomllib) and atomic saving (tomli-w) of the settings file."""
+"""Loading (tomllib) and atomic saving (the text of `document`, values by tomli-w) of the
+settings file."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ import secrets
 import tomllib
 from pathlib import Path
 
-import tomli_w
-
+from order_export_tui.settings.document import DEFAULT_HEADER, header_of, render_settings
 from order_export_tui.settings.model import Settings, SettingsError
-from order_export_tui.settings.rules import settings_from_dict, settings_to_dict, validate_settings
+from order_export_tui.settings.rules import settings_from_dict, validate_settings
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _TOML_AT_END = re.compile(r"\s*\(at end of document\)$")
@@ -61,7 +61,9 @@ def load_settings(path: Path | str) -> Settings:
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> None:
-    """Validate, then atomically rewrite the settings file keeping its permission bits.
+    """Validate, then atomically rewrite the settings file keeping its permission bits and
+    its header (the first block of comments; a new file gets the standard one). Every key is
+    written with its description as its comment.
 
     Raises SettingsError (the file untouched) for invalid settings or when writing fails.
     """
@@ -69,12 +71,20 @@ def save_settings(settings: Settings, path: Path | None = None) -> None:
     if problems:
         raise SettingsError(problems)
     target = Path(path) if path is not None else settings.path
-    content = tomli_w.dumps(settings_to_dict(settings)).encode("utf-8")
+    content = render_settings(settings, _header_to_keep(target)).encode("utf-8")
     try:
         _atomic_write(target, content)
     except OSError as error:
         reason = error.strerror or str(error)
         raise SettingsError([f"{target}: cannot write settings file ({reason})"]) from None
+
+
+def _header_to_keep(target: Path) -> tuple[str, ...]:
+    try:
+        text = target.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return DEFAULT_HEADER  # a new file, or one we cannot read: it gets the standard one
+    return header_of(text) or DEFAULT_HEADER
 
 
 def _atomic_write(target: Path, content: bytes) -> None:

@@ -32,6 +32,12 @@ class OrderSource(Protocol):
         """The window's orders, in chunks, in a stable order."""
         ...
 
+    async def check_connection(self) -> str:
+        """Prove that the ERP can be read (`check --connect`), raising `SourceError` naming
+        what is wrong; returns what was reached in a few words, e.g. "Business Central
+        company Contoso Ltd. at https://...". Never a secret or a URL's user-info."""
+        ...
+
     async def close(self) -> None: ...
 
 

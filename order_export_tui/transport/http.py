@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from email.utils import parsedate_to_datetime
 
@@ -11,6 +12,18 @@ from order_export_tui.transport.retry import TransientError
 
 # A reset header above this is an absolute Unix time rather than a number of seconds.
 _EPOCH_THRESHOLD = 1_000_000_000
+
+
+def display_url(url: str) -> str:
+    """A URL fit to show: without user-info (`user:password@`), query or fragment.
+
+    By hand, not `urlsplit`: that refuses some malformed hosts, and this must never fail."""
+    url = re.split(r"[?#]", url, maxsplit=1)[0]
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
 
 
 def retry_after_seconds(headers: httpx.Headers, now: float | None = None) -> float | None:

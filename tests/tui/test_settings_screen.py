@@ -3,17 +3,22 @@ once, unsaved changes guarded, secrets shown only as set / missing."""
 
 from __future__ import annotations
 
+import difflib
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import Input, Static
 
 from order_export_tui.settings import SETTING_DESCRIPTIONS, load_settings
+from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.tui.confirm_screen import ConfirmScreen
 from order_export_tui.tui.dashboard_screen import DashboardScreen
 from order_export_tui.tui.setting_field import SettingField
 from order_export_tui.tui.settings_screen import SettingsScreen
-from tests.tui.conftest import screen_text, wait_until
+from tests.test_settings import SHIPPED
+from tests.tui.conftest import build_app, screen_text, wait_until
 
 
 async def open_settings(pilot) -> SettingsScreen:  # type: ignore[no-untyped-def]
@@ -159,3 +164,31 @@ async def test_secrets_show_only_the_variable_name_and_whether_it_is_set(
         field.editor.focus()
         await pilot.pause()
         assert secret not in screen_text(app)
+
+
+async def test_saving_the_shipped_file_from_the_form_keeps_it_and_its_comments(
+    tmp_path: Path, state_factory: Any
+) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_bytes(SHIPPED.read_bytes())
+    settings = load_settings(path)
+    generate_demo_erp(settings.demo_database_path, orders=10, seed=1, days=10, malformed=0)
+    app = build_app(settings, state_factory(settings))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_settings(pilot)
+        inode = path.stat().st_ino
+        await pilot.press("ctrl+s")  # nothing changed
+        await pilot.pause()
+        assert path.stat().st_ino != inode  # rewritten, not skipped
+        assert path.read_bytes() == SHIPPED.read_bytes()
+
+        await type_into(pilot, screen, "task.batch_size", "250")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.settings.task.batch_size == 250
+
+    diff = difflib.unified_diff(
+        SHIPPED.read_text().splitlines(), path.read_text().splitlines(), n=0, lineterm=""
+    )
+    changed = [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert changed == ["-batch_size = 100", "+batch_size = 250"]

@@ -71,6 +71,7 @@ from order_export_tui.sources.business_central.mapping import (
     order_document,
     with_shipped_quantities,
 )
+from order_export_tui.transport.http import display_url
 from order_export_tui.transport.retry import Retrier
 
 __all__ = ["BusinessCentralError", "BusinessCentralSource", "first_order_day", "ledger_path"]
@@ -144,7 +145,7 @@ class BusinessCentralSource:
 
     async def check_connection(self) -> str:
         """Prove the token (client id, secret, tenant), the environment, the company and the
-        right to read sales orders; returns the company's name."""
+        right to read sales orders; names the company reached."""
         connection = self.client.connection
         body = await self.client.get_json(
             f"{connection.base_url}/companies?$select=id,name,displayName", "GET companies"
@@ -154,7 +155,8 @@ class BusinessCentralSource:
         await self.client.get_json(
             f"{connection.company_url}/salesOrders?$top=1&$select=number", "GET salesOrders"
         )
-        return str(company.get("displayName") or company.get("name") or connection.company_id)
+        name = str(company.get("displayName") or company.get("name") or connection.company_id)
+        return f"Business Central company {name} at {display_url(connection.base_url)}"
 
     async def close(self) -> None:
         try:

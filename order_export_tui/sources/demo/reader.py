@@ -46,6 +46,7 @@ _FIRST_HEADERS_SQL = _HEADER_SQL.format(op=">=")
 _NEXT_HEADERS_SQL = _HEADER_SQL.format(op=">")
 _FIRST_ORDER_SQL = "SELECT min(order_no) FROM sales_header WHERE order_date_utc >= ?"
 _COUNT_SQL = "SELECT count(*) FROM sales_header WHERE order_date_utc >= ?"
+_COUNT_ALL_SQL = "SELECT count(*) FROM sales_header"
 _LINES_SQL = """
 SELECT order_no, line_no, item_no, description, quantity, unit_price, unit_price_incl_tax,
        quantity_shipped
@@ -103,6 +104,11 @@ class DemoErpSource:
             if len(chunk) < limit:
                 return
             sql, key = _NEXT_HEADERS_SQL, chunk[-1]["order_id"]
+
+    async def check_connection(self) -> str:
+        row = await self._run(lambda conn: conn.execute(_COUNT_ALL_SQL).fetchone())
+        orders = int(row[0])
+        return f"demo database {self.path}, {orders:,} order{'' if orders == 1 else 's'}"
 
     async def fetch_order(self, order_id: str) -> OrderDocument | None:
         """One order by its number, whatever its date."""
