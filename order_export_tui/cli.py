@@ -8,7 +8,7 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -19,6 +19,7 @@ from order_export_tui.daemon import serve as serve_daemon
 from order_export_tui.engine.events import CANCELLED, SUCCEEDED, RunReport
 from order_export_tui.engine.runner import ExportEngine
 from order_export_tui.run_display import RunDisplay, print_summary
+from order_export_tui.service.export_service import ExportService, OrdersAnswer
 from order_export_tui.service.intake import IntakeError
 from order_export_tui.service.wiring import (
     build_destination,
@@ -62,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("daemon", parents=[settings_option], help="the same work, no screen")
     run = commands.add_parser("run", parents=[settings_option], help="one export run now")
     run.add_argument("--json", action="store_true", help="print the run report as JSON")
+    run.add_argument(
+        "--since",
+        type=_since_date,
+        metavar="YYYY-MM-DD",
+        help="this once, every order dated on or after this day, beyond max_days_to_export",
+    )
+    add_order_commands(commands, settings_option)
     check = commands.add_parser("check", parents=[settings_option], help="validate the settings")
     check.add_argument(
         "--connect", action="store_true", help="also reach the ERP and the destination"
@@ -74,6 +82,32 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=_positive_int, default=30, metavar="D")
     demo.add_argument("--malformed", type=_non_negative_int, default=3, metavar="K")
     return parser
+
+
+def add_order_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    settings_option: argparse.ArgumentParser,
+) -> None:
+    resend = commands.add_parser(
+        "resend", parents=[settings_option], help="send these orders again now, changed or not"
+    )
+    resend.add_argument("order_ids", nargs="+", metavar="ORDER_ID")
+    resend.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    retry = commands.add_parser(
+        "retry", parents=[settings_option], help="re-try skipped orders now (all when none given)"
+    )
+    retry.add_argument("order_ids", nargs="*", metavar="ORDER_ID")
+    retry.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+
+def _since_date(text: str) -> date:
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date as YYYY-MM-DD (got {text!r})") from None
+    if day > date.today():
+        raise argparse.ArgumentTypeError(f"{text} is in the future")
+    return day
 
 
 def _positive_int(text: str) -> int:
@@ -102,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check_command(args, settings_path, err)
         if command == "run":
             return run_command(args, settings_path, err)
+        if command in ("resend", "retry"):
+            return orders_command(command, args, settings_path, err)
         if command == "daemon":
             return daemon_command(settings_path, err)
         if command == "tui":
@@ -184,7 +220,7 @@ def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> 
     database = settings.state_database_path
     try:
         with StateLock(database, role="run"):
-            report = asyncio.run(_run_once(settings, database, err))
+            report = asyncio.run(_run_once(settings, database, err, since=args.since))
     except StateLockedError as error:
         err.print(f"[red]Not started:[/] {error}", markup=True)
         return EXIT_TASK_FAILED
@@ -223,7 +259,9 @@ def tui_command(settings_path: Path) -> int:
     return run_dashboard(settings_path)
 
 
-async def _run_once(settings: Settings, database: Path, err: Console) -> RunReport:
+async def _run_once(
+    settings: Settings, database: Path, err: Console, *, since: date | None = None
+) -> RunReport:
     state = StateStore(database)
     try:
         engine = ExportEngine(
@@ -231,7 +269,11 @@ async def _run_once(settings: Settings, database: Path, err: Console) -> RunRepo
         )
         display = RunDisplay(err)
         engine.subscribe(display.handle)
-        task = engine.start_run("manual")
+        task = (
+            engine.start_run("manual")
+            if since is None
+            else engine.start_run("backfill", since=since)
+        )
         _stop_on_signals(engine, task, err)
         try:
             return await task
@@ -255,3 +297,60 @@ def _stop_on_signals(engine: ExportEngine, task: asyncio.Task[RunReport], err: C
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal)
+
+
+# --- resend and retry ----------------------------------------------------------------------
+
+
+def orders_command(
+    command: str, args: argparse.Namespace, settings_path: Path, err: Console
+) -> int:
+    """`resend ORDER_ID...` / `retry [ORDER_ID...]` in this process, holding the state lock
+    as `run` does: 0 when every order is confirmed by the destination, 1 when any is not
+    (each named with its reason)."""
+    settings = load_settings(settings_path)
+    problems = startup_problems(settings)
+    if problems:
+        for problem in problems:
+            err.print(problem, markup=False)
+        return EXIT_BAD_INPUT
+    order_ids: list[str] = list(args.order_ids)
+    database = settings.state_database_path
+    try:
+        with StateLock(database, role=command):
+            answer = asyncio.run(_orders_here(settings, database, command, order_ids))
+    except StateLockedError as error:
+        err.print(f"[red]Not started:[/] {error}", markup=True)
+        return EXIT_TASK_FAILED
+    print_orders_answer(err, answer)
+    if args.json:
+        sys.stdout.write(json.dumps(answer.as_json()) + "\n")
+    if answer.report is not None and answer.report.outcome == CANCELLED:
+        return EXIT_CANCELLED
+    if not answer.started:
+        return EXIT_TASK_FAILED
+    return EXIT_OK if answer.all_confirmed else EXIT_TASK_FAILED
+
+
+async def _orders_here(
+    settings: Settings, database: Path, command: str, order_ids: list[str]
+) -> OrdersAnswer:
+    state = StateStore(database)
+    try:
+        engine = ExportEngine(
+            settings, state, source_factory=build_source, destination_factory=build_destination
+        )
+        service = ExportService(settings, engine)
+        if command == "resend":
+            return await service.resend(order_ids)
+        return await service.retry(order_ids or None)
+    finally:
+        state.close()
+
+
+def print_orders_answer(err: Console, answer: OrdersAnswer) -> None:
+    width = max((len(order.order_id) for order in answer.orders), default=0)
+    for order in answer.orders:
+        status = order.status.replace("_", " ")
+        err.print(f"{order.order_id:<{width}}  {status}: {order.reason}", markup=False)
+    err.print(answer.message, markup=False)

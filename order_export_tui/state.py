@@ -382,6 +382,24 @@ class StateStore:
             sql += f" LIMIT {int(limit)}"
         return [SkippedOrder(*row) for row in self._db.execute(sql)]
 
+    def skipped_order_ids(self, order_ids: Sequence[str] | None = None) -> list[str]:
+        """The skipped orders' ids (in id order), all of them or those among `order_ids`."""
+        if order_ids is None:
+            rows = self._db.execute("SELECT order_id FROM skipped_order ORDER BY order_id")
+            return [row[0] for row in rows]
+        found = self._rows_for_ids("SELECT order_id FROM skipped_order", list(order_ids))
+        return sorted(row[0] for row in found)
+
+    def skipped_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM skipped_order").fetchone()[0])
+
+    def forget_skipped(self, order_ids: Iterable[str]) -> None:
+        """Take orders off the skipped list (they no longer exist in the ERP)."""
+        with self.transaction() as db:
+            db.executemany(
+                "DELETE FROM skipped_order WHERE order_id = ?", [(i,) for i in order_ids]
+            )
+
     # --- run requests that were not honoured -----------------------------------------
 
     def record_skipped_tick(self, *, at: datetime, trigger: str, reason: str) -> None:
