@@ -325,6 +325,14 @@ class StateStore:
                 (error, event_id),
             )
 
+    def oldest_queued_event_at(self) -> str | None:
+        """When the oldest event still waiting for delivery was accepted (ISO 8601)."""
+        row = self._db.execute(
+            "SELECT received_at FROM realtime_event WHERE status = ? ORDER BY event_id LIMIT 1",
+            (QUEUED,),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def event_counts(self) -> dict[str, int]:
         """How many real-time events are in each state."""
         rows = self._db.execute("SELECT status, count(*) FROM realtime_event GROUP BY status")
@@ -461,10 +469,23 @@ class StateStore:
             )
         return cursor.rowcount
 
-    def recent_runs(self, limit: int = 50) -> list[RunRecord]:
+    def last_finished_run(self) -> RunRecord | None:
+        runs = self.recent_runs(1, finished=True)
+        return runs[0] if runs else None
+
+    def last_success_at(self) -> str | None:
+        """When the newest successful run finished (ISO 8601), None before any."""
+        row = self._db.execute(
+            "SELECT finished_at FROM run WHERE outcome = 'succeeded' ORDER BY run_id DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def recent_runs(self, limit: int = 50, *, finished: bool = False) -> list[RunRecord]:
+        """The newest runs first; `finished`: leave out a run still in progress."""
+        where = f" WHERE outcome != '{RUNNING}'" if finished else ""
         rows = self._db.execute(
             "SELECT run_id, trigger, started_at, finished_at, outcome, read, new, updated,"
-            " unchanged, retried, skipped, error, log_file FROM run"
+            f" unchanged, retried, skipped, error, log_file FROM run{where}"
             " ORDER BY run_id DESC LIMIT ?",
             (limit,),
         )

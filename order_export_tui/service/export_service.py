@@ -27,6 +27,7 @@ from order_export_tui.service.delivery import (
     RealtimeDelivery,
 )
 from order_export_tui.service.intake import Intake, IntakeServer
+from order_export_tui.service.monitoring import Monitoring, MonitoringServer, health_problems
 from order_export_tui.service.notify import NotificationResult, notify_run_failed
 from order_export_tui.settings import Settings, secret_value
 from order_export_tui.sources.base import OrderSource
@@ -203,6 +204,8 @@ class ExportService:
         if realtime is not None:
             realtime.subscribe(self._emit)
             realtime.health_provider = self.health
+        self.monitoring = Monitoring(self)
+        self._monitoring_server: MonitoringServer | None = None
         self._build_schedule()
 
     # --- what the dashboard and the daemon read ---------------------------------------------
@@ -217,20 +220,26 @@ class ExportService:
     def run_in_progress(self) -> bool:
         return self.engine.running or (self._run_task is not None and not self._run_task.done())
 
+    def now(self) -> datetime:
+        return self._clock()
+
     def health(self) -> dict[str, object]:
-        """What `GET /healthz` answers: the scheduler, the intake and the destination."""
+        """What the webhook's `GET /healthz` answers: the scheduler, the intake and the
+        destination; `status` "unhealthy" (answered 503) with the `problems` of §6."""
         due = self.next_run
         queue = self.engine.state.event_counts()
         realtime = self.realtime
+        problems = health_problems(self)
         return {
-            "status": "ok",
+            "status": "ok" if not problems else "unhealthy",
+            "problems": problems,
             "scheduler": {
                 "schedule": schedule_description(self.settings),
                 "next_run": None if due is None else due.isoformat(timespec="seconds"),
                 "run_in_progress": self.run_in_progress,
             },
             "intake": {
-                "listening": None if realtime is None else realtime.listen,
+                "listening": realtime is not None and realtime.listening,
                 "queued": queue.get("queued", 0),
                 "held": queue.get("held", 0),
                 "delivered": queue.get("delivered", 0),
@@ -342,9 +351,19 @@ class ExportService:
         return self.engine.last_report
 
     async def serve(self) -> None:
-        """Run the schedule (and the real-time channel, when there is one) until `stop()`."""
-        if self.realtime is not None:
-            await self.realtime.start()
+        """Run the schedule (and the real-time channel, when there is one, and monitoring,
+        when `monitoring.listen` is set) until `stop()`."""
+        if self.settings.monitoring.listen:
+            server = MonitoringServer(self.monitoring, self.settings.monitoring.listen)
+            await server.start()
+            self._monitoring_server = server
+            log.info("monitoring listening on %s", server.listen)
+        try:
+            if self.realtime is not None:
+                await self.realtime.start()
+        except BaseException:
+            await self._stop_monitoring()
+            raise
         try:
             while not self._stopping:
                 self.run_pending()
@@ -357,6 +376,12 @@ class ExportService:
         finally:
             if self.realtime is not None:
                 await self.realtime.stop()
+            await self._stop_monitoring()
+
+    async def _stop_monitoring(self) -> None:
+        server, self._monitoring_server = self._monitoring_server, None
+        if server is not None:
+            await server.stop()
 
     async def stop(self, *, abandon_batch: bool = False) -> None:
         """Stop scheduling; the run in flight stops at its next batch boundary (or, with
