@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -42,6 +43,7 @@ EXIT_OK = 0
 EXIT_TASK_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +104,8 @@ def add_order_commands(
 
 def _since_date(text: str) -> date:
     try:
+        if not _ISO_DAY.fullmatch(text):
+            raise ValueError(text)
         day = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date as YYYY-MM-DD (got {text!r})") from None
