@@ -393,3 +393,41 @@ async def test_a_business_central_payment_callback_reaches_the_destination_withi
             await serving
             intake_state.close()
             state.close()
+
+
+async def test_a_backfill_opens_the_destination_with_backfill_and_other_runs_do_not(
+    make_settings: Callable[..., Settings], state_factory: Callable[[Settings], StateStore]
+) -> None:
+    settings = make_settings()
+    generate_demo_erp(settings.demo_database_path, orders=40, seed=6, days=60, malformed=0)
+    opened: list[dict[str, Any]] = []
+
+    class Recording:
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+            self.name = inner.name
+            self.max_batches_in_flight = 1
+
+        async def open(self, **flags: Any) -> None:
+            opened.append(flags)  # what Mailchimp turns into is_syncing
+            await self._inner.open(**flags)
+
+        async def send_batch(self, changes: Any, retrier: Any) -> dict[str, str]:
+            return await self._inner.send_batch(changes, retrier)  # type: ignore[no-any-return]
+
+        async def close(self) -> None:
+            await self._inner.close()
+
+    engine = ExportEngine(
+        settings,
+        state_factory(settings),
+        source_factory=build_source,
+        destination_factory=lambda s: Recording(build_destination(s)),
+    )
+    ids = sorted(await demo_docs(settings))[:2]
+    await engine.run()
+    await engine.run("backfill", since=date.today() - timedelta(days=50))
+    await engine.run("resend", only=frozenset(ids), resend=True)
+    await engine.run("retry", only=frozenset(ids))
+
+    assert opened == [{}, {"backfill": True}, {}, {}]
