@@ -26,7 +26,7 @@ from order_export_tui.engine.runner import ExportEngine, window_start
 from order_export_tui.service.export_service import ExportService, RealtimeChannel
 from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings
-from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp
+from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp, ship_order
 from order_export_tui.state import StateStore
 from order_export_tui.transport.retry import Retrier
 from tests.conftest import write_settings
@@ -431,3 +431,36 @@ async def test_a_backfill_opens_the_destination_with_backfill_and_other_runs_do_
     await engine.run("retry", only=frozenset(ids))
 
     assert opened == [{}, {"backfill": True}, {}, {}]
+
+
+async def test_on_mailchimp_a_run_since_is_an_is_syncing_backfill_even_with_no_new_order(
+    make_settings: Callable[..., Settings],
+    state_factory: Callable[[Settings], StateStore],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.fakes.mailchimp import MailchimpFake
+    from tests.test_mailchimp import AUDIENCE, KEY, KEY_ENV, STORE, mailchimp_overrides
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    with MailchimpFake(KEY, lists=(AUDIENCE,)) as fake:
+        settings = make_settings(**mailchimp_overrides(fake))
+        generate_demo_erp(settings.demo_database_path, orders=30, seed=8, days=10, malformed=0)
+        engine = ExportEngine(
+            settings,
+            state_factory(settings),
+            source_factory=build_source,
+            destination_factory=build_destination,
+        )
+        assert (await engine.run()).outcome == "succeeded"
+        after_first = list(fake.syncing_history[STORE])
+        docs = await demo_docs(settings)
+        unshipped = next(d for d in docs.values() if d["shipping_status"] == "not_shipped")
+        ship_order(settings.demo_database_path, unshipped["order_id"])
+
+        backfill = await engine.run("backfill", since=date.today() - timedelta(days=20))
+
+        assert backfill.outcome == "succeeded", backfill.error
+        assert (backfill.counts["new"], backfill.counts["updated"]) == (0, 1)
+        assert fake.syncing_history[STORE] == [*after_first, True, False]
+        assert fake.stores[STORE]["is_syncing"] is False  # set back when the run ends
+        assert fake.schema_errors == []
