@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from rich.console import Console
@@ -25,6 +27,7 @@ from order_export_tui.run_display import (
 )
 from order_export_tui.service.control_client import attach
 from order_export_tui.service.control_socket import ControlSocketError
+from order_export_tui.service.export_service import OrdersAnswer
 from order_export_tui.service.intake import IntakeError
 from order_export_tui.service.remote import (
     RemoteRunError,
@@ -55,6 +58,7 @@ EXIT_OK = 0
 EXIT_TASK_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "cancel", parents=[settings_option], help="cancel the run of the running daemon"
     )
+    run.add_argument(
+        "--since",
+        type=_since_date,
+        metavar="YYYY-MM-DD",
+        help="this once, every order dated on or after this day, beyond max_days_to_export",
+    )
+    add_order_commands(commands, settings_option)
     check = commands.add_parser("check", parents=[settings_option], help="validate the settings")
     check.add_argument(
         "--connect", action="store_true", help="also reach the ERP and the destination"
@@ -95,6 +106,34 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=_positive_int, default=30, metavar="D")
     demo.add_argument("--malformed", type=_non_negative_int, default=3, metavar="K")
     return parser
+
+
+def add_order_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    settings_option: argparse.ArgumentParser,
+) -> None:
+    resend = commands.add_parser(
+        "resend", parents=[settings_option], help="send these orders again now, changed or not"
+    )
+    resend.add_argument("order_ids", nargs="+", metavar="ORDER_ID")
+    resend.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    retry = commands.add_parser(
+        "retry", parents=[settings_option], help="re-try skipped orders now (all when none given)"
+    )
+    retry.add_argument("order_ids", nargs="*", metavar="ORDER_ID")
+    retry.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+
+def _since_date(text: str) -> date:
+    try:
+        if not _ISO_DAY.fullmatch(text):
+            raise ValueError(text)
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date as YYYY-MM-DD (got {text!r})") from None
+    if day > date.today():
+        raise argparse.ArgumentTypeError(f"{text} is in the future")
+    return day
 
 
 def _positive_int(text: str) -> int:
@@ -123,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check_command(args, settings_path, err)
         if command == "run":
             return run_command(args, settings_path, err)
+        if command in ("resend", "retry"):
+            return orders_command(command, args, settings_path, err)
         if command == "daemon":
             return daemon_command(settings_path, err)
         if command == "status":
@@ -216,15 +257,22 @@ def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> 
     attached = asyncio.run(attach(settings.control_socket_path))
     if attached is not None:
         try:
-            report = asyncio.run(follow_remote_run(attached, RunDisplay(err).handle))
+            report = asyncio.run(
+                follow_remote_run(
+                    attached,
+                    RunDisplay(err).handle,
+                    trigger="manual" if args.since is None else "backfill",
+                    since=None if args.since is None else args.since.isoformat(),
+                )
+            )
         except RemoteRunError as error:
             err.print(Text.assemble(("Not started:", "red"), f" {error}"))
             return EXIT_TASK_FAILED
     else:
         try:
             with hosted_session(settings, role="run") as session:
-                report = asyncio.run(_run_here(session, err))
-        except StateLockedError as error:
+                report = asyncio.run(_run_here(session, err, since=args.since))
+        except (StateLockedError, RemoteRunError) as error:
             err.print(Text.assemble(("Not started:", "red"), f" {error}"))
             return EXIT_TASK_FAILED
     print_summary(err, report)
@@ -280,7 +328,9 @@ def tui_command(settings_path: Path) -> int:
     return run_dashboard(settings_path)
 
 
-async def _run_here(session: HostedSession, err: Console) -> RunReport:
+async def _run_here(
+    session: HostedSession, err: Console, *, since: date | None = None
+) -> RunReport:
     """One run in this process, through the service: the failure e-mail goes out as for any
     other run. The first Ctrl-C (or SIGTERM) stops at the next batch boundary, the second
     abandons the batch in flight (recorded nowhere, so simply sent again next run)."""
@@ -293,7 +343,78 @@ async def _run_here(session: HostedSession, err: Console) -> RunReport:
 
     signals = StopSignals(lambda abandon: session.service.stop(abandon_batch=abandon), announce)
     signals.install()
-    session.service.request_run("manual")
+    answer = await session.control.start_run(
+        "manual" if since is None else "backfill",
+        since=None if since is None else since.isoformat(),
+    )
+    if not answer.ok:
+        raise RemoteRunError(answer.message)
     report = await session.service.wait_for_run()
     assert report is not None  # a run was started: nothing else runs in this process
     return report
+
+
+# --- resend and retry ----------------------------------------------------------------------
+
+
+def orders_command(
+    command: str, args: argparse.Namespace, settings_path: Path, err: Console
+) -> int:
+    """`resend ORDER_ID...` / `retry [ORDER_ID...]`, through the running daemon when there
+    is one, else in this process holding the state lock as `run` does: 0 when every order is
+    confirmed by the destination, 1 when any is not (each named with its reason)."""
+    settings = load_settings(settings_path)
+    problems = startup_problems(settings)
+    if problems:
+        for problem in problems:
+            err.print(problem, markup=False)
+        return EXIT_BAD_INPUT
+    order_ids: list[str] = list(args.order_ids)
+    if (
+        command == "retry"
+        and not order_ids
+        and asyncio.run(read_status(settings)).skipped_orders == 0
+    ):
+        err.print("no skipped orders to re-try", markup=False)
+        return EXIT_OK
+    display = RunDisplay(err)
+    attached = asyncio.run(attach(settings.control_socket_path))
+    try:
+        if attached is not None:
+            report = asyncio.run(
+                follow_remote_run(attached, display.handle, trigger=command, only=order_ids or None)
+            )
+        else:
+            with hosted_session(settings, role=command) as session:
+                report = asyncio.run(_orders_here(session, display, command, order_ids))
+    except (RemoteRunError, StateLockedError) as error:
+        err.print(Text.assemble(("Not started:", "red"), f" {error}"))
+        return EXIT_TASK_FAILED
+    answer = OrdersAnswer.of(report)
+    print_orders_answer(err, answer)
+    if args.json:
+        sys.stdout.write(json.dumps(answer.as_json()) + "\n")
+    if report.outcome == CANCELLED:
+        return EXIT_CANCELLED
+    return EXIT_OK if answer.all_confirmed else EXIT_TASK_FAILED
+
+
+async def _orders_here(
+    session: HostedSession, display: RunDisplay, command: str, order_ids: list[str]
+) -> RunReport:
+    session.control.subscribe(display.handle)
+    StopSignals(lambda abandon: session.service.stop(abandon_batch=abandon)).install()
+    answer = await session.control.start_run(command, only=order_ids or None)
+    if not answer.ok:
+        raise RemoteRunError(answer.message)
+    report = await session.service.wait_for_run()
+    assert report is not None  # a run was started: nothing else runs in this process
+    return report
+
+
+def print_orders_answer(err: Console, answer: OrdersAnswer) -> None:
+    width = max((len(order.order_id) for order in answer.orders), default=0)
+    for order in answer.orders:
+        status = order.status.replace("_", " ")
+        err.print(f"{order.order_id:<{width}}  {status}: {order.reason}", markup=False)
+    err.print(answer.message, markup=False)

@@ -325,6 +325,14 @@ class StateStore:
                 (error, event_id),
             )
 
+    def oldest_queued_event_at(self) -> str | None:
+        """When the oldest event still waiting for delivery was accepted (ISO 8601)."""
+        row = self._db.execute(
+            "SELECT received_at FROM realtime_event WHERE status = ? ORDER BY event_id LIMIT 1",
+            (QUEUED,),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def event_counts(self) -> dict[str, int]:
         """How many real-time events are in each state."""
         rows = self._db.execute("SELECT status, count(*) FROM realtime_event GROUP BY status")
@@ -384,6 +392,21 @@ class StateStore:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [SkippedOrder(*row) for row in self._db.execute(sql)]
+
+    def skipped_order_ids(self, order_ids: Sequence[str] | None = None) -> list[str]:
+        """The skipped orders' ids (in id order), all of them or those among `order_ids`."""
+        if order_ids is None:
+            rows = self._db.execute("SELECT order_id FROM skipped_order ORDER BY order_id")
+            return [row[0] for row in rows]
+        found = self._rows_for_ids("SELECT order_id FROM skipped_order", list(order_ids))
+        return sorted(row[0] for row in found)
+
+    def forget_skipped(self, order_ids: Iterable[str]) -> None:
+        """Take orders off the skipped list (they no longer exist in the ERP)."""
+        with self.transaction() as db:
+            db.executemany(
+                "DELETE FROM skipped_order WHERE order_id = ?", [(i,) for i in order_ids]
+            )
 
     # --- run requests that were not honoured -----------------------------------------
 
@@ -446,10 +469,23 @@ class StateStore:
             )
         return cursor.rowcount
 
-    def recent_runs(self, limit: int = 50) -> list[RunRecord]:
+    def last_finished_run(self) -> RunRecord | None:
+        runs = self.recent_runs(1, finished=True)
+        return runs[0] if runs else None
+
+    def last_success_at(self) -> str | None:
+        """When the newest successful run finished (ISO 8601), None before any."""
+        row = self._db.execute(
+            "SELECT finished_at FROM run WHERE outcome = 'succeeded' ORDER BY run_id DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def recent_runs(self, limit: int = 50, *, finished: bool = False) -> list[RunRecord]:
+        """The newest runs first; `finished`: leave out a run still in progress."""
+        where = f" WHERE outcome != '{RUNNING}'" if finished else ""
         rows = self._db.execute(
             "SELECT run_id, trigger, started_at, finished_at, outcome, read, new, updated,"
-            " unchanged, retried, skipped, error, log_file FROM run"
+            f" unchanged, retried, skipped, error, log_file FROM run{where}"
             " ORDER BY run_id DESC LIMIT ?",
             (limit,),
         )

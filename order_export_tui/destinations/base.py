@@ -47,7 +47,11 @@ class Destination(Protocol):
     name: str
     max_batches_in_flight: int
 
-    async def open(self) -> None: ...
+    async def open(self, *, backfill: bool = False) -> None:
+        """Get ready for a run. `backfill` is true for a run that sends orders from before
+        the export window (`run --since`): a platform that has a quiet "syncing" mode for old
+        orders (Mailchimp's `is_syncing`) uses it. Runs that are no backfill call `open()`."""
+        ...
 
     async def send_batch(
         self, changes: Sequence[OrderChange], retrier: Retrier

@@ -160,7 +160,7 @@ class DotdigitalDestination:
 
     # --- the protocol ---------------------------------------------------------------------
 
-    async def open(self) -> None:
+    async def open(self, *, backfill: bool = False) -> None:
         if self._client is not None:
             return
         password = secret_value(self.password_env)

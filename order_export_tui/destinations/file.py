@@ -34,7 +34,7 @@ class FileDestination:
         self.collection = collection
         self._fd: int | None = None
 
-    async def open(self) -> None:
+    async def open(self, *, backfill: bool = False) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._cut_torn_tail()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -177,6 +177,7 @@ class MailchimpDestination:
         self._store: dict[str, Any] | None = None  # as Mailchimp has it; None: not there yet
         self._store_lock = asyncio.Lock()
         self._backfilling = False  # this instance marked the store is_syncing: close() clears it
+        self._backfill_run = False  # open(backfill=True): the run is a `run --since` backfill
         self._last_retrier: Retrier | None = None
         self._products: dict[str, asyncio.Future[str | None]] = {}
         self._customers: dict[bytes, asyncio.Future[str | None]] = {}
@@ -236,12 +237,14 @@ class MailchimpDestination:
 
     # --- the protocol ------------------------------------------------------------------------
 
-    async def open(self) -> None:
+    async def open(self, *, backfill: bool = False) -> None:
         """Looks the store up: a wrong audience fails the run before anything is sent, and an
         `is_syncing` flag that a killed run left behind is cleared (it would keep every
-        automation e-mail of the store switched off)."""
+        automation e-mail of the store switched off). `backfill`: this run is a `run --since`
+        backfill, sent with `is_syncing` true (interfaces.md §5)."""
         self._ensure_client()
         self._forget_run()
+        self._backfill_run = backfill
         retrier = self._own_retrier()
         self._store = await self._fetch_store(retrier)
         stale = self._store is not None and self._store.get("is_syncing")
@@ -253,7 +256,7 @@ class MailchimpDestination:
         if not changes:
             return {}
         self._last_retrier = retrier
-        backfill = any(change.kind == "new" for change in changes)
+        backfill = self._backfill_run or any(change.kind == "new" for change in changes)
         await self._ensure_store(retrier, [change.document for change in changes], syncing=backfill)
         reasons = await _all(self._deliver(change, retrier) for change in changes)
         return {

@@ -11,10 +11,14 @@ from datetime import datetime
 
 from order_export_tui.destinations.base import Destination, OrderChange
 from order_export_tui.engine.events import (
+    REFUSED,
+    SENT,
+    UNCHANGED,
     BatchFinished,
     BatchStarted,
     EngineEvent,
     ItemSkipped,
+    OrderResult,
     RunCounts,
 )
 from order_export_tui.orders import OrderDocument, content_hash, order_problem
@@ -40,9 +44,12 @@ class ClassifiedBatch:
     invalid: dict[str, str] = field(default_factory=dict)
 
 
-def classify(batch_no: int, docs: list[OrderDocument], state: StateStore) -> ClassifiedBatch:
+def classify(
+    batch_no: int, docs: list[OrderDocument], state: StateStore, *, force: bool = False
+) -> ClassifiedBatch:
     """Invalid orders get their reason; valid ones are new, updated or unchanged according to
-    the content hash of what the destination last confirmed."""
+    the content hash of what the destination last confirmed. `force` (a resend): none is
+    unchanged, each one the destination has is sent again as an update."""
     batch = ClassifiedBatch(batch_no, len(docs))
     valid: list[OrderDocument] = []
     for doc in docs:
@@ -63,7 +70,7 @@ def classify(batch_no: int, docs: list[OrderDocument], state: StateStore) -> Cla
         before = previous.get(order_id)
         if before is None:
             batch.changes.append(OrderChange(doc, "new", None))
-        elif before.content_hash != digest:
+        elif force or before.content_hash != digest:
             batch.changes.append(OrderChange(doc, "updated", before))
         else:
             batch.unchanged.append(order_id)
@@ -89,7 +96,11 @@ class BatchPipeline:
         emit: Callable[[EngineEvent], None],
         clock: Callable[[], datetime],
         cancel_requested: Callable[[], bool],
+        force: bool = False,
+        results: dict[str, OrderResult] | None = None,
     ) -> None:
+        """`force`: send every valid order, changed or not (a resend). `results`: when given,
+        each recorded order's outcome is put there (runs limited to chosen ids)."""
         self.run_id = run_id
         self.state = state
         self.destination = destination
@@ -99,6 +110,8 @@ class BatchPipeline:
         self.emit = emit
         self.clock = clock
         self.cancel_requested = cancel_requested
+        self.force = force
+        self.results = results
         self.total: int | None = None
         self._limit = max(1, int(getattr(destination, "max_batches_in_flight", 1)))
         self._in_flight: deque[tuple[ClassifiedBatch, asyncio.Task[dict[str, str]]]] = deque()
@@ -111,7 +124,7 @@ class BatchPipeline:
             raise CancelledAtBoundaryError
         self._batch_no += 1
         self.emit(BatchStarted(self.run_id, self._batch_no, len(docs)))
-        batch = classify(self._batch_no, docs, self.state)
+        batch = classify(self._batch_no, docs, self.state, force=self.force)
         send = asyncio.ensure_future(self._send(batch))
         self._in_flight.append((batch, send))
         # A new send starts as soon as any slot frees up; an answered batch waits (at most as
@@ -152,6 +165,22 @@ class BatchPipeline:
         self._in_flight.popleft()
         self._record(batch, rejected)
 
+    def _note_results(
+        self, batch: ClassifiedBatch, confirmed: list[OrderChange], skipped: dict[str, str]
+    ) -> None:
+        assert self.results is not None
+        name = self.destination.name
+        for change in confirmed:
+            self.results[change.order_id] = OrderResult(
+                change.order_id, SENT, f"confirmed by {name}"
+            )
+        for order_id in batch.unchanged:
+            self.results[order_id] = OrderResult(
+                order_id, UNCHANGED, f"{name} already has this version; nothing to send"
+            )
+        for order_id, reason in skipped.items():
+            self.results[order_id] = OrderResult(order_id, REFUSED, reason)
+
     def _record(self, batch: ClassifiedBatch, rejected: dict[str, str]) -> None:
         confirmed = [change for change in batch.changes if change.order_id not in rejected]
         skipped = dict(batch.invalid)
@@ -181,6 +210,8 @@ class BatchPipeline:
         counts.skipped += len(skipped)
         for order_id, reason in skipped.items():
             self.emit(ItemSkipped(self.run_id, order_id, reason))
+        if self.results is not None:
+            self._note_results(batch, confirmed, skipped)
         self.emit(
             BatchFinished(
                 self.run_id,

@@ -11,6 +11,14 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELLED = "cancelled"
 
+# What became of one order of a run limited to chosen ids (resend, retry).
+SENT = "sent"  # confirmed by the destination
+UNCHANGED = "unchanged"  # the destination already holds this very document (retry only)
+NOT_FOUND = "not_found"  # not in the ERP
+REFUSED = "refused"  # not sent: the destination refused it, or it breaks the order shape
+NOT_SENT = "not_sent"  # the run failed or was cancelled before the order was confirmed
+CONFIRMED = frozenset({SENT, UNCHANGED})
+
 
 @dataclass(slots=True)
 class RunCounts:
@@ -26,6 +34,22 @@ class RunCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderResult:
+    """One chosen order's outcome: `status` is one of SENT ... NOT_SENT, `reason` says why."""
+
+    order_id: str
+    status: str
+    reason: str
+
+    @property
+    def confirmed(self) -> bool:
+        return self.status in CONFIRMED
+
+    def as_json(self) -> dict[str, str]:
+        return {"order_id": self.order_id, "status": self.status, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
 class RunReport:
     run_id: int
     trigger: str
@@ -35,6 +59,8 @@ class RunReport:
     counts: dict[str, int]
     error: str | None
     log_file: str | None
+    # A run limited to chosen ids (resend, retry): each id's outcome, in id order.
+    orders: tuple[OrderResult, ...] = ()
 
     @property
     def duration_seconds(self) -> float:
@@ -52,6 +78,7 @@ class RunReport:
             "error": self.error,
             "log_file": self.log_file,
             "trigger": self.trigger,
+            **({"orders": [order.as_json() for order in self.orders]} if self.orders else {}),
         }
 
 
@@ -129,6 +156,15 @@ class ItemSkipped:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderNotFound:
+    """A chosen order the ERP does not have (a skipped one leaves the skipped list)."""
+
+    run_id: int
+    order_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class CancelRequested:
     run_id: int
 
@@ -144,6 +180,7 @@ EngineEvent = (
     | BatchFinished
     | RetryScheduled
     | ItemSkipped
+    | OrderNotFound
     | CancelRequested
     | RunFinished
 )

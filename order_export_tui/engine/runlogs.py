@@ -14,6 +14,7 @@ from order_export_tui.engine.events import (
     CancelRequested,
     EngineEvent,
     ItemSkipped,
+    OrderNotFound,
     RetryScheduled,
     RunFinished,
     RunStarted,
@@ -80,6 +81,8 @@ class RunLog:
             case ItemSkipped():
                 self._problems.append(f"{event.order_id}: {event.reason}")
                 self.write(f"skipped {event.order_id}: {event.reason}")
+            case OrderNotFound():
+                self.write(f"not found {event.order_id}: {event.reason}")
             case CancelRequested():
                 self.write("cancel requested: stopping at the next batch boundary")
             case RunFinished():
@@ -92,6 +95,8 @@ class RunLog:
         self.write(f"counts: {counts}")
         if report.error:
             self.write(f"error: {report.error}")
+        for order in report.orders:
+            self.write(f"order {order.order_id}: {order.status}: {order.reason}")
         if self._problems:
             self.write(f"skipped orders ({len(self._problems)}):")
             for problem in self._problems:

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from typing import TypeVar
@@ -21,9 +22,13 @@ from order_export_tui.engine.batches import (
 from order_export_tui.engine.events import (
     CANCELLED,
     FAILED,
+    NOT_FOUND,
+    NOT_SENT,
     SUCCEEDED,
     CancelRequested,
     EngineEvent,
+    OrderNotFound,
+    OrderResult,
     RetryScheduled,
     RunCounts,
     RunFinished,
@@ -34,7 +39,7 @@ from order_export_tui.engine.events import (
 from order_export_tui.engine.runlogs import RunLog, log_file_name, prune_run_logs
 from order_export_tui.orders import OrderDocument
 from order_export_tui.settings import Settings
-from order_export_tui.sources.base import OrderSource, SourceError
+from order_export_tui.sources.base import OrderSource, SourceError, lookup_orders
 from order_export_tui.state import StateStore
 from order_export_tui.transport.retry import (
     Retrier,
@@ -134,23 +139,41 @@ class ExportEngine:
         return self._task is not None and not self._task.done()
 
     def start_run(
-        self, trigger: str = "manual", *, only: frozenset[str] | None = None
+        self,
+        trigger: str = "manual",
+        *,
+        only: frozenset[str] | None = None,
+        since: date | None = None,
+        resend: bool = False,
     ) -> asyncio.Task[RunReport]:
         """Start a run in the background; raises `RunInProgressError` if one is in flight.
 
-        `only`: consider just these order ids (re-trying chosen skipped orders); the window
-        still applies.
+        `only`: just these order ids (re-trying skipped orders, resending), looked up by id
+        whatever their date; the report then says what became of each (`RunReport.orders`).
+        `resend`: send them even when the destination already has them as they are.
+        `since`: this once, every order dated on or after that day, beyond the window (a
+        backfill: the destination is opened with `backfill=True`).
         """
         if self.running:
             raise RunInProgressError("an export run is already in progress")
+        if resend and only is None:
+            raise ValueError("resend needs the order ids to send again")
         self._cancel_requested = False
-        self._task = asyncio.get_running_loop().create_task(self._run(trigger, self.settings, only))
+        scope = RunScope(only=only, since=since, resend=resend)
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(trigger, self.settings, scope)
+        )
         return self._task
 
     async def run(
-        self, trigger: str = "manual", *, only: frozenset[str] | None = None
+        self,
+        trigger: str = "manual",
+        *,
+        only: frozenset[str] | None = None,
+        since: date | None = None,
+        resend: bool = False,
     ) -> RunReport:
-        return await self.start_run(trigger, only=only)
+        return await self.start_run(trigger, only=only, since=since, resend=resend)
 
     def cancel(self) -> bool:
         """Ask the run in flight to stop at the next batch boundary. False when idle."""
@@ -170,9 +193,7 @@ class ExportEngine:
             except Exception:
                 log.exception("an event listener failed on %s", type(event).__name__)
 
-    async def _run(
-        self, trigger: str, settings: Settings, only: frozenset[str] | None = None
-    ) -> RunReport:
+    async def _run(self, trigger: str, settings: Settings, scope: RunScope) -> RunReport:
         started_at = self._clock()
         run_id = self.state.start_run(trigger=trigger, started_at=started_at)
         self._current_run_id = run_id
@@ -180,13 +201,14 @@ class ExportEngine:
         log_path = logs_dir / log_file_name(started_at, run_id)
         run_log: RunLog | None = None
         counts = RunCounts()
+        results: dict[str, OrderResult] | None = None if scope.only is None else {}
         outcome, error = SUCCEEDED, None
         cancelled_from_outside = False
         try:
             run_log = RunLog(log_path, self._clock)
             self.state.set_run_log_file(run_id, str(log_path))
             self.subscribe(run_log.handle)
-            await self._export(run_id, trigger, started_at, settings, counts, only)
+            await self._export(run_id, trigger, started_at, settings, counts, scope, results)
         except CancelledAtBoundaryError:
             outcome = CANCELLED
         except asyncio.CancelledError:
@@ -210,6 +232,7 @@ class ExportEngine:
             counts=counts.as_dict(),
             error=error,
             log_file=None if run_log is None else str(log_path),
+            orders=_order_results(scope.only, results, outcome, error),
         )
         self.state.finish_run(
             run_id, finished_at=finished_at, outcome=outcome, counts=report.counts, error=error
@@ -232,9 +255,11 @@ class ExportEngine:
         started_at: datetime,
         settings: Settings,
         counts: RunCounts,
-        only: frozenset[str] | None = None,
+        scope: RunScope,
+        results: dict[str, OrderResult] | None,
     ) -> None:
         task = settings.task
+        only = scope.only
 
         def on_retry(what: str, retry: int, delay: float, error: TransientError) -> None:
             counts.retried += 1
@@ -247,6 +272,8 @@ class ExportEngine:
             sleep=self._sleep,
         )
         start = window_start(started_at, task.max_days_to_export)
+        if scope.since is not None:
+            start = datetime.combine(scope.since, clock_time.min).astimezone()
         source = self._source_factory(settings, retrier)
         destination = self._destination_factory(settings)
         pipeline = BatchPipeline(
@@ -259,6 +286,8 @@ class ExportEngine:
             emit=self._emit,
             clock=self._clock,
             cancel_requested=lambda: self._cancel_requested,
+            force=scope.resend,
+            results=results,
         )
         try:
             total = len(only) if only is not None else await source.count_orders(start)
@@ -266,22 +295,100 @@ class ExportEngine:
                 RunStarted(run_id, trigger, started_at, start, total, run_settings(settings))
             )
             pipeline.total = total
-            await destination.open()
-            pending: list[OrderDocument] = []
-            async for chunk in _read_ahead(source.iter_orders(start)):
-                if only is not None:
-                    chunk = [doc for doc in chunk if doc.get("order_id") in only]
-                pending.extend(chunk)
-                while len(pending) >= task.batch_size:
-                    await pipeline.submit(pending[: task.batch_size])
-                    del pending[: task.batch_size]
-            if pending:
-                await pipeline.submit(pending)
+            await (destination.open(backfill=True) if scope.since else destination.open())
+            if only is not None and results is not None:
+                await self._export_chosen(
+                    run_id, source, sorted(only), pipeline, results, task.batch_size
+                )
+            else:
+                await self._export_window(source, start, pipeline, task.batch_size)
             await pipeline.drain()
         finally:
             await pipeline.abandon()
             await _close_quietly(source.close(), "the ERP source")
             await _close_quietly(destination.close(), "the destination")
+
+    async def _export_window(
+        self, source: OrderSource, start: datetime, pipeline: BatchPipeline, batch_size: int
+    ) -> None:
+        pending: list[OrderDocument] = []
+        async for chunk in _read_ahead(source.iter_orders(start)):
+            pending.extend(chunk)
+            while len(pending) >= batch_size:
+                await pipeline.submit(pending[:batch_size])
+                del pending[:batch_size]
+        if pending:
+            await pipeline.submit(pending)
+
+    async def _export_chosen(
+        self,
+        run_id: int,
+        source: OrderSource,
+        order_ids: list[str],
+        pipeline: BatchPipeline,
+        results: dict[str, OrderResult],
+        batch_size: int,
+    ) -> None:
+        """The chosen orders, looked up by id a batch at a time (no window scan); those the
+        ERP does not have are named, and leave the skipped list."""
+        for first in range(0, len(order_ids), batch_size):
+            chunk = order_ids[first : first + batch_size]
+            found = await lookup_orders(source, chunk)
+            if found is None:  # a source that cannot look orders up: read everything
+                found = await _scan_for(source, set(chunk))
+            docs = [doc for doc in (found.get(order_id) for order_id in chunk) if doc is not None]
+            missing = [order_id for order_id in chunk if found.get(order_id) is None]
+            if missing:
+                self._not_found(run_id, missing, results)
+            if docs:
+                await pipeline.submit(docs)
+
+    def _not_found(self, run_id: int, missing: list[str], results: dict[str, OrderResult]) -> None:
+        skipped = set(self.state.skipped_order_ids(missing))
+        exported = self.state.exported_orders(missing)
+        self.state.forget_skipped(skipped)
+        for order_id in missing:
+            if order_id in skipped:
+                reason = "no longer in the ERP: removed from the skipped list"
+            elif order_id in exported:
+                reason = "no longer in the ERP (it was exported before); nothing sent"
+            else:
+                reason = "not in the ERP, and never exported or skipped"
+            results[order_id] = OrderResult(order_id, NOT_FOUND, reason)
+            self._emit(OrderNotFound(run_id, order_id, reason))
+
+
+@dataclass(frozen=True, slots=True)
+class RunScope:
+    """What one run covers: the window (or from `since` on), or just the `only` ids."""
+
+    only: frozenset[str] | None = None
+    since: date | None = None
+    resend: bool = False
+
+
+def _order_results(
+    only: frozenset[str] | None,
+    results: dict[str, OrderResult] | None,
+    outcome: str,
+    error: str | None,
+) -> tuple[OrderResult, ...]:
+    """Each chosen id's outcome; one the run never settled is `not_sent`, with the reason."""
+    if only is None or results is None:
+        return ()
+    why = error or ("the run was cancelled" if outcome == CANCELLED else "not sent")
+    return tuple(
+        results.get(order_id) or OrderResult(order_id, NOT_SENT, why) for order_id in sorted(only)
+    )
+
+
+async def _scan_for(source: OrderSource, wanted: set[str]) -> dict[str, OrderDocument | None]:
+    found: dict[str, OrderDocument | None] = dict.fromkeys(wanted)
+    async for chunk in source.iter_orders(datetime(1970, 1, 1).astimezone()):
+        for doc in chunk:
+            if doc.get("order_id") in wanted:
+                found[doc["order_id"]] = doc
+    return found
 
 
 async def _read_ahead(chunks: AsyncIterator[T]) -> AsyncIterator[T]:

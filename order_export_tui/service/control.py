@@ -146,8 +146,12 @@ class ExportControl(Protocol):
     async def status(self) -> StatusSnapshot: ...
 
     async def start_run(
-        self, trigger: str = "manual", *, only: list[str] | None = None
-    ) -> Answer: ...
+        self, trigger: str = "manual", *, only: list[str] | None = None, since: str | None = None
+    ) -> Answer:
+        """Start a run: `only` these order ids (looked up by id; "resend" sends them even if
+        unchanged, "retry" with no ids takes every skipped order), `since` a day
+        (YYYY-MM-DD) for a backfill beyond the window."""
+        ...
 
     async def cancel(self) -> Answer: ...
 

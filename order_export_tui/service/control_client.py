@@ -139,8 +139,10 @@ class AttachedControl:
     async def status(self) -> StatusSnapshot:
         return _expect(await self._call("GET", "/status"), StatusSnapshot)
 
-    async def start_run(self, trigger: str = "manual", *, only: list[str] | None = None) -> Answer:
-        body = {"trigger": trigger, "only": only}
+    async def start_run(
+        self, trigger: str = "manual", *, only: list[str] | None = None, since: str | None = None
+    ) -> Answer:
+        body = {"trigger": trigger, "only": only, "since": since}
         return _expect(await self._call("POST", "/runs", body), Answer)
 
     async def cancel(self) -> Answer:

@@ -33,6 +33,7 @@ HEARTBEAT_SECONDS = 2.0
 # A client that falls this many events behind is dropped; it reconnects and reads the status.
 CLIENT_QUEUE_LIMIT = 10_000
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
+TRIGGERS = ("manual", "retry", "resend", "backfill")
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -148,11 +149,14 @@ class ControlServer:
             body = await self._body(request)
             trigger = body.get("trigger", "manual")
             only = _ids(body.get("only"))
-            if not isinstance(trigger, str) or not trigger:
-                raise ValueError("trigger must be a non-empty string")
+            since = body.get("since")
+            if trigger not in TRIGGERS:
+                raise ValueError(f"trigger must be one of {', '.join(TRIGGERS)}")
+            if since is not None and not isinstance(since, str):
+                raise ValueError("since must be a day, YYYY-MM-DD")
         except ValueError as error:
             return _problem(400, str(error))
-        return _json(await self.control.start_run(trigger, only=only))
+        return _json(await self.control.start_run(trigger, only=only, since=since))
 
     async def _cancel(self, request: Request) -> Response:
         return _json(await self.control.cancel())

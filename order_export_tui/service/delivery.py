@@ -24,7 +24,7 @@ import orjson
 from order_export_tui.destinations.base import Destination, DestinationError, OrderChange
 from order_export_tui.orders import content_hash, order_problem
 from order_export_tui.settings import Settings
-from order_export_tui.sources.base import OrderSource, fetch_order
+from order_export_tui.sources.base import OrderSource, SourceError, fetch_order
 from order_export_tui.state import (
     DELIVERED,
     HELD,
@@ -59,6 +59,7 @@ class EventDelivered:
     order_id: str
     kind: str
     latency_seconds: float  # from acceptance to the destination's confirmation
+    sent: bool = True  # False: the destination already had this very document
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +208,10 @@ class RealtimeDelivery:
                 occurred_at=payload["occurred_at"],
                 now=self._clock(),
             )
-            known = await self._known_document(event)
+            try:
+                known = await self._known_document(event)
+            except (SourceError, RetriesExhaustedError, TransientError, OSError) as error:
+                return self._not_yet(event, event.order_id, f"cannot read the ERP: {error}")
             if known is None:
                 self.state.finish_event(event.event_id, status=HELD, now=self._clock())
                 self._emit(EventHeld(event.event_id, event.order_id))
@@ -251,10 +255,7 @@ class RealtimeDelivery:
         try:
             refusal = await destination.send_one(change, retrier)
         except (RetriesExhaustedError, DestinationError, TransientError, OSError) as error:
-            self.last_error = str(error)
-            self.state.note_event_attempt(event.event_id, str(error))
-            self._emit(EventRetried(event.event_id, str(error)))
-            return False
+            return self._not_yet(event, order_id, str(error))
         if refusal is not None:
             self._skip(event, order_id, f"rejected by {destination.name}: {refusal}")
             return True
@@ -270,6 +271,13 @@ class RealtimeDelivery:
             ),
         )
         return True
+
+    def _not_yet(self, event: RealtimeEvent, order_id: str, error: str) -> bool:
+        """The event stays queued; delivery waits out the outage and tries it again."""
+        self.last_error = error
+        self.state.note_event_attempt(event.event_id, error)
+        self._emit(EventRetried(event.event_id, error))
+        return False
 
     def _retrier(self, event: RealtimeEvent) -> Retrier:
         task = self.settings.task
@@ -297,7 +305,7 @@ class RealtimeDelivery:
         self.state.finish_event(event.event_id, status=DELIVERED, now=now)
         self.last_error = None
         latency = (now - datetime.fromisoformat(event.received_at)).total_seconds()
-        self._emit(EventDelivered(event.event_id, order_id, event.kind, latency))
+        self._emit(EventDelivered(event.event_id, order_id, event.kind, latency, sent is not None))
 
     def _skip(self, event: RealtimeEvent, order_id: str, reason: str) -> None:
         now = self._clock()

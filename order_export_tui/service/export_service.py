@@ -14,19 +14,20 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import schedule
 
 from order_export_tui.destinations.base import Destination
-from order_export_tui.engine.events import RunReport
-from order_export_tui.engine.runner import ExportEngine, local_now
+from order_export_tui.engine.events import SUCCEEDED, OrderResult, RunReport
+from order_export_tui.engine.runner import ExportEngine, RunScope, local_now
 from order_export_tui.service.delivery import (
     OUTAGE_BACKOFF_SECONDS,
     RealtimeActivity,
     RealtimeDelivery,
 )
 from order_export_tui.service.intake import Intake, IntakeServer
+from order_export_tui.service.monitoring import Monitoring, MonitoringServer, health_problems
 from order_export_tui.service.notify import NotificationResult, notify_run_failed
 from order_export_tui.settings import Settings, secret_value
 from order_export_tui.sources.base import OrderSource
@@ -46,6 +47,46 @@ class RunRequestSkipped:
     at: datetime
     trigger: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersAnswer:
+    """What `resend` and `retry` did, as plain data: `started` false when no run could start
+    (`message` says why); else each chosen order's outcome (`OrderResult`: sent, unchanged,
+    not_found, refused or not_sent, with its reason) and the run's report."""
+
+    started: bool
+    message: str
+    orders: tuple[OrderResult, ...] = ()
+    report: RunReport | None = None
+
+    @classmethod
+    def of(cls, report: RunReport) -> OrdersAnswer:
+        """The answer that a finished resend or retry run gives."""
+        return cls(True, _orders_message(report), tuple(report.orders), report)
+
+    @property
+    def all_confirmed(self) -> bool:
+        """Every chosen order is confirmed by the destination (exit code 0)."""
+        if not self.started:
+            return False
+        succeeded = self.report is None or self.report.outcome == SUCCEEDED
+        return succeeded and all(order.confirmed for order in self.orders)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "started": self.started,
+            "message": self.message,
+            "orders": [order.as_json() for order in self.orders],
+            "run": None if self.report is None else self.report.as_json(),
+        }
+
+
+def _orders_message(report: RunReport) -> str:
+    confirmed = sum(1 for order in report.orders if order.confirmed)
+    run = f"run {report.run_id} {report.outcome}"
+    text = f"{confirmed} of {len(report.orders)} orders confirmed ({run})"
+    return text if report.error is None else f"{text}: {report.error}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +209,8 @@ class ExportService:
         if realtime is not None:
             realtime.subscribe(self._emit)
             realtime.health_provider = self.health
+        self.monitoring = Monitoring(self)
+        self._monitoring_server: MonitoringServer | None = None
         self._build_schedule()
 
     # --- what the dashboard and the daemon read ---------------------------------------------
@@ -186,20 +229,26 @@ class ExportService:
     def run_in_progress(self) -> bool:
         return self.engine.running or (self._run_task is not None and not self._run_task.done())
 
+    def now(self) -> datetime:
+        return self._clock()
+
     def health(self) -> dict[str, object]:
-        """What `GET /healthz` answers: the scheduler, the intake and the destination."""
+        """What the webhook's `GET /healthz` answers: the scheduler, the intake and the
+        destination; `status` "unhealthy" (answered 503) with the `problems` of §6."""
         due = self.next_run
         queue = self.engine.state.event_counts()
         realtime = self.realtime
+        problems = health_problems(self)
         return {
-            "status": "ok",
+            "status": "ok" if not problems else "unhealthy",
+            "problems": problems,
             "scheduler": {
                 "schedule": schedule_description(self.settings),
                 "next_run": None if due is None else due.isoformat(timespec="seconds"),
                 "run_in_progress": self.run_in_progress,
             },
             "intake": {
-                "listening": None if realtime is None else realtime.listen,
+                "listening": realtime is not None and realtime.listening,
                 "queued": queue.get("queued", 0),
                 "held": queue.get("held", 0),
                 "delivered": queue.get("delivered", 0),
@@ -231,18 +280,72 @@ class ExportService:
             self._build_schedule()
             self._wake.set()
 
-    def request_run(self, trigger: str = "manual", *, only: frozenset[str] | None = None) -> bool:
+    def request_run(
+        self,
+        trigger: str = "manual",
+        *,
+        only: frozenset[str] | None = None,
+        since: date | None = None,
+        resend: bool = False,
+    ) -> bool:
         """Start a run now; False (recorded, never queued) when one is already in flight.
 
-        `only`: just these order ids (re-trying chosen skipped orders)."""
-        if self._stopping:
-            self._skip(trigger, "the service is stopping")
+        `only`: just these order ids, looked up by id (re-trying skipped orders; with
+        `resend`, sent again even if unchanged). `since`: a backfill from that day on."""
+        refusal = self._refusal()
+        if refusal is not None:
+            self._skip(trigger, refusal)
             return False
-        if self.run_in_progress:
-            self._skip(trigger, "a run is already in progress")
-            return False
-        self._run_task = asyncio.get_running_loop().create_task(self._run(trigger, only))
+        self._run_task = asyncio.get_running_loop().create_task(
+            self._run(trigger, RunScope(only=only, since=since, resend=resend))
+        )
         return True
+
+    async def resend(self, order_ids: Sequence[str]) -> OrdersAnswer:
+        """Send these orders again now, changed or not; each confirmed by the destination
+        (`order-export resend`)."""
+        wanted = frozenset(order_id for order_id in order_ids if order_id)
+        if not wanted:
+            return OrdersAnswer(False, "no order id given")
+        return await self._run_for_orders("resend", wanted, resend=True)
+
+    async def retry(self, order_ids: Sequence[str] | None = None) -> OrdersAnswer:
+        """Re-try these skipped orders now (all of them when None); one that no longer exists
+        in the ERP leaves the skipped list with that reason (`order-export retry`)."""
+        if order_ids is None:
+            wanted = frozenset(self.engine.state.skipped_order_ids())
+            if not wanted:
+                return OrdersAnswer(True, "no skipped orders to re-try")
+        else:
+            wanted = frozenset(order_id for order_id in order_ids if order_id)
+            if not wanted:
+                return OrdersAnswer(False, "no order id given")
+        return await self._run_for_orders("retry", wanted, resend=False)
+
+    async def backfill(self, since: date) -> RunReport | None:
+        """One run, now, of every order dated on or after `since`, beyond the window
+        (`run --since`); None when a run is already in flight."""
+        if not self.request_run("backfill", since=since):
+            return None
+        return await self.wait_for_run()
+
+    async def _run_for_orders(
+        self, trigger: str, wanted: frozenset[str], *, resend: bool
+    ) -> OrdersAnswer:
+        refusal = self._refusal()
+        if not self.request_run(trigger, only=wanted, resend=resend):
+            return OrdersAnswer(False, f"not started: {refusal}")
+        report = await self.wait_for_run()
+        if report is None:
+            return OrdersAnswer(False, "the run ended before it reported")
+        return OrdersAnswer(True, _orders_message(report), report.orders, report)
+
+    def _refusal(self) -> str | None:
+        if self._stopping:
+            return "the service is stopping"
+        if self.run_in_progress:
+            return "a run is already in progress"
+        return None
 
     def run_pending(self) -> None:
         """Fire the schedule's job if it is due."""
@@ -257,9 +360,19 @@ class ExportService:
         return self.engine.last_report
 
     async def serve(self) -> None:
-        """Run the schedule (and the real-time channel, when there is one) until `stop()`."""
-        if self.realtime is not None:
-            await self.realtime.start()
+        """Run the schedule (and the real-time channel, when there is one, and monitoring,
+        when `monitoring.listen` is set) until `stop()`."""
+        if self.settings.monitoring.listen:
+            server = MonitoringServer(self.monitoring, self.settings.monitoring.listen)
+            await server.start()
+            self._monitoring_server = server
+            log.info("monitoring listening on %s", server.listen)
+        try:
+            if self.realtime is not None:
+                await self.realtime.start()
+        except BaseException:
+            await self._stop_monitoring()
+            raise
         try:
             while not self._stopping:
                 self.run_pending()
@@ -272,6 +385,12 @@ class ExportService:
         finally:
             if self.realtime is not None:
                 await self.realtime.stop()
+            await self._stop_monitoring()
+
+    async def _stop_monitoring(self) -> None:
+        server, self._monitoring_server = self._monitoring_server, None
+        if server is not None:
+            await server.stop()
 
     async def stop(self, *, abandon_batch: bool = False) -> None:
         """Stop scheduling; the run in flight stops at its next batch boundary (or, with
@@ -303,8 +422,10 @@ class ExportService:
         self.engine.state.record_skipped_tick(at=at, trigger=trigger, reason=reason)
         self._emit(RunRequestSkipped(at, trigger, reason))
 
-    async def _run(self, trigger: str, only: frozenset[str] | None) -> RunReport:
-        report = await self.engine.run(trigger, only=only)
+    async def _run(self, trigger: str, scope: RunScope) -> RunReport:
+        report = await self.engine.run(
+            trigger, only=scope.only, since=scope.since, resend=scope.resend
+        )
         result = await self._notifier(self.settings, report)
         if result is not None:
             self.last_notification = result

@@ -10,6 +10,7 @@ import asyncio
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -193,9 +194,23 @@ class HostedControl:
 
     # --- steering -----------------------------------------------------------------------
 
-    async def start_run(self, trigger: str = "manual", *, only: list[str] | None = None) -> Answer:
+    async def start_run(
+        self, trigger: str = "manual", *, only: list[str] | None = None, since: str | None = None
+    ) -> Answer:
+        if trigger == "retry" and only is None:
+            only = self.state.skipped_order_ids()
+            if not only:
+                return Answer(False, "no skipped orders to re-try")
+        if trigger == "resend" and not only:
+            return Answer(False, "no order id given")
+        try:
+            day = None if since is None else date.fromisoformat(since)
+        except ValueError:
+            return Answer(False, f"not a day as YYYY-MM-DD: {since!r}")
         chosen = None if only is None else frozenset(only)
-        if not self.service.request_run(trigger, only=chosen):
+        if not self.service.request_run(
+            trigger, only=chosen, since=day, resend=trigger == "resend"
+        ):
             reason = "the service is stopping" if self.service.stopping else "a run is in progress"
             return Answer(False, f"not started: {reason}")
         # The run's id is known once its task has started it; let it.

@@ -108,7 +108,8 @@ class Intake:
         return await self._accept(request, PAYMENT_STATUS)
 
     async def _healthz(self, request: Request) -> Response:
-        return JSONResponse(self._health())
+        health = self._health()
+        return JSONResponse(health, status_code=200 if health.get("status") == "ok" else 503)
 
     async def _accept(self, request: Request, kind: str) -> Response:
         try:

@@ -75,6 +75,7 @@ async def follow_remote_run(
     *,
     trigger: str = "manual",
     only: list[str] | None = None,
+    since: str | None = None,
 ) -> RunReport:
     """Ask the process to start a run and follow it to its end. The first Ctrl-C (or SIGTERM)
     asks that process to cancel the run; the second stops following (KeyboardInterrupt)."""
@@ -91,7 +92,7 @@ async def follow_remote_run(
 
     try:
         await follower.connected()
-        answer = await control.start_run(trigger, only=only)
+        answer = await control.start_run(trigger, only=only, since=since)
         if not answer.ok:
             raise RemoteRunError(answer.message)
         for signum in (signal.SIGINT, signal.SIGTERM):

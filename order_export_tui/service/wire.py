@@ -26,6 +26,8 @@ _CLASSES: dict[str, type] = {
         engine_events.RetryScheduled,
         engine_events.ItemSkipped,
         engine_events.CancelRequested,
+        engine_events.OrderNotFound,
+        engine_events.OrderResult,
         engine_events.RunFinished,
         export_service.RunRequestSkipped,
         export_service.FailureEmailOutcome,

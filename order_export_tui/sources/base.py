@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -36,17 +36,31 @@ class OrderSource(Protocol):
         """Prove that the ERP can be read (`check --connect`), raising `SourceError` naming
         what is wrong; returns what was reached in a few words, e.g. "Business Central
         company Contoso Ltd. at https://...". Never a secret or a URL's user-info."""
+
+    async def get_orders(self, order_ids: Sequence[str]) -> dict[str, OrderDocument | None]:
+        """These orders by id, whatever their date, without reading the window: each id maps
+        to its document (built exactly as `iter_orders` builds it, so its content hash is the
+        same), or None when the ERP does not have it."""
         ...
 
     async def close(self) -> None: ...
 
 
-async def fetch_order(source: OrderSource, order_id: str) -> OrderDocument | None:
-    """One order by its id, from a source that can look one up (`fetch_order`); None when
-    the source cannot or does not have it. Payment callbacks use it to re-send an order that
-    a run exported (runs keep no copy of every document: it would halve their speed)."""
-    lookup = getattr(source, "fetch_order", None)
+async def lookup_orders(
+    source: OrderSource, order_ids: Sequence[str]
+) -> dict[str, OrderDocument | None] | None:
+    """`source.get_orders(order_ids)`, or None for a source that cannot look orders up by id
+    (the caller then reads the window)."""
+    lookup = getattr(source, "get_orders", None)
     if lookup is None:
         return None
-    found: OrderDocument | None = await lookup(order_id)
+    found: dict[str, OrderDocument | None] = await lookup(list(order_ids))
     return found
+
+
+async def fetch_order(source: OrderSource, order_id: str) -> OrderDocument | None:
+    """One order by its id; None when the source cannot look one up or does not have it.
+    Payment callbacks use it to re-send an order that a run exported (runs keep no copy of
+    every document: it would halve their speed)."""
+    found = await lookup_orders(source, [order_id])
+    return None if found is None else found.get(order_id)

@@ -26,7 +26,7 @@ class LoopbackDestination:
         self.max_batches_in_flight = in_flight
         self._client: httpx.AsyncClient | None = None
 
-    async def open(self) -> None:
+    async def open(self, *, backfill: bool = False) -> None:
         self._client = httpx.AsyncClient(base_url=self.base_url, timeout=5)
 
     async def send_batch(self, changes: Sequence[OrderChange], retrier: Retrier) -> dict[str, str]:

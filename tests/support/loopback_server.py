@@ -108,6 +108,12 @@ class FaultPlan:
                     return fault
         return None
 
+    def clear(self) -> None:
+        """No more faults: every request from now on gets the real answer."""
+        with self._lock:
+            self._planned.clear()
+            self._standing.clear()
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._planned)

@@ -120,6 +120,30 @@ class Ledger:
         finally:
             conn.close()
 
+    @staticmethod
+    def documents_of(path: Path, identity: str, numbers: Sequence[str]) -> dict[str, bytes]:
+        """Order number -> the last document remembered for it (JSON), for these orders; read
+        without creating anything, so a lookup never disturbs a run's own connection."""
+        if not numbers or not Path(path).is_file():
+            return {}
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'identity'").fetchone()
+            if row is None or row[0] != identity:
+                return {}
+            found: dict[str, bytes] = {}
+            for start in range(0, len(numbers), _SQLITE_MAX_PARAMS):
+                part = list(numbers[start : start + _SQLITE_MAX_PARAMS])
+                marks = ", ".join("?" * len(part))
+                query = f"SELECT number, document FROM orders WHERE number IN ({marks})"
+                for number, document in conn.execute(f"{query} AND document IS NOT NULL", part):
+                    found[number] = document
+            return found
+        except sqlite3.Error:
+            return {}
+        finally:
+            conn.close()
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

@@ -79,6 +79,7 @@ __all__ = ["BusinessCentralError", "BusinessCentralSource", "first_order_day", "
 SHIPMENTS_OVERLAP = timedelta(minutes=10)
 LEFT_ORDERS_CHUNK = 500
 INVOICE_LOOKUP_BATCH = 20  # order numbers per salesInvoices request (keeps the URL short)
+ORDER_LOOKUP_BATCH = 20  # order numbers per salesOrders / salesShipments lookup request
 
 
 def ledger_path(settings: Settings) -> Path:
@@ -142,6 +143,26 @@ class BusinessCentralSource:
         async with aclosing(self._unread_invoiced_orders(ledger, first_day, methods)) as chunks:
             async for chunk in chunks:
                 yield chunk
+
+    async def get_orders(self, order_ids: Sequence[str]) -> dict[str, OrderDocument | None]:
+        """These orders by number, whatever their date, without reading the window:
+        `salesOrders?$filter=number eq '...'` (with lines and customer) for open orders; for
+        the rest, their posted `salesShipments` and the document the ledger last kept (or,
+        for one never read, its posted `salesInvoices`), as a run builds an order that left.
+        An order with neither an open order nor a posted shipment is not in the ERP."""
+        found: dict[str, OrderDocument | None] = dict.fromkeys(order_ids)
+        wanted = [number for number in found if number]
+        if not wanted:
+            return found
+        methods = await self._shipment_methods()
+        for start in range(0, len(wanted), ORDER_LOOKUP_BATCH):
+            numbers = wanted[start : start + ORDER_LOOKUP_BATCH]
+            open_orders = await self._open_orders_numbered(numbers, methods)
+            found.update(open_orders)
+            left = [number for number in numbers if number not in open_orders]
+            if left:
+                found.update(await self._left_orders_numbered(left, methods))
+        return found
 
     async def check_connection(self) -> str:
         """Prove the token (client id, secret, tenant), the environment, the company and the
@@ -252,10 +273,71 @@ class BusinessCentralSource:
                 yield docs
             after = numbers[-1]
 
+    async def _open_orders_numbered(
+        self, numbers: Sequence[str], methods: Mapping[str, str]
+    ) -> dict[str, OrderDocument]:
+        params = {
+            "$filter": _any_equal("number", numbers),
+            "$select": ",".join(ORDER_FIELDS),
+            "$expand": (
+                f"salesOrderLines($select={','.join(ORDER_LINE_FIELDS)}),"
+                f"customer($select={','.join(CUSTOMER_FIELDS)})"
+            ),
+        }
+        wanted = set(numbers)
+        found: dict[str, OrderDocument] = {}
+        async with self._pages("salesOrders", params) as pages:
+            async for page in pages:
+                for order in page:
+                    doc = order_document(order, methods)
+                    if doc["order_id"] in wanted:
+                        found[doc["order_id"]] = doc
+        return found
+
+    async def _left_orders_numbered(
+        self, numbers: Sequence[str], methods: Mapping[str, str]
+    ) -> dict[str, OrderDocument]:
+        """Orders that left `salesOrders`: known through their posted shipments."""
+        params = {
+            "$filter": _any_equal("orderNumber", numbers),
+            "$select": ",".join(SHIPMENT_FIELDS),
+            "$expand": f"salesShipmentLines($select={','.join(SHIPMENT_LINE_FIELDS)})",
+        }
+        shipped: dict[str, dict[int, float]] = {}
+        first_posted: dict[str, str] = {}
+        async with self._pages("salesShipments", params) as pages:
+            async for page in pages:
+                for row in filter(None, map(_shipment_row, page)):
+                    _, order, posted, lines = row
+                    totals = shipped.setdefault(order, {})
+                    for sequence, quantity in lines.items():
+                        totals[sequence] = totals.get(sequence, 0.0) + quantity
+                    first_posted[order] = min(first_posted.get(order, posted), posted)
+        shipped_orders = [number for number in numbers if number in shipped]
+        if not shipped_orders:
+            return {}
+        kept = await asyncio.to_thread(
+            Ledger.documents_of, self.ledger_file, self._identity, shipped_orders
+        )
+        found = {
+            number: with_shipped_quantities(orjson.loads(kept[number]), shipped[number])
+            for number in shipped_orders
+            if number in kept
+        }
+        rebuild = [number for number in shipped_orders if number not in kept]
+        if rebuild:
+            invoices = await self._invoices_of(rebuild)
+            for number in rebuild:
+                if number in invoices:
+                    found[number] = invoiced_order_document(
+                        number, invoices[number], first_posted[number], shipped[number], methods
+                    )
+        return found
+
     async def _invoices_of(self, order_numbers: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         """Order number -> its posted invoices (in number order), for a few orders."""
         params = {
-            "$filter": " or ".join(f"orderNumber eq {_odata_text(n)}" for n in order_numbers),
+            "$filter": _any_equal("orderNumber", order_numbers),
             "$select": ",".join(INVOICE_FIELDS),
             "$expand": (
                 f"salesInvoiceLines($select={','.join(INVOICE_LINE_FIELDS)}),"
@@ -351,6 +433,10 @@ def _modified_at(entity: Mapping[str, Any]) -> str | None:
 
 def _odata_datetime(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _any_equal(field: str, values: Sequence[str]) -> str:
+    return " or ".join(f"{field} eq {_odata_text(value)}" for value in values)
 
 
 def _odata_text(value: str) -> str:

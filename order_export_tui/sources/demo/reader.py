@@ -6,7 +6,7 @@ import asyncio
 import functools
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +28,7 @@ _NOT_SHIPPED = "not_shipped"
 # order_no order and filtering is what keyset paging needs (no sort of the whole window).
 # The customer comes from the header's sell-to snapshot (as in Business Central), not from a
 # join with `customer`: the join alone would cost about a fifth of the read time.
-_HEADER_SQL = """
+_HEADER_COLUMNS = """
 SELECT order_no, order_date_utc, customer_no, sell_to_email, sell_to_first_name,
        sell_to_last_name, currency, subtotal, discount, shipping_cost, tax, total,
        shipping_method, payment_method,
@@ -38,10 +38,14 @@ SELECT order_no, order_date_utc, customer_no, sell_to_email, sell_to_first_name,
        ship_to_country,
        payment_status
 FROM sales_header
-WHERE order_no {op} ? AND +order_date_utc >= ?
+"""
+_HEADER_SQL = (
+    _HEADER_COLUMNS
+    + """WHERE order_no {op} ? AND +order_date_utc >= ?
 ORDER BY order_no
 LIMIT ?
 """
+)
 _FIRST_HEADERS_SQL = _HEADER_SQL.format(op=">=")
 _NEXT_HEADERS_SQL = _HEADER_SQL.format(op=">")
 _FIRST_ORDER_SQL = "SELECT min(order_no) FROM sales_header WHERE order_date_utc >= ?"
@@ -61,6 +65,24 @@ FROM shipment
 WHERE order_no BETWEEN ? AND ?
 ORDER BY order_no, shipped_at, shipment_no
 """
+
+
+# Lookups by id go through the primary keys (sales_header, sales_line) and the shipment index.
+_HEADERS_BY_ID_SQL = _HEADER_COLUMNS + "WHERE order_no IN ({marks})"
+_LINES_BY_ID_SQL = """
+SELECT order_no, line_no, item_no, description, quantity, unit_price, unit_price_incl_tax,
+       quantity_shipped
+FROM sales_line
+WHERE order_no IN ({marks})
+ORDER BY order_no, line_no
+"""
+_SHIPMENTS_BY_ID_SQL = """
+SELECT order_no, tracking_number, tracking_url
+FROM shipment
+WHERE order_no IN ({marks})
+ORDER BY order_no, shipped_at, shipment_no
+"""
+LOOKUP_CHUNK = 900  # ids per query: well under SQLite's host-parameter limit
 
 
 def _read_only_uri(path: Path) -> str:
@@ -110,12 +132,19 @@ class DemoErpSource:
         orders = int(row[0])
         return f"demo database {self.path}, {orders:,} order{'' if orders == 1 else 's'}"
 
+    async def get_orders(self, order_ids: Sequence[str]) -> dict[str, OrderDocument | None]:
+        """These orders by number, whatever their date: primary-key reads, no window scan."""
+        found: dict[str, OrderDocument | None] = dict.fromkeys(order_ids)
+        unique = list(found)
+        for start in range(0, len(unique), LOOKUP_CHUNK):
+            chunk = unique[start : start + LOOKUP_CHUNK]
+            for doc in await self._run(functools.partial(_read_by_id, order_ids=chunk)):
+                found[doc["order_id"]] = doc
+        return found
+
     async def fetch_order(self, order_id: str) -> OrderDocument | None:
         """One order by its number, whatever its date."""
-        chunk = await self._run(
-            functools.partial(_read_chunk, sql=_FIRST_HEADERS_SQL, key=order_id, since="", limit=1)
-        )
-        return chunk[0] if chunk and chunk[0]["order_id"] == order_id else None
+        return (await self.get_orders([order_id]))[order_id]
 
     async def close(self) -> None:
         await asyncio.to_thread(self._close)
@@ -159,6 +188,34 @@ def _read_chunk(
     if not headers:
         return []
     first, last = headers[0][0], headers[-1][0]
+    # The range may hold orders outside the window (their lines are skipped by the lookup).
+    return _documents(
+        headers,
+        conn.execute(_LINES_SQL, (first, last)),
+        conn.execute(_SHIPMENTS_SQL, (first, last)),
+    )
+
+
+def _read_by_id(conn: sqlite3.Connection, *, order_ids: list[str]) -> list[OrderDocument]:
+    """The orders with these numbers (those that exist), built as `_read_chunk` builds them."""
+    marks = ",".join("?" * len(order_ids))
+    headers = conn.execute(_HEADERS_BY_ID_SQL.format(marks=marks), order_ids).fetchall()
+    if not headers:
+        return []
+    found = [row[0] for row in headers]
+    marks = ",".join("?" * len(found))
+    return _documents(
+        headers,
+        conn.execute(_LINES_BY_ID_SQL.format(marks=marks), found),
+        conn.execute(_SHIPMENTS_BY_ID_SQL.format(marks=marks), found),
+    )
+
+
+def _documents(
+    headers: list[Any], line_rows: Iterable[Any], shipment_rows: Iterable[Any]
+) -> list[OrderDocument]:
+    """Order documents from header rows, their line rows (ordered by order and line) and
+    their shipment rows (each order's latest last)."""
     docs: dict[str, OrderDocument] = {}
     lines_of: dict[str, list[dict[str, Any]]] = {}
     for (
@@ -210,12 +267,9 @@ def _read_chunk(
             "tracking_url": "",
         }
 
-    # The range may hold orders outside the window (their lines are skipped by the lookup).
     open_orders: set[str] = set()
     started_orders: set[str] = set()
-    for order_no, line_no, sku, name, quantity, unit_price, incl_tax, shipped in conn.execute(
-        _LINES_SQL, (first, last)
-    ):
+    for order_no, line_no, sku, name, quantity, unit_price, incl_tax, shipped in line_rows:
         lines = lines_of.get(order_no)
         if lines is None:
             continue
@@ -241,7 +295,7 @@ def _read_chunk(
         elif order_no in started_orders:
             docs[order_no]["shipping_status"] = _PARTIALLY_SHIPPED
 
-    for order_no, tracking_number, tracking_url in conn.execute(_SHIPMENTS_SQL, (first, last)):
+    for order_no, tracking_number, tracking_url in shipment_rows:
         doc = docs.get(order_no)
         if doc is not None:
             doc["tracking_number"] = tracking_number
