@@ -202,3 +202,24 @@ def test_a_failed_run_command_mails_the_administrator_once(tmp_path: Path) -> No
     assert report["finished_at"][:19] in body  # the time of failure, ISO 8601
     assert report["error"] and report["error"][:40] in body
     assert "pw-for-tests" not in body + result.stderr + result.stdout
+
+
+def test_resend_and_retry_go_through_the_running_daemon(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    folder = shop(tmp_path)
+    daemon = start_daemon(daemons, folder)
+    assert order_export("run", cwd=folder).returncode == 0
+    last_run = json.loads(order_export("status", "--json", cwd=folder).stdout)["last_run"]
+    assert last_run["counts"]["new"] == 300
+
+    resent = order_export("resend", "SO-100001", "SO-NOPE-1", "--json", cwd=folder)
+    assert resent.returncode == 1, resent.stderr  # one of them is not in the ERP
+    outcome = {order["order_id"]: order["status"] for order in json.loads(resent.stdout)["orders"]}
+    assert outcome == {"SO-100001": "sent", "SO-NOPE-1": "not_found"}
+    assert "SO-NOPE-1" in resent.stderr
+    daemon.wait_for(lambda text: "started (resend)" in text)  # the daemon did it
+
+    nothing = order_export("retry", cwd=folder)
+    assert nothing.returncode == 0 and "no skipped orders" in nothing.stderr
+    assert daemon.running
