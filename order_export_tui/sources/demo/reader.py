@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -36,14 +37,16 @@ SELECT order_no, order_date_utc, customer_no, sell_to_email, sell_to_first_name,
        bill_to_country,
        ship_to_line1, ship_to_line2, ship_to_city, ship_to_region, ship_to_postcode,
        ship_to_country,
-       payment_status
+       payment_status, {marketing}
 FROM sales_header
 WHERE order_no {op} ? AND +order_date_utc >= ?
 ORDER BY order_no
 LIMIT ?
 """
-_FIRST_HEADERS_SQL = _HEADER_SQL.format(op=">=")
-_NEXT_HEADERS_SQL = _HEADER_SQL.format(op=">")
+# A database from before the optional fields has none of them: they read as "".
+_MARKETING_COLUMNS = "coupon_code, campaign_id, landing_site"
+_NO_MARKETING_COLUMNS = "'', '', ''"
+_ITEMS_SQL = "SELECT item_no, product_url, image_url, categories FROM item"
 _FIRST_ORDER_SQL = "SELECT min(order_no) FROM sales_header WHERE order_date_utc >= ?"
 _COUNT_SQL = "SELECT count(*) FROM sales_header WHERE order_date_utc >= ?"
 _LINES_SQL = """
@@ -60,6 +63,14 @@ FROM shipment
 WHERE order_no BETWEEN ? AND ?
 ORDER BY order_no, shipped_at, shipment_no
 """
+
+
+def _header_sql(op: str, *, marketing: bool) -> str:
+    columns = _MARKETING_COLUMNS if marketing else _NO_MARKETING_COLUMNS
+    return _HEADER_SQL.replace("{op}", op).replace("{marketing}", columns)
+
+
+ItemExtras = dict[str, tuple[str, str, list[str]]]  # item no -> (url, image url, categories)
 
 
 def _read_only_uri(path: Path) -> str:
@@ -82,6 +93,8 @@ class DemoErpSource:
         self.chunk_size = chunk_size
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._marketing = True  # settled when the connection opens
+        self._items: ItemExtras = {}
 
     async def count_orders(self, window_start: datetime) -> int:
         since = _utc_text(window_start)
@@ -93,21 +106,21 @@ class DemoErpSource:
         first = await self._run(lambda conn: conn.execute(_FIRST_ORDER_SQL, (since,)).fetchone())
         if first[0] is None:
             return
-        sql, key, limit = _FIRST_HEADERS_SQL, first[0], self.chunk_size
+        op, key, limit = ">=", first[0], self.chunk_size
         while True:
             chunk = await self._run(
-                functools.partial(_read_chunk, sql=sql, key=key, since=since, limit=limit)
+                functools.partial(self._read_chunk, op=op, key=key, since=since, limit=limit)
             )
             if chunk:
                 yield chunk
             if len(chunk) < limit:
                 return
-            sql, key = _NEXT_HEADERS_SQL, chunk[-1]["order_id"]
+            op, key = ">", chunk[-1]["order_id"]
 
     async def fetch_order(self, order_id: str) -> OrderDocument | None:
         """One order by its number, whatever its date."""
         chunk = await self._run(
-            functools.partial(_read_chunk, sql=_FIRST_HEADERS_SQL, key=order_id, since="", limit=1)
+            functools.partial(self._read_chunk, op=">=", key=order_id, since="", limit=1)
         )
         return chunk[0] if chunk and chunk[0]["order_id"] == order_id else None
 
@@ -115,6 +128,12 @@ class DemoErpSource:
         await asyncio.to_thread(self._close)
 
     # ---- internals ----
+
+    def _read_chunk(
+        self, conn: sqlite3.Connection, *, op: str, key: str, since: str, limit: int
+    ) -> list[OrderDocument]:
+        sql = _header_sql(op, marketing=self._marketing)
+        return _read_chunk(conn, sql=sql, key=key, since=since, limit=limit, items=self._items)
 
     async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         try:
@@ -132,9 +151,11 @@ class DemoErpSource:
                 raise SourceError(
                     f"demo ERP database not found: {self.path} (create it with `order-export demo`)"
                 )
-            self._conn = sqlite3.connect(
-                _read_only_uri(self.path), uri=True, check_same_thread=False
-            )
+            conn = sqlite3.connect(_read_only_uri(self.path), uri=True, check_same_thread=False)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(sales_header)")}
+            self._marketing = "coupon_code" in columns
+            self._items = _item_extras(conn) if self._marketing else {}
+            self._conn = conn
         return self._conn
 
     def _close(self) -> None:
@@ -144,8 +165,27 @@ class DemoErpSource:
                 self._conn = None
 
 
+def _item_extras(conn: sqlite3.Connection) -> ItemExtras:
+    """The catalogue's product pages, pictures and categories (a few hundred items)."""
+    extras: ItemExtras = {}
+    for item_no, url, image_url, categories in conn.execute(_ITEMS_SQL):
+        try:
+            names = json.loads(categories)
+        except ValueError:
+            names = []
+        valid = [name for name in names if isinstance(name, str)] if isinstance(names, list) else []
+        extras[item_no] = (url, image_url, valid)
+    return extras
+
+
 def _read_chunk(
-    conn: sqlite3.Connection, *, sql: str, key: str, since: str, limit: int
+    conn: sqlite3.Connection,
+    *,
+    sql: str,
+    key: str,
+    since: str,
+    limit: int,
+    items: ItemExtras | None = None,
 ) -> list[OrderDocument]:
     """Up to `limit` window orders from `key` on, with their lines and latest shipment:
     three queries, whatever the chunk size."""
@@ -160,7 +200,7 @@ def _read_chunk(
         subtotal, discount, shipping_cost, tax, total, shipping_method, payment_method,
         b_line1, b_line2, b_city, b_region, b_postcode, b_country,
         s_line1, s_line2, s_city, s_region, s_postcode, s_country,
-        payment_status,
+        payment_status, coupon_code, campaign_id, landing_site,
     ) in headers:  # fmt: skip
         lines: list[dict[str, Any]] = []
         lines_of[order_no] = lines
@@ -203,6 +243,13 @@ def _read_chunk(
             "tracking_number": "",
             "tracking_url": "",
         }
+        for field, value in (
+            ("coupon_code", coupon_code),
+            ("campaign_id", campaign_id),
+            ("landing_site", landing_site),
+        ):
+            if value:
+                docs[order_no][field] = value
 
     # The range may hold orders outside the window (their lines are skipped by the lookup).
     open_orders: set[str] = set()
@@ -213,16 +260,24 @@ def _read_chunk(
         lines = lines_of.get(order_no)
         if lines is None:
             continue
-        lines.append(
-            {
-                "line_no": line_no,
-                "sku": sku,
-                "name": name,
-                "quantity": quantity,
-                "unit_price": unit_price,
-                "unit_price_incl_tax": incl_tax,
-            }
-        )
+        line: dict[str, Any] = {
+            "line_no": line_no,
+            "sku": sku,
+            "name": name,
+            "quantity": quantity,
+            "unit_price": unit_price,
+            "unit_price_incl_tax": incl_tax,
+        }
+        extra = (items or {}).get(sku)
+        if extra is not None:
+            url, image_url, categories = extra
+            if url:
+                line["product_url"] = url
+            if image_url:
+                line["image_url"] = image_url
+            if categories:
+                line["categories"] = list(categories)
+        lines.append(line)
         if shipped < quantity:
             open_orders.add(order_no)
         if shipped > 0:
