@@ -72,6 +72,10 @@ SETTING_DESCRIPTIONS: dict[str, str] = {
     "dotdigital.create_missing_contacts": (
         "Create a Dotdigital contact for an order whose e-mail address is not a contact yet."
     ),
+    "dotdigital.contact_list_id": (
+        "The list that contacts created for orders join (0: none). Joining a list is not "
+        "consent to marketing: pick a list that is not sent campaigns."
+    ),
     "mailchimp.api_key_env": (
         "Name of the environment variable that holds the API key (its -usN suffix selects the "
         "data centre)."

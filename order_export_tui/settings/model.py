@@ -78,6 +78,7 @@ class DotdigitalSettings:
     password_env: str = "DOTDIGITAL_API_PASSWORD"
     collection: str = "Orders"
     create_missing_contacts: bool = True
+    contact_list_id: int = 0
 
 
 @dataclass

@@ -162,6 +162,7 @@ _RULES: dict[str, _Rule] = {
     "dotdigital.password_env": _ENV,
     "dotdigital.collection": _NON_EMPTY_STR,
     "dotdigital.create_missing_contacts": _BOOL,
+    "dotdigital.contact_list_id": _integer(0, 2147483647),
     "mailchimp.api_key_env": _ENV,
     "mailchimp.base_url": _URL,
     "mailchimp.store_id": _STR,
