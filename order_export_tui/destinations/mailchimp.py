@@ -641,10 +641,11 @@ class MailchimpDestination:
             self._forgotten_products.add(sku)
             self._products.pop(sku, None)  # the next order to ask sends it again
 
-    def _save_products(self) -> None:
-        if self._product_memory is None:
+    def _save_products(self, memory: ProductMemory | None = None) -> None:
+        memory = memory or self._product_memory
+        if memory is None:
             return
-        self._product_memory.save(self._unsaved_products, self._forgotten_products)
+        memory.save(self._unsaved_products, self._forgotten_products)
         self._unsaved_products = {}
         self._forgotten_products = set()
 
@@ -653,7 +654,7 @@ class MailchimpDestination:
         if memory is None:
             return
         try:
-            self._save_products()
+            self._save_products(memory)
         except Exception as error:  # a lost memory costs requests, never orders
             log.warning("cannot remember the products sent to Mailchimp: %s", error)
         finally:

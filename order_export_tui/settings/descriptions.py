@@ -55,6 +55,10 @@ SETTING_DESCRIPTIONS: dict[str, str] = {
         "A salesShipments field holding the package tracking number, added by an API extension "
         '(e.g. "packageTrackingNo"); "" when Business Central holds none.'
     ),
+    "erp.business_central.shipment_tracking_api": (
+        "The route (publisher/group/version) of the custom API page whose salesShipments carry "
+        'that field, e.g. "contoso/shipping/v1.0"; "" reads it from the standard API v2.0.'
+    ),
     "erp.business_central.tracking_url_template": (
         'The tracking URL, with {tracking_number} where the number goes; "" for no URL.'
     ),

@@ -56,6 +56,7 @@ class BusinessCentralSettings:
     token_url: str = ""
     shipment_tracking_field: str = ""
     tracking_url_template: str = ""
+    shipment_tracking_api: str = ""
 
 
 @dataclass
