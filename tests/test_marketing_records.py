@@ -5,6 +5,7 @@ official specs."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from order_export_tui.destinations.base import OrderChange
 from order_export_tui.destinations.dotdigital import DotdigitalDestination
+from order_export_tui.destinations.file import FileDestination
 from order_export_tui.destinations.mailchimp import MailchimpDestination
 from order_export_tui.engine.runner import window_start
 from order_export_tui.orders import OrderDocument, content_hash, order_problem
@@ -513,3 +515,20 @@ async def test_a_tracking_number_posted_after_a_run_reaches_the_next_one(
 
     assert (doc["tracking_number"], doc["tracking_url"]) == ("00340434161094042557", "")
     assert doc["shipping_status"] == "shipped"
+
+
+async def test_the_dry_run_file_writes_the_optional_fields_as_dotdigital_would_get_them(
+    make_settings, tmp_path
+) -> None:
+    settings = make_settings()
+    doc = marketed((await demo_documents(settings, orders=5))[0])
+    destination = FileDestination(tmp_path / "dry.jsonl", store_name="Shop")
+
+    await run_batch(destination, [doc])  # type: ignore[arg-type]
+    await send_one(destination, doc)  # type: ignore[arg-type]
+
+    bulk, single = (json.loads(line) for line in (tmp_path / "dry.jsonl").read_text().splitlines())
+    for record in (bulk["body"]["records"][0]["json"], single["body"]):
+        assert record["couponCode"] == "WELCOME10"
+        assert record["products"][0]["imageUrl"] == LINE_EXTRAS["image_url"]
+        assert record["products"][0]["categories"] == LINE_EXTRAS["categories"]
