@@ -55,8 +55,8 @@ class BusinessCentralSettings:
     client_secret_env: str = "BC_CLIENT_SECRET"
     token_url: str = ""
     shipment_tracking_field: str = ""
-    tracking_url_template: str = ""
     shipment_tracking_api: str = ""
+    tracking_url_template: str = ""
 
 
 @dataclass
