@@ -43,6 +43,13 @@ CURRENCY_CODES = frozenset(
 ADDRESS_FIELDS = ("line1", "line2", "city", "region", "postcode", "country")
 MAX_ORDER_ID_LENGTH = 100
 
+# The optional fields of §3: absent means "" (or [] for categories).
+OPTIONAL_LINE_URLS = ("product_url", "image_url")
+OPTIONAL_ORDER_TEXTS = ("coupon_code", "campaign_id")
+OPTIONAL_ORDER_URLS = ("landing_site",)
+MAX_OPTIONAL_TEXT_LENGTH = 2048
+MAX_CATEGORIES = 50
+
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -69,6 +76,41 @@ def _is_timestamp_with_offset(value: object) -> bool:
         return datetime.fromisoformat(value).tzinfo is not None
     except ValueError:
         return False
+
+
+def _is_web_url(value: str) -> bool:
+    scheme, _, rest = value.partition("://")
+    if scheme.lower() not in ("http", "https") or not rest:
+        return False
+    return not any(character.isspace() for character in value)
+
+
+def _optional_text_problem(name: str, value: object, *, url: bool) -> str | None:
+    """An optional text field: absent or a string; a non-empty URL is an absolute http(s) one."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return f"{name} must be a string"
+    if len(value) > MAX_OPTIONAL_TEXT_LENGTH:
+        return f"{name} is longer than {MAX_OPTIONAL_TEXT_LENGTH} characters"
+    if url and value and not _is_web_url(value):
+        return f"{name} must be an http(s) URL (got {value[:80]!r})"
+    return None
+
+
+def _categories_problem(name: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        return f"{name} must be a list of strings"
+    if len(value) > MAX_CATEGORIES:
+        return f"{name} holds more than {MAX_CATEGORIES} categories"
+    for category in value:
+        if not isinstance(category, str) or not category.strip():
+            return f"{name} must hold non-empty strings"
+        if len(category) > MAX_OPTIONAL_TEXT_LENGTH:
+            return f"{name} has a category longer than {MAX_OPTIONAL_TEXT_LENGTH} characters"
+    return None
 
 
 def _address_problem(name: str, address: object) -> str | None:
@@ -101,7 +143,11 @@ def _line_problem(index: int, line: object) -> str | None:
             return f"lines[{index}].{field} must be a number"
         if price < 0:
             return f"lines[{index}].{field} must not be negative (got {price})"
-    return None
+    for field in OPTIONAL_LINE_URLS:
+        problem = _optional_text_problem(f"lines[{index}].{field}", line.get(field), url=True)
+        if problem:
+            return problem
+    return _categories_problem(f"lines[{index}].categories", line.get("categories"))
 
 
 def _customer_problem(customer: object) -> str | None:
@@ -161,9 +207,91 @@ def order_problem(doc: object) -> str | None:
     payment_status = doc.get("payment_status")
     if payment_status not in PAYMENT_STATUSES:
         return f"payment_status {payment_status!r} is not one of {', '.join(PAYMENT_STATUSES)}"
+    for field in (*OPTIONAL_ORDER_TEXTS, *OPTIONAL_ORDER_URLS):
+        problem = _optional_text_problem(field, doc.get(field), url=field in OPTIONAL_ORDER_URLS)
+        if problem:
+            return problem
     return None
 
 
+def _without_empty_optionals(doc: OrderDocument) -> OrderDocument:
+    """`doc` with its optional fields left out where they say nothing ("" or []): an absent
+    field and an empty one are the same order, and so are orders from before these fields."""
+    empty = ("", [], None)
+    trimmed = {
+        key: value
+        for key, value in doc.items()
+        if not (key in (*OPTIONAL_ORDER_TEXTS, *OPTIONAL_ORDER_URLS) and value in empty)
+    }
+    lines = doc.get("lines")
+    if isinstance(lines, list):
+        trimmed["lines"] = [
+            {
+                key: value
+                for key, value in line.items()
+                if not (key in (*OPTIONAL_LINE_URLS, "categories") and value in empty)
+            }
+            if isinstance(line, dict)
+            else line
+            for line in lines
+        ]
+    return trimmed
+
+
 def content_hash(doc: OrderDocument) -> str:
-    """A fingerprint of everything a valid order says, independent of key order."""
-    return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    """A fingerprint of everything a valid order says, independent of key order (and of
+    whether an empty optional field is present)."""
+    normal = _without_empty_optionals(doc)
+    return hashlib.sha256(orjson.dumps(normal, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+def line_text(line: dict[str, Any], field: str) -> str:
+    """An optional text field of a line ("" when absent)."""
+    value = line.get(field)
+    return value if isinstance(value, str) else ""
+
+
+def order_text(doc: OrderDocument, field: str) -> str:
+    """An optional text field of an order ("" when absent)."""
+    value = doc.get(field)
+    return value if isinstance(value, str) else ""
+
+
+def line_categories(line: dict[str, Any]) -> list[str]:
+    value = line.get("categories")
+    return [c for c in value if isinstance(c, str)] if isinstance(value, list) else []
+
+
+# Carriers by the host of their track-and-trace page: the shipment's carrier, which is not
+# the order's shipping method ("Express", "Standard", or a carrier other than the one used).
+_CARRIER_HOSTS = (
+    ("dhl.com", "DHL"),
+    ("dhl.de", "DHL"),
+    ("dhlparcel.nl", "DHL"),
+    ("postnl.nl", "PostNL"),
+    ("dpd.de", "DPD"),
+    ("dpd.com", "DPD"),
+    ("dpd.co.uk", "DPD"),
+    ("myhermes.de", "Hermes"),
+    ("evri.com", "Evri"),
+    ("bpost.cloud", "bpost"),
+    ("bpost.be", "bpost"),
+    ("royalmail.com", "Royal Mail"),
+    ("ups.com", "UPS"),
+    ("usps.com", "USPS"),
+    ("fedex.com", "FedEx"),
+    ("laposte.fr", "Colissimo"),
+    ("gls-group.eu", "GLS"),
+    ("gls-group.com", "GLS"),
+)
+
+
+def shipment_carrier(tracking_url: str) -> str:
+    """The carrier whose tracking page `tracking_url` is, or "" when it is not a known one."""
+    _, _, rest = tracking_url.partition("://")
+    host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[-1]
+    host = host.split(":", 1)[0].lower().rstrip(".")
+    for domain, carrier in _CARRIER_HOSTS:
+        if host == domain or host.endswith("." + domain):
+            return carrier
+    return ""

@@ -75,6 +75,12 @@ CREATE TABLE IF NOT EXISTS payment_override (
     occurred_at TEXT NOT NULL,
     received_at TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sent_product (
+    scope TEXT NOT NULL,
+    sku TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    PRIMARY KEY (scope, sku)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS skipped_order (
     order_id TEXT PRIMARY KEY,
     reason TEXT NOT NULL,
@@ -502,6 +508,49 @@ class StateStore:
             )
             for row in rows
         ]
+
+
+class ProductMemory:
+    """What a destination last sent of each product (`scope`: the destination and store), so
+    a product is created or updated only when it is new or changed. Its own connection to the
+    state database; use it from one thread."""
+
+    def __init__(self, path: Path, scope: str) -> None:
+        self.scope = scope
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS sent_product (scope TEXT NOT NULL, sku TEXT NOT NULL,"
+            " content_hash TEXT NOT NULL, PRIMARY KEY (scope, sku)) WITHOUT ROWID"
+        )
+
+    def load(self) -> dict[str, str]:
+        rows = self._db.execute(
+            "SELECT sku, content_hash FROM sent_product WHERE scope = ?", (self.scope,)
+        )
+        return dict(rows.fetchall())
+
+    def save(self, sent: dict[str, str], forgotten: Iterable[str] = ()) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(
+                "DELETE FROM sent_product WHERE scope = ? AND sku = ?",
+                [(self.scope, sku) for sku in forgotten],
+            )
+            self._db.executemany(
+                "INSERT INTO sent_product (scope, sku, content_hash) VALUES (?, ?, ?)"
+                " ON CONFLICT (scope, sku) DO UPDATE SET content_hash = excluded.content_hash",
+                [(self.scope, sku, digest) for sku, digest in sent.items()],
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
 
 
 class StateLockedError(Exception):

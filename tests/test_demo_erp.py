@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from order_export_tui.orders import order_problem, shipment_carrier
 from order_export_tui.sources.base import SourceError
 from order_export_tui.sources.demo import (
     DEFECTS,
@@ -36,6 +37,8 @@ ORDER_KEYS = [
 ]  # fmt: skip
 CUSTOMER_KEYS = ["id", "email", "first_name", "last_name"]
 LINE_KEYS = ["line_no", "sku", "name", "quantity", "unit_price", "unit_price_incl_tax"]
+OPTIONAL_ORDER_KEYS = {"coupon_code", "campaign_id", "landing_site"}
+OPTIONAL_LINE_KEYS = {"product_url", "image_url", "categories"}
 ADDRESS_KEYS = ["line1", "line2", "city", "region", "postcode", "country"]
 MONEY_KEYS = ["subtotal", "discount", "shipping_cost", "tax", "total"]
 SHIPPING_STATUSES = {"not_shipped", "partially_shipped", "shipped"}
@@ -111,7 +114,8 @@ def small_erp(tmp_path: Path) -> Path:
 def test_documents_have_exactly_the_documented_keys_and_types(docs: list[Doc]) -> None:
     assert len(docs) == ORDERS
     for doc in docs:
-        assert list(doc) == ORDER_KEYS
+        assert [key for key in doc if key not in OPTIONAL_ORDER_KEYS] == ORDER_KEYS
+        assert all(isinstance(doc[key], str) and doc[key] for key in OPTIONAL_ORDER_KEYS & {*doc})
         assert list(doc["customer"]) == CUSTOMER_KEYS
         assert list(doc["billing_address"]) == ADDRESS_KEYS
         assert list(doc["shipping_address"]) == ADDRESS_KEYS
@@ -119,11 +123,53 @@ def test_documents_have_exactly_the_documented_keys_and_types(docs: list[Doc]) -
         assert datetime.fromisoformat(doc["order_date"]).utcoffset() == timedelta(0)
         assert all(type(doc[key]) is float for key in MONEY_KEYS)
         for line in doc["lines"]:
-            assert list(line) == LINE_KEYS
+            assert [key for key in line if key not in OPTIONAL_LINE_KEYS] == LINE_KEYS
             assert type(line["line_no"]) is int
             assert type(line["quantity"]) is int
             assert type(line["unit_price"]) is float
             assert type(line["unit_price_incl_tax"]) is float
+
+
+def test_the_optional_fields_are_generated_as_a_webstore_would_have_them(
+    docs: list[Doc],
+) -> None:
+    valid = [doc for doc in docs if order_problem(doc) is None]
+    coupons = [doc for doc in valid if doc.get("coupon_code")]
+    assert coupons and all(doc["discount"] > 0 for doc in coupons)
+    assert all(doc.get("coupon_code") for doc in valid if doc["discount"] > 0)
+    campaigns = [doc for doc in valid if doc.get("campaign_id")]
+    assert 0 < len(campaigns) < len(valid)
+    assert all("utm_campaign=" in doc["landing_site"] for doc in campaigns)
+    assert any(doc.get("landing_site") and not doc.get("campaign_id") for doc in valid)
+    for line in (line for doc in valid for line in doc["lines"]):
+        assert line["product_url"].startswith("https://shop.example.com/products/")
+        assert line["image_url"].endswith(".jpg")
+        assert line["categories"] and all(isinstance(c, str) for c in line["categories"])
+
+
+def test_every_tracking_url_is_the_page_of_a_carrier_that_matches_its_shipment(
+    small_erp: Path, docs: list[Doc]
+) -> None:
+    shipped = [doc for doc in docs if doc["tracking_url"]]
+    assert shipped
+    for doc in shipped:
+        assert shipment_carrier(doc["tracking_url"]) == doc["shipping_method"]
+    order_id = next(
+        doc["order_id"] for doc in asyncio.run(read_all(small_erp))
+        if doc["shipping_status"] == "not_shipped" and doc["shipping_method"] != "DHL"
+    )  # fmt: skip
+    ship_order(small_erp, order_id)  # no carrier named: the order's own
+    shipped_now = by_id(asyncio.run(read_all(small_erp)))[order_id]
+    assert shipment_carrier(shipped_now["tracking_url"]) == shipped_now["shipping_method"]
+    ship_order_id = next(
+        doc["order_id"] for doc in asyncio.run(read_all(small_erp))
+        if doc["shipping_status"] == "not_shipped"
+    )  # fmt: skip
+    ship_order(small_erp, ship_order_id, carrier="UPS")
+    assert (
+        shipment_carrier(by_id(asyncio.run(read_all(small_erp)))[ship_order_id]["tracking_url"])
+        == "UPS"
+    )
 
 
 def test_documents_come_in_order_number_order(erp: Path, docs: list[Doc]) -> None:

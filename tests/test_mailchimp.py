@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from order_export_tui.destinations.base import DestinationError, OrderChange
-from order_export_tui.destinations.mailchimp import MailchimpDestination
+from order_export_tui.destinations.mailchimp import HeldForBackfillError, MailchimpDestination
 from order_export_tui.engine.runner import window_start
 from order_export_tui.orders import OrderDocument, order_problem
 from order_export_tui.settings import Settings, load_settings
@@ -56,6 +56,10 @@ async def documents(settings: Settings) -> dict[str, OrderDocument]:
     return found
 
 
+def subscriber_hash(email: str) -> str:
+    return hashlib.md5(email.lower().encode()).hexdigest()
+
+
 def writes_of(fake: MailchimpFake) -> list[tuple[str, str, Any]]:
     return [(e.method, e.path, e.body) for e in fake.writes()]
 
@@ -82,7 +86,7 @@ async def test_a_run_creates_store_customers_products_and_orders_and_a_second_se
     assert set(orders) == set(docs)
     skus = {line["sku"] for doc in docs.values() for line in doc["lines"]}
     assert {pid for sid, pid in fake.products if sid == STORE} == skus
-    customers = {doc["customer"]["id"] for doc in docs.values()}
+    customers = {subscriber_hash(doc["customer"]["email"]) for doc in docs.values()}
     assert {cid for sid, cid in fake.customers if sid == STORE} == customers
     # Each product and customer went once, however many orders refer to it.
     assert len(fake.requests_to("POST", "/products")) == len(skus)
@@ -169,9 +173,14 @@ async def test_a_shipped_order_becomes_a_patch_with_fulfillment_status_and_track
     engine = engine_for(settings, state_factory(settings), fake_clock)
     await engine.run()
     docs = await documents(settings)
-    order_id = next(i for i, doc in docs.items() if doc["shipping_status"] == "not_shipped")
+    order_id = next(
+        i
+        for i, doc in docs.items()
+        if doc["shipping_status"] == "not_shipped" and doc["shipping_method"] != "DHL"
+    )
     writes = len(fake.writes())
 
+    # Shipped by another carrier than the order's shipping method names.
     ship_order(settings.demo_database_path, order_id, carrier="DHL", tracking_number="TRACK-42")
     report = await engine.run()
 
@@ -184,8 +193,8 @@ async def test_a_shipped_order_becomes_a_patch_with_fulfillment_status_and_track
             {
                 "fulfillment_status": "shipped",
                 "tracking_number": "TRACK-42",
-                "tracking_carrier": shipped["shipping_method"],
                 "tracking_url": shipped["tracking_url"],
+                "tracking_carrier": "DHL",  # the shipment's carrier, whatever the method
             },
         )
     ]
@@ -196,7 +205,7 @@ async def test_a_shipped_order_becomes_a_patch_with_fulfillment_status_and_track
 
 @pytest.mark.parametrize(
     ("before", "after", "financial_status"),
-    [("pending", "paid", "paid"), ("paid", "failed", "pending")],
+    [("pending", "paid", "paid"), ("paid", "failed", "failed")],
 )
 async def test_a_payment_status_change_becomes_a_patch_with_the_financial_status(
     make_settings, state_factory, fake, fake_clock, before, after, financial_status
@@ -314,15 +323,18 @@ async def test_never_more_requests_in_flight_than_max_connections(
     assert all(e.status != 429 for e in fake.exchanges)
 
 
-async def test_a_run_and_real_time_sends_share_the_connection_limit_and_the_syncing_flag(
+async def test_real_time_sends_during_a_backfill_are_held_until_it_ends_and_not_silenced(
     make_settings, state_factory, fake_clock
 ) -> None:
     """Real-time sends during a backfill (another instance, same key and store) stay within
-    the one connection limit and leave the backfill's `is_syncing` flag alone."""
+    the one connection limit, leave the backfill's `is_syncing` flag alone, and go only once
+    the flag is false again, so their order confirmations fire."""
     with MailchimpFake(KEY, lists=(AUDIENCE,), latency=0.01) as fake:
-        settings = make_settings(**mailchimp_overrides(fake, max_connections=2))
+        overrides = mailchimp_overrides(fake, max_connections=2)
+        settings = make_settings(**overrides, task={"batch_size": 10})  # requests interleave
         demo(settings, orders=100, malformed=0)
         docs = list((await documents(settings)).values())
+        real_time_docs = [{**doc, "order_id": "RT-" + doc["order_id"]} for doc in docs[:20]]
         real_time = MailchimpDestination.from_settings(settings)
         retrier = Retrier(RetryPolicy(3, 60))
 
@@ -331,7 +343,7 @@ async def test_a_run_and_real_time_sends_share_the_connection_limit_and_the_sync
                 await asyncio.sleep(0.005)
             await real_time.open()
             try:
-                changes = [OrderChange(doc, "new", None) for doc in docs[:20]]
+                changes = [OrderChange(doc, "new", None) for doc in real_time_docs]
                 return await asyncio.gather(*(real_time.send_one(c, retrier) for c in changes))
             finally:
                 await real_time.close()
@@ -343,6 +355,41 @@ async def test_a_run_and_real_time_sends_share_the_connection_limit_and_the_sync
     assert reasons == [None] * 20
     assert fake.max_in_flight == 2
     assert fake.syncing_history[STORE] == [True, False]
+    orders = fake.store_orders(STORE)
+    for doc in real_time_docs:
+        assert orders[doc["order_id"]]["created_while_syncing"] is False
+        assert ("order_confirmation", doc["order_id"]) in fake.notifications
+    assert all(orders[doc["order_id"]]["created_while_syncing"] for doc in docs)
+
+
+async def test_a_real_time_send_held_longer_than_its_bound_is_handed_back_to_the_queue(
+    make_settings, state_factory, fake_clock
+) -> None:
+    with MailchimpFake(KEY, lists=(AUDIENCE,), latency=0.01) as fake:
+        settings = make_settings(**mailchimp_overrides(fake, max_connections=1))
+        demo(settings, orders=60, malformed=0)
+        doc = {**next(iter((await documents(settings)).values())), "order_id": "RT-1"}
+        real_time = MailchimpDestination.from_settings(settings)
+        real_time.hold_seconds = 0.01
+
+        async def send_real_time() -> BaseException | str | None:
+            while not fake.stores.get(STORE, {}).get("is_syncing"):
+                await asyncio.sleep(0.005)
+            await real_time.open()
+            try:
+                change = OrderChange(doc, "new", None)
+                return await real_time.send_one(change, Retrier(RetryPolicy(0, 0)))
+            except HeldForBackfillError as error:
+                return error
+            finally:
+                await real_time.close()
+
+        engine = engine_for(settings, state_factory(settings), fake_clock)
+        report, outcome = await asyncio.gather(engine.run(), send_real_time())
+
+    assert report.outcome == "succeeded", report.error
+    assert isinstance(outcome, HeldForBackfillError)
+    assert "RT-1" not in fake.store_orders(STORE)
 
 
 async def test_send_one_upserts_a_single_order_without_touching_is_syncing(
@@ -351,8 +398,7 @@ async def test_send_one_upserts_a_single_order_without_touching_is_syncing(
     settings = make_settings(**mailchimp_overrides(fake))
     demo(settings, orders=20, malformed=0)
     doc = dict(next(iter((await documents(settings)).values())))
-    long_id = "webstore-guest-" + "x" * 60
-    doc["customer"] = {**doc["customer"], "id": long_id}
+    doc["customer"] = {**doc["customer"], "id": "webstore-guest-" + "x" * 60}
     doc["payment_status"] = "failed"
     destination = MailchimpDestination.from_settings(settings)
     retrier = Retrier(RetryPolicy(3, 60))
@@ -364,10 +410,10 @@ async def test_send_one_upserts_a_single_order_without_touching_is_syncing(
 
     assert reason is None
     order = fake.store_orders(STORE)[doc["order_id"]]
-    short_id = hashlib.sha256(long_id.encode()).hexdigest()[:50]
-    assert order["customer"]["id"] == short_id
-    assert (STORE, short_id) in fake.customers
-    assert order["financial_status"] == "pending"
+    customer_id = subscriber_hash(doc["customer"]["email"])
+    assert order["customer"]["id"] == customer_id
+    assert (STORE, customer_id) in fake.customers
+    assert order["financial_status"] == "failed"
     assert fake.syncing_history[STORE] == [False]
     assert ("order_confirmation", doc["order_id"]) in fake.notifications
     assert fake.schema_errors == []
@@ -484,8 +530,12 @@ def test_sigkill_mid_run_then_a_full_run_leaves_no_duplicate_and_no_skip(tmp_pat
             wait_until(lambda n=sent_before_kill: len(fake.store_orders(STORE)) >= n)
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
+            # The first run is the backfill (the store held no orders) and a kill leaves its
+            # flag set; the second clears it on opening and, the store holding orders now,
+            # is no backfill.
+            assert fake.stores[STORE]["is_syncing"] is (sent_before_kill == 250)
         assert 0 < len(fake.store_orders(STORE)) < len(valid)  # killed mid-run
-        assert fake.stores[STORE]["is_syncing"] is True  # as a killed backfill leaves it
+        assert fake.syncing_history[STORE][:2] == [True, False]
 
         final = order_export("run", "--json", cwd=tmp_path, env={KEY_ENV: KEY})
 

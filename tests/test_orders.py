@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from order_export_tui.orders import content_hash, order_problem
+from order_export_tui.orders import content_hash, order_problem, shipment_carrier
 from tests.support.orders import VALID, changed
 
 
@@ -42,6 +45,14 @@ def test_the_documented_example_is_valid() -> None:
         ("billing_address.city", None, "billing_address.city must be a string"),
         ("shipping_address", [], "shipping_address must be an object"),
         ("tracking_url", None, "tracking_url must be a string"),
+        ("coupon_code", 10, "coupon_code must be a string"),
+        ("campaign_id", ["a"], "campaign_id must be a string"),
+        ("landing_site", "shop.example.com/", "landing_site must be an http(s) URL"),
+        ("landing_site", "x" * 3000, "landing_site is longer than 2048 characters"),
+        ("lines.0.product_url", "ftp://example.com/hat", "lines[0].product_url must be an http"),
+        ("lines.0.image_url", 3, "lines[0].image_url must be a string"),
+        ("lines.0.categories", "Hats", "lines[0].categories must be a list of strings"),
+        ("lines.0.categories", ["Hats", ""], "lines[0].categories must hold non-empty strings"),
     ],
 )
 def test_a_broken_order_is_rejected_with_its_reason(path: str, value: Any, reason: str) -> None:
@@ -59,3 +70,89 @@ def test_content_hash_ignores_key_order_and_sees_every_change() -> None:
     assert content_hash(reordered) == content_hash(VALID)
     assert content_hash(changed("shipping_status", "shipped")) != content_hash(VALID)
     assert content_hash(changed("lines.0.quantity", 3)) != content_hash(VALID)
+
+
+OPTIONAL = {
+    "coupon_code": "WELCOME10",
+    "campaign_id": "a1b2c3d4e5",
+    "landing_site": "https://shop.example.com/?utm_campaign=autumn",
+}
+LINE_OPTIONAL = {
+    "product_url": "https://shop.example.com/products/hat",
+    "image_url": "https://shop.example.com/media/hat.jpg",
+    "categories": ["Accessories", "Accessories/Hats"],
+}
+
+
+def with_optional(doc: dict[str, Any], order: dict[str, Any], line: dict[str, Any]) -> Any:
+    lines = [{**doc["lines"][0], **line}]
+    return {**doc, **order, "lines": lines}
+
+
+def test_the_optional_fields_are_accepted_and_part_of_the_content_hash() -> None:
+    full = with_optional(VALID, OPTIONAL, LINE_OPTIONAL)
+    assert order_problem(full) is None
+    assert content_hash(full) != content_hash(VALID)
+    for field in OPTIONAL:
+        assert content_hash({**full, field: "changed"}) != content_hash(full)
+    for field, value in LINE_OPTIONAL.items():
+        other = ["Other"] if isinstance(value, list) else "https://shop.example.com/other"
+        assert content_hash(with_optional(full, {}, {field: other})) != content_hash(full)
+
+
+def test_an_empty_optional_field_is_the_same_order_as_an_absent_one() -> None:
+    empty = with_optional(
+        VALID, dict.fromkeys(OPTIONAL, ""), {"product_url": "", "image_url": "", "categories": []}
+    )
+    assert order_problem(empty) is None
+    assert content_hash(empty) == content_hash(VALID)
+
+
+_text = st.text(max_size=40)
+_url = st.builds(
+    lambda scheme, path: f"{scheme}://shop.example.com/{path}",
+    st.sampled_from(["http", "https"]),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-/", max_size=30),
+)
+_any = st.one_of(st.none(), st.integers(), st.booleans(), _text, st.lists(_text, max_size=3))
+
+
+def _url_or_empty(value: str) -> bool:
+    return value == "" or re.fullmatch(r"(?i)https?://\S+", value) is not None
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    coupon=st.one_of(_text, _any),
+    landing=st.one_of(st.just(""), _url, _any),
+    image=st.one_of(st.just(""), _url, _any),
+    categories=st.one_of(st.lists(_text, max_size=4), _any),
+)
+def test_optional_fields_are_valid_exactly_when_their_documented_shape_holds(
+    coupon: Any, landing: Any, image: Any, categories: Any
+) -> None:
+    doc = with_optional(
+        VALID,
+        {"coupon_code": coupon, "landing_site": landing},
+        {"image_url": image, "categories": categories},
+    )
+    ok_coupon = coupon is None or isinstance(coupon, str)
+    ok_landing = landing is None or (isinstance(landing, str) and _url_or_empty(landing))
+    ok_image = image is None or (isinstance(image, str) and _url_or_empty(image))
+    ok_categories = categories is None or (
+        isinstance(categories, list) and all(isinstance(c, str) and c.strip() for c in categories)
+    )
+    problem = order_problem(doc)
+    assert (problem is None) == (ok_coupon and ok_landing and ok_image and ok_categories), problem
+    if problem is None:
+        assert len(content_hash(doc)) == 32
+
+
+@settings(max_examples=100, deadline=None)
+@given(url=st.text(max_size=60))
+def test_a_carrier_is_only_named_for_a_known_tracking_host(url: str) -> None:
+    carrier = shipment_carrier(url)
+    assert carrier == "" or "://" in url
+    assert shipment_carrier("https://www.ups.com/track?tracknum=1Z999") == "UPS"
+    assert shipment_carrier("https://tools.usps.com/go/TrackConfirmAction?tLabels=94") == "USPS"
+    assert shipment_carrier("https://ups.com.evil.example/track") == ""

@@ -116,6 +116,33 @@ async def test_a_signed_order_reaches_the_destination(running: Running) -> None:
     assert running.state.exported_orders(["SO-1"])["SO-1"].payment_status == "pending"
 
 
+async def test_the_optional_fields_of_a_webhook_order_reach_the_destination(
+    running: Running,
+) -> None:
+    line = {
+        **order("SO-7")["lines"][0],
+        "product_url": "https://shop.example.com/products/hat",
+        "image_url": "https://shop.example.com/media/hat.jpg",
+        "categories": ["Accessories"],
+    }
+    doc = order(
+        "SO-7",
+        coupon_code="WELCOME10",
+        campaign_id="a1b2c3d4e5",
+        landing_site="https://shop.example.com/?utm_campaign=autumn",
+        lines=[line],
+    )
+
+    assert (await running.webstore.order_completed(doc)).status_code == 202
+
+    await running.until(lambda: "SO-7" in running.store.orders)
+    sent = running.store.orders["SO-7"]
+    assert (sent["coupon_code"], sent["campaign_id"]) == ("WELCOME10", "a1b2c3d4e5")
+    assert sent["landing_site"] == doc["landing_site"]
+    assert sent["lines"][0]["image_url"] == line["image_url"]
+    assert sent["lines"][0]["categories"] == ["Accessories"]
+
+
 async def test_a_payment_callback_updates_the_status(running: Running) -> None:
     await running.webstore.order_completed(order("SO-2"))
     await running.until(lambda: "SO-2" in running.store.orders)
@@ -165,6 +192,11 @@ async def test_a_bad_signature_gets_401_and_nothing_is_stored(
         (b"[1, 2]", "must be a JSON object"),
         (orjson.dumps(order("SO-5", lines=[])), "order has no lines"),
         (orjson.dumps({**order("SO-5"), "customer": {"id": "C-1"}}), "customer.email is missing"),
+        (orjson.dumps(order("SO-5", coupon_code=5)), "coupon_code must be a string"),
+        (
+            orjson.dumps(order("SO-5", landing_site="javascript:alert(1)")),
+            "landing_site must be an http(s) URL",
+        ),
     ],
 )
 async def test_invalid_json_or_an_invalid_order_gets_400_with_the_reason(

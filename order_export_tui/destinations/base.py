@@ -42,6 +42,9 @@ class Destination(Protocol):
     `max_batches_in_flight`: how many `send_batch` calls the engine may run at once (batches
     are still recorded in the order they were read). 1 for a destination that must see
     batches one by one.
+
+    A destination that treats a backfill apart (Mailchimp's `is_syncing`) has a `backfill`
+    attribute: set it to True before `open()` for a run that is one (`run --since`).
     """
 
     name: str

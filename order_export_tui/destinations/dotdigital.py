@@ -37,6 +37,8 @@ from order_export_tui.destinations.base import DestinationError, OrderChange
 from order_export_tui.destinations.dotdigital_records import (
     IMPORT_PATH,
     bulk_import_body,
+    contact_update_body,
+    contacts_import_body,
     order_record_json,
     single_record_path,
 )
@@ -118,6 +120,7 @@ class DotdigitalDestination:
         collection: str,
         store_name: str,
         create_missing_contacts: bool = True,
+        contact_list_id: int = 0,
         region: str = "r1",
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -129,6 +132,7 @@ class DotdigitalDestination:
         self.collection = collection
         self.store_name = store_name
         self.create_missing_contacts = create_missing_contacts
+        self.contact_list_id = contact_list_id  # 0: contacts created for orders join no list
         self.region = region
         self.import_deadline = import_deadline
         self._sleep = sleep
@@ -155,6 +159,7 @@ class DotdigitalDestination:
             collection=dotdigital.collection,
             store_name=settings.webstore.name,
             create_missing_contacts=dotdigital.create_missing_contacts,
+            contact_list_id=dotdigital.contact_list_id,
             region=dotdigital.region,
         )
 
@@ -298,7 +303,7 @@ class DotdigitalDestination:
         wanted = self._contacts_to_ensure(docs)
         if not wanted:
             return {}
-        body = contacts_import_body(list(wanted.values()))
+        body = contacts_import_body(list(wanted.values()), list_id=self.contact_list_id)
         report = await self._run_import(CONTACTS_IMPORT, orjson.dumps(body), retrier)
         problems = contact_failures(report)
         self._ensured_contacts.update(email for email in wanted if email not in problems)
@@ -321,7 +326,7 @@ class DotdigitalDestination:
         if email in self._ensured_contacts:
             return None
         path = f"{CONTACTS_PATH}/email/{quote(customer['email'], safe='@')}"
-        body = orjson.dumps(contact_update_body(customer))
+        body = orjson.dumps(contact_update_body(customer, list_id=self.contact_list_id))
         response = await self._call(
             retrier,
             "PATCH contact",
@@ -518,37 +523,6 @@ class DotdigitalDestination:
 
 
 # --- request bodies and report readers (pure functions) -------------------------------------
-
-
-def contacts_import_body(customers: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """`PUT /contacts/v3/import`: match by e-mail; names only fill empty data fields, so an
-    existing contact keeps what the marketing team set."""
-    return {
-        "mergeOption": "overwriteIfEmpty",
-        "contacts": [contact_request(customer) for customer in customers],
-    }
-
-
-def contact_request(customer: dict[str, Any]) -> dict[str, Any]:
-    request: dict[str, Any] = {
-        "matchIdentifier": "email",
-        "identifiers": {"email": customer["email"]},
-    }
-    data_fields = _name_fields(customer)
-    if data_fields:
-        request["dataFields"] = data_fields
-    return request
-
-
-def contact_update_body(customer: dict[str, Any]) -> dict[str, Any]:
-    """`PATCH /contacts/v3/email/{email}`: the same upsert for a single contact."""
-    data_fields = _name_fields(customer)
-    return {"dataFields": data_fields} if data_fields else {}
-
-
-def _name_fields(customer: dict[str, Any]) -> dict[str, str]:
-    fields = {"firstName": customer.get("first_name"), "lastName": customer.get("last_name")}
-    return {name: value for name, value in fields.items() if isinstance(value, str) and value}
 
 
 def contact_failures(report: dict[str, Any]) -> dict[str, str]:

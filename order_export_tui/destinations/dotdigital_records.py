@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from order_export_tui.orders import OrderDocument
+from order_export_tui.orders import OrderDocument, line_categories, line_text, order_text
 
 IMPORT_PATH = "/insightData/v3/import"
 
 
 def order_record_json(doc: OrderDocument, store_name: str) -> dict[str, Any]:
-    """The record's `json`: one flat level plus addresses and products."""
-    return {
+    """The record's `json`: one flat level plus addresses and products. The optional fields
+    of §3 are added when the order has them: `couponCode`, and per product `url`,
+    `imageUrl` and `categories` (absent rather than empty, as the §5 record shows)."""
+    record: dict[str, Any] = {
         "id": doc["order_id"],
         "email": doc["customer"]["email"],
         "storeName": store_name,
@@ -31,17 +34,30 @@ def order_record_json(doc: OrderDocument, store_name: str) -> dict[str, Any]:
         "trackingUrl": doc["tracking_url"],
         "billingAddress": doc["billing_address"],
         "deliveryAddress": doc["shipping_address"],
-        "products": [
-            {
-                "sku": line["sku"],
-                "name": line["name"],
-                "qty": line["quantity"],
-                "price": line["unit_price"],
-                "priceInclTax": line["unit_price_incl_tax"],
-            }
-            for line in doc["lines"]
-        ],
+        "products": [product_json(line) for line in doc["lines"]],
     }
+    coupon = order_text(doc, "coupon_code")
+    if coupon:
+        record["couponCode"] = coupon
+    return record
+
+
+def product_json(line: dict[str, Any]) -> dict[str, Any]:
+    product: dict[str, Any] = {
+        "sku": line["sku"],
+        "name": line["name"],
+        "qty": line["quantity"],
+        "price": line["unit_price"],
+        "priceInclTax": line["unit_price_incl_tax"],
+    }
+    for field, key in (("product_url", "url"), ("image_url", "imageUrl")):
+        value = line_text(line, field)
+        if value:
+            product[key] = value
+    categories = line_categories(line)
+    if categories:
+        product["categories"] = categories
+    return product
 
 
 def import_record(doc: OrderDocument, store_name: str) -> dict[str, Any]:
@@ -71,3 +87,48 @@ def single_record_path(doc: OrderDocument, collection: str) -> str:
     return f"/insightData/v3/contacts/email/{email}/{quote(collection, safe='')}/" + quote(
         doc["order_id"], safe=""
     )
+
+
+# --- contacts (Contacts API v3) ---------------------------------------------------------------
+#
+# A contact created for an order is its e-mail address and the customer's names, nothing
+# more: no channel status (an existing contact keeps its own; Dotdigital gives a new one its
+# default), no opt-in type, no consent record, no preference, and no list unless
+# `dotdigital.contact_list_id` names one. Names only fill data fields that are empty, so an
+# existing contact keeps what the marketing team set.
+
+
+def contacts_import_body(
+    customers: Sequence[dict[str, Any]], *, list_id: int = 0
+) -> dict[str, Any]:
+    """`PUT /contacts/v3/import`: match by e-mail, fill only empty data fields."""
+    return {
+        "mergeOption": "overwriteIfEmpty",
+        "contacts": [contact_request(customer, list_id=list_id) for customer in customers],
+    }
+
+
+def contact_request(customer: dict[str, Any], *, list_id: int = 0) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "matchIdentifier": "email",
+        "identifiers": {"email": customer["email"]},
+        **contact_update_body(customer, list_id=list_id),
+    }
+    return request
+
+
+def contact_update_body(customer: dict[str, Any], *, list_id: int = 0) -> dict[str, Any]:
+    """`PATCH /contacts/v3/email/{email}?merge-option=overwrite-if-empty`: the same upsert for
+    a single contact."""
+    body: dict[str, Any] = {}
+    data_fields = _name_fields(customer)
+    if data_fields:
+        body["dataFields"] = data_fields
+    if list_id:
+        body["lists"] = [list_id]
+    return body
+
+
+def _name_fields(customer: dict[str, Any]) -> dict[str, str]:
+    fields = {"firstName": customer.get("first_name"), "lastName": customer.get("last_name")}
+    return {name: value for name, value in fields.items() if isinstance(value, str) and value}

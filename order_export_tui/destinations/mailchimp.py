@@ -5,14 +5,19 @@ Each order travels on its own requests, up to `mailchimp.max_connections` at onc
 than Mailchimp's 10 per key), shared by everything this destination does:
 - the store is looked up when a run opens and created on first use (with the configured
   audience, which can never change afterwards);
-- before an order goes, the products its lines refer to exist (created once per run and
-  SKU; an existing one gets its variant upserted) and its customer is upserted (once per run);
+- before an order goes, the products its lines refer to exist: created or updated from the
+  item data only when new or changed since last sent (what was sent is remembered in the state
+  database), never with an old order's price; its customer is upserted (once per run);
 - a new order is created (`POST`); one that already exists (a crash between sending and
   recording) is updated instead, never skipped. An updated order is `PATCH`ed with only its
   statuses when nothing else changed, else whole; a `PATCH` that finds no order creates it;
-- a run that sends new orders marks the store `is_syncing` (no automation e-mails for a
-  backfill) and `close()` clears the flag however the run ended; a flag that a killed run
-  left behind is cleared when the next one opens.
+- only a backfill marks the store `is_syncing` (no automation e-mails): the first run to a
+  store that holds none of its orders yet, or a run made with `backfill = True` (`run
+  --since`); `close()` clears the flag however the run ended, and a flag that a killed run
+  left behind is cleared when the next one opens. Every other run, and every real-time send,
+  goes with `is_syncing` false. A real-time send for a store that this process is backfilling
+  is held until the backfill ends (`HeldForBackfillError`, a transient error: the real-time
+  queue tries it again), so its notification is not silenced.
 
 What fails what: transport errors, 429 and 5xx are transient (the engine's retrier tries again);
 401 and 403 fail the run at once and stop every other request of this destination; any other
@@ -23,6 +28,7 @@ by its variable only and scrubbed from anything Mailchimp says back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -30,6 +36,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -41,8 +48,14 @@ from order_export_tui.destinations import mailchimp_payloads as payloads
 from order_export_tui.destinations.base import DestinationError, OrderChange
 from order_export_tui.orders import OrderDocument
 from order_export_tui.settings import Settings, secret_value
+from order_export_tui.state import ProductMemory
 from order_export_tui.transport.http import display_url, send
-from order_export_tui.transport.retry import Retrier, RetriesExhaustedError, RetryPolicy
+from order_export_tui.transport.retry import (
+    Retrier,
+    RetriesExhaustedError,
+    RetryPolicy,
+    TransientError,
+)
 
 log = logging.getLogger("order_export.mailchimp")
 T = TypeVar("T")
@@ -53,6 +66,8 @@ BATCHES_IN_FLIGHT = 2  # the next batch fills the connections while the last one
 _DATA_CENTRE = re.compile(r"^[a-z]+[0-9]+$")
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _MAX_REASON_TEXT = 300
+HOLD_SECONDS = 30.0  # how long a real-time send waits for a backfill before it is re-queued
+MISSING_VARIANT = "variant id does not exist"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +85,10 @@ class Answer:
     @property
     def not_found(self) -> bool:
         return self.status == 404
+
+    @property
+    def missing_variant(self) -> bool:
+        return self.status == 400 and MISSING_VARIANT in self.reason().lower()
 
     @property
     def already_exists(self) -> bool:
@@ -123,9 +142,44 @@ def _shared_slots(api_key: str, size: int) -> asyncio.Semaphore:
     return per_key[digest]
 
 
-# Stores (base URL, store id) that an instance of this process is backfilling right now: their
-# `is_syncing` flag is live, not one left behind by a killed process.
-_BACKFILLS: set[tuple[str, str]] = set()
+class HeldForBackfillError(TransientError):
+    """A real-time send waits: the store is syncing a backfill, which would silence it."""
+
+
+class _StoreGate:
+    """One store's backfill and real-time sends in this process and event loop: a backfill
+    marks the store `is_syncing` only once no real-time send is in flight, and real-time
+    sends wait for the backfill's end."""
+
+    def __init__(self) -> None:
+        self.backfilling = False
+        self.ended = asyncio.Event()
+        self.ended.set()
+        self.realtime = 0
+        self.quiet = asyncio.Event()
+        self.quiet.set()
+
+    def start_backfill(self) -> None:
+        self.backfilling = True
+        self.ended.clear()
+
+    def end_backfill(self) -> None:
+        self.backfilling = False
+        self.ended.set()
+
+
+# Per event loop, (base URL, store id) -> its gate. A flag on a store with a live backfill
+# here is not one left behind by a killed process.
+_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], _StoreGate]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _gate(key: tuple[str, str]) -> _StoreGate:
+    per_loop = _GATES.setdefault(asyncio.get_running_loop(), {})
+    if key not in per_loop:
+        per_loop[key] = _StoreGate()
+    return per_loop[key]
 
 
 async def _all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
@@ -160,7 +214,13 @@ class MailchimpDestination:
         max_connections: int = 8,
         retry_policy: RetryPolicy | None = None,
         timeout: float = REQUEST_TIMEOUT_SECONDS,
+        state_database: Path | None = None,
+        backfill: bool = False,
+        hold_seconds: float = HOLD_SECONDS,
     ) -> None:
+        """`backfill`: this run is a backfill (`run --since`): the store syncs while it runs.
+        `state_database`: where the products sent are remembered (None: for this instance
+        only)."""
         self.api_key_env = api_key_env
         self.store_id = store_id
         self.list_id = list_id
@@ -176,10 +236,18 @@ class MailchimpDestination:
         self._refusal: DestinationError | None = None  # after a 401/403 nothing more is sent
         self._store: dict[str, Any] | None = None  # as Mailchimp has it; None: not there yet
         self._store_lock = asyncio.Lock()
+        self.backfill = backfill
+        self.hold_seconds = hold_seconds
+        self._state_database = state_database
+        self._backfill_run = False  # decided by open(): this run syncs the store
         self._backfilling = False  # this instance marked the store is_syncing: close() clears it
         self._backfill_run = False  # open(backfill=True): the run is a `run --since` backfill
         self._last_retrier: Retrier | None = None
         self._products: dict[str, asyncio.Future[str | None]] = {}
+        self._product_memory: ProductMemory | None = None
+        self._sent_products: dict[str, str] = {}  # sku -> product hash Mailchimp confirmed
+        self._unsaved_products: dict[str, str] = {}
+        self._forgotten_products: set[str] = set()
         self._customers: dict[bytes, asyncio.Future[str | None]] = {}
 
     @classmethod
@@ -195,6 +263,7 @@ class MailchimpDestination:
             base_url=mailchimp.base_url,
             max_connections=mailchimp.max_connections,
             retry_policy=RetryPolicy(task.max_retries, task.max_retry_interval_seconds),
+            state_database=settings.state_database_path,
         )
 
     # --- set-up ----------------------------------------------------------------------------
@@ -244,20 +313,23 @@ class MailchimpDestination:
         backfill, sent with `is_syncing` true (interfaces.md §5)."""
         self._ensure_client()
         self._forget_run()
-        self._backfill_run = backfill
+        self._open_product_memory()
         retrier = self._own_retrier()
         self._store = await self._fetch_store(retrier)
         stale = self._store is not None and self._store.get("is_syncing")
-        if stale and self._backfill_key not in _BACKFILLS:
+        if stale and not _gate(self._backfill_key).backfilling:
             log.info("store %s: clearing is_syncing left by an interrupted run", self.store_id)
             await self._set_syncing(retrier, False)
+        # A backfill: asked for, or the first run to a store that holds none of its orders.
+        asked = backfill or self.backfill
+        self._backfill_run = asked or not await self._store_has_orders(retrier)
 
     async def send_batch(self, changes: Sequence[OrderChange], retrier: Retrier) -> dict[str, str]:
         if not changes:
             return {}
         self._last_retrier = retrier
-        backfill = self._backfill_run or any(change.kind == "new" for change in changes)
-        await self._ensure_store(retrier, [change.document for change in changes], syncing=backfill)
+        docs = [change.document for change in changes]
+        await self._ensure_store(retrier, docs, syncing=self._backfill_run)
         reasons = await _all(self._deliver(change, retrier) for change in changes)
         return {
             change.order_id: reason
@@ -266,8 +338,26 @@ class MailchimpDestination:
         }
 
     async def send_one(self, change: OrderChange, retrier: Retrier) -> str | None:
-        await self._ensure_store(retrier, [change.document], syncing=False)
-        return await self._deliver(change, retrier)
+        """One order now, with `is_syncing` false: held while this process backfills the
+        store (raises `HeldForBackfillError` after `hold_seconds`, to be tried again)."""
+        gate = _gate(self._backfill_key)
+        if gate.backfilling:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gate.ended.wait(), self.hold_seconds)
+            if gate.backfilling:
+                raise HeldForBackfillError(
+                    f"store {self.store_id!r} is syncing a backfill (is_syncing would silence"
+                    " this order's notifications); it is sent once the backfill ends"
+                )
+        gate.realtime += 1
+        gate.quiet.clear()
+        try:
+            await self._ensure_store(retrier, [change.document], syncing=False)
+            return await self._deliver(change, retrier)
+        finally:
+            gate.realtime -= 1
+            if gate.realtime == 0:
+                gate.quiet.set()
 
     async def check_connection(self) -> str:
         """The key and its data centre (`GET /ping`), the audience (`GET /lists/{id}`) and, if
@@ -317,8 +407,10 @@ class MailchimpDestination:
         finally:
             self._forget_run()
             if self._backfilling:
-                _BACKFILLS.discard(self._backfill_key)
+                _gate(self._backfill_key).end_backfill()
                 self._backfilling = False
+            self._backfill_run = False
+            self._close_product_memory()
             if self._client is not None:
                 await self._client.aclose()
                 self._client = None
@@ -332,6 +424,19 @@ class MailchimpDestination:
     @property
     def _store_path(self) -> str:
         return f"/ecommerce/stores/{_segment(self.store_id)}"
+
+    async def _store_has_orders(self, retrier: Retrier) -> bool:
+        """Whether the store holds any order (one cheap request); False for no store yet."""
+        if self._store is None:
+            return False
+        path = f"{self._store_path}/orders?count=1&fields=total_items"
+        answer = await self._request(retrier, "GET", path)
+        if not answer.ok:
+            raise DestinationError(
+                self._redact(f"cannot read the store's orders: {answer.reason()}")
+            )
+        total = answer.body.get("total_items")
+        return not (type(total) is int and total == 0)
 
     async def _fetch_store(self, retrier: Retrier) -> dict[str, Any] | None:
         answer = await self._request(retrier, "GET", self._store_path)
@@ -359,7 +464,9 @@ class MailchimpDestination:
         async with self._store_lock:
             if syncing and not self._backfilling:
                 self._backfilling = True  # from now on close() clears it, whatever happens next
-                _BACKFILLS.add(self._backfill_key)
+                gate = _gate(self._backfill_key)
+                gate.start_backfill()  # real-time sends wait from now on...
+                await gate.quiet.wait()  # ...and those in flight finish first (each bounded)
             if self._store is None:
                 currency = payloads.main_currency(docs)
                 self._store = await self._create_store(retrier, currency, syncing=syncing)
@@ -430,9 +537,14 @@ class MailchimpDestination:
         blocker = await self._prerequisites(doc, retrier)
         if blocker is not None:
             return blocker
-        answer = await self._request(
-            retrier, "POST", f"{self._store_path}/orders", payloads.order_body(doc)
-        )
+        body = payloads.order_body(doc)
+        answer = await self._request(retrier, "POST", f"{self._store_path}/orders", body)
+        if answer.missing_variant:  # a product deleted in Mailchimp since it was sent
+            self._forget_products(line["sku"] for line in doc["lines"])
+            blocker = await self._prerequisites(doc, retrier)
+            if blocker is not None:
+                return blocker
+            answer = await self._request(retrier, "POST", f"{self._store_path}/orders", body)
         if answer.already_exists:  # sent before, its confirmation lost: update it instead
             path = self._order_path(doc["order_id"])
             answer = await self._request(retrier, "PATCH", path, payloads.order_patch_body(doc))
@@ -480,18 +592,86 @@ class MailchimpDestination:
     async def _product(
         self, line: dict[str, Any], price_known: bool, retrier: Retrier
     ) -> str | None:
+        """Create the product, or update it from the item data, only when it is new or
+        changed since last sent. Only a new product gets a price (the creating order's)."""
         sku = line["sku"]
-        price = line["unit_price"] if price_known else None
-        products = f"{self._store_path}/products"
-        answer = await self._request(retrier, "POST", products, payloads.product_body(line, price))
-        if answer.already_exists:  # keep it, and make sure the variant orders refer to is there
-            variant = f"{products}/{_segment(sku)}/variants/{_segment(sku)}"
-            answer = await self._request(
-                retrier, "PUT", variant, payloads.variant_body(line, price)
-            )
-        if answer.ok:
+        digest = payloads.product_hash(line)
+        sent = self._sent_products.get(sku)
+        if sent == digest:
             return None
-        return self._redact(f"product {sku} could not be created: {answer.reason()}")
+        products = f"{self._store_path}/products"
+        answer: Answer | None = None
+        if sent is None:
+            price = line["unit_price"] if price_known else None
+            body = payloads.product_body(line, price)
+            answer = await self._request(retrier, "POST", products, body)
+            if answer.ok:
+                self._remember_product(sku, digest)
+                return None
+            if not answer.already_exists:
+                return self._redact(f"product {sku} could not be created: {answer.reason()}")
+        answer = await self._update_product(line, retrier)
+        if answer.not_found and sent is not None:  # deleted in Mailchimp since: create again
+            self._forget_products([sku])
+            return await self._product(line, price_known, retrier)
+        if answer.ok:
+            self._remember_product(sku, digest)
+            return None
+        return self._redact(f"product {sku} could not be updated: {answer.reason()}")
+
+    async def _update_product(self, line: dict[str, Any], retrier: Retrier) -> Answer:
+        """The product's title, URL and image, then its variant (never its price)."""
+        sku = line["sku"]
+        product = f"{self._store_path}/products/{_segment(sku)}"
+        answer = await self._request(retrier, "PATCH", product, payloads.product_patch_body(line))
+        if not answer.ok:
+            return answer
+        variant = f"{product}/variants/{_segment(sku)}"
+        return await self._request(retrier, "PUT", variant, payloads.variant_body(line))
+
+    # --- what was sent of each product ---------------------------------------------------------
+
+    def _open_product_memory(self) -> None:
+        if self._state_database is None or self._product_memory is not None:
+            return
+        self._product_memory = ProductMemory(
+            self._state_database, f"mailchimp|{self.base_url}|{self.store_id}"
+        )
+        self._sent_products = self._product_memory.load()
+
+    def _remember_product(self, sku: str, digest: str) -> None:
+        self._sent_products[sku] = digest
+        self._unsaved_products[sku] = digest
+        self._forgotten_products.discard(sku)
+        if len(self._unsaved_products) >= 100:
+            self._save_products()
+
+    def _forget_products(self, skus: Iterable[str]) -> None:
+        for sku in skus:
+            self._sent_products.pop(sku, None)
+            self._unsaved_products.pop(sku, None)
+            self._forgotten_products.add(sku)
+            self._products.pop(sku, None)  # the next order to ask sends it again
+
+    def _save_products(self, memory: ProductMemory | None = None) -> None:
+        memory = memory or self._product_memory
+        if memory is None:
+            return
+        memory.save(self._unsaved_products, self._forgotten_products)
+        self._unsaved_products = {}
+        self._forgotten_products = set()
+
+    def _close_product_memory(self) -> None:
+        memory, self._product_memory = self._product_memory, None
+        if memory is None:
+            return
+        try:
+            self._save_products(memory)
+        except Exception as error:  # a lost memory costs requests, never orders
+            log.warning("cannot remember the products sent to Mailchimp: %s", error)
+        finally:
+            memory.close()
+            self._unsaved_products, self._forgotten_products = {}, set()
 
     async def _customer(self, body: dict[str, Any], retrier: Retrier) -> str | None:
         path = f"{self._store_path}/customers/{_segment(body['id'])}"

@@ -1,13 +1,16 @@
 """Order documents as Mailchimp e-commerce request bodies (interfaces.md §5, "The Mailchimp
 mapping"). Pure functions: no I/O, so each body can be checked against the spec on its own.
 
-- Customer id: the order's `customer.id`, or an SHA-256 prefix of it when it is longer than
-  the 50 characters Mailchimp allows; `opt_in_status` is always false (the webstore's own
-  subscription flow decides opt-in).
-- Product id and variant id: the line's `sku`.
-- `financial_status` is the payment status (`failed` goes as `pending`); `fulfillment_status`
+- Customer id: the MD5 hex digest of the lower-cased e-mail (Mailchimp's subscriber hash), so
+  guests an ERP books under one shared customer number stay separate people; `opt_in_status`
+  is always false (the webstore's own subscription flow decides opt-in).
+- Product id and variant id: the line's `sku`; title, `url` and `image_url` from the line.
+  A product's price is not an order's: a variant gets a price only when it is created.
+- `financial_status` is the payment status as it is (`failed` included); `fulfillment_status`
   is `shipped` or `partially_shipped`, left out while `not_shipped`, with the tracking fields
-  when known.
+  when known. `tracking_carrier` is the shipment's carrier, known from its tracking URL.
+- `campaign_id`, `landing_site` and a promo for `coupon_code` when the order has them;
+  `processed_at_foreign` is the order date, `cancelled_at_foreign` is set once cancelled.
 """
 
 from __future__ import annotations
@@ -15,41 +18,77 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from order_export_tui.orders import OrderDocument, content_hash
+from order_export_tui.orders import (
+    OrderDocument,
+    content_hash,
+    line_text,
+    order_text,
+    shipment_carrier,
+)
 from order_export_tui.state import ExportedOrder
 
 Body = dict[str, Any]
 
-MAX_CUSTOMER_ID_LENGTH = 50
 _TRACKING_FIELDS = ("tracking_number", "tracking_url")
+CANCELLED = "cancelled"
 
 
 def customer_id(doc: OrderDocument) -> str:
-    raw: str = doc["customer"]["id"]
-    if len(raw) <= MAX_CUSTOMER_ID_LENGTH:
-        return raw
-    return hashlib.sha256(raw.encode()).hexdigest()[:MAX_CUSTOMER_ID_LENGTH]
+    """Mailchimp's own subscriber hash: the MD5 of the lower-cased e-mail."""
+    email: str = doc["customer"]["email"]
+    return hashlib.md5(email.lower().encode(), usedforsecurity=False).hexdigest()
 
 
 def financial_status(payment_status: str) -> str:
-    # Mailchimp knows no failed payment; the order is still waiting to be paid.
-    return "pending" if payment_status == "failed" else payment_status
+    """As it is: `failed` too, which triggers no order notification (a `pending` would say
+    "thanks for your order" for a failed payment)."""
+    return payment_status
 
 
 def fulfillment_fields(doc: OrderDocument) -> Body:
-    """`fulfillment_status` (absent while not shipped) and the tracking fields that are known."""
+    """`fulfillment_status` (absent while not shipped) and the tracking fields that are known;
+    the carrier is the shipment's, read from its tracking URL, never the shipping method."""
     fields: Body = {}
     if doc["shipping_status"] != "not_shipped":
         fields["fulfillment_status"] = doc["shipping_status"]
     if doc.get("tracking_number"):
         fields["tracking_number"] = doc["tracking_number"]
-        if doc.get("shipping_method"):
-            fields["tracking_carrier"] = doc["shipping_method"]
     if doc.get("tracking_url"):
         fields["tracking_url"] = doc["tracking_url"]
+        carrier = shipment_carrier(doc["tracking_url"])
+        if carrier:
+            fields["tracking_carrier"] = carrier
     return fields
+
+
+def cancellation_fields(doc: OrderDocument) -> Body:
+    """`cancelled_at_foreign` once the order is cancelled. The order document holds no time
+    of cancellation: the time it is sent as cancelled stands in (never before the order)."""
+    if doc["payment_status"] != CANCELLED:
+        return {}
+    placed = datetime.fromisoformat(doc["order_date"])
+    now = datetime.now(UTC).replace(microsecond=0)
+    return {"cancelled_at_foreign": max(now, placed).isoformat()}
+
+
+def promo_fields(doc: OrderDocument) -> Body:
+    """One promo for the coupon, with the order's discount as what it took off."""
+    code = order_text(doc, "coupon_code")
+    if not code:
+        return {}
+    return {"promos": [{"code": code, "type": "fixed", "amount_discounted": doc["discount"]}]}
+
+
+def attribution_fields(doc: OrderDocument) -> Body:
+    return _non_empty(
+        [
+            ("campaign_id", order_text(doc, "campaign_id")),
+            ("landing_site", order_text(doc, "landing_site")),
+        ]
+    )
 
 
 def _non_empty(fields: Iterable[tuple[str, Any]]) -> Body:
@@ -94,22 +133,43 @@ def customer_body(doc: OrderDocument) -> Body:
     return body
 
 
+def product_links(line: Mapping[str, Any]) -> Body:
+    return _non_empty(
+        [("url", line_text(line, "product_url")), ("image_url", line_text(line, "image_url"))]
+    )
+
+
 def product_body(line: Mapping[str, Any], price: float | None) -> Body:
-    """`POST .../products`: one product per SKU, with one variant of the same id."""
+    """`POST .../products`: one product per SKU, with one variant of the same id. `price`
+    (the creating order's unit price) only when the order's currency is the store's."""
     return {
         "id": line["sku"],
         "title": _title(line),
+        **product_links(line),
         "variants": [variant_body(line, price)],
     }
 
 
-def variant_body(line: Mapping[str, Any], price: float | None) -> Body:
-    """`PUT .../products/{sku}/variants/{sku}`. `price` is left out when the order's currency
-    is not the store's: Mailchimp reads a variant's price in the store's currency."""
+def variant_body(line: Mapping[str, Any], price: float | None = None) -> Body:
+    """The product's one variant; `PUT .../variants/{sku}` of an existing product goes without
+    a price, so no order ever overwrites what the product costs now."""
     body: Body = {"id": line["sku"], "title": _title(line), "sku": line["sku"]}
+    body.update(product_links(line))
     if price is not None:
         body["price"] = price
     return body
+
+
+def product_patch_body(line: Mapping[str, Any]) -> Body:
+    """`PATCH .../products/{sku}`: what the item data says of an existing product."""
+    return {"title": _title(line), **product_links(line)}
+
+
+def product_hash(line: Mapping[str, Any]) -> str:
+    """What a product was last sent as: title, URL and image (never a price)."""
+    return content_hash(
+        {"sku": line["sku"], "title": _title(line), **product_links(line)}  # type: ignore[arg-type]
+    )
 
 
 def _title(line: Mapping[str, Any]) -> str:
@@ -146,6 +206,9 @@ def order_body(doc: OrderDocument) -> Body:
         "processed_at_foreign": doc["order_date"],
         "financial_status": financial_status(doc["payment_status"]),
         **fulfillment_fields(doc),
+        **cancellation_fields(doc),
+        **attribution_fields(doc),
+        **promo_fields(doc),
         "billing_address": order_address(doc["billing_address"], name),
         "shipping_address": order_address(doc["shipping_address"], name),
         "lines": [line_body(line) for line in doc["lines"]],
@@ -186,6 +249,7 @@ def status_patch_body(doc: OrderDocument, previous: ExportedOrder | None) -> Bod
         body: Body = {}
         if doc["payment_status"] != previous.payment_status:
             body["financial_status"] = financial_status(doc["payment_status"])
+            body.update(cancellation_fields(doc))
         if doc["shipping_status"] != previous.shipping_status or tracking_changed:
             body.update(fulfillment_fields(doc))
         return body or None

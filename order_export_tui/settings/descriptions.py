@@ -55,6 +55,10 @@ SETTING_DESCRIPTIONS: dict[str, str] = {
         "A salesShipments field holding the package tracking number, added by an API extension "
         '(e.g. "packageTrackingNo"); "" when Business Central holds none.'
     ),
+    "erp.business_central.shipment_tracking_api": (
+        "The route (publisher/group/version) of the custom API page whose salesShipments carry "
+        'that field, e.g. "contoso/shipping/v1.0"; "" reads it from the standard API v2.0.'
+    ),
     "erp.business_central.tracking_url_template": (
         "The tracking URL, with {tracking_number} where the number goes (e.g. "
         '"https://www.dhl.com/track?id={tracking_number}"); "" for no URL.'
@@ -72,6 +76,10 @@ SETTING_DESCRIPTIONS: dict[str, str] = {
     "dotdigital.collection": "The Insight data collection that holds the orders.",
     "dotdigital.create_missing_contacts": (
         "Create a Dotdigital contact for an order whose e-mail address is not a contact yet."
+    ),
+    "dotdigital.contact_list_id": (
+        "The list that contacts created for orders join (0: none). Joining a list is not "
+        "consent to marketing: pick a list that is not sent campaigns."
     ),
     "mailchimp.api_key_env": (
         "Name of the environment variable that holds the API key (its -usN suffix selects the "

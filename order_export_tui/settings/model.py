@@ -55,6 +55,7 @@ class BusinessCentralSettings:
     client_secret_env: str = "BC_CLIENT_SECRET"
     token_url: str = ""
     shipment_tracking_field: str = ""
+    shipment_tracking_api: str = ""
     tracking_url_template: str = ""
 
 
@@ -78,6 +79,7 @@ class DotdigitalSettings:
     password_env: str = "DOTDIGITAL_API_PASSWORD"
     collection: str = "Orders"
     create_missing_contacts: bool = True
+    contact_list_id: int = 0
 
 
 @dataclass

@@ -42,6 +42,9 @@ class _Rule:
     accepts: Callable[[Any], bool]
 
 
+_API_ROUTE = re.compile(r"[A-Za-z0-9]{1,40}/[A-Za-z0-9]{1,40}/(?:v[0-9]{1,3}\.[0-9]{1,3}|beta)")
+
+
 def _is_int(value: object) -> bool:
     # TOML booleans arrive as Python bools, which are ints; they are not counts.
     return isinstance(value, int) and not isinstance(value, bool)
@@ -155,6 +158,10 @@ _RULES: dict[str, _Rule] = {
         'must be "" or a URL starting with http:// or https:// holding "{tracking_number}"',
         lambda v: isinstance(v, str) and (v == "" or (is_url(v) and "{tracking_number}" in v)),
     ),
+    "erp.business_central.shipment_tracking_api": _Rule(
+        'must be "" or an API route publisher/group/version, e.g. "contoso/shipping/v1.0"',
+        lambda v: isinstance(v, str) and (v == "" or _API_ROUTE.fullmatch(v) is not None),
+    ),
     "destination.app": _one_of(*DESTINATION_APPS),
     "dotdigital.region": _one_of(*DOTDIGITAL_REGIONS),
     "dotdigital.base_url": _URL,
@@ -162,6 +169,7 @@ _RULES: dict[str, _Rule] = {
     "dotdigital.password_env": _ENV,
     "dotdigital.collection": _NON_EMPTY_STR,
     "dotdigital.create_missing_contacts": _BOOL,
+    "dotdigital.contact_list_id": _integer(0, 2147483647),
     "mailchimp.api_key_env": _ENV,
     "mailchimp.base_url": _URL,
     "mailchimp.store_id": _STR,

@@ -162,7 +162,11 @@ ENTITY_TYPES = {
     "salesInvoiceLines": "salesInvoiceLine",
 }
 _ZERO_GUID = "00000000-0000-0000-0000-000000000000"
-_API_PATH = re.compile(r"^/v2\.0/(?P<tenant>[^/]+)/(?P<environment>[^/]+)/api/v2\.0(?P<rest>/.*)?$")
+_API_PATH = re.compile(
+    r"^/v2\.0/(?P<tenant>[^/]+)/(?P<environment>[^/]+)/api/"
+    r"(?P<route>v2\.0|[A-Za-z0-9]+/[A-Za-z0-9]+/(?:v[0-9.]+|beta))(?P<rest>/.*)?$"
+)
+STANDARD_ROUTE = "v2.0"
 _COMPANY_PATH = re.compile(
     r"^/companies(?:\((?P<company>[^)]*)\)"
     r"(?:/(?P<set>[A-Za-z]+)(?:\((?P<key>[^)]*)\))?(?:/(?P<tail>[^/]+))?)?)?$"
@@ -308,6 +312,9 @@ class BusinessCentralFake(LoopbackServer):
         self.fail_rate = fail_rate
         self.app_registered = True
         self.forbidden: set[str] = set()
+        # Custom API pages an administrator published: route -> entity set -> (its fields,
+        # the one holding the posted shipment's Package Tracking No.).
+        self.custom_pages: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {}
         self.lock = threading.RLock()
         self._rng = random.Random(seed)
         self.company: Json = {
@@ -579,12 +586,22 @@ class BusinessCentralFake(LoopbackServer):
 
     # --- data: posting ----------------------------------------------------------------------
 
+    def publish_tracking_page(
+        self, route: str = "contoso/shipping/v1.0", field: str = "packageTrackingNo"
+    ) -> None:
+        """The custom API page of the README's AL: posted shipments with their Package
+        Tracking No. (API v2.0's own pages cannot be extended)."""
+        fields = ("id", "number", "orderNumber", "postingDate", "lastModifiedDateTime", field)
+        with self.lock:
+            self.custom_pages.setdefault(route, {})["salesShipments"] = (fields, field)
+
     def post_shipment(
         self,
         order_number: str,
         quantities: Mapping[int, float] | None = None,
         *,
         posting_date: date | None = None,
+        tracking_number: str = "",
     ) -> str:
         """Post a shipment of `quantities` (line sequence -> quantity), by default all that is
         left to ship; returns its number."""
@@ -616,6 +633,7 @@ class BusinessCentralFake(LoopbackServer):
                 "orderNumber": order_number,
                 "paymentTermsCode": "",
                 "shipmentMethodCode": self._method_code(order["shipmentMethodId"]),
+                "_tracking": tracking_number,  # Package Tracking No., no API v2.0 field
             }
             shipment["_lines"] = [
                 {
@@ -845,6 +863,11 @@ class BusinessCentralFake(LoopbackServer):
     ) -> tuple[int, Any, dict[str, str]]:
         self._authorize(headers.get("authorization"), arrived)
         company_id, entity_set, key, tail = self._route(path)
+        route = self._api_route(path)
+        if route != STANDARD_ROUTE:
+            return self._custom_get(
+                route, company_id, entity_set, key, tail, path, query, headers, host
+            )
         if company_id is None:
             return 200, self._companies(query), {}
         if entity_set is None:
@@ -884,6 +907,38 @@ class BusinessCentralFake(LoopbackServer):
             self.ship_and_invoice(order["number"])
         return 204, None, {}
 
+    @staticmethod
+    def _api_route(path: str) -> str:
+        api = _API_PATH.match(path)
+        return STANDARD_ROUTE if api is None else api["route"]
+
+    def _custom_get(
+        self,
+        route: str,
+        company_id: str | None,
+        entity_set: str | None,
+        key: str | None,
+        tail: str | None,
+        path: str,
+        query: dict[str, str],
+        headers: Mapping[str, str],
+        host: str,
+    ) -> tuple[int, Any, dict[str, str]]:
+        """A custom API page: only the entity sets published on that route, no $expand."""
+        with self.lock:
+            page = self.custom_pages.get(route, {}).get(entity_set or "")
+        if company_id is None or entity_set is None or page is None or key or tail:
+            raise ODataError(
+                404, "BadRequest_NotFound", f"No API page is published at api/{route}."
+            )
+        if query.get("$expand"):
+            raise _bad_request("The custom API page has no navigation properties.")
+        self._check_permission(entity_set)
+        with self.lock:
+            prefer = _max_page_size(headers.get("prefer", ""))
+            body = self._page(entity_set, path, query, prefer, host, custom=page)
+            return 200, body, _applied(prefer)
+
     def _route(self, path: str) -> tuple[str | None, str | None, str | None, str | None]:
         api = _API_PATH.match(path)
         if api is None or api["tenant"] != self.tenant or api["environment"] != self.environment:
@@ -922,11 +977,25 @@ class BusinessCentralFake(LoopbackServer):
         }
 
     def _page(
-        self, entity_set: str, path: str, query: dict[str, str], prefer: int | None, host: str
+        self,
+        entity_set: str,
+        path: str,
+        query: dict[str, str],
+        prefer: int | None,
+        host: str,
+        custom: tuple[tuple[str, ...], str] | None = None,
     ) -> Json:
         matches = _compile_filter(query.get("$filter"), entity_set)
-        select = _parse_select(query.get("$select"), entity_set)
-        expand = _parse_expand(query.get("$expand"), entity_set)
+        if custom is None:
+            select = _parse_select(query.get("$select"), entity_set)
+            expand = _parse_expand(query.get("$expand"), entity_set)
+        else:
+            fields, _ = custom
+            select = [f.strip() for f in (query.get("$select") or ",".join(fields)).split(",")]
+            for name in select:
+                if name not in fields:
+                    raise _unknown_property(name, entity_set)
+            expand = {}
         top = _parse_top(query.get("$top"))
         after, sent = _parse_skiptoken(query.get("$skiptoken"))
         size = min(prefer or self.max_page_size, self.max_page_size)
@@ -943,7 +1012,12 @@ class BusinessCentralFake(LoopbackServer):
             rows.append(row)
         body: Json = {
             "@odata.context": f"$metadata#companies({self.company['id']})/{entity_set}",
-            "value": [self._render(entity_set, row, select, expand) for row in rows],
+            "value": [
+                self._render(entity_set, row, select, expand)
+                if custom is None
+                else {f: row.get("_tracking", "") if f == custom[1] else row.get(f) for f in select}
+                for row in rows
+            ],
         }
         if more and rows and (top is None or sent + len(rows) < top):
             token = f"{_key_of(entity_set, rows[-1])}|{sent + len(rows)}"

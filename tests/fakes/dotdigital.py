@@ -53,7 +53,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, NoReturn
@@ -183,20 +183,34 @@ def parameter_problems(
 
 @dataclass
 class Contact:
+    """A contact as the Contacts API v3 keeps it. Its email channel: `email_status` (a new
+    contact without one is `subscribed`, the spec's default; an existing one keeps its own
+    unless a request sets it), `opt_in_type` (`unknown` until set), its lists and consent
+    records."""
+
     contact_id: int
     email: str
     data_fields: dict[str, Any]
     created: str
     updated: str
+    email_status: str = "subscribed"
+    opt_in_type: str = "unknown"
+    lists: set[int] = field(default_factory=set)
+    consent_records: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "contactId": self.contact_id,
-            "status": "subscribed",
+            "status": self.email_status,
             "created": self.created,
             "updated": self.updated,
             "identifiers": {"email": self.email},
             "dataFields": dict(self.data_fields),
+            "channelProperties": {
+                "email": {"status": self.email_status, "optInType": self.opt_in_type}
+            },
+            "lists": [{"id": list_id} for list_id in sorted(self.lists)],
+            "consentRecords": list(self.consent_records),
         }
 
 
@@ -349,9 +363,27 @@ class FakeDotdigital(LoopbackServer):
         with self._lock:
             return self._writes[(collection.lower(), key)]
 
-    def add_contact(self, email: str, **data_fields: Any) -> None:
+    def add_contact(
+        self,
+        email: str,
+        *,
+        status: str = "subscribed",
+        opt_in_type: str = "unknown",
+        lists: tuple[int, ...] = (),
+        **data_fields: Any,
+    ) -> None:
         with self._lock:
-            self._upsert_contact(email, data_fields, "overwrite")
+            request = {
+                "channelProperties": {"email": {"status": status, "optInType": opt_in_type}},
+                "lists": list(lists),
+            }
+            self._upsert_contact(email, data_fields, "overwrite", request)
+
+    def contact(self, email: str) -> Contact | None:
+        """A copy of the contact with this e-mail, or None."""
+        with self._lock:
+            found = self._contacts.get(email.lower())
+            return None if found is None else replace(found, lists=set(found.lists))
 
     def has_contact(self, email: str) -> bool:
         with self._lock:
@@ -689,7 +721,8 @@ class FakeDotdigital(LoopbackServer):
                 f"The id value '{path['value']}' is invalid for the identifier 'email'",
             )
         option = query.get("merge-option", "overwrite")
-        contact, created = self._upsert_contact(path["value"], body.get("dataFields") or {}, option)
+        data_fields = body.get("dataFields") or {}
+        contact, created = self._upsert_contact(path["value"], data_fields, option, body)
         return Answer(201 if created else 200, contact.as_json())
 
     def _contact_at(self, path: dict[str, str]) -> Contact | None:
@@ -702,8 +735,14 @@ class FakeDotdigital(LoopbackServer):
         return None
 
     def _upsert_contact(
-        self, email: str, data_fields: dict[str, Any], option: str
+        self,
+        email: str,
+        data_fields: dict[str, Any],
+        option: str,
+        request: dict[str, Any] | None = None,
     ) -> tuple[Contact, bool]:
+        """Create or update; the email channel, lists and consent records change only as
+        the request says (`channelProperties`, `lists`, `consentRecords`)."""
         now = _now_text()
         contact = self._contacts.get(email.lower())
         created = contact is None
@@ -711,6 +750,14 @@ class FakeDotdigital(LoopbackServer):
             contact = Contact(next(self._contact_ids), email, {}, now, now)
             self._contacts[email.lower()] = contact
         merge_fields(contact.data_fields, data_fields, option)
+        request = request or {}
+        channels = request.get("channelProperties")
+        channel = channels.get("email") if isinstance(channels, dict) else None
+        if isinstance(channel, dict):
+            contact.email_status = channel.get("status", contact.email_status)
+            contact.opt_in_type = channel.get("optInType", contact.opt_in_type)
+        contact.lists.update(request.get("lists") or ())
+        contact.consent_records.extend(request.get("consentRecords") or ())
         contact.updated = now
         return contact, created
 
@@ -842,7 +889,8 @@ class FakeDotdigital(LoopbackServer):
                 continue
             email = request["identifiers"]["email"]
             seen.add(email.lower())
-            contact, is_new = self._upsert_contact(email, request.get("dataFields") or {}, option)
+            data_fields = request.get("dataFields") or {}
+            contact, is_new = self._upsert_contact(email, data_fields, option, request)
             reference = {"contactId": contact.contact_id, "identifiers": {"email": contact.email}}
             (created if is_new else updated).append(reference)
         return {

@@ -15,7 +15,8 @@ What it does as Mailchimp does:
   `application/problem+json` with `errors[]` (`field`, `message`) and kept in `schema_errors`
   (tests assert it stays empty).
 - Stores (their audience must exist, and `list_id` cannot change), customers (upserts),
-  products with their variants, orders. Creating what exists answers 400 "... already
+  products (created, updated) with their variants, orders (a store's list gives
+  `total_items`). Creating what exists answers 400 "... already
   exists"; an order line whose product variant does not exist answers 400 "A product with
   the provided variant ID does not exist"; what is missing answers 404.
 - At most 10 requests in flight (Mailchimp's simultaneous connections per key): beyond that,
@@ -150,6 +151,7 @@ class MailchimpFake(LoopbackServer):
         self.lock = threading.Lock()
         self._rng = random.Random(seed)
         self.refused_products: dict[str, tuple[str, str]] = {}  # product id -> (field, message)
+        self.product_updates: list[str] = []  # product ids PATCHed, in order
         # Data: stores by id, the rest by (store id, object id).
         self.stores: dict[str, Json] = {}
         self.customers: dict[tuple[str, str], Json] = {}
@@ -364,6 +366,12 @@ class MailchimpFake(LoopbackServer):
     def get_product(self, params: dict[str, str], body: Any) -> Json:
         return _product_json(self._product(params["store_id"], params["product_id"]))
 
+    def update_product(self, params: dict[str, str], body: Json) -> Json:
+        product = self._product(params["store_id"], params["product_id"])
+        product.update({key: value for key, value in body.items() if key != "variants"})
+        self.product_updates.append(params["product_id"])
+        return _product_json(product)
+
     def put_variant(self, params: dict[str, str], body: Json) -> Json:
         product = self._product(params["store_id"], params["product_id"])
         if body["id"] != params["variant_id"]:
@@ -402,6 +410,12 @@ class MailchimpFake(LoopbackServer):
             self.notifications.append(("order_confirmation", body["id"]))
             self._notify_status(body["id"], {}, body)
         return dict(order)
+
+    def list_orders(self, params: dict[str, str], body: Any) -> Json:
+        store_id = params["store_id"]
+        self._store(store_id)
+        orders = [dict(order) for (sid, _), order in self.orders.items() if sid == store_id]
+        return {"store_id": store_id, "orders": orders[:10], "total_items": len(orders)}
 
     def get_order(self, params: dict[str, str], body: Any) -> Json:
         return dict(self._order(params["store_id"], params["order_id"]))
@@ -480,10 +494,12 @@ _HANDLERS: dict[tuple[str, str], Callable[[MailchimpFake, dict[str, str], Any], 
     ("PUT", f"{_STORE}/customers/{{customer_id}}"): MailchimpFake.put_customer,
     ("POST", f"{_STORE}/products"): MailchimpFake.create_product,
     ("GET", f"{_STORE}/products/{{product_id}}"): MailchimpFake.get_product,
+    ("PATCH", f"{_STORE}/products/{{product_id}}"): MailchimpFake.update_product,
     (
         "PUT",
         f"{_STORE}/products/{{product_id}}/variants/{{variant_id}}",
     ): MailchimpFake.put_variant,
+    ("GET", f"{_STORE}/orders"): MailchimpFake.list_orders,
     ("POST", f"{_STORE}/orders"): MailchimpFake.create_order,
     ("GET", f"{_STORE}/orders/{{order_id}}"): MailchimpFake.get_order,
     ("PATCH", f"{_STORE}/orders/{{order_id}}"): MailchimpFake.update_order,

@@ -85,6 +85,15 @@ class Connection:
     def company_url(self) -> str:
         return f"{self.base_url}/companies({self.company_id})"
 
+    def company_url_at(self, route: str) -> str:
+        """The company below another API route of the same environment (a custom API page's
+        `publisher/group/version`); "" is the standard API of `base_url`."""
+        if not route:
+            return self.company_url
+        environment, found, _ = self.base_url.rpartition("/api/")
+        root = environment if found else self.base_url
+        return f"{root}/api/{route}/companies({self.company_id})"
+
 
 @dataclass(frozen=True, slots=True)
 class _Token:
@@ -123,13 +132,13 @@ class BusinessCentralClient:
     # --- reads -----------------------------------------------------------------------------
 
     async def pages(
-        self, path: str, params: Mapping[str, str], what: str
+        self, path: str, params: Mapping[str, str], what: str, *, route: str = ""
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """The entities of `companies(<id>)/<path>`, one server page at a time. The next page
         is requested as soon as its link is known, so it downloads while the caller works on
         this one: at most one page ahead."""
         prefer = {"Prefer": f"odata.maxpagesize={self.page_size}"}
-        url = self._with_query(f"{self.connection.company_url}/{path}", params)
+        url = self._with_query(f"{self.connection.company_url_at(route)}/{path}", params)
         page = 1
         ahead: asyncio.Future[Any] | None = asyncio.ensure_future(
             self.get_json(url, f"{what} (page 1)", headers=prefer)

@@ -57,6 +57,13 @@ CREATE TABLE IF NOT EXISTS shipments (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS shipments_by_order ON shipments (order_number, posting_date);
 CREATE TABLE IF NOT EXISTS seen (number TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tracking (
+    number TEXT PRIMARY KEY,       -- the posted shipment's
+    order_number TEXT NOT NULL,
+    posting_date TEXT NOT NULL,    -- YYYY-MM-DD
+    tracking_number TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tracking_by_order ON tracking (order_number, posting_date);
 """
 
 _REMEMBER_ORDER = """
@@ -85,6 +92,7 @@ ORDER BY sh.order_number LIMIT ?
 
 OrderRow = tuple[str, str, OrderDocument]  # number, order date (YYYY-MM-DD), document
 ShipmentRow = tuple[str, str, str, dict[int, float]]  # number, order number, posting date, lines
+TrackingRow = tuple[str, str, str, str]  # shipment number, order number, posting date, tracking
 
 
 class Ledger:
@@ -162,6 +170,7 @@ class Ledger:
                 (first_day,),
             )
             conn.execute("DELETE FROM shipments WHERE posting_date < ?", (first_day,))
+            conn.execute("DELETE FROM tracking WHERE posting_date < ?", (first_day,))
 
     def remember_orders(self, rows: Sequence[OrderRow], *, gone: bool = False) -> None:
         """Documents just made; read from `salesOrders` (marked seen) unless `gone`."""
@@ -224,6 +233,52 @@ class Ledger:
         with self._transaction() as conn:
             self._set_meta(conn, "shipments_from", first_day)
 
+    # --- tracking numbers (an API extension's field of posted shipments) ---------------------
+
+    def tracking_position(self, source: str) -> tuple[str | None, str | None]:
+        """(`tracking_from`, `tracking_watermark`) of the tracking read from `source` (the
+        API route and field); a new source starts over."""
+        with self._lock:
+            if self._meta("tracking_source") != source:
+                return None, None
+            return self._meta("tracking_from"), self._meta("tracking_watermark")
+
+    def remember_tracking(self, rows: Sequence[TrackingRow], newest: str | None) -> None:
+        with self._transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO tracking VALUES (?, ?, ?, ?)", list(rows))
+            watermark = self._meta("tracking_watermark")
+            if newest is not None and (watermark is None or newest > watermark):
+                self._set_meta(conn, "tracking_watermark", newest)
+
+    def tracking_read_from(self, first_day: str, source: str) -> None:
+        with self._transaction() as conn:
+            if self._meta("tracking_source") != source:
+                conn.execute("DELETE FROM meta WHERE key = 'tracking_watermark'")
+                self._set_meta(conn, "tracking_source", source)
+            self._set_meta(conn, "tracking_from", first_day)
+
+    def forget_tracking_watermark(self, source: str) -> None:
+        """Before a full read from a new source: what an older source left is not kept."""
+        with self._transaction() as conn:
+            if self._meta("tracking_source") != source:
+                conn.execute("DELETE FROM tracking")
+                conn.execute("DELETE FROM meta WHERE key = 'tracking_watermark'")
+
+    def tracking_numbers(self, order_numbers: Sequence[str]) -> dict[str, str]:
+        """Order number -> the tracking number of its latest posted shipment that has one."""
+        found: dict[str, str] = {}
+        with self._lock:
+            for start in range(0, len(order_numbers), _SQLITE_MAX_PARAMS):
+                part = order_numbers[start : start + _SQLITE_MAX_PARAMS]
+                marks = ", ".join("?" * len(part))
+                query = (
+                    "SELECT order_number, tracking_number FROM tracking"
+                    f" WHERE order_number IN ({marks}) AND tracking_number != ''"
+                    " ORDER BY order_number, posting_date, number"
+                )
+                found.update(self._conn.execute(query, part).fetchall())
+        return found
+
     def shipped_quantities(self, order_numbers: Sequence[str]) -> dict[str, dict[int, float]]:
         """Order number -> line sequence -> quantity shipped, over all its posted shipments."""
         shipped: dict[str, dict[int, float]] = {}
@@ -267,6 +322,6 @@ class Ledger:
 
     def _reset(self, identity: str) -> None:
         with self._transaction() as conn:
-            for table in ("meta", "orders", "shipments", "seen"):
+            for table in ("meta", "orders", "shipments", "seen", "tracking"):
                 conn.execute(f"DELETE FROM {table}")
             self._set_meta(conn, "identity", identity)

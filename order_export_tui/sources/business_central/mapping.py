@@ -29,7 +29,8 @@ Defaults for what Business Central does not have: `payment_method` "" (API v2.0 
 terms, not a payment method), `payment_status` "pending" (a sales order carries no payment
 state; the webstore's payment-status webhook does), `shipping_cost` 0.0 (no shipping cost line;
 a shipping charge booked as an order line is exported as that line), `tracking_number` and
-`tracking_url` "" (API v2.0 shipments carry no tracking number).
+`tracking_url` "" (API v2.0 shipments carry no tracking number) unless an API page of the
+administrator's gives posted shipments one (`shipment_tracking_field`, see `with_tracking`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time
 from typing import Any
+from urllib.parse import quote
 
 from order_export_tui.orders import OrderDocument
 
@@ -133,6 +135,19 @@ def invoiced_order_document(
         shipment_methods=shipment_methods,
     )
     return with_shipped_quantities(doc, shipped)
+
+
+def with_tracking(doc: OrderDocument, tracking_number: str, url_template: str) -> OrderDocument:
+    """`doc` with its latest shipment's tracking number and the URL `url_template` makes of
+    it (the number URL-quoted where `{tracking_number}` stands); unchanged without a number."""
+    if not tracking_number:
+        return doc
+    url = (
+        url_template.replace("{tracking_number}", quote(tracking_number, safe=""))
+        if url_template
+        else ""
+    )
+    return {**doc, "tracking_number": tracking_number, "tracking_url": url}
 
 
 def with_shipped_quantities(doc: OrderDocument, shipped: Mapping[int, float]) -> OrderDocument:

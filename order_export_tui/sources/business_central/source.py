@@ -3,12 +3,17 @@
 A run reads, in this order:
 
 1. `shipmentMethods` (one small request): shipment method id -> display name.
-2. `salesOrders` with `orderDate ge <first day of the window>`, expanded with their
+2. (Step 3 below, read first so that open orders carry their tracking numbers.)
+   `salesOrders` with `orderDate ge <first day of the window>`, expanded with their
    `salesOrderLines` and `customer`, page by page: each page becomes one chunk of documents
    (see `business_central_mapping` for the mapping and its defaults). The customer's e-mail
    comes with its order, never one request per order.
 3. `salesShipments` with their lines: the posted shipments, by modification time since the last
-   run (the first run, or a window that grew, reads every one posted in the window).
+   run (the first run, or a window that grew, reads every one posted in the window); with
+   `shipment_tracking_field` set, the same shipments' tracking numbers too, from the custom API
+   page of `shipment_tracking_api` (an API page cannot be extended: the README has the AL).
+   Each order then carries its latest shipment's tracking number, and the URL that
+   `tracking_url_template` makes of it.
 4. The in-window orders that have left `salesOrders` (Business Central deletes an order once
    it is fully shipped and invoiced) and have posted shipments: each one's last document
    again, with the shipping status its shipments give, so it turns `shipped` once and is
@@ -43,6 +48,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,7 +63,12 @@ from order_export_tui.sources.business_central.client import (
     BusinessCentralError,
     Connection,
 )
-from order_export_tui.sources.business_central.ledger import Ledger, OrderRow, ShipmentRow
+from order_export_tui.sources.business_central.ledger import (
+    Ledger,
+    OrderRow,
+    ShipmentRow,
+    TrackingRow,
+)
 from order_export_tui.sources.business_central.mapping import (
     CUSTOMER_FIELDS,
     INVOICE_FIELDS,
@@ -70,6 +81,7 @@ from order_export_tui.sources.business_central.mapping import (
     invoiced_order_document,
     order_document,
     with_shipped_quantities,
+    with_tracking,
 )
 from order_export_tui.transport.http import display_url
 from order_export_tui.transport.retry import Retrier
@@ -88,6 +100,19 @@ def ledger_path(settings: Settings) -> Path:
     return state.with_name(f"{state.stem}.business-central.sqlite")
 
 
+@dataclass(frozen=True, slots=True)
+class Tracking:
+    """Where posted shipments' tracking numbers come from, and the URL made of them."""
+
+    field: str  # a salesShipments field an API extension adds; "" = none
+    route: str = ""  # the custom API page's publisher/group/version; "" = the standard API
+    url_template: str = ""  # with {tracking_number}; "" = no URL
+
+    @property
+    def source(self) -> str:
+        return f"{self.route}|{self.field}"
+
+
 def first_order_day(window_start: datetime) -> date:
     """The first order date inside the window: an order dated D is at local midnight of D."""
     day = window_start.astimezone().date()
@@ -101,9 +126,15 @@ class BusinessCentralSource:
 
     name = "business_central"
 
-    def __init__(self, client: BusinessCentralClient, ledger_file: Path) -> None:
+    def __init__(
+        self,
+        client: BusinessCentralClient,
+        ledger_file: Path,
+        tracking: Tracking | None = None,
+    ) -> None:
         self.client = client
         self.ledger_file = Path(ledger_file)
+        self.tracking = tracking or Tracking("")
         self._ledger: Ledger | None = None
 
     @classmethod
@@ -113,7 +144,11 @@ class BusinessCentralSource:
         client = BusinessCentralClient(
             Connection.from_settings(settings), retrier, page_size=page_size
         )
-        return cls(client, ledger_path(settings))
+        bc = settings.erp.business_central
+        tracking = Tracking(
+            bc.shipment_tracking_field, bc.shipment_tracking_api, bc.tracking_url_template
+        )
+        return cls(client, ledger_path(settings), tracking)
 
     # --- the protocol ----------------------------------------------------------------------
 
@@ -133,10 +168,12 @@ class BusinessCentralSource:
         ledger = await self._open_ledger()
         await asyncio.to_thread(ledger.start_run, first_day)
         methods = await self._shipment_methods()
+        await self._read_shipments(ledger, first_day)
+        if self.tracking.field:
+            await self._read_tracking(ledger, first_day)
         async with aclosing(self._open_orders(ledger, first_day, methods)) as chunks:
             async for chunk in chunks:
                 yield chunk
-        await self._read_shipments(ledger, first_day)
         async with aclosing(self._left_orders(ledger, first_day)) as chunks:
             async for chunk in chunks:
                 yield chunk
@@ -202,7 +239,9 @@ class BusinessCentralSource:
         }
         async with self._pages("salesOrders", params) as pages:
             async for page in pages:
-                docs = [order_document(order, methods) for order in page]
+                docs = await self._with_tracking(
+                    ledger, [order_document(order, methods) for order in page]
+                )
                 rows: list[OrderRow] = [
                     (doc["order_id"], _day_of(doc["order_date"]), doc)
                     for doc in docs
@@ -232,6 +271,43 @@ class BusinessCentralSource:
         if complete:
             await asyncio.to_thread(ledger.shipments_read_from, first_day)
 
+    async def _read_tracking(self, ledger: Ledger, first_day: str) -> None:
+        """The tracking numbers of posted shipments: read as the shipments are (all of the
+        window the first time, and after a change of field or route; else since the newest
+        one read, less the overlap)."""
+        tracking = self.tracking
+        read_from, watermark = await asyncio.to_thread(ledger.tracking_position, tracking.source)
+        if read_from is None or watermark is None or first_day < read_from:
+            since, complete = f"postingDate ge {first_day}", True
+            await asyncio.to_thread(ledger.forget_tracking_watermark, tracking.source)
+        else:
+            overlap = datetime.fromisoformat(watermark) - SHIPMENTS_OVERLAP
+            since, complete = f"lastModifiedDateTime gt {_odata_datetime(overlap)}", False
+        fields = ("number", "orderNumber", "postingDate", "lastModifiedDateTime", tracking.field)
+        params = {"$filter": since, "$select": ",".join(fields)}
+        what = f"GET salesShipments ({tracking.field})"
+        pages = self.client.pages("salesShipments", params, what, route=tracking.route)
+        async with aclosing(pages) as reading:
+            async for page in reading:
+                rows = [row for row in (_tracking_row(s, tracking.field) for s in page) if row]
+                newest = max(filter(None, map(_modified_at, page)), default=None)
+                await asyncio.to_thread(ledger.remember_tracking, rows, newest)
+        if complete:
+            await asyncio.to_thread(ledger.tracking_read_from, first_day, tracking.source)
+
+    async def _with_tracking(
+        self, ledger: Ledger, docs: list[OrderDocument]
+    ) -> list[OrderDocument]:
+        """Each order with its latest shipment's tracking number (and URL), when known."""
+        if not self.tracking.field or not docs:
+            return docs
+        numbers = [doc["order_id"] for doc in docs if doc.get("order_id")]
+        found = await asyncio.to_thread(ledger.tracking_numbers, numbers)
+        template = self.tracking.url_template
+        return [
+            with_tracking(doc, found.get(doc.get("order_id", ""), ""), template) for doc in docs
+        ]
+
     async def _left_orders(
         self, ledger: Ledger, first_day: str
     ) -> AsyncIterator[list[OrderDocument]]:
@@ -241,10 +317,13 @@ class BusinessCentralSource:
         ):
             numbers = [number for number, _ in rows]
             shipped = await asyncio.to_thread(ledger.shipped_quantities, numbers)
-            docs = [
-                with_shipped_quantities(orjson.loads(document), shipped.get(number, {}))
-                for number, document in rows
-            ]
+            docs = await self._with_tracking(
+                ledger,
+                [
+                    with_shipped_quantities(orjson.loads(document), shipped.get(number, {}))
+                    for number, document in rows
+                ],
+            )
             await _remember_left(ledger, docs)
             yield docs
             after = numbers[-1]
@@ -259,13 +338,16 @@ class BusinessCentralSource:
             numbers = [number for number, _ in wanted]
             invoices = await self._invoices_of(numbers)
             shipped = await asyncio.to_thread(ledger.shipped_quantities, numbers)
-            docs = [
-                invoiced_order_document(
-                    number, invoices[number], day, shipped.get(number, {}), methods
-                )
-                for number, day in wanted
-                if number in invoices
-            ]
+            docs = await self._with_tracking(
+                ledger,
+                [
+                    invoiced_order_document(
+                        number, invoices[number], day, shipped.get(number, {}), methods
+                    )
+                    for number, day in wanted
+                    if number in invoices
+                ],
+            )
             await _remember_left(ledger, docs)
             missing = [(number, day) for number, day in wanted if number not in invoices]
             await asyncio.to_thread(ledger.remember_unrebuildable, missing)
@@ -415,6 +497,15 @@ def _shipment_row(shipment: Mapping[str, Any]) -> ShipmentRow | None:
         if type(sequence) is int and type(quantity) in (int, float) and quantity:
             lines[sequence] = lines.get(sequence, 0.0) + quantity
     return number, order, str(posted), lines
+
+
+def _tracking_row(shipment: Mapping[str, Any], field: str) -> TrackingRow | None:
+    number, order = shipment.get("number"), shipment.get("orderNumber")
+    if not (isinstance(number, str) and isinstance(order, str) and order):
+        return None
+    value = shipment.get(field)
+    tracking = value.strip() if isinstance(value, str) else ""
+    return number, order, str(shipment.get("postingDate")), tracking
 
 
 def _modified_at(entity: Mapping[str, Any]) -> str | None:

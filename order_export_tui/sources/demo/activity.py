@@ -38,20 +38,23 @@ def ship_order(
     path: Path,
     order_no: str,
     *,
-    carrier: str = "DHL",
+    carrier: str | None = None,
     tracking_number: str | None = None,
     partial: bool = False,
 ) -> None:
     """Record a shipment of everything still open on `order_no` (with `partial`, only part
     of it: the first open line when several are open, else half the open quantity).
 
-    Without `tracking_number` a carrier-style one is made up (deterministic per shipment).
+    `carrier` defaults to the order's shipping method. Without `tracking_number` one in the
+    carrier's style is made up (deterministic per shipment), and the tracking URL is always
+    the carrier's own page.
     Raises LookupError for an unknown order, ValueError when nothing (or, with `partial`,
     only one unit) is left to ship.
     """
     with _write_transaction(path) as conn:
         target = conn.execute(
-            "SELECT ship_to_country, ship_to_postcode FROM sales_header WHERE order_no = ?",
+            "SELECT ship_to_country, ship_to_postcode, shipping_method FROM sales_header"
+            " WHERE order_no = ?",
             (order_no,),
         ).fetchone()
         if target is None:
@@ -65,6 +68,7 @@ def ship_order(
             raise ValueError(f"order {order_no!r} has nothing left to ship")
         if partial:
             open_lines = _part_of(open_lines, order_no)
+        carrier = carrier or target[2] or "DHL"
         shipment_no = _next_shipment_no(conn)
         rng = random.Random(f"{order_no}/{shipment_no}")
         number = tracking_number or _tracking_number(carrier, rng)

@@ -209,6 +209,23 @@ _PRODUCTS = (
     ("Gloves", 27.95), ("Sweater", 74.95), ("Notebook", 12.95), ("Sunglasses", 44.95),
     ("Wallet", 39.95), ("Umbrella", 29.95), ("Travel Pillow", 24.95), ("Yoga Mat", 39.95),
 )  # fmt: skip
+# The webshop's category of each product (same order as _PRODUCTS).
+_CATEGORIES = (
+    "Clothing", "Clothing", "Accessories", "Accessories", "Clothing", "Footwear", "Bags",
+    "Bags", "Home & Living", "Home & Living", "Outerwear", "Accessories", "Accessories",
+    "Clothing", "Stationery", "Accessories", "Accessories", "Accessories", "Travel", "Sports",
+)  # fmt: skip
+# Where product pages and pictures live (RFC 2606: reaches nobody).
+_SHOP_URL = "https://shop.example.com"
+# Coupons by the discount the generator draws: 10% off, or 5 off.
+_COUPON_PERCENT = "WELCOME10"
+_COUPON_FIXED = "SAVE5"
+# Marketing campaigns that bring customers (ids as the platform shows them), and the share of
+# orders a campaign brought; other orders still land somewhere.
+_CAMPAIGNS = (("a1b2c3d4e5", "autumn-sale"), ("f6e5d4c3b2", "newsletter-week-47"))
+_CAMPAIGN_SHARE = 0.2
+_LANDING_PAGES = ("/", "/collections/new", "/collections/sale", "/products")
+_LANDING_SHARE = 0.6
 _STYLES = (
     ("Classic", 1.0), ("Essential", 0.85), ("Recycled", 1.1), ("Premium", 1.5),
     ("Vintage", 1.2), ("Urban", 1.05), ("Trail", 1.25), ("Lightweight", 0.95),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import sqlite3
@@ -12,18 +13,26 @@ from pathlib import Path
 from typing import Any
 
 from order_export_tui.sources.demo.catalogue import (
+    _CAMPAIGN_SHARE,
+    _CAMPAIGNS,
+    _CATEGORIES,
     _COLOURS,
     _COUNTRIES,
+    _COUPON_FIXED,
+    _COUPON_PERCENT,
     _DAY,
     _DOMESTIC_TAX_RATE,
     _EMAIL_DOMAINS,
     _FX,
     _HOUR,
     _HOUR_WEIGHTS,
+    _LANDING_PAGES,
+    _LANDING_SHARE,
     _LINE_COUNTS,
     _PAYMENT_STATUSES,
     _PRODUCTS,
     _QUANTITIES,
+    _SHOP_URL,
     _STYLES,
     _UNKNOWN_CURRENCY,
     _UNKNOWN_PAYMENT_STATUS,
@@ -84,6 +93,8 @@ class _Generator:
     def __init__(self, *, orders: int, seed: int, days: int, malformed: int, now: int) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
+        # Campaigns and landing pages draw from their own stream: the rest stays as it was.
+        self.marketing_rng = random.Random(f"{seed}/marketing")
         self.orders = orders
         self.days = days
         self.now = now
@@ -142,13 +153,19 @@ class _Generator:
                 price = max(4.95, round(base * factor * rng.uniform(0.9, 1.1)) - 0.05)
                 eur_prices.append(round(price, 2))
                 number = len(self.item_rows) + 1
+                item_no = f"ITEM-{number:04d}"
+                words = f"{style} {product} {colour}".split()
+                slug = "-".join(filter(None, map(_ascii_slug, words)))
                 self.item_rows.append(
                     (
-                        f"ITEM-{number:04d}",
+                        item_no,
                         f"{style} {product}, {colour}",
                         round(price, 2),
                         _DOMESTIC_TAX_RATE,
                         modified,
+                        f"{_SHOP_URL}/products/{slug}",
+                        f"{_SHOP_URL}/media/catalog/{item_no.lower()}.jpg",
+                        json.dumps([_CATEGORIES[p], f"{_CATEGORIES[p]}/{product}"]),
                     )
                 )
         for country in _COUNTRIES:
@@ -255,7 +272,7 @@ class _Generator:
         items, quantities = self.draw_lines(defect)
         prices = self.prices[country_index]
         subtotal = round(sum(q * prices[i][0] for i, q in zip(items, quantities, strict=True)), 2)
-        discount = self.draw_discount(subtotal)
+        discount, coupon = self.draw_discount(subtotal)
         shipping_cost = 0.0 if subtotal >= country.free_shipping_from else country.shipping_cost
         tax = round((subtotal - discount) * country.tax_rate, 2)
         total = round(subtotal - discount + shipping_cost + tax, 2)
@@ -289,11 +306,12 @@ class _Generator:
 
         currency = _UNKNOWN_CURRENCY if defect == "unknown_currency" else country.currency
         payment_method = self.payment_pickers[country_index].pick(random)
+        campaign_id, landing_site = self.draw_attribution()
         batch.headers.append(
             (
                 order_no, order_date, *self.customer_identity[customer], currency, carrier,
                 payment_method, payment_status, subtotal, discount, shipping_cost, tax, total,
-                *bill_to, *ship_to, modified_text,
+                *bill_to, *ship_to, modified_text, coupon, campaign_id, landing_site,
             )
         )  # fmt: skip
 
@@ -308,13 +326,24 @@ class _Generator:
             quantities[-1] = -quantities[-1]
         return items, quantities
 
-    def draw_discount(self, subtotal: float) -> float:
+    def draw_discount(self, subtotal: float) -> tuple[float, str]:
+        """The discount and the coupon that gave it ("" for none)."""
         draw = self.rng.random()
         if draw < 0.15:
-            return round(subtotal * 0.10, 2)
+            return round(subtotal * 0.10, 2), _COUPON_PERCENT
         if draw < 0.20:
-            return min(5.0, subtotal)
-        return 0.0
+            return min(5.0, subtotal), _COUPON_FIXED
+        return 0.0, ""
+
+    def draw_attribution(self) -> tuple[str, str]:
+        """(campaign id, landing site): a campaign's orders land on its page."""
+        rng = self.marketing_rng
+        if rng.random() < _CAMPAIGN_SHARE:
+            campaign_id, slug = rng.choice(_CAMPAIGNS)
+            return campaign_id, f"{_SHOP_URL}/?utm_source=newsletter&utm_campaign={slug}"
+        if rng.random() < _LANDING_SHARE:
+            return "", _SHOP_URL + rng.choice(_LANDING_PAGES)
+        return "", ""
 
     def plan_shipments(self, quantities: list[int], age: float, cancelled: bool) -> list[list[int]]:
         """Per shipment, the quantity shipped of each line. Older orders are likelier shipped:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -36,7 +37,7 @@ SELECT order_no, order_date_utc, customer_no, sell_to_email, sell_to_first_name,
        bill_to_country,
        ship_to_line1, ship_to_line2, ship_to_city, ship_to_region, ship_to_postcode,
        ship_to_country,
-       payment_status
+       payment_status, {marketing}
 FROM sales_header
 """
 _HEADER_SQL = (
@@ -46,8 +47,10 @@ ORDER BY order_no
 LIMIT ?
 """
 )
-_FIRST_HEADERS_SQL = _HEADER_SQL.format(op=">=")
-_NEXT_HEADERS_SQL = _HEADER_SQL.format(op=">")
+# A database from before the optional fields has none of them: they read as "".
+_MARKETING_COLUMNS = "coupon_code, campaign_id, landing_site"
+_NO_MARKETING_COLUMNS = "'', '', ''"
+_ITEMS_SQL = "SELECT item_no, product_url, image_url, categories FROM item"
 _FIRST_ORDER_SQL = "SELECT min(order_no) FROM sales_header WHERE order_date_utc >= ?"
 _COUNT_SQL = "SELECT count(*) FROM sales_header WHERE order_date_utc >= ?"
 _COUNT_ALL_SQL = "SELECT count(*) FROM sales_header"
@@ -85,6 +88,22 @@ ORDER BY order_no, shipped_at, shipment_no
 LOOKUP_CHUNK = 900  # ids per query: well under SQLite's host-parameter limit
 
 
+def _marketing_columns(marketing: bool) -> str:
+    return _MARKETING_COLUMNS if marketing else _NO_MARKETING_COLUMNS
+
+
+def _header_sql(op: str, *, marketing: bool) -> str:
+    return _HEADER_SQL.replace("{op}", op).replace("{marketing}", _marketing_columns(marketing))
+
+
+def _headers_by_id_sql(marks: str, *, marketing: bool) -> str:
+    sql = _HEADERS_BY_ID_SQL.replace("{marketing}", _marketing_columns(marketing))
+    return sql.replace("{marks}", marks)
+
+
+ItemExtras = dict[str, tuple[str, str, list[str]]]  # item no -> (url, image url, categories)
+
+
 def _read_only_uri(path: Path) -> str:
     return f"{path.resolve().as_uri()}?mode=ro"
 
@@ -105,6 +124,8 @@ class DemoErpSource:
         self.chunk_size = chunk_size
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._marketing = True  # settled when the connection opens
+        self._items: ItemExtras = {}
 
     async def count_orders(self, window_start: datetime) -> int:
         since = _utc_text(window_start)
@@ -116,21 +137,16 @@ class DemoErpSource:
         first = await self._run(lambda conn: conn.execute(_FIRST_ORDER_SQL, (since,)).fetchone())
         if first[0] is None:
             return
-        sql, key, limit = _FIRST_HEADERS_SQL, first[0], self.chunk_size
+        op, key, limit = ">=", first[0], self.chunk_size
         while True:
             chunk = await self._run(
-                functools.partial(_read_chunk, sql=sql, key=key, since=since, limit=limit)
+                functools.partial(self._read_chunk, op=op, key=key, since=since, limit=limit)
             )
             if chunk:
                 yield chunk
             if len(chunk) < limit:
                 return
-            sql, key = _NEXT_HEADERS_SQL, chunk[-1]["order_id"]
-
-    async def check_connection(self) -> str:
-        row = await self._run(lambda conn: conn.execute(_COUNT_ALL_SQL).fetchone())
-        orders = int(row[0])
-        return f"demo database {self.path}, {orders:,} order{'' if orders == 1 else 's'}"
+            op, key = ">", chunk[-1]["order_id"]
 
     async def get_orders(self, order_ids: Sequence[str]) -> dict[str, OrderDocument | None]:
         """These orders by number, whatever their date: primary-key reads, no window scan."""
@@ -138,9 +154,14 @@ class DemoErpSource:
         unique = list(found)
         for start in range(0, len(unique), LOOKUP_CHUNK):
             chunk = unique[start : start + LOOKUP_CHUNK]
-            for doc in await self._run(functools.partial(_read_by_id, order_ids=chunk)):
+            for doc in await self._run(functools.partial(self._read_by_id, order_ids=chunk)):
                 found[doc["order_id"]] = doc
         return found
+
+    async def check_connection(self) -> str:
+        row = await self._run(lambda conn: conn.execute(_COUNT_ALL_SQL).fetchone())
+        orders = int(row[0])
+        return f"demo database {self.path}, {orders:,} order{'' if orders == 1 else 's'}"
 
     async def fetch_order(self, order_id: str) -> OrderDocument | None:
         """One order by its number, whatever its date."""
@@ -150,6 +171,15 @@ class DemoErpSource:
         await asyncio.to_thread(self._close)
 
     # ---- internals ----
+
+    def _read_chunk(
+        self, conn: sqlite3.Connection, *, op: str, key: str, since: str, limit: int
+    ) -> list[OrderDocument]:
+        sql = _header_sql(op, marketing=self._marketing)
+        return _read_chunk(conn, sql=sql, key=key, since=since, limit=limit, items=self._items)
+
+    def _read_by_id(self, conn: sqlite3.Connection, *, order_ids: list[str]) -> list[OrderDocument]:
+        return _read_by_id(conn, order_ids=order_ids, marketing=self._marketing, items=self._items)
 
     async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         try:
@@ -167,9 +197,11 @@ class DemoErpSource:
                 raise SourceError(
                     f"demo ERP database not found: {self.path} (create it with `order-export demo`)"
                 )
-            self._conn = sqlite3.connect(
-                _read_only_uri(self.path), uri=True, check_same_thread=False
-            )
+            conn = sqlite3.connect(_read_only_uri(self.path), uri=True, check_same_thread=False)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(sales_header)")}
+            self._marketing = "coupon_code" in columns
+            self._items = _item_extras(conn) if self._marketing else {}
+            self._conn = conn
         return self._conn
 
     def _close(self) -> None:
@@ -179,8 +211,27 @@ class DemoErpSource:
                 self._conn = None
 
 
+def _item_extras(conn: sqlite3.Connection) -> ItemExtras:
+    """The catalogue's product pages, pictures and categories (a few hundred items)."""
+    extras: ItemExtras = {}
+    for item_no, url, image_url, categories in conn.execute(_ITEMS_SQL):
+        try:
+            names = json.loads(categories)
+        except ValueError:
+            names = []
+        valid = [name for name in names if isinstance(name, str)] if isinstance(names, list) else []
+        extras[item_no] = (url, image_url, valid)
+    return extras
+
+
 def _read_chunk(
-    conn: sqlite3.Connection, *, sql: str, key: str, since: str, limit: int
+    conn: sqlite3.Connection,
+    *,
+    sql: str,
+    key: str,
+    since: str,
+    limit: int,
+    items: ItemExtras | None = None,
 ) -> list[OrderDocument]:
     """Up to `limit` window orders from `key` on, with their lines and latest shipment:
     three queries, whatever the chunk size."""
@@ -193,13 +244,21 @@ def _read_chunk(
         headers,
         conn.execute(_LINES_SQL, (first, last)),
         conn.execute(_SHIPMENTS_SQL, (first, last)),
+        items,
     )
 
 
-def _read_by_id(conn: sqlite3.Connection, *, order_ids: list[str]) -> list[OrderDocument]:
+def _read_by_id(
+    conn: sqlite3.Connection,
+    *,
+    order_ids: list[str],
+    marketing: bool = True,
+    items: ItemExtras | None = None,
+) -> list[OrderDocument]:
     """The orders with these numbers (those that exist), built as `_read_chunk` builds them."""
     marks = ",".join("?" * len(order_ids))
-    headers = conn.execute(_HEADERS_BY_ID_SQL.format(marks=marks), order_ids).fetchall()
+    sql = _headers_by_id_sql(marks, marketing=marketing)
+    headers = conn.execute(sql, order_ids).fetchall()
     if not headers:
         return []
     found = [row[0] for row in headers]
@@ -208,11 +267,15 @@ def _read_by_id(conn: sqlite3.Connection, *, order_ids: list[str]) -> list[Order
         headers,
         conn.execute(_LINES_BY_ID_SQL.format(marks=marks), found),
         conn.execute(_SHIPMENTS_BY_ID_SQL.format(marks=marks), found),
+        items,
     )
 
 
 def _documents(
-    headers: list[Any], line_rows: Iterable[Any], shipment_rows: Iterable[Any]
+    headers: list[Any],
+    line_rows: Iterable[Any],
+    shipment_rows: Iterable[Any],
+    items: ItemExtras | None = None,
 ) -> list[OrderDocument]:
     """Order documents from header rows, their line rows (ordered by order and line) and
     their shipment rows (each order's latest last)."""
@@ -223,7 +286,7 @@ def _documents(
         subtotal, discount, shipping_cost, tax, total, shipping_method, payment_method,
         b_line1, b_line2, b_city, b_region, b_postcode, b_country,
         s_line1, s_line2, s_city, s_region, s_postcode, s_country,
-        payment_status,
+        payment_status, coupon_code, campaign_id, landing_site,
     ) in headers:  # fmt: skip
         lines: list[dict[str, Any]] = []
         lines_of[order_no] = lines
@@ -266,6 +329,13 @@ def _documents(
             "tracking_number": "",
             "tracking_url": "",
         }
+        for field, value in (
+            ("coupon_code", coupon_code),
+            ("campaign_id", campaign_id),
+            ("landing_site", landing_site),
+        ):
+            if value:
+                docs[order_no][field] = value
 
     open_orders: set[str] = set()
     started_orders: set[str] = set()
@@ -273,16 +343,24 @@ def _documents(
         lines = lines_of.get(order_no)
         if lines is None:
             continue
-        lines.append(
-            {
-                "line_no": line_no,
-                "sku": sku,
-                "name": name,
-                "quantity": quantity,
-                "unit_price": unit_price,
-                "unit_price_incl_tax": incl_tax,
-            }
-        )
+        line: dict[str, Any] = {
+            "line_no": line_no,
+            "sku": sku,
+            "name": name,
+            "quantity": quantity,
+            "unit_price": unit_price,
+            "unit_price_incl_tax": incl_tax,
+        }
+        extra = (items or {}).get(sku)
+        if extra is not None:
+            url, image_url, categories = extra
+            if url:
+                line["product_url"] = url
+            if image_url:
+                line["image_url"] = image_url
+            if categories:
+                line["categories"] = list(categories)
+        lines.append(line)
         if shipped < quantity:
             open_orders.add(order_no)
         if shipped > 0:

@@ -33,7 +33,10 @@ CREATE TABLE item (
     description TEXT NOT NULL,
     unit_price REAL NOT NULL,
     tax_rate REAL NOT NULL,
-    modified_at TEXT NOT NULL
+    modified_at TEXT NOT NULL,
+    product_url TEXT NOT NULL DEFAULT '',
+    image_url TEXT NOT NULL DEFAULT '',
+    categories TEXT NOT NULL DEFAULT '[]'  -- JSON list of texts
 ) WITHOUT ROWID;
 CREATE TABLE sales_header (
     order_no TEXT PRIMARY KEY,
@@ -53,7 +56,10 @@ CREATE TABLE sales_header (
     total REAL NOT NULL,
     {_address_columns("bill_to")},
     {_address_columns("ship_to")},
-    modified_at TEXT NOT NULL
+    modified_at TEXT NOT NULL,
+    coupon_code TEXT NOT NULL DEFAULT '',
+    campaign_id TEXT NOT NULL DEFAULT '',
+    landing_site TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE TABLE sales_line (
     order_no TEXT NOT NULL,
@@ -91,9 +97,9 @@ CREATE INDEX shipment_order ON shipment
     (order_no, shipped_at, shipment_no, tracking_number, tracking_url);
 """
 
-_HEADER_COLUMNS = 28
+_HEADER_COLUMNS = 31
 _INSERT_CUSTOMER = f"INSERT INTO customer VALUES ({', '.join('?' * 11)})"
-_INSERT_ITEM = "INSERT INTO item VALUES (?, ?, ?, ?, ?)"
+_INSERT_ITEM = "INSERT INTO item VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_HEADER = f"INSERT INTO sales_header VALUES ({', '.join('?' * _HEADER_COLUMNS)})"
 _INSERT_LINE = "INSERT INTO sales_line VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_SHIPMENT = "INSERT INTO shipment VALUES (?, ?, ?, ?, ?, ?, ?)"
