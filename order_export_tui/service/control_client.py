@@ -73,8 +73,13 @@ class AttachedControl:
         """Follow the event stream until `stop()`, re-attaching whenever the process is back."""
         first = True
         while not self._stopping.is_set():
+            self._stream_task = asyncio.ensure_future(self._follow(announce=not first))
             try:
-                await self._follow(announce=not first)
+                await self._stream_task
+            except asyncio.CancelledError:
+                if not self._stopping.is_set():
+                    raise  # the caller cancelled serve() itself
+                return
             except (httpx.HTTPError, OSError, NotAttachedError, WireError, ValueError) as error:
                 reason = _reason(error)
             else:
@@ -89,6 +94,8 @@ class AttachedControl:
     async def stop(self, *, abandon_batch: bool = False) -> None:
         """Stop following; the process that runs exports goes on."""
         self._stopping.set()
+        if self._stream_task is not None:
+            self._stream_task.cancel()
 
     async def _follow(self, *, announce: bool) -> None:
         with short_address(self.socket_path) as address:
@@ -102,37 +109,20 @@ class AttachedControl:
             ):
                 if response.status_code != 200:
                     raise NotAttachedError(f"the control socket answered {response.status_code}")
-                lines = response.aiter_lines()
-                stopping = asyncio.ensure_future(self._stopping.wait())
-                try:
-                    while True:
-                        next_line = asyncio.ensure_future(anext(lines))
-                        done, _ = await asyncio.wait(
-                            {next_line, stopping}, return_when=asyncio.FIRST_COMPLETED
-                        )
-                        if stopping in done:
-                            next_line.cancel()
-                            with contextlib.suppress(BaseException):
-                                await next_line
-                            return
-                        try:
-                            line = next_line.result()
-                        except StopAsyncIteration:
-                            return
-                        if not line.strip():
-                            continue
-                        event = decode(orjson.loads(line))
-                        if isinstance(event, dict):
-                            kind = event.get("type")
-                            if kind == "Hello":
-                                self.connected = True
-                                if announce:
-                                    status = await self.status()
-                                    self._emit(Reattached(status.process))
-                            continue  # Heartbeat
+                # Lines already received are handled in one go (no turn of the event loop
+                # between them): a busy dashboard must not fall behind the daemon.
+                async for line in response.aiter_lines():
+                    if not line.strip():
+                        continue
+                    event = decode(orjson.loads(line))
+                    if not isinstance(event, dict):
                         self._emit(event)
-                finally:
-                    stopping.cancel()
+                    elif event.get("type") == "Hello":
+                        self.connected = True
+                        if announce:
+                            status = await self.status()
+                            self._emit(Reattached(status.process))
+                    # else: a heartbeat
 
     # --- the interface ------------------------------------------------------------------
 

@@ -192,7 +192,16 @@ class ControlServer:
                     line = b'{"type": "Heartbeat"}\n'
                 if line is None:
                     return
-                yield line
+                # Everything already queued goes in the same write: a busy engine leaves the
+                # loop few turns, and one line per turn would fall ever further behind.
+                lines = [line]
+                while not queue.empty() and len(lines) < 1000:
+                    more = queue.get_nowait()
+                    if more is None:
+                        yield b"".join(lines)
+                        return
+                    lines.append(more)
+                yield b"".join(lines)
         finally:
             self._broadcast.clients.discard(queue)
 
