@@ -11,6 +11,7 @@ import tomli_w
 from order_export_tui.settings import Settings, load_settings
 from order_export_tui.state import StateStore
 from tests.support.clock import FakeClock
+from tests.support.daemon_process import DaemonProcess
 from tests.support.fault_server import FaultServer
 from tests.support.loopback_destination import OrderStore, loopback_server
 
@@ -88,3 +89,13 @@ def loopback() -> Iterator[tuple[FaultServer, OrderStore]]:
 @pytest.fixture
 def fake_clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[DaemonProcess]]:
+    """Daemons a test starts (append them); any still running afterwards is killed."""
+    started: list[DaemonProcess] = []
+    yield started
+    for daemon in started:
+        if daemon.running:
+            daemon.kill()

@@ -8,10 +8,7 @@ import os
 import signal
 import socket
 import stat
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from order_export_tui.settings import load_settings
 from tests.conftest import write_settings
@@ -22,15 +19,6 @@ from tests.support.daemon_process import (
     start_command,
 )
 from tests.support.smtp_server import SmtpTestServer
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for daemon in started:
-        if daemon.running:
-            daemon.kill()
 
 
 def start_daemon(daemons: list[DaemonProcess], folder: Path) -> DaemonProcess:

@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,60 +24,12 @@ from order_export_tui.daemon import SETTINGS_POLL_SECONDS, OneLineFormatter
 from order_export_tui.settings import load_settings
 from tests.conftest import write_settings
 from tests.support.cli import REPO, order_export
+from tests.support.daemon_process import DaemonProcess as Daemon
 from tests.support.ports import free_port
 from tests.support.smtp_server import SmtpTestServer, make_self_signed_certificate
 
 SMTP_PASSWORD = "mail-pass-not-for-logs"
 WEBHOOK_SECRET = "webhook-secret-for-tests"
-
-
-class Daemon:
-    def __init__(self, folder: Path, env: dict[str, str] | None = None) -> None:
-        self.folder = folder
-        self.log_path = folder / f"daemon-{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "w")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "order_export_tui", "daemon"],
-            cwd=folder,
-            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def output(self) -> str:
-        return self.log_path.read_text()
-
-    def wait_for(self, condition: Callable[[str], bool], timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.output
-            if condition(text):
-                return text
-            if self.process.poll() is not None:
-                raise AssertionError(f"daemon exited ({self.process.returncode}):\n{text}")
-            time.sleep(0.05)
-        raise AssertionError(f"timed out; daemon said:\n{self.output}")
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def stop(self, timeout: float = 60) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=timeout)
-        self._log.close()
-        return code
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for daemon in started:
-        if daemon.process.poll() is None:
-            daemon.process.kill()
-            daemon.process.wait()
 
 
 def start(daemons: list[Daemon], folder: Path, env: dict[str, str] | None = None) -> Daemon:

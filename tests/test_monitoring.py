@@ -25,9 +25,9 @@ from order_export_tui.settings import Settings
 from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.state import ORDER_COMPLETED, StateStore
 from tests.conftest import write_settings
+from tests.support.daemon_process import DaemonProcess as Daemon
 from tests.support.fault_server import Fault, FaultServer
 from tests.support.loopback_destination import LoopbackDestination, OrderStore
-from tests.test_daemon import Daemon
 from tests.test_realtime import SECRET, Webstore, free_port, order
 
 METRIC_NAMES = {

@@ -150,7 +150,6 @@ class HostedControl:
         last_run = None
         if finished:
             last_run = run_record_json(finished[0])
-        counts = state.event_counts()
         due = service.next_run
         realtime = service.realtime
         intake = IntakeInfo()
@@ -171,12 +170,7 @@ class HostedControl:
             last_run=last_run,
             next_run_at=None if due is None else due.isoformat(timespec="seconds"),
             skipped_orders=state.skipped_count(),
-            queue=QueueCounts(
-                queued=counts.get("queued", 0),
-                held=counts.get("held", 0),
-                delivered=counts.get("delivered", 0),
-                skipped=counts.get("skipped", 0),
-            ),
+            queue=queue_counts(state),
             schedule=schedule_description(service.settings),
             exported=state.exported_count(),
             intake=intake,
@@ -254,6 +248,17 @@ class HostedControl:
             self._intake_retries += 1
         for listener in list(self._listeners):
             listener(event)
+
+
+def queue_counts(state: StateStore) -> QueueCounts:
+    """The real-time queue as the state database holds it."""
+    counts = state.event_counts()
+    return QueueCounts(
+        queued=counts.get("queued", 0),
+        held=counts.get("held", 0),
+        delivered=counts.get("delivered", 0),
+        skipped=counts.get("skipped", 0),
+    )
 
 
 def run_record_json(run: RunRecord) -> dict[str, Any]:

@@ -10,9 +10,9 @@ import signal
 from collections.abc import Callable
 
 from order_export_tui.engine.events import RunFinished, RunReport
-from order_export_tui.service.control import QueueCounts, StatusSnapshot
+from order_export_tui.service.control import StatusSnapshot
 from order_export_tui.service.control_client import AttachedControl, Disconnected, attach
-from order_export_tui.service.hosted import run_record_json
+from order_export_tui.service.hosted import queue_counts, run_record_json
 from order_export_tui.settings import Settings
 from order_export_tui.state import StateStore
 
@@ -131,19 +131,13 @@ async def read_status(settings: Settings) -> StatusSnapshot:
     state = StateStore(settings.state_database_path)
     try:
         finished = [run for run in state.recent_runs(2) if run.finished_at is not None]
-        counts = state.event_counts()
         return StatusSnapshot(
             process=None,
             run=None,
             last_run=run_record_json(finished[0]) if finished else None,
             next_run_at=None,
             skipped_orders=state.skipped_count(),
-            queue=QueueCounts(
-                queued=counts.get("queued", 0),
-                held=counts.get("held", 0),
-                delivered=counts.get("delivered", 0),
-                skipped=counts.get("skipped", 0),
-            ),
+            queue=queue_counts(state),
             exported=state.exported_count(),
         )
     finally:

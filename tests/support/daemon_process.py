@@ -66,6 +66,9 @@ class DaemonProcess:
             time.sleep(0.05)
         raise AssertionError(f"timed out; daemon said:\n{self.output}")
 
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
     def wait_started(self) -> DaemonProcess:
         self.wait_for(lambda text: "control socket at" in text)
         return self

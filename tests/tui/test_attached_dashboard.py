@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,6 @@ from order_export_tui.tui.settings_screen import SettingsScreen
 from tests.conftest import write_settings
 from tests.support.daemon_process import REPO, DaemonProcess, order_export
 from tests.tui.conftest import screen_text, wait_until
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for daemon in started:
-        if daemon.running:
-            daemon.kill()
 
 
 @pytest.fixture
