@@ -4,6 +4,10 @@ One SQLite file in WAL mode is the single source of truth that a restarted proce
 daemon and an attached dashboard read. Writes use `BEGIN IMMEDIATE` so a writer never
 deadlocks halfway through a transaction. One process at a time drives exports for a
 database: `StateLock` (an advisory lock on a file beside it) says which one.
+
+The file holds customer data: it is created 0600 (SQLite gives its -wal and -shm the same
+mode) in folders created 0700. A file that is not a usable database is never written to:
+opening it raises `StateDatabaseCorruptError`, which names the file and what to do.
 """
 
 from __future__ import annotations
@@ -20,7 +24,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from order_export_tui.private_files import create_private_file, make_private_dirs, open_private
+
 SCHEMA_VERSION = 1
+# Webhook payloads (order documents: names, e-mail and postal addresses) of events that are
+# finished (delivered, skipped, expired) are blanked this long after they finished. The event's
+# row stays, so a repeat of it is still recognised and answered with its first event_id.
+WEBHOOK_PAYLOAD_RETENTION_DAYS = 7
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -92,7 +103,111 @@ CREATE TABLE IF NOT EXISTS skipped_order (
 """
 
 RUNNING = "running"
-INTERRUPTED_ERROR = "interrupted: the process stopped before the run finished"
+INTERRUPTED_ERROR = (
+    "interrupted: the process stopped (or could not record the end of the run) before the run"
+    " finished"
+)
+
+
+class StateUnusableError(Exception):
+    """The state database (or its folder or lock) cannot be used; the message says what to do."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class StateDatabaseCorruptError(StateUnusableError):
+    """The file is there but is not a readable SQLite database; it is left untouched."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(
+            path,
+            f"{path}: the state database is {problem}. It was left untouched. Restore it from a"
+            " backup, or move it aside to start with an empty history (every order in the"
+            " export window is then sent again).",
+        )
+
+
+class StoragePathError(StateUnusableError):
+    """A path of the state database is the wrong kind of file (a folder, say) or unreadable."""
+
+
+class StateWriteError(Exception):
+    """A write to the state database failed (a full disk, an I/O error); nothing of that
+    transaction was recorded."""
+
+    def __init__(self, path: Path, error: sqlite3.Error) -> None:
+        self.path = path
+        reason = str(error)
+        hint = " (free some disk space)" if "full" in reason else ""
+        super().__init__(f"cannot write the state database {path}: {reason}{hint}")
+
+
+def _path_problem(path: Path, what: str, error: OSError) -> StoragePathError:
+    """An OSError from preparing `path` as the message an operator can act on."""
+    if isinstance(error, IsADirectoryError):
+        detail = f"{path}: the {what} is a folder; remove it or change storage.state_database"
+    elif isinstance(error, NotADirectoryError | FileExistsError):
+        detail = (
+            f"{path}: cannot create the {what}: a part of that path is a file, not a folder;"
+            " move that file or change storage.state_database"
+        )
+    elif isinstance(error, PermissionError):
+        detail = f"{path}: no permission to use the {what}; fix its owner or mode"
+    else:
+        detail = f"{path}: cannot use the {what}: {error.strerror or error}"
+    return StoragePathError(path, detail)
+
+
+def _check_database_file(path: Path) -> None:
+    """Refuse, before SQLite touches it, a file that is not (or no longer) a whole database:
+    not a regular file, a foreign or broken header, or shorter than its header says."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise _path_problem(path, "state database", error) from None
+    if path.is_dir():
+        raise _path_problem(path, "state database", IsADirectoryError())
+    if not path.is_file():
+        raise StoragePathError(
+            path, f"{path}: the state database is not a regular file; change storage.state_database"
+        )
+    if info.st_size == 0:
+        return  # SQLite makes an empty file a new database
+    try:
+        with open(path, "rb") as file:
+            header = file.read(100)
+    except OSError as error:
+        raise _path_problem(path, "state database", error) from None
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise StateDatabaseCorruptError(path, "not an SQLite database (its header is wrong)")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    if page_size < 512 or page_size & (page_size - 1):
+        raise StateDatabaseCorruptError(path, "damaged (its header gives no valid page size)")
+    pages = int.from_bytes(header[28:32], "big")
+    header_size_valid = header[24:28] == header[92:96] and pages > 0
+    wal = path.with_name(path.name + "-wal")
+    # With a write-ahead log the file may lag behind its header until the log is replayed.
+    wal_pending = wal.exists() and wal.stat().st_size > 0
+    if header_size_valid and not wal_pending and pages * page_size > info.st_size:
+        raise StateDatabaseCorruptError(
+            path, f"truncated ({info.st_size} bytes of {pages * page_size})"
+        )
+
+
+def _open_problem(path: Path, error: sqlite3.Error) -> StateUnusableError:
+    name = getattr(error, "sqlite_errorname", "")
+    text = str(error)
+    corrupt = "malformed" in text or "not a database" in text
+    if corrupt or name in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+        return StateDatabaseCorruptError(path, f"damaged ({error})")
+    if name == "SQLITE_CANTOPEN":
+        return StoragePathError(path, f"{path}: cannot open the state database ({error})")
+    return StateUnusableError(path, f"{path}: cannot use the state database: {error}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +274,30 @@ class StateStore:
         """`durable`: every commit reaches the disk before it returns (the webhook intake's
         connection: an event answered 202 must survive a power loss too)."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        try:
+            make_private_dirs(path.parent)
+        except OSError as error:
+            raise _path_problem(path.parent, "state database's folder", error) from None
+        _check_database_file(path)
+        try:
+            if not path.exists():
+                create_private_file(path)  # SQLite gives -wal and -shm this file's mode
+        except OSError as error:
+            raise _path_problem(path, "state database", error) from None
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        except sqlite3.Error as error:
+            raise _open_problem(path, error) from None
+        try:
+            self._open(durable)
+        except (sqlite3.Error, StateWriteError) as error:
+            self._db.close()
+            cause = error.__cause__ if isinstance(error, StateWriteError) else error
+            if isinstance(cause, sqlite3.Error):
+                raise _open_problem(path, cause) from None
+            raise
+
+    def _open(self, durable: bool) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode keeps every commit across a process crash; only a power loss can
         # roll back the last commits, which at worst causes a harmless repeat of an upsert.
@@ -183,13 +320,24 @@ class StateStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """One write transaction; an SQLite failure in it is a `StateWriteError` (the real
+        reason, never one from the rollback that follows it)."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise StateWriteError(self.path, error) from error
         try:
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("COMMIT")
+        except BaseException as error:
+            # SQLite may have rolled back already (SQLITE_FULL does): a second ROLLBACK would
+            # fail and hide the error that matters.
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+            if isinstance(error, sqlite3.Error):
+                raise StateWriteError(self.path, error) from error
             raise
-        self._db.execute("COMMIT")
 
     # --- exported orders -------------------------------------------------------------
 
@@ -385,6 +533,17 @@ class StateStore:
             )
         return cursor.rowcount
 
+    def prune_event_payloads(self, *, older_than: datetime) -> int:
+        """Blank the payloads of events that finished before `older_than` (they hold customer
+        data and are needed no more); returns how many were blanked."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE realtime_event SET payload = X'' WHERE status IN (?, ?, ?)"
+                " AND finished_at < ? AND length(payload) > 0",
+                (DELIVERED, SKIPPED, EXPIRED, older_than.isoformat()),
+            )
+        return cursor.rowcount
+
     # --- skipped orders --------------------------------------------------------------
 
     def skipped_count(self) -> int:
@@ -573,8 +732,14 @@ class StateLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            make_private_dirs(self.path.parent)
+        except OSError as error:
+            raise _path_problem(self.path.parent, "state database's folder", error) from None
+        try:
+            fd = open_private(self.path, os.O_RDWR)
+        except OSError as error:
+            raise _path_problem(self.path, "lock file", error) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -21,6 +21,7 @@ from order_export_tui.destinations.dotdigital_records import (
     order_record_json,
     single_record_path,
 )
+from order_export_tui.private_files import make_private_dirs, open_private
 from order_export_tui.transport.retry import Retrier
 
 
@@ -35,9 +36,10 @@ class FileDestination:
         self._fd: int | None = None
 
     async def open(self, *, backfill: bool = False) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.path.parent)
         self._cut_torn_tail()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # Owner-only: the requests hold customers' names, e-mail and postal addresses.
+        self._fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
 
     async def send_batch(self, changes: Sequence[OrderChange], retrier: Retrier) -> dict[str, str]:
         body = bulk_import_body(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -19,6 +20,7 @@ from order_export_tui.engine.events import (
     RunFinished,
     RunStarted,
 )
+from order_export_tui.private_files import make_private_dirs, open_private
 
 LOG_NAME = re.compile(r"^run-\d{8}-\d{6}-\d{6,}\.log$")
 
@@ -48,10 +50,12 @@ class RunLog:
     """Writes one run's events to its log file, line by line, flushed as they come."""
 
     def __init__(self, path: Path, clock: Callable[[], datetime]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent)
         self.path = path
         self._clock = clock
-        self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        # Owner-only: a run log names customers (skipped orders, platform answers).
+        fd = open_private(path, os.O_WRONLY | os.O_APPEND)
+        self._file: IO[str] = open(fd, "a", encoding="utf-8")  # noqa: SIM115
         self._problems: list[str] = []
 
     def write(self, message: str) -> None:

@@ -40,7 +40,7 @@ from order_export_tui.engine.runlogs import RunLog, log_file_name, prune_run_log
 from order_export_tui.orders import OrderDocument
 from order_export_tui.settings import Settings
 from order_export_tui.sources.base import OrderSource, SourceError, lookup_orders
-from order_export_tui.state import StateStore
+from order_export_tui.state import StateStore, StateWriteError
 from order_export_tui.transport.retry import (
     Retrier,
     RetriesExhaustedError,
@@ -200,14 +200,15 @@ class ExportEngine:
         logs_dir = settings.logs_dir_path
         log_path = logs_dir / log_file_name(started_at, run_id)
         run_log: RunLog | None = None
+        unsubscribe_log: Callable[[], None] | None = None
         counts = RunCounts()
         results: dict[str, OrderResult] | None = None if scope.only is None else {}
         outcome, error = SUCCEEDED, None
         cancelled_from_outside = False
         try:
             run_log = RunLog(log_path, self._clock)
+            unsubscribe_log = self.subscribe(run_log.handle)
             self.state.set_run_log_file(run_id, str(log_path))
-            self.subscribe(run_log.handle)
             await self._export(run_id, trigger, started_at, settings, counts, scope, results)
         except CancelledAtBoundaryError:
             outcome = CANCELLED
@@ -217,12 +218,27 @@ class ExportEngine:
             outcome, error = FAILED, str(e)
         except TransientError as e:  # a source or destination that did not use the retrier
             outcome, error = FAILED, str(e)
+        except StateWriteError as e:  # a full disk under the state database, say
+            outcome, error = FAILED, str(e)
         except OSError as e:  # a full disk, an unwritable logs folder or export file
             outcome, error = FAILED, f"cannot write a file: {e}"
         except Exception as e:
             log.exception("run %s failed unexpectedly", run_id)
             outcome, error = FAILED, f"unexpected error: {type(e).__name__}: {e}"
         finished_at = self._clock()
+        try:
+            self.state.finish_run(
+                run_id,
+                finished_at=finished_at,
+                outcome=outcome,
+                counts=counts.as_dict(),
+                error=error,
+            )
+        except StateWriteError as e:
+            # The run stays "running" in the database; the next start closes it as failed.
+            log.error("run %s: its end could not be recorded: %s", run_id, e)
+            unrecorded = f"the end of this run could not be recorded: {e}"
+            outcome, error = FAILED, unrecorded if error is None else f"{error}; {unrecorded}"
         report = RunReport(
             run_id=run_id,
             trigger=trigger,
@@ -234,16 +250,17 @@ class ExportEngine:
             log_file=None if run_log is None else str(log_path),
             orders=_order_results(scope.only, results, outcome, error),
         )
-        self.state.finish_run(
-            run_id, finished_at=finished_at, outcome=outcome, counts=report.counts, error=error
-        )
         self._current_run_id = None
         self.last_report = report
         self._emit(RunFinished(report))
+        if unsubscribe_log is not None:
+            unsubscribe_log()
         if run_log is not None:
-            self._listeners.remove(run_log.handle)
-            run_log.close()
-            prune_run_logs(logs_dir, settings.task.max_archived_log_files)
+            try:
+                run_log.close()
+                prune_run_logs(logs_dir, settings.task.max_archived_log_files)
+            except OSError as e:
+                log.error("run %s: its log file could not be finished: %s", run_id, e)
         if cancelled_from_outside:
             raise asyncio.CancelledError
         return report

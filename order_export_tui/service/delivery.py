@@ -6,6 +6,12 @@ until the order is known (a run or a later event sends the order with it). What 
 destination confirms is recorded like a run's batch, so the next scheduled run does not send
 the order again unless it changed. While the destination is unreachable the queue waits, in
 order, and delivery resumes when it answers again.
+
+Delivery never dies of an error: an ERP that cannot be read for a lookup (a broken demo file,
+a Business Central outage) or a state database that cannot be written makes that event wait,
+with backoff, while the others go on; an event this version cannot handle at all is skipped
+with the reason. While any event waits on an error, `health()` says "failing" with that error,
+and `DeliveryStateChanged` tells the dashboard when that starts and ends.
 """
 
 from __future__ import annotations
@@ -30,9 +36,11 @@ from order_export_tui.state import (
     HELD,
     ORDER_COMPLETED,
     SKIPPED,
+    WEBHOOK_PAYLOAD_RETENTION_DAYS,
     ExportedOrder,
     RealtimeEvent,
     StateStore,
+    StateWriteError,
 )
 from order_export_tui.transport.retry import (
     Retrier,
@@ -46,6 +54,17 @@ log = logging.getLogger("order_export.delivery")
 DELIVERY_CONCURRENCY = 8  # events in flight at once (a destination may allow fewer)
 # How long delivery waits before trying a destination that was unreachable again.
 OUTAGE_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
+UPKEEP_EVERY_SECONDS = 60.0  # expiring held events, pruning old payloads
+
+DELIVERY_OK = "ok"
+DELIVERY_FAILING = "failing"
+
+# Errors that make an event wait and be tried again: the destination or the ERP did not
+# answer, or the state database could not record the outcome.
+_DESTINATION_ERRORS = (RetriesExhaustedError, DestinationError, TransientError, OSError)
+_LOOKUP_ERRORS = (SourceError, RetriesExhaustedError, TransientError, OSError)
+
+_DONE, _UNREACHABLE, _DEFERRED = "done", "unreachable", "deferred"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +100,21 @@ class EventHeld:
     order_id: str
 
 
-RealtimeActivity = EventQueued | EventDelivered | EventRetried | EventSkipped | EventHeld
+@dataclass(frozen=True, slots=True)
+class DeliveryStateChanged:
+    """Delivery started failing (`state` "failing", with the error) or works again ("ok")."""
+
+    state: str
+    error: str | None
+
+
+RealtimeActivity = (
+    EventQueued | EventDelivered | EventRetried | EventSkipped | EventHeld | DeliveryStateChanged
+)
+
+
+class _LookupFailedError(Exception):
+    """The ERP could not be read for the order a payment status is for."""
 
 
 class RealtimeDelivery:
@@ -107,7 +140,38 @@ class RealtimeDelivery:
         self._sleep = sleep
         self._wake = asyncio.Event()
         self._stopping = False
+        self._reopen = False  # the destination settings changed: reopen it when idle
         self.last_error: str | None = None
+        # Events waiting on an error (event id -> the error), the destination's own error,
+        # and when an event deferred by an error is tried again (monotonic time).
+        self._failing: dict[int, str] = {}
+        self._destination_error: str | None = None
+        self._not_before: dict[int, float] = {}
+        self._failing_since: datetime | None = None
+
+    @property
+    def delivery_state(self) -> str:
+        return DELIVERY_FAILING if self._failing or self._destination_error else DELIVERY_OK
+
+    def health(self) -> dict[str, object]:
+        """What `/healthz` shows of delivery."""
+        failing = self.delivery_state == DELIVERY_FAILING
+        return {
+            "state": self.delivery_state,
+            "since": None
+            if not failing or self._failing_since is None
+            else self._failing_since.isoformat(timespec="seconds"),
+            "waiting_on_error": len(self._failing),
+            "last_error": self.last_error,
+        }
+
+    def apply_settings(self, settings: Settings, *, reopen_destination: bool) -> None:
+        """New settings for the next events; with `reopen_destination`, the destination is
+        closed once the events in flight are done and opened again from the new settings."""
+        self.settings = settings
+        if reopen_destination:
+            self._reopen = True
+            self._wake.set()
 
     def wake(self, event_id: int | None = None) -> None:
         if event_id is not None:
@@ -124,19 +188,27 @@ class RealtimeDelivery:
         Up to `DELIVERY_CONCURRENCY` events travel at once, never two of the same order: an
         order's events go one after the other, in the order they were accepted.
         """
-        destination = self._destination_factory(self.settings)
-        await destination.open()
-        in_flight: dict[int, tuple[str, asyncio.Task[bool]]] = {}
+        destination: Destination | None = None
+        in_flight: dict[int, tuple[str, asyncio.Task[str]]] = {}
         outages = 0
         unreachable = False
-        next_expiry = 0.0
+        next_upkeep = 0.0
         try:
             while not (self._stopping and not in_flight):
-                if time.monotonic() >= next_expiry:
-                    self._expire_held()
-                    next_expiry = time.monotonic() + 60
-                if not unreachable and not self._stopping:
-                    self._dispatch(in_flight, destination)
+                if time.monotonic() >= next_upkeep:
+                    self._upkeep()
+                    next_upkeep = time.monotonic() + UPKEEP_EVERY_SECONDS
+                if not in_flight and not self._stopping and (destination is None or self._reopen):
+                    destination = await self._open_destination(destination)
+                    if destination is None:
+                        unreachable = True
+                if (
+                    destination is not None
+                    and not unreachable
+                    and not self._stopping
+                    and not self._reopen
+                ):
+                    self._dispatch_safely(in_flight, destination)
                 if not in_flight:
                     if unreachable:  # every event in flight failed: wait out the outage
                         backoff = self._outage_backoff
@@ -144,36 +216,81 @@ class RealtimeDelivery:
                         outages += 1
                         unreachable = False
                     else:
-                        delay = 60.0
+                        delay = self._idle_delay()
                     self._wake.clear()
                     if not self._stopping:
                         await _wait(self._wake, delay)
                     continue
-                for delivered in await self._next_finished(in_flight):
-                    if delivered:
+                for outcome in await self._next_finished(in_flight):
+                    if outcome == _DONE:
                         outages = 0
-                    else:
+                    elif outcome == _UNREACHABLE:
                         unreachable = True
         finally:
             for _, task in in_flight.values():
                 task.cancel()
-            await destination.close()
+            if destination is not None:
+                await _close_quietly(destination)
+
+    async def _open_destination(self, current: Destination | None) -> Destination | None:
+        """The destination for the settings in force, opened; None (and failing) when it
+        cannot be opened: delivery tries again after a backoff."""
+        if current is not None:
+            await _close_quietly(current)
+        self._reopen = False
+        app = self.settings.destination.app
+        destination: Destination | None = None
+        try:
+            destination = self._destination_factory(self.settings)
+            await destination.open()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if destination is not None:
+                await _close_quietly(destination)
+            self._set_destination_error(f"cannot open the destination {app}: {error}")
+            return None
+        self._set_destination_error(None)
+        return destination
+
+    def _idle_delay(self) -> float:
+        if not self._not_before:
+            return 60.0
+        return max(0.05, min(60.0, min(self._not_before.values()) - time.monotonic()))
+
+    def _dispatch_safely(
+        self, in_flight: dict[int, tuple[str, asyncio.Task[str]]], destination: Destination
+    ) -> None:
+        try:
+            self._dispatch(in_flight, destination)
+        except Exception as error:  # the state database could not be read
+            log.error("real-time delivery cannot read its queue: %s", error)
+            self._note_failure(-1, f"cannot read the queue: {error}")
+            self._not_before[-1] = time.monotonic() + self._outage_backoff[-1]
 
     def _dispatch(
         self,
-        in_flight: dict[int, tuple[str, asyncio.Task[bool]]],
+        in_flight: dict[int, tuple[str, asyncio.Task[str]]],
         destination: Destination,
     ) -> None:
         """Start the oldest queued events whose order has no earlier event still pending."""
         if len(in_flight) >= DELIVERY_CONCURRENCY:
             return
+        now = time.monotonic()
+        if self._not_before.get(-1, 0.0) > now:
+            return  # the queue could not be read a moment ago
+        if self._not_before.pop(-1, None) is not None:
+            self._clear_failure(-1)
         waiting_orders = {order_id for order_id, _ in in_flight.values()}
-        window = len(in_flight) + DELIVERY_CONCURRENCY * 4
+        window = len(in_flight) + len(self._not_before) + DELIVERY_CONCURRENCY * 4
         for event in self.state.queued_events(limit=window):
             if event.event_id in in_flight:
                 continue
             if event.order_id in waiting_orders:
                 continue  # an earlier event of this order comes first
+            if self._not_before.get(event.event_id, 0.0) > now:
+                waiting_orders.add(event.order_id)  # it waits out an error; so do later ones
+                continue
             waiting_orders.add(event.order_id)
             task = asyncio.ensure_future(self._deliver(event, destination))
             in_flight[event.event_id] = (event.order_id, task)
@@ -181,8 +298,8 @@ class RealtimeDelivery:
                 return
 
     async def _next_finished(
-        self, in_flight: dict[int, tuple[str, asyncio.Task[bool]]]
-    ) -> list[bool]:
+        self, in_flight: dict[int, tuple[str, asyncio.Task[str]]]
+    ) -> list[str]:
         """Wait until an event in flight is done (or new events arrive); their outcomes."""
         self._wake.clear()
         woken = asyncio.ensure_future(self._wake.wait())
@@ -193,11 +310,42 @@ class RealtimeDelivery:
         for event_id, (_, task) in list(in_flight.items()):
             if task.done():
                 del in_flight[event_id]
-                outcomes.append(task.result())
+                try:
+                    outcomes.append(task.result())
+                except Exception:  # _deliver handles its errors; this is a last guard
+                    log.exception("delivering event %s failed", event_id)
+                    outcomes.append(_UNREACHABLE)
         return outcomes
 
-    async def _deliver(self, event: RealtimeEvent, destination: Destination) -> bool:
-        """Handle one event; False when the destination could not be reached (retry later)."""
+    async def _deliver(self, event: RealtimeEvent, destination: Destination) -> str:
+        """Handle one event, whatever goes wrong: `_DONE` (delivered, held or skipped),
+        `_UNREACHABLE` (the destination did not take it: every event waits) or `_DEFERRED`
+        (the ERP or the state database failed for it: it waits, the others go on)."""
+        try:
+            outcome = await self._handle(event, destination)
+        except asyncio.CancelledError:
+            raise
+        except _LookupFailedError as error:
+            return self._defer(event, str(error))
+        except StateWriteError as error:
+            return self._defer(event, str(error))
+        except _DESTINATION_ERRORS as error:
+            self._wait(event, str(error))
+            return _UNREACHABLE
+        except Exception as error:
+            # Not an outage but an event this version cannot handle: waiting would not help.
+            log.exception("event %s for %s cannot be delivered", event.event_id, event.order_id)
+            reason = f"cannot be delivered: {type(error).__name__}: {error}"
+            try:
+                self._skip(event, event.order_id, reason)
+            except StateWriteError as write_error:
+                return self._defer(event, str(write_error))
+            return _DONE
+        self._clear_failure(event.event_id)
+        self._not_before.pop(event.event_id, None)
+        return outcome
+
+    async def _handle(self, event: RealtimeEvent, destination: Destination) -> str:
         payload: dict[str, Any] = orjson.loads(event.payload)
         if event.kind == ORDER_COMPLETED:
             doc = self._with_payment_override(payload)
@@ -208,16 +356,62 @@ class RealtimeDelivery:
                 occurred_at=payload["occurred_at"],
                 now=self._clock(),
             )
-            try:
-                known = await self._known_document(event)
-            except (SourceError, RetriesExhaustedError, TransientError, OSError) as error:
-                return self._not_yet(event, event.order_id, f"cannot read the ERP: {error}")
+            known = await self._known_document(event)
             if known is None:
                 self.state.finish_event(event.event_id, status=HELD, now=self._clock())
                 self._emit(EventHeld(event.event_id, event.order_id))
-                return True
+                return _DONE
             doc = {**known, "payment_status": payload["payment_status"]}
         return await self._send(event, doc, destination)
+
+    def _wait(self, event: RealtimeEvent, error: str) -> None:
+        """The event stays queued: note the attempt and its error, and say delivery fails."""
+        self._note_failure(event.event_id, error)
+        try:
+            self.state.note_event_attempt(event.event_id, error)
+        except StateWriteError as write_error:
+            log.error("event %s: attempt not recorded: %s", event.event_id, write_error)
+        self._emit(EventRetried(event.event_id, error))
+
+    def _defer(self, event: RealtimeEvent, error: str) -> str:
+        self._wait(event, error)
+        backoff = self._outage_backoff
+        delay = backoff[min(event.attempts, len(backoff) - 1)]
+        self._not_before[event.event_id] = time.monotonic() + delay
+        return _DEFERRED
+
+    def _note_failure(self, key: int, error: str) -> None:
+        was = self.delivery_state
+        self._failing[key] = error
+        self.last_error = error
+        self._changed(was)
+
+    def _clear_failure(self, key: int) -> None:
+        if key not in self._failing:
+            return
+        was = self.delivery_state
+        del self._failing[key]
+        self._changed(was)
+
+    def _set_destination_error(self, error: str | None) -> None:
+        was = self.delivery_state
+        self._destination_error = error
+        if error is not None:
+            self.last_error = error
+        self._changed(was)
+
+    def _changed(self, was: str) -> None:
+        now = self.delivery_state
+        if now == was:
+            return
+        if now == DELIVERY_FAILING:
+            self._failing_since = self._clock()
+            log.error("real-time delivery is failing: %s", self.last_error)
+            self._emit(DeliveryStateChanged(DELIVERY_FAILING, self.last_error))
+        else:
+            self._failing_since = None
+            log.info("real-time delivery works again")
+            self._emit(DeliveryStateChanged(DELIVERY_OK, None))
 
     async def _known_document(self, event: RealtimeEvent) -> dict[str, Any] | None:
         """The order as last sent in real time, else as the ERP has it now if a run has
@@ -227,11 +421,18 @@ class RealtimeDelivery:
             return orjson.loads(stored)  # type: ignore[no-any-return]
         if self._source_factory is None or not self.state.exported_orders([event.order_id]):
             return None
-        source = self._source_factory(self.settings, self._retrier(event))
+        what = f"cannot read the ERP for {event.order_id}"
+        try:
+            source = self._source_factory(self.settings, self._retrier(event))
+        except _LOOKUP_ERRORS as error:
+            raise _LookupFailedError(f"{what}: {error}") from error
         try:
             return await fetch_order(source, event.order_id)
+        except _LOOKUP_ERRORS as error:
+            raise _LookupFailedError(f"{what}: {error}") from error
         finally:
-            await source.close()
+            with contextlib.suppress(Exception):
+                await source.close()
 
     def _with_payment_override(self, doc: dict[str, Any]) -> dict[str, Any]:
         override = self.state.payment_overrides([doc["order_id"]]).get(doc["order_id"])
@@ -239,26 +440,22 @@ class RealtimeDelivery:
 
     async def _send(
         self, event: RealtimeEvent, doc: dict[str, Any], destination: Destination
-    ) -> bool:
+    ) -> str:
         order_id = doc["order_id"]
         problem = order_problem(doc)
         if problem is not None:
             self._skip(event, order_id, f"invalid order: {problem}")
-            return True
+            return _DONE
         digest = content_hash(doc)
         previous = self.state.exported_orders([order_id]).get(order_id)
         if previous is not None and previous.content_hash == digest:
             self._delivered(event, order_id, sent=None)  # the destination has it already
-            return True
+            return _DONE
         change = OrderChange(doc, "new" if previous is None else "updated", previous)
-        retrier = self._retrier(event)
-        try:
-            refusal = await destination.send_one(change, retrier)
-        except (RetriesExhaustedError, DestinationError, TransientError, OSError) as error:
-            return self._not_yet(event, order_id, str(error))
+        refusal = await destination.send_one(change, self._retrier(event))
         if refusal is not None:
             self._skip(event, order_id, f"rejected by {destination.name}: {refusal}")
-            return True
+            return _DONE
         self._delivered(
             event,
             order_id,
@@ -270,14 +467,7 @@ class RealtimeDelivery:
                 orjson.dumps(doc),
             ),
         )
-        return True
-
-    def _not_yet(self, event: RealtimeEvent, order_id: str, error: str) -> bool:
-        """The event stays queued; delivery waits out the outage and tries it again."""
-        self.last_error = error
-        self.state.note_event_attempt(event.event_id, error)
-        self._emit(EventRetried(event.event_id, error))
-        return False
+        return _DONE
 
     def _retrier(self, event: RealtimeEvent) -> Retrier:
         task = self.settings.task
@@ -303,7 +493,6 @@ class RealtimeDelivery:
             resolved=[order_id],
         )
         self.state.finish_event(event.event_id, status=DELIVERED, now=now)
-        self.last_error = None
         latency = (now - datetime.fromisoformat(event.received_at)).total_seconds()
         self._emit(EventDelivered(event.event_id, order_id, event.kind, latency, sent is not None))
 
@@ -315,11 +504,26 @@ class RealtimeDelivery:
         self.state.finish_event(event.event_id, status=SKIPPED, now=now, error=reason)
         self._emit(EventSkipped(event.event_id, order_id, reason))
 
-    def _expire_held(self) -> None:
+    def _upkeep(self) -> None:
+        """Expire held payment statuses; blank the payloads of events finished long ago."""
         now = self._clock()
-        older_than = now - timedelta(days=self.settings.task.max_days_to_export)
-        if self.state.expire_held_events(older_than=older_than, now=now):
-            log.warning("payment statuses held for orders that never arrived have expired")
+        try:
+            older_than = now - timedelta(days=self.settings.task.max_days_to_export)
+            if self.state.expire_held_events(older_than=older_than, now=now):
+                log.warning("payment statuses held for orders that never arrived have expired")
+            retention = timedelta(days=WEBHOOK_PAYLOAD_RETENTION_DAYS)
+            pruned = self.state.prune_event_payloads(older_than=now - retention)
+            if pruned:
+                log.info("removed the payloads of %s events delivered long ago", pruned)
+        except StateWriteError as error:
+            log.error("real-time upkeep not done, tried again later: %s", error)
+
+
+async def _close_quietly(destination: Destination) -> None:
+    try:
+        await destination.close()
+    except Exception as error:
+        log.warning("closing the destination %s failed: %s", destination.name, error)
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:
