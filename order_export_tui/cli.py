@@ -51,7 +51,12 @@ from order_export_tui.settings import (
     missing_secrets,
 )
 from order_export_tui.sources.demo import generate_demo_erp
-from order_export_tui.state import StateLockedError
+from order_export_tui.state import (
+    StateLockedError,
+    StateUnusableError,
+    StateWriteError,
+    StoragePathError,
+)
 from order_export_tui.transport.retry import Retrier, RetryPolicy
 
 EXIT_OK = 0
@@ -177,6 +182,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in error.problems:
             err.print(f"  {problem}", markup=False)
         return EXIT_BAD_INPUT
+    except StoragePathError as error:  # a path of the state database is the wrong kind
+        err.print(f"Not started: {error}", markup=False)
+        return EXIT_BAD_INPUT
+    except (StateUnusableError, StateWriteError) as error:  # a broken state database
+        err.print(f"Not started: {error}", markup=False)
+        return EXIT_TASK_FAILED
     except KeyboardInterrupt:
         return EXIT_CANCELLED
     raise AssertionError(f"unhandled command {command!r}")  # argparse allows no other

@@ -7,6 +7,7 @@ creates for them 0700. Folders that already exist are left as the operator made 
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -21,6 +22,8 @@ def make_private_dirs(folder: Path) -> None:
     while not current.exists() and current != current.parent:
         missing.append(current)
         current = current.parent
+    if not current.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "a file where a folder is needed", str(current))
     for path in reversed(missing):
         try:
             path.mkdir(mode=PRIVATE_DIR_MODE)

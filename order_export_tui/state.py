@@ -149,9 +149,11 @@ def _path_problem(path: Path, what: str, error: OSError) -> StoragePathError:
     if isinstance(error, IsADirectoryError):
         detail = f"{path}: the {what} is a folder; remove it or change storage.state_database"
     elif isinstance(error, NotADirectoryError | FileExistsError):
+        culprit = Path(error.filename) if error.filename else path
+        where = "" if culprit == path else f" (for the {what} {path})"
         detail = (
-            f"{path}: cannot create the {what}: a part of that path is a file, not a folder;"
-            " move that file or change storage.state_database"
+            f"{culprit}: is a file where a folder is needed{where}; move that file or change"
+            " storage.state_database"
         )
     elif isinstance(error, PermissionError):
         detail = f"{path}: no permission to use the {what}; fix its owner or mode"
@@ -277,7 +279,7 @@ class StateStore:
         try:
             make_private_dirs(path.parent)
         except OSError as error:
-            raise _path_problem(path.parent, "state database's folder", error) from None
+            raise _path_problem(path, "state database", error) from None
         _check_database_file(path)
         try:
             if not path.exists():
@@ -735,7 +737,7 @@ class StateLock:
         try:
             make_private_dirs(self.path.parent)
         except OSError as error:
-            raise _path_problem(self.path.parent, "state database's folder", error) from None
+            raise _path_problem(self.path, "lock file", error) from None
         try:
             fd = open_private(self.path, os.O_RDWR)
         except OSError as error:

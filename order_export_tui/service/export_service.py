@@ -22,6 +22,7 @@ from order_export_tui.destinations.base import Destination
 from order_export_tui.engine.events import SUCCEEDED, OrderResult, RunReport
 from order_export_tui.engine.runner import ExportEngine, RunScope, local_now
 from order_export_tui.service.delivery import (
+    DELIVERY_FAILING,
     OUTAGE_BACKOFF_SECONDS,
     RealtimeActivity,
     RealtimeDelivery,
@@ -29,7 +30,7 @@ from order_export_tui.service.delivery import (
 from order_export_tui.service.intake import Intake, IntakeServer
 from order_export_tui.service.monitoring import Monitoring, MonitoringServer, health_problems
 from order_export_tui.service.notify import NotificationResult, notify_run_failed
-from order_export_tui.settings import Settings, secret_value
+from order_export_tui.settings import Settings, TaskSettings, secret_value, settings_to_dict
 from order_export_tui.sources.base import OrderSource
 from order_export_tui.state import StateStore
 from order_export_tui.transport.retry import Retrier
@@ -40,6 +41,19 @@ log = logging.getLogger("order_export.service")
 MAX_IDLE_SECONDS = 60.0
 
 SCHEDULE = "schedule"
+
+# Settings that only a restart applies: what the running process bound or opened at start (the
+# webhook server and its secret, the monitoring address, the state database, the control
+# socket). Every other key applies at once: the schedule, the next run, and real-time delivery.
+RESTART_KEY_PREFIXES = ("webhook.", "monitoring.", "storage.state_database", "storage.control_")
+# Settings that real-time delivery reads when it opens its destination.
+DESTINATION_KEY_PREFIXES = (
+    "destination.",
+    "dotdigital.",
+    "mailchimp.",
+    "file.",
+    "webstore.",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +109,14 @@ class FailureEmailOutcome:
     result: NotificationResult
 
 
-ServiceEvent = RunRequestSkipped | FailureEmailOutcome | RealtimeActivity
+@dataclass(frozen=True, slots=True)
+class SettingsApplied:
+    """New settings are in force; `restart_needed` names the changed keys that are not."""
+
+    restart_needed: tuple[str, ...]
+
+
+ServiceEvent = RunRequestSkipped | FailureEmailOutcome | SettingsApplied | RealtimeActivity
 Notifier = Callable[[Settings, RunReport], Awaitable[NotificationResult | None]]
 Waiter = Callable[[asyncio.Event, float], Awaitable[None]]
 
@@ -103,6 +124,26 @@ Waiter = Callable[[asyncio.Event, float], Awaitable[None]]
 async def wait_for_event(event: asyncio.Event, timeout: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), timeout)
+
+
+def flat_settings(settings: Settings) -> dict[str, object]:
+    """Every key as "table.key" (nested tables dotted too) -> its value."""
+    flat: dict[str, object] = {}
+
+    def walk(table: dict[str, object], prefix: str) -> None:
+        for name, value in table.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{name}.")
+            else:
+                flat[prefix + name] = value
+
+    walk(settings_to_dict(settings), "")  # type: ignore[arg-type]
+    return flat
+
+
+def changed_keys(before: Settings, after: Settings) -> list[str]:
+    old, new = flat_settings(before), flat_settings(after)
+    return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
 
 
 def schedule_description(settings: Settings) -> str:
@@ -171,8 +212,8 @@ class RealtimeChannel:
                 log.exception("a real-time listener failed on %s", type(event).__name__)
 
     async def start(self) -> None:
+        await self._server.start()  # first: a taken address starts nothing
         self._delivering = asyncio.create_task(self.delivery.run())
-        await self._server.start()
         log.info("webhook intake listening on %s", self.listen)
 
     async def stop(self) -> None:
@@ -195,6 +236,7 @@ class ExportService:
         clock: Callable[[], datetime] = local_now,
     ) -> None:
         self.settings = settings
+        self._started_with = settings  # what the restart-only keys are while this process runs
         self.engine = engine
         self.scheduler = schedule.Scheduler()
         self.last_notification: NotificationResult | None = None
@@ -238,7 +280,10 @@ class ExportService:
         due = self.next_run
         queue = self.engine.state.event_counts()
         realtime = self.realtime
+        delivery = None if realtime is None else realtime.delivery.health()
         problems = health_problems(self)
+        if delivery is not None and delivery["state"] == DELIVERY_FAILING:
+            problems.append(f"real-time delivery is failing: {delivery['last_error']}")
         return {
             "status": "ok" if not problems else "unhealthy",
             "problems": problems,
@@ -258,6 +303,7 @@ class ExportService:
                 "app": self.settings.destination.app,
                 "last_error": None if realtime is None else realtime.delivery.last_error,
             },
+            "delivery": delivery,
         }
 
     def subscribe(self, listener: Callable[[ServiceEvent], None]) -> Callable[[], None]:
@@ -266,12 +312,31 @@ class ExportService:
 
     # --- steering -----------------------------------------------------------------------
 
-    def apply_settings(self, settings: Settings) -> None:
-        """Use new settings from now on: the next run uses them, the schedule changes at once."""
-        before = self.settings.task
+    def apply_settings(self, settings: Settings) -> list[str]:
+        """Use new settings from now on: the schedule changes at once, the next run and
+        real-time delivery use them (its destination is reopened when one of its keys
+        changed). Returns, and logs, the changed keys that need a restart instead."""
+        previous = self.settings
+        changed = changed_keys(previous, settings)
+        restart_needed = [
+            key
+            for key in changed_keys(self._started_with, settings)
+            if key.startswith(RESTART_KEY_PREFIXES)
+        ]
         self.settings = settings
         self.engine.settings = settings
-        after = settings.task
+        if self.realtime is not None:
+            self.realtime.delivery.apply_settings(
+                settings,
+                reopen_destination=any(key.startswith(DESTINATION_KEY_PREFIXES) for key in changed),
+            )
+        if restart_needed:
+            log.warning("needs a restart to take effect: %s", ", ".join(restart_needed))
+        self._emit(SettingsApplied(tuple(restart_needed)))
+        self._reschedule(previous.task, settings.task)
+        return restart_needed
+
+    def _reschedule(self, before: TaskSettings, after: TaskSettings) -> None:
         if (before.run_on_schedule, before.run_interval_minutes, before.run_time) != (
             after.run_on_schedule,
             after.run_interval_minutes,

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import socket
 from collections.abc import Callable, Generator
 from datetime import datetime
 
@@ -171,13 +172,47 @@ class IntakeServer:
         return self._server.started
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve())
+        # The socket is bound here, not by uvicorn: uvicorn calls sys.exit() when it cannot
+        # bind, which no caller can catch cleanly. A taken address is an `IntakeError`.
+        listening = self._bind()
+        self._task = asyncio.create_task(self._serve(listening))
         while not self._server.started:
             if self._task.done():
-                with contextlib.suppress(SystemExit):  # uvicorn exits when it cannot bind
-                    await self._task
+                await self._task
                 raise IntakeError(f"the webhook intake cannot listen on {self.listen}")
             await asyncio.sleep(0.01)
+
+    def _bind(self) -> socket.socket:
+        host, port = parse_listen(self.listen)
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        except socket.gaierror as error:
+            raise IntakeError(
+                f"the webhook intake cannot listen on {self.listen} (webhook.listen):"
+                f" unknown host ({error.strerror})"
+            ) from None
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(2048)
+        except OSError as error:
+            sock.close()
+            reason = error.strerror or str(error)
+            raise IntakeError(
+                f"the webhook intake cannot listen on {self.listen} (webhook.listen): {reason}"
+            ) from None
+        sock.setblocking(False)
+        return sock
+
+    async def _serve(self, listening: socket.socket) -> None:
+        try:
+            await self._server.serve(sockets=[listening])
+        except SystemExit:  # uvicorn's way to say it could not start; never the process's
+            log.error("the webhook intake on %s stopped", self.listen)
+        finally:
+            listening.close()
 
     async def stop(self) -> None:
         self._server.should_exit = True

@@ -25,6 +25,7 @@ from order_export_tui.settings.model import (
     WEBHOOK_SCHEMES,
     Settings,
     SettingsError,
+    resolve_path,
 )
 
 # --- validation rules --------------------------------------------------------------------------
@@ -309,6 +310,73 @@ class _Reader:
         return sections
 
 
+# --- storage paths -----------------------------------------------------------------------------
+
+# Keys that name a file the product writes or reads, and the one that names a folder.
+_FILE_KEYS = ("storage.state_database", "storage.control_socket", "erp.demo_database", "file.path")
+_FOLDER_KEYS = ("storage.logs_dir",)
+_PATH_MAX = 4095  # bytes, Linux's PATH_MAX less the final NUL
+_NAME_MAX = 255  # bytes per file or folder name
+_SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
+_SYSTEM_EXCEPTIONS = ("/dev/shm",)  # a tmpfs meant for files
+
+
+def _key_value(s: Settings, key: str) -> str:
+    table, name = key.split(".", 1)
+    value: object = getattr(s, table)
+    for part in name.split("."):
+        value = getattr(value, part)
+    return value if isinstance(value, str) else ""
+
+
+def _path_problem(s: Settings, key: str, value: str) -> str | None:
+    """Why a path key's value cannot work, or None."""
+    if "\x00" in value:
+        return _problem(key, "must not contain a NUL character", value)
+    encoded = os.fsencode(value)
+    longest = max((len(part) for part in encoded.split(b"/")), default=0)
+    if longest > _NAME_MAX:
+        return _problem(key, f"has a file or folder name over {_NAME_MAX} bytes", value)
+    resolved = resolve_path(s, value)
+    if len(os.fsencode(str(resolved))) > _PATH_MAX:
+        return _problem(key, f"is too long (more than {_PATH_MAX} bytes as a full path)", value)
+    real = os.path.realpath(resolved)
+    for system in _SYSTEM_FOLDERS:
+        inside = real == system or real.startswith(system + "/")
+        if inside and not any(real.startswith(ok) for ok in _SYSTEM_EXCEPTIONS):
+            return _problem(key, f"must not be under {system} (a system folder)", value)
+    if real == os.path.realpath(s.path):
+        return _problem(key, "is the settings file itself; name another file", value)
+    if key in _FILE_KEYS:
+        if value.rstrip().endswith(("/", "\\")) or Path(value).name in ("", ".", ".."):
+            return _problem(key, "must name a file, not a folder", value)
+        if resolved.is_dir():
+            return _problem(key, f"names a folder ({resolved}), not a file", value)
+    elif resolved.exists() and not resolved.is_dir():
+        return _problem(key, f"names a file ({resolved}), not a folder", value)
+    return None
+
+
+def _storage_problems(s: Settings, rejected: set[str]) -> list[str]:
+    problems: list[str] = []
+    seen: dict[str, str] = {}  # real path -> the key that named it first
+    for key in (*_FILE_KEYS, *_FOLDER_KEYS):
+        if key in rejected or key.split(".")[0] in rejected:
+            continue
+        value = _key_value(s, key)
+        if not value.strip():
+            continue  # required-ness is checked with the keys that need it
+        problem = _path_problem(s, key, value)
+        if problem is not None:
+            problems.append(problem)
+            continue
+        real = os.path.realpath(resolve_path(s, value))
+        if real in seen:
+            problems.append(_problem(key, f"is the same path as {seen[real]}", value))
+        seen.setdefault(real, key)
+    return problems
+
+
 # --- rules across keys -------------------------------------------------------------------------
 
 
@@ -378,6 +446,7 @@ def _cross_checks(s: Settings, rejected: set[str]) -> list[str]:
                 _problem("email.to", "needs an address when send_email_on_failure = true", [])
             )
         require("email.smtp_host", s.email.smtp_host, "send_email_on_failure = true")
+    problems.extend(_storage_problems(s, rejected))
     return problems
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from order_export_tui.private_files import make_private_dirs
 from order_export_tui.sources.demo.catalogue import (
     _CAMPAIGN_SHARE,
     _CAMPAIGNS,
@@ -425,7 +426,7 @@ def generate_demo_erp(
         orders=orders, seed=seed, days=days, malformed=malformed, now=int(moment.timestamp())
     )
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     building = path.with_name(f".{path.name}.building-{os.getpid()}")
     _remove_database_files(building)
     try:
