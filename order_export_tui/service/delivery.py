@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ import orjson
 from order_export_tui.destinations.base import Destination, DestinationError, OrderChange
 from order_export_tui.orders import content_hash, order_problem
 from order_export_tui.settings import Settings
-from order_export_tui.sources.base import OrderSource, SourceError, fetch_order
+from order_export_tui.sources.base import OrderSource, fetch_order
 from order_export_tui.state import (
     DELIVERED,
     HELD,
@@ -62,7 +63,8 @@ DELIVERY_FAILING = "failing"
 # Errors that make an event wait and be tried again: the destination or the ERP did not
 # answer, or the state database could not record the outcome.
 _DESTINATION_ERRORS = (RetriesExhaustedError, DestinationError, TransientError, OSError)
-_LOOKUP_ERRORS = (SourceError, RetriesExhaustedError, TransientError, OSError)
+# Any failure of the ERP lookup: a source reports outages in its own ways.
+_LOOKUP_ERRORS = (Exception,)
 
 _DONE, _UNREACHABLE, _DEFERRED = "done", "unreachable", "deferred"
 
@@ -329,6 +331,8 @@ class RealtimeDelivery:
             return self._defer(event, str(error))
         except StateWriteError as error:
             return self._defer(event, str(error))
+        except sqlite3.Error as error:  # the state database could not be read
+            return self._defer(event, f"cannot read the state database: {error}")
         except _DESTINATION_ERRORS as error:
             self._wait(event, str(error))
             return _UNREACHABLE
@@ -452,7 +456,14 @@ class RealtimeDelivery:
             self._delivered(event, order_id, sent=None)  # the destination has it already
             return _DONE
         change = OrderChange(doc, "new" if previous is None else "updated", previous)
-        refusal = await destination.send_one(change, self._retrier(event))
+        try:
+            refusal = await destination.send_one(change, self._retrier(event))
+        except (asyncio.CancelledError, *_DESTINATION_ERRORS):
+            raise
+        except Exception as error:  # any failure of the destination makes the event wait
+            raise DestinationError(
+                f"{destination.name}: {type(error).__name__}: {error}"
+            ) from error
         if refusal is not None:
             self._skip(event, order_id, f"rejected by {destination.name}: {refusal}")
             return _DONE

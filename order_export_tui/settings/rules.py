@@ -337,7 +337,10 @@ def _path_problem(s: Settings, key: str, value: str) -> str | None:
     longest = max((len(part) for part in encoded.split(b"/")), default=0)
     if longest > _NAME_MAX:
         return _problem(key, f"has a file or folder name over {_NAME_MAX} bytes", value)
-    resolved = resolve_path(s, value)
+    try:
+        resolved = resolve_path(s, value)
+    except RuntimeError:  # "~name" of a user this system does not have
+        return _problem(key, "starts with ~ but names no home folder on this system", value)
     if len(os.fsencode(str(resolved))) > _PATH_MAX:
         return _problem(key, f"is too long (more than {_PATH_MAX} bytes as a full path)", value)
     real = os.path.realpath(resolved)

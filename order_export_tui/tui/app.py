@@ -26,6 +26,7 @@ from order_export_tui.engine.events import FAILED, SUCCEEDED, EngineEvent
 from order_export_tui.engine.runner import local_now
 from order_export_tui.service.control import ExportControl, StatusSnapshot
 from order_export_tui.service.control_client import Disconnected, NotAttachedError, Reattached
+from order_export_tui.service.delivery import DELIVERY_FAILING, DeliveryStateChanged
 from order_export_tui.service.export_service import (
     FailureEmailOutcome,
     RunRequestSkipped,
@@ -274,6 +275,11 @@ class OrderExportApp(App[int]):
                 self.notify(f"Failure e-mail sent for run {event.run_id}.")
             else:
                 self.notify(f"Failure e-mail NOT sent: {event.result.error}", severity="error")
+        elif isinstance(event, DeliveryStateChanged):
+            if event.state == DELIVERY_FAILING:
+                self.notify(f"Real-time delivery is failing: {event.error}", severity="error")
+            else:
+                self.notify("Real-time delivery works again.")
 
     def on_run_history_table_log_requested(self, message: RunHistoryTable.LogRequested) -> None:
         path = Path(message.log_file) if message.log_file else None
