@@ -32,7 +32,7 @@ from order_export_tui.service.monitoring import Monitoring, MonitoringServer, he
 from order_export_tui.service.notify import NotificationResult, notify_run_failed
 from order_export_tui.settings import Settings, TaskSettings, secret_value, settings_to_dict
 from order_export_tui.sources.base import OrderSource
-from order_export_tui.state import StateStore
+from order_export_tui.state import StateStore, StateWriteError
 from order_export_tui.transport.retry import Retrier
 
 log = logging.getLogger("order_export.service")
@@ -245,7 +245,7 @@ class ExportService:
         self._clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
-        self._run_task: asyncio.Task[RunReport] | None = None
+        self._run_task: asyncio.Task[RunReport | None] | None = None
         self._listeners: list[Callable[[ServiceEvent], None]] = []
         self.realtime = realtime
         if realtime is not None:
@@ -487,10 +487,15 @@ class ExportService:
         self.engine.state.record_skipped_tick(at=at, trigger=trigger, reason=reason)
         self._emit(RunRequestSkipped(at, trigger, reason))
 
-    async def _run(self, trigger: str, scope: RunScope) -> RunReport:
-        report = await self.engine.run(
-            trigger, only=scope.only, since=scope.since, resend=scope.resend
-        )
+    async def _run(self, trigger: str, scope: RunScope) -> RunReport | None:
+        try:
+            report = await self.engine.run(
+                trigger, only=scope.only, since=scope.since, resend=scope.resend
+            )
+        except StateWriteError as error:  # the run could not even be recorded as started
+            log.error("%s run not started: %s", trigger, error)
+            self._emit(RunRequestSkipped(self._clock(), trigger, str(error)))
+            return None
         result = await self._notifier(self.settings, report)
         if result is not None:
             self.last_notification = result
