@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from order_export_tui.state import (
     StateDatabaseCorruptError,
     StateLock,
     StateStore,
+    StateUnusableError,
     StoragePathError,
 )
 from tests.conftest import TEST_SETTINGS, write_settings
@@ -446,3 +448,54 @@ def test_a_full_disk_at_the_end_of_a_run_is_a_clear_failure_and_the_next_start_c
         state.close()
     assert outcome == "failed"
     assert error == INTERRUPTED_ERROR
+
+
+# --- a state database damaged anywhere: a typed refusal or a working store, nothing else -------
+
+
+def _sample_database(folder: Path) -> bytes:
+    database = folder / "sample.sqlite"
+    store = StateStore(database)
+    for run in range(3):
+        from datetime import datetime
+
+        stamp = datetime(2026, 11, 27, 10, run, tzinfo=UTC)
+        run_id = store.start_run(trigger="manual", started_at=stamp)
+        store.finish_run(
+            run_id,
+            finished_at=stamp,
+            outcome="succeeded",
+            counts=dict.fromkeys(("read", "new", "updated", "unchanged", "retried", "skipped"), 1),
+            error=None,
+        )
+    store.close()
+    return database.read_bytes()
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=strategies.data())
+def test_a_damaged_state_database_is_refused_untouched_or_opens(
+    tmp_path_factory: pytest.TempPathFactory, data: strategies.DataObject
+) -> None:
+    folder = tmp_path_factory.mktemp("damaged")
+    good = _sample_database(folder)
+    damage = data.draw(strategies.sampled_from(["truncate", "header", "garbage"]))
+    if damage == "truncate":
+        damaged = good[: data.draw(strategies.integers(1, len(good) - 1))]
+    elif damage == "header":
+        spot = data.draw(strategies.integers(0, 99))
+        value = data.draw(strategies.integers(0, 255).filter(lambda b: b != good[spot]))
+        damaged = good[:spot] + bytes([value]) + good[spot + 1 :]
+    else:
+        damaged = data.draw(strategies.binary(min_size=1, max_size=5000))
+    database = folder / "state.sqlite"
+    database.write_bytes(damaged)
+    try:
+        store = StateStore(database)
+    except StateUnusableError as error:
+        assert str(database) in str(error)
+        assert database.read_bytes() == damaged  # refused and left as it was
+    else:
+        store.close()

@@ -227,3 +227,54 @@ def _payload(database: Path, event_id: int) -> bytes:
             "SELECT payload FROM realtime_event WHERE event_id = ?", (event_id,)
         ).fetchone()
     return bytes(payload)
+
+
+async def test_a_destination_that_cannot_be_opened_is_failing_then_delivery_resumes(
+    make_settings,  # type: ignore[no-untyped-def]
+) -> None:
+    """The dry-run file's folder is a file: delivery does not die, it says so and waits."""
+    from order_export_tui.service.wiring import build_destination
+
+    settings = make_settings(file={"path": "blocked/orders.jsonl"})
+    blocker = settings.file_path.parent
+    blocker.write_text("a file where the export folder should be")
+    state = StateStore(settings.state_database_path)
+    changes: list[DeliveryStateChanged] = []
+    delivery = RealtimeDelivery(
+        settings,
+        state,
+        build_destination,
+        emit=lambda event: (
+            changes.append(event) if isinstance(event, DeliveryStateChanged) else None
+        ),
+        clock=local_now,
+        outage_backoff=(0.05, 0.1),
+    )
+    event_id, _ = state.enqueue_event(
+        kind=ORDER_COMPLETED,
+        order_id="SO-OPEN-1",
+        payload=orjson.dumps(order("SO-OPEN-1")),
+        dedupe_key="SO-OPEN-1",
+        now=local_now(),
+    )
+    task = asyncio.create_task(delivery.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while delivery.delivery_state != DELIVERY_FAILING:
+            assert asyncio.get_running_loop().time() < deadline, "never said failing"
+            await asyncio.sleep(0.02)
+        assert "cannot open the destination file" in (delivery.health()["last_error"] or "")
+        assert not task.done()
+
+        blocker.unlink()  # the operator fixes it
+        while state.event_counts().get(DELIVERED) != 1:
+            assert asyncio.get_running_loop().time() < deadline + 10, "never delivered"
+            await asyncio.sleep(0.02)
+    finally:
+        delivery.stop()
+        await task
+        state.close()
+    assert delivery.delivery_state == DELIVERY_OK
+    assert [change.state for change in changes] == [DELIVERY_FAILING, DELIVERY_OK]
+    assert "SO-OPEN-1" in settings.file_path.read_text()
+    assert event_id == 1
