@@ -277,7 +277,9 @@ class OrderExportApp(App[int]):
                 self.notify(f"Failure e-mail NOT sent: {event.result.error}", severity="error")
         elif isinstance(event, DeliveryStateChanged):
             if event.state == DELIVERY_FAILING:
-                self.notify(f"Real-time delivery is failing: {event.error}", severity="error")
+                self.notify(
+                    f"Real-time delivery is failing: {event.error}", severity="error", markup=False
+                )
             else:
                 self.notify("Real-time delivery works again.")
 

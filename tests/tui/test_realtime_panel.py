@@ -51,3 +51,61 @@ async def test_the_dashboard_hosts_the_intake_and_counts_what_it_delivers(
     finally:
         if intake_state is not None:
             intake_state.close()
+
+
+async def test_the_dashboard_says_when_real_time_delivery_fails_and_works_again(
+    make_settings, state_factory, monkeypatch
+) -> None:
+    """A payment for an exported order while the demo ERP file is garbage (issue 14, item 3)."""
+    import os
+    import sqlite3
+
+    monkeypatch.setenv("ORDER_EXPORT_WEBHOOK_SECRET", SECRET)
+    port = free_port()
+    settings = make_settings(webhook={"enabled": True, "listen": f"127.0.0.1:{port}"})
+    generate_demo_erp(settings.demo_database_path, orders=5, seed=2, days=5, malformed=0)
+    state = state_factory(settings)
+    service, intake_state = assemble_service(settings, state)
+    service.realtime.delivery._outage_backoff = (0.05, 0.1)  # type: ignore[union-attr]
+    app = OrderExportApp(settings, service=service, state=state, intake=ServiceIntake(service))
+
+    def notes() -> list[str]:
+        return [note.message for note in app._notifications]
+
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: f"listening on 127.0.0.1:{port}" in screen_text(app))
+            assert (await service.engine.run()).outcome == "succeeded"
+            with sqlite3.connect(settings.state_database_path) as db:
+                (order_id,) = db.execute("SELECT order_id FROM exported_order LIMIT 1").fetchone()
+            good = settings.demo_database_path.read_bytes()
+            settings.demo_database_path.write_bytes(os.urandom(40000))
+            body = json.dumps(
+                {
+                    "order_id": order_id,
+                    "payment_status": "refunded",
+                    "occurred_at": "2026-11-27T10:25:00+00:00",
+                }
+            ).encode()
+            async with httpx.AsyncClient() as client:
+                answer = await client.post(
+                    f"http://127.0.0.1:{port}/webhooks/payment-status",
+                    content=body,
+                    headers={"X-Signature": signature_for(SECRET, body)},
+                )
+            assert answer.status_code == 202
+            await wait_until(
+                pilot,
+                lambda: any("Real-time delivery is failing" in note for note in notes()),
+                what="the failing notice",
+            )
+            assert any(f"cannot read the ERP for {order_id}" in note for note in notes())
+            settings.demo_database_path.write_bytes(good)
+            await wait_until(
+                pilot,
+                lambda: any("Real-time delivery works again" in note for note in notes()),
+                what="the recovered notice",
+            )
+    finally:
+        if intake_state is not None:
+            intake_state.close()
