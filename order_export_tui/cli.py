@@ -196,9 +196,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def demo_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:
     settings = load_settings(settings_path)
     path = settings.demo_database_path
-    generate_demo_erp(
-        path, orders=args.orders, seed=args.seed, days=args.days, malformed=args.malformed
-    )
+    try:
+        generate_demo_erp(
+            path, orders=args.orders, seed=args.seed, days=args.days, malformed=args.malformed
+        )
+    except OSError as error:  # a file where its folder should be, a full disk
+        culprit = error.filename or path
+        err.print(f"The demo ERP was not created: {culprit}: {error.strerror}", markup=False)
+        return EXIT_BAD_INPUT
     err.print(
         f"demo ERP at {path}: {args.orders} orders over {args.days} days"
         f" (seed {args.seed}, {args.malformed} malformed)",

@@ -147,6 +147,17 @@ def test_a_data_folder_that_is_a_file_is_named(tmp_path: Path, command: str) -> 
     assert (tmp_path / "data").read_text() == "not a folder"
 
 
+def test_demo_with_a_data_folder_that_is_a_file_names_it(tmp_path: Path) -> None:
+    write_settings(tmp_path)
+    (tmp_path / "data").write_text("not a folder")
+
+    result = order_export("demo", "--orders", "5", cwd=tmp_path)
+
+    no_traceback(result)
+    assert result.returncode == 2
+    assert f"The demo ERP was not created: {tmp_path / 'data'}" in result.stderr
+
+
 def test_the_typed_errors_come_from_the_state_layer(tmp_path: Path) -> None:
     database = tmp_path / "state.sqlite"
     database.write_bytes(b"SQLite format 3\x00" + os.urandom(5000))  # a header, then noise
