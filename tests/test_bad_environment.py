@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import stat
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
@@ -314,12 +316,21 @@ def test_files_with_customer_data_are_owner_only_even_with_umask_0(tmp_path: Pat
             timeout=120,
         )
         assert done.returncode == 0, done.stderr
-    # -wal and -shm exist while a connection is open: look at them from one.
+    # -wal and -shm exist while the state database is open: look at them under the daemon.
     database = tmp_path / "private" / "db" / "state.sqlite"
-    with sqlite3.connect(database) as db:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("CREATE TABLE IF NOT EXISTS probe (x)")
-        db.execute("INSERT INTO probe VALUES (1)")
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", script, "daemon"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (Path(f"{database}-wal").exists() and Path(f"{database}-shm").exists()):
+            assert daemon.poll() is None, "the daemon stopped"
+            assert time.monotonic() < deadline, "no -wal and -shm"
+            time.sleep(0.05)
         files = [
             database,
             Path(f"{database}.lock"),
@@ -328,9 +339,10 @@ def test_files_with_customer_data_are_owner_only_even_with_umask_0(tmp_path: Pat
             *sorted((tmp_path / "logs").glob("run-*.log")),
             tmp_path / "exports" / "orders.jsonl",
         ]
-        modes = {
-            str(path.relative_to(tmp_path)): stat.S_IMODE(path.stat().st_mode) for path in files
-        }
+        modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in files}
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
     folders = [
         tmp_path / "private",
         tmp_path / "private" / "db",
