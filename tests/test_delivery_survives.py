@@ -74,6 +74,7 @@ async def test_a_broken_erp_during_a_lookup_makes_the_event_wait_and_health_say_
     # Delivery goes on for the others while that event waits.
     assert (await running.webstore.order_completed(order("SO-NEW-1"))).status_code == 202
     await running.until(lambda: "SO-NEW-1" in running.store.orders)
+    await running.until(lambda: running.state.event_counts().get(DELIVERED) == 1)
     assert running.state.event_counts().get("queued") == 1  # the payment, waiting
 
     erp.write_bytes(good)  # the ERP is back: the waiting event goes out
