@@ -366,6 +366,8 @@ async def _run_here(
     if not answer.ok:
         raise RemoteRunError(answer.message)
     report = await session.service.wait_for_run()
+    if report is None and session.service.start_failure is not None:
+        raise session.service.start_failure  # the state database refused to record it
     assert report is not None  # a run was started: nothing else runs in this process
     return report
 

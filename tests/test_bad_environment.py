@@ -34,8 +34,8 @@ from order_export_tui.state import (
     StoragePathError,
 )
 from tests.conftest import TEST_SETTINGS, write_settings
-from tests.test_cli import REPO
-from tests.test_cli import order_export as _order_export
+from tests.support.cli import REPO
+from tests.support.cli import order_export as _order_export
 
 
 def order_export(
@@ -327,7 +327,9 @@ def test_files_with_customer_data_are_owner_only_even_with_umask_0(tmp_path: Pat
     )
     try:
         deadline = time.monotonic() + 60
-        while not (Path(f"{database}-wal").exists() and Path(f"{database}-shm").exists()):
+        socket_path = load_settings(tmp_path / "settings.toml").control_socket_path
+        wanted = [Path(f"{database}-wal"), Path(f"{database}-shm"), socket_path]
+        while not all(path.exists() for path in wanted):  # the socket: it is fully started
             assert daemon.poll() is None, "the daemon stopped"
             assert time.monotonic() < deadline, "no -wal and -shm"
             time.sleep(0.05)

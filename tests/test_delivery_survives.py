@@ -7,21 +7,28 @@ import asyncio
 import os
 import signal
 import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
+import pytest
 import tomli_w
 
-from order_export_tui.engine.runner import local_now
+from order_export_tui.engine.runner import ExportEngine, local_now
 from order_export_tui.service.delivery import (
     DELIVERY_FAILING,
     DELIVERY_OK,
     DeliveryStateChanged,
     RealtimeDelivery,
 )
-from order_export_tui.service.export_service import SettingsApplied
+from order_export_tui.service.export_service import ExportService, RealtimeChannel, SettingsApplied
+from order_export_tui.service.intake import signature_for
+from order_export_tui.service.wiring import build_source
+from order_export_tui.settings import Settings, load_settings
 from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.state import (
     DELIVERED,
@@ -31,15 +38,95 @@ from order_export_tui.state import (
     WEBHOOK_PAYLOAD_RETENTION_DAYS,
     StateStore,
 )
-from tests import test_daemon, test_realtime
 from tests.conftest import TEST_SETTINGS, _merge, write_settings
 from tests.fakes.dotdigital import FakeDotdigital
-from tests.support.loopback_destination import LoopbackDestination
-from tests.test_daemon import Daemon, start
-from tests.test_realtime import SECRET, Running, order, payment, signature_for
+from tests.support.daemon_process import DaemonProcess
+from tests.support.fault_server import FaultServer
+from tests.support.loopback_destination import LoopbackDestination, OrderStore
+from tests.support.orders import order
+from tests.support.ports import free_port
 
-running = test_realtime.running  # the fixtures, shared
-daemons = test_daemon.daemons
+SECRET = "webhook-secret-for-tests"
+
+
+def payment(order_id: str, status: str) -> dict[str, Any]:
+    return {
+        "order_id": order_id,
+        "payment_status": status,
+        "occurred_at": "2026-11-27T10:25:00+00:00",
+    }
+
+
+@dataclass
+class Running:
+    """The service with its webhook intake on loopback, the demo ERP and a loopback platform."""
+
+    settings: Settings
+    service: ExportService
+    state: StateStore
+    store: OrderStore
+    client: httpx.AsyncClient
+
+    async def post(self, path: str, event: Any) -> httpx.Response:
+        body = orjson.dumps(event)
+        headers = {"X-Signature": signature_for(SECRET, body)}
+        return await self.client.post(path, content=body, headers=headers)
+
+    async def until(self, condition: Any, timeout: float = 15) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not condition():
+            assert asyncio.get_running_loop().time() < deadline, "timed out"
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def running(make_settings, loopback) -> AsyncIterator[Running]:  # type: ignore[no-untyped-def]
+    server: FaultServer
+    server, store = loopback
+    port = free_port()
+    settings = make_settings(
+        webhook={"enabled": True, "listen": f"127.0.0.1:{port}"},
+        task={"max_retry_interval_seconds": 2, "max_retries": 1},
+    )
+    generate_demo_erp(settings.demo_database_path, orders=30, seed=5, days=10, malformed=0)
+    state = StateStore(settings.state_database_path)
+    intake_state = StateStore(settings.state_database_path, durable=True)
+
+    def destination(s: Settings) -> LoopbackDestination:
+        return LoopbackDestination(server.url)
+
+    engine = ExportEngine(
+        settings, state, source_factory=build_source, destination_factory=destination
+    )
+    channel = RealtimeChannel(
+        settings,
+        state=state,
+        intake_state=intake_state,
+        destination_factory=destination,
+        source_factory=build_source,
+        secret=SECRET,
+        outage_backoff=(0.05, 0.1, 0.2),
+    )
+    service = ExportService(settings, engine, realtime=channel)
+    serving = asyncio.create_task(service.serve())
+    while not channel.listening:
+        await asyncio.sleep(0.01)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        yield Running(settings, service, state, store, client)
+    await service.stop()
+    await serving
+    intake_state.close()
+    state.close()
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[DaemonProcess]]:
+    started: list[DaemonProcess] = []
+    yield started
+    for daemon in started:
+        if daemon.running:
+            daemon.kill()
+
 
 # --- item 3: a source error during a lookup ---------------------------------------------------
 
@@ -59,11 +146,11 @@ async def test_a_broken_erp_during_a_lookup_makes_the_event_wait_and_health_say_
     good = erp.read_bytes()
     erp.write_bytes(os.urandom(60000))  # the demo ERP replaced by garbage
 
-    answer = await running.webstore.payment_status(payment(exported_id, "refunded"))
+    answer = await running.post("/webhooks/payment-status", payment(exported_id, "refunded"))
     assert answer.status_code == 202
     await running.until(lambda: any(change.state == DELIVERY_FAILING for change in changes))
 
-    health = await running.webstore.client.get("/healthz")
+    health = await running.client.get("/healthz")
     assert health.status_code == 503
     body = health.json()
     assert body["status"] == "failing"
@@ -72,7 +159,7 @@ async def test_a_broken_erp_during_a_lookup_makes_the_event_wait_and_health_say_
     assert body["problems"] and "real-time delivery is failing" in body["problems"][0]
 
     # Delivery goes on for the others while that event waits.
-    assert (await running.webstore.order_completed(order("SO-NEW-1"))).status_code == 202
+    assert (await running.post("/webhooks/order-completed", order("SO-NEW-1"))).status_code == 202
     await running.until(lambda: "SO-NEW-1" in running.store.orders)
     await running.until(lambda: running.state.event_counts().get(DELIVERED) == 1)
     assert running.state.event_counts().get("queued") == 1  # the payment, waiting
@@ -80,7 +167,7 @@ async def test_a_broken_erp_during_a_lookup_makes_the_event_wait_and_health_say_
     erp.write_bytes(good)  # the ERP is back: the waiting event goes out
     await running.until(lambda: (exported_id, "refunded") in running.store.received, timeout=30)
     await running.until(lambda: changes[-1].state == DELIVERY_OK)
-    health = await running.webstore.client.get("/healthz")
+    health = await running.client.get("/healthz")
     assert health.status_code == 200
     assert health.json()["delivery"]["state"] == DELIVERY_OK
 
@@ -98,8 +185,6 @@ async def test_apply_settings_names_the_keys_that_need_a_restart(running: Runnin
         {"webhook": {"enabled": False, "listen": running.settings.webhook.listen}},
     )
     running.settings.path.write_bytes(tomli_w.dumps(data).encode())
-    from order_export_tui.settings import load_settings
-
     restart = running.service.apply_settings(load_settings(running.settings.path))
 
     assert restart == ["webhook.enabled"]
@@ -108,16 +193,16 @@ async def test_apply_settings_names_the_keys_that_need_a_restart(running: Runnin
 
 def test_sighup_switching_to_dotdigital_moves_delivery_and_names_webhook_enabled(
     tmp_path: Path,
-    daemons: list[Daemon],
+    daemons: list[DaemonProcess],
 ) -> None:
-    from tests.test_notify import free_port
-
     port = free_port()
     webhook = {"enabled": True, "listen": f"127.0.0.1:{port}"}
     settings_file = write_settings(tmp_path, {"webhook": webhook})
     env = {"ORDER_EXPORT_WEBHOOK_SECRET": SECRET, "DOTDIGITAL_API_PASSWORD": "dd-pass"}
     with FakeDotdigital("dd-user", "dd-pass") as fake:
-        daemon = start(daemons, tmp_path, env)
+        daemon = DaemonProcess(tmp_path, env)
+        daemons.append(daemon)
+        daemon.wait_started()
         daemon.wait_for(lambda text: "webhook intake listening" in text)
 
         def post(doc: dict[str, object]) -> int:
@@ -145,7 +230,7 @@ def test_sighup_switching_to_dotdigital_moves_delivery_and_names_webhook_enabled
             },
         )
         settings_file.write_bytes(tomli_w.dumps(data).encode())
-        daemon.signal(signal.SIGHUP)
+        daemon.process.send_signal(signal.SIGHUP)
         daemon.wait_for(lambda text: "needs a restart to take effect: webhook.enabled" in text)
 
         assert post(order("SO-DD-1")) == 202  # still served until the restart, as logged

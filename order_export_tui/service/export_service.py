@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -43,9 +44,11 @@ MAX_IDLE_SECONDS = 60.0
 SCHEDULE = "schedule"
 
 # Settings that only a restart applies: what the running process bound or opened at start (the
-# webhook server and its secret, the monitoring address, the state database, the control
-# socket). Every other key applies at once: the schedule, the next run, and real-time delivery.
-RESTART_KEY_PREFIXES = ("webhook.", "monitoring.", "storage.state_database", "storage.control_")
+# webhook server and its secret, the monitoring address, the state database, the logs folder
+# the log view watches, the control socket). Every other key applies at once: the schedule,
+# the next run, and real-time delivery.
+RESTART_TABLES = ("webhook", "monitoring", "storage")
+RESTART_KEY_PREFIXES = tuple(f"{table}." for table in RESTART_TABLES)
 # Settings that real-time delivery reads when it opens its destination.
 DESTINATION_KEY_PREFIXES = (
     "destination.",
@@ -246,6 +249,8 @@ class ExportService:
         self._wake = asyncio.Event()
         self._stopping = False
         self._run_task: asyncio.Task[RunReport | None] | None = None
+        # Why the last requested run could not start, when the state database refused it.
+        self.start_failure: StateWriteError | None = None
         self._listeners: list[Callable[[ServiceEvent], None]] = []
         self.realtime = realtime
         if realtime is not None:
@@ -315,14 +320,19 @@ class ExportService:
     def apply_settings(self, settings: Settings) -> list[str]:
         """Use new settings from now on: the schedule changes at once, the next run and
         real-time delivery use them (its destination is reopened when one of its keys
-        changed). Returns, and logs, the changed keys that need a restart instead."""
+        changed). The `webhook`, `monitoring` and `storage` tables keep the values this
+        process started with; the changed keys among them are returned, and logged, as
+        needing a restart."""
         previous = self.settings
-        changed = changed_keys(previous, settings)
         restart_needed = [
             key
             for key in changed_keys(self._started_with, settings)
             if key.startswith(RESTART_KEY_PREFIXES)
         ]
+        # Those keep the value this process started with: nothing runs half on the new one.
+        started = {table: getattr(self._started_with, table) for table in RESTART_TABLES}
+        settings = dataclasses.replace(settings, **started)
+        changed = changed_keys(previous, settings)
         self.settings = settings
         self.engine.settings = settings
         if self.realtime is not None:
@@ -494,6 +504,7 @@ class ExportService:
             )
         except StateWriteError as error:  # the run could not even be recorded as started
             log.error("%s run not started: %s", trigger, error)
+            self.start_failure = error
             self._emit(RunRequestSkipped(self._clock(), trigger, str(error)))
             return None
         result = await self._notifier(self.settings, report)

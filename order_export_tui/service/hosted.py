@@ -46,9 +46,6 @@ from order_export_tui.settings import (
 from order_export_tui.settings.model import Settings
 from order_export_tui.state import RunRecord, SkippedOrder, StateStore
 
-# Keys the running process reads only when it starts.
-RESTART_KEYS = ("storage.state_database", "storage.control_socket", "storage.logs_dir")
-
 
 @dataclass
 class _RunWatch:
@@ -233,8 +230,8 @@ class HostedControl:
             save_settings(settings, before.path)
         except SettingsError as error:
             return SaveAnswer(False, error.problems)
-        self.service.apply_settings(settings)
-        return SaveAnswer(True, [], needs_restart=restart_keys(before, settings))
+        needs_restart = self.service.apply_settings(settings)
+        return SaveAnswer(True, [], needs_restart=needs_restart)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -288,13 +285,3 @@ def settings_view(settings: Settings) -> SettingsView:
         for key, variable in required_secrets(settings)
     }
     return SettingsView(str(settings.path), settings_to_dict(settings), secrets)
-
-
-def restart_keys(before: Settings, after: Settings) -> list[str]:
-    old, new = settings_to_dict(before), settings_to_dict(after)
-    changed = []
-    for key in RESTART_KEYS:
-        table, name = key.split(".")
-        if old[table][name] != new[table][name]:
-            changed.append(key)
-    return changed

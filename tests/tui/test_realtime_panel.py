@@ -67,7 +67,7 @@ async def test_the_dashboard_says_when_real_time_delivery_fails_and_works_again(
     state = state_factory(settings)
     service, intake_state = assemble_service(settings, state)
     service.realtime.delivery._outage_backoff = (0.05, 0.1)  # type: ignore[union-attr]
-    app = OrderExportApp(settings, service=service, state=state, intake=ServiceIntake(service))
+    app = OrderExportApp(settings, control=hosted_control(service, state))
 
     def notes() -> list[str]:
         return [note.message for note in app._notifications]
