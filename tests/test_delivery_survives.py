@@ -153,7 +153,7 @@ async def test_a_broken_erp_during_a_lookup_makes_the_event_wait_and_health_say_
     health = await running.client.get("/healthz")
     assert health.status_code == 503
     body = health.json()
-    assert body["status"] == "failing"
+    assert body["status"] == "unhealthy"
     assert body["delivery"]["state"] == DELIVERY_FAILING
     assert f"cannot read the ERP for {exported_id}" in body["delivery"]["last_error"]
     assert body["problems"] and "real-time delivery is failing" in body["problems"][0]

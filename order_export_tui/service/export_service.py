@@ -23,7 +23,6 @@ from order_export_tui.destinations.base import Destination
 from order_export_tui.engine.events import SUCCEEDED, OrderResult, RunReport
 from order_export_tui.engine.runner import ExportEngine, RunScope, local_now
 from order_export_tui.service.delivery import (
-    DELIVERY_FAILING,
     OUTAGE_BACKOFF_SECONDS,
     RealtimeActivity,
     RealtimeDelivery,
@@ -287,8 +286,6 @@ class ExportService:
         realtime = self.realtime
         delivery = None if realtime is None else realtime.delivery.health()
         problems = health_problems(self)
-        if delivery is not None and delivery["state"] == DELIVERY_FAILING:
-            problems.append(f"real-time delivery is failing: {delivery['last_error']}")
         return {
             "status": "ok" if not problems else "unhealthy",
             "problems": problems,

@@ -36,7 +36,7 @@ from order_export_tui.engine.events import (
     RetryScheduled,
     RunFinished,
 )
-from order_export_tui.service.delivery import EventDelivered, EventRetried
+from order_export_tui.service.delivery import DELIVERY_OK, EventDelivered, EventRetried
 from order_export_tui.service.intake import IntakeError, _EmbeddedServer
 from order_export_tui.settings.rules import parse_listen
 
@@ -91,7 +91,7 @@ class Tallies:
 
 def health_problems(service: ExportService) -> list[str]:
     """Why the service is unhealthy (empty while healthy): the last run failed, a scheduled
-    run is overdue, or a real-time event has waited too long."""
+    run is overdue, a real-time event has waited too long, or real-time delivery fails."""
     now = service.now()
     state = service.engine.state
     problems = []
@@ -112,6 +112,9 @@ def health_problems(service: ExportService) -> list[str]:
         if waited > MAX_QUEUE_WAIT:
             minutes = int(waited.total_seconds() // 60)
             problems.append(f"the oldest queued real-time event has waited {minutes} minutes")
+    realtime = service.realtime
+    if realtime is not None and realtime.delivery.delivery_state != DELIVERY_OK:
+        problems.append(f"real-time delivery is failing: {realtime.delivery.last_error}")
     return problems
 
 
