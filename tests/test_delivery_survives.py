@@ -7,7 +7,7 @@ import asyncio
 import os
 import signal
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -117,15 +117,6 @@ async def running(make_settings, loopback) -> AsyncIterator[Running]:  # type: i
     await serving
     intake_state.close()
     state.close()
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for daemon in started:
-        if daemon.running:
-            daemon.kill()
 
 
 # --- item 3: a source error during a lookup ---------------------------------------------------
