@@ -3,11 +3,13 @@ orders below. Narrow or short terminals show one of the two tables at a time (h 
 
 from __future__ import annotations
 
+import contextlib
 from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
@@ -54,24 +56,30 @@ class DashboardScreen(Screen[None]):
     # --- what the app pushes in ----------------------------------------------------------
 
     def show_status(self, view: StatusView) -> None:
-        self.query_one(StatusPanel).show(view)
+        # A screen still composing (or already closing) has no panels; the next tick shows it.
+        with contextlib.suppress(NoMatches):
+            self.query_one(StatusPanel).show(view)
 
     def show_run(
         self, progress: RunProgress, intake: IntakeStatus, now: float, *, history: bool = False
     ) -> None:
         """`history`: also the running run's row in the history (a costlier repaint, so the
         app asks for it once a second, not with every progress update)."""
-        self.query_one(ProgressPanel).show(progress, now)
-        self.query_one(CountersPanel).show(progress, intake)
+        with contextlib.suppress(NoMatches):
+            self.query_one(ProgressPanel).show(progress, now)
+            self.query_one(CountersPanel).show(progress, intake)
         if history and progress.active and progress.run_id is not None:
-            history = self.query_one(RunHistoryTable)
-            history.show_live(progress.run_id, progress.counts, progress.elapsed(now))
+            with contextlib.suppress(NoMatches):
+                table = self.query_one(RunHistoryTable)
+                table.show_live(progress.run_id, progress.counts, progress.elapsed(now))
 
     def load_history(self, runs: list[RunRecord]) -> None:
-        self.query_one(RunHistoryTable).load(runs)
+        with contextlib.suppress(NoMatches):
+            self.query_one(RunHistoryTable).load(runs)
 
     def load_skipped(self, skipped: list[SkippedOrder]) -> None:
-        self.query_one(SkippedOrdersTable).load(skipped)
+        with contextlib.suppress(NoMatches):
+            self.query_one(SkippedOrdersTable).load(skipped)
 
     # --- the two tables ------------------------------------------------------------------
 

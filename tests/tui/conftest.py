@@ -154,6 +154,14 @@ async def finish_run(pilot: Pilot[Any], app: OrderExportApp) -> None:
     await wait_until(
         pilot, lambda: app.progress.run_id == report.run_id and not app.progress.active
     )
+    await tables_loaded(pilot, app)
+
+
+async def tables_loaded(pilot: Pilot[Any], app: OrderExportApp) -> None:
+    """Wait for the history, skipped orders and status the dashboard is (re)loading."""
+    loading = [w for w in app.workers if w.group in ("history", "skipped", "status")]
+    await app.workers.wait_for_complete(loading)
+    await pilot.pause()
 
 
 def gated(free_batches: int) -> Gate:
