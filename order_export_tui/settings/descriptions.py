@@ -84,6 +84,7 @@ SETTING_DESCRIPTIONS: dict[str, str] = {
     "dotdigital.contact_list_id": (
         "The list that contacts created for orders join (0: none). Joining a list is not "
         "consent to marketing: pick a list that is not sent campaigns."
+    ),
     "dotdigital.import_timeout_seconds": (
         "How long (seconds) a run waits for Dotdigital to finish one bulk import before it "
         "fails; the import is polled less often the longer it takes."

@@ -24,7 +24,8 @@ _HEADER = re.compile(
 _SCHEME_TOKEN = re.compile(
     r"\b(?P<scheme>basic|bearer)(?P<gap>\s+)(?P<token>[^\s\"',;}\]]+)", re.IGNORECASE
 )
-_USER_INFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)[^/\s@\"'<>]*@", re.IGNORECASE)
+# Greedy up to the last "@" before the path: people write user names with a raw "@" in them.
+_USER_INFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)[^/\s\"'<>]*@", re.IGNORECASE)
 _SECRET_PAIR = re.compile(
     r"""(?P<name>\b(?:password|passwd|client_secret|api_?key|apikey|access_token"""
     r"""|refresh_token|secret|token)\b["']?\s*[:=]\s*["']?)(?P<value>[^"'\s&,;}\]]+)""",
