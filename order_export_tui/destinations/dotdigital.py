@@ -89,6 +89,9 @@ COLLECTION_TYPE = "orders"
 
 MAX_CONCURRENT_IMPORTS = 5  # Dotdigital runs at most five imports at once per account
 IMPORT_TIMEOUT_SECONDS = 900.0  # dotdigital.import_timeout_seconds
+# Contacts imports running at once; batches arriving meanwhile share the next one. Two keep
+# the batches flowing (one import being polled while the next is submitted) at few requests.
+CONTACT_IMPORTS_AT_ONCE = 2
 USAGE_EXCEEDED = "ERROR_APIUSAGE_EXCEEDED"
 COLLECTION_NAME = re.compile(r"^[-A-Za-z_][-A-Za-z0-9_]{1,255}$")
 _JSON_HEADERS = {"Content-Type": "application/json"}
@@ -179,7 +182,9 @@ class DotdigitalDestination:
         # or apart, and no slower, as each batch runs one import at a time.
         self._import_slots = asyncio.Semaphore(MAX_CONCURRENT_IMPORTS)
         self._pacer = pacer or ImportPacer()
-        self._contact_rounds: Rounds[str, dict[str, Any], dict[str, str]] = Rounds()
+        self._contact_rounds: Rounds[str, dict[str, Any], dict[str, str]] = Rounds(
+            CONTACT_IMPORTS_AT_ONCE
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DotdigitalDestination:
@@ -496,13 +501,14 @@ class DotdigitalDestination:
                 retrier.interrupt,
                 f"waiting for Dotdigital {kind.what} {import_id}",
             )
+            looked_at = self._clock() - started  # when it was asked, not answered
             report = await self._import_status(kind, import_id, retrier)
             status = report["status"]
             waited = self._clock() - started
             if status in kind.done:
-                self._pacer.learn(kind.key, records, running_at, waited)
+                self._pacer.learn(kind.key, records, running_at, looked_at)
                 return report
-            running_at = waited
+            running_at = looked_at
             if status in kind.account_refused:
                 raise DestinationError(
                     f"Dotdigital refused the {kind.what} {import_id}: {status}"

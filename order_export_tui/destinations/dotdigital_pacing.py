@@ -16,7 +16,7 @@ PRIOR_SECONDS_PER_RECORD = 0.0002
 MIN_WAIT_SECONDS = 0.01
 MAX_WAIT_SECONDS = 60.0
 MARGIN = 1.15  # aim just after the expected end: a second look costs a request
-PROBE = 0.9  # done at the first look: try a little sooner next time
+PROBE = 0.8  # done at the first look: try a little sooner next time
 
 
 @dataclass(slots=True)

@@ -24,11 +24,11 @@ class _Round(Generic[K, V, R]):
 
 
 class Rounds(Generic[K, V, R]):
-    """One round runs at a time; items asked for meanwhile gather in the next one."""
+    """Up to `at_once` rounds run at a time; items asked for meanwhile gather in the next one."""
 
-    def __init__(self) -> None:
+    def __init__(self, at_once: int = 1) -> None:
         self._gathering: _Round[K, V, R] | None = None
-        self._running = asyncio.Lock()
+        self._running = asyncio.Semaphore(at_once)
         self._tasks: set[asyncio.Future[R]] = set()
 
     async def join(self, items: Mapping[K, V], run: Callable[[dict[K, V]], Awaitable[R]]) -> R:
