@@ -167,6 +167,9 @@ class FixedPolling:
     def next_wait(self, kind: str, records: int, waited: float) -> float:
         return min(2.0, waited + self.first_wait(kind, records))
 
+    def still_running(self, kind: str, records: int, running_at: float) -> None:
+        return
+
     def learn(self, kind: str, records: int, running_at: float, done_at: float) -> None:
         first = self.first_wait(kind, records)
         self._first[kind] = max(0.01, first * 0.8) if running_at <= 0 else min(2.0, running_at)

@@ -479,6 +479,32 @@ async def test_deeply_nested_json_from_mailchimp_is_retried_and_then_the_order_g
     assert exported(state, valid) == valid
 
 
+async def test_a_business_central_page_of_nested_json_or_html_is_retried_then_read(
+    make_settings, monkeypatch
+) -> None:
+    with BusinessCentralFake(client_secret="bc-nested-secret") as bc:
+        monkeypatch.setenv("BC_CLIENT_SECRET", bc.client_secret)
+        numbers = bc.generate(12, 10, activity=False)
+        pages = lambda method, path: path.endswith("/salesOrders")  # noqa: E731
+        bc.plan(
+            Fault(status=200, body="[" * 100_000, headers={"Content-Type": "application/json"}),
+            Fault(status=200, body="<html>proxy</html>", headers={"Content-Type": "text/html"}),
+            when=pages,
+        )
+        settings = make_settings(
+            erp={"source": "business_central", "business_central": bc.settings()}
+        )
+        retrier = Retrier(RetryPolicy(3, 60))
+        source = BusinessCentralSource.from_settings(settings, retrier)
+        try:
+            start = window_start(datetime.now().astimezone(), 30)
+            read = [doc["order_id"] async for chunk in source.iter_orders(start) for doc in chunk]
+        finally:
+            await source.close()
+    assert sorted(read) == sorted(numbers)
+    assert retrier.retried == 2
+
+
 # --- item 14: echoed credentials never reach a report ------------------------------------------
 
 

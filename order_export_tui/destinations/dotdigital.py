@@ -509,6 +509,7 @@ class DotdigitalDestination:
                 self._pacer.learn(kind.key, records, running_at, looked_at)
                 return report
             running_at = looked_at
+            self._pacer.still_running(kind.key, records, running_at)
             if status in kind.account_refused:
                 raise DestinationError(
                     f"Dotdigital refused the {kind.what} {import_id}: {status}"

@@ -189,35 +189,32 @@ class BusinessCentralClient:
     async def get_json(
         self, url: str, what: str, *, headers: Mapping[str, str] | None = None
     ) -> Any:
-        """A 200 whose body is JSON; any other body is retried as a transient failure."""
-        response = await self.get(url, what, headers=headers, json=True)
-        return orjson.loads(response.content)
+        """A 200's JSON; any other body is retried as a transient failure."""
 
-    async def get(
-        self,
-        url: str,
-        what: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        json: bool = False,
-    ) -> httpx.Response:
-        """One GET through the retrier, with a valid token; raises for anything but 200 (and,
-        with `json`, for a 200 whose body is not JSON)."""
-
-        async def attempt() -> httpx.Response:
-            token, fresh = await self._access_token()
-            response = await self._send_get(url, token, headers, what)
-            if response.status_code == 401 and not fresh:
-                self._forget_token(token)
-                token, _ = await self._access_token()
-                response = await self._send_get(url, token, headers, what)
-            if response.status_code != 200:
-                raise self._refusal(response, what)
-            if json:
-                read_json(response, f"Business Central {what}")
-            return response
+        async def attempt() -> Any:
+            response = await self._get_once(url, what, headers)
+            return read_json(response, f"Business Central {what}")
 
         return await self._retrier.call(what, attempt)
+
+    async def get(
+        self, url: str, what: str, *, headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
+        """One GET through the retrier, with a valid token; raises for anything but 200."""
+        return await self._retrier.call(what, lambda: self._get_once(url, what, headers))
+
+    async def _get_once(
+        self, url: str, what: str, headers: Mapping[str, str] | None
+    ) -> httpx.Response:
+        token, fresh = await self._access_token()
+        response = await self._send_get(url, token, headers, what)
+        if response.status_code == 401 and not fresh:
+            self._forget_token(token)
+            token, _ = await self._access_token()
+            response = await self._send_get(url, token, headers, what)
+        if response.status_code != 200:
+            raise self._refusal(response, what)
+        return response
 
     # --- the token -------------------------------------------------------------------------
 
