@@ -135,39 +135,40 @@ def _answer(response: httpx.Response) -> Answer:
     return Answer(response.status_code, body if isinstance(body, dict) else {})
 
 
-def check_answer(response: httpx.Response, what: str, expected_id: str | None) -> None:
+def check_answer(response: httpx.Response, what: str, expected: tuple[str, str | None]) -> None:
     """Raise `TransientError` unless this is Mailchimp's own answer: on success HTTP 200 with
-    the object asked for (`id` = `expected_id`; `/ping` answers `health_status`), on a
-    refusal its problem document."""
+    the JSON object asked for (`expected`: the field it must hold, and its value when known:
+    the `id` of the store, customer, product, variant or order; `total_items` for a list;
+    `health_status` for `/ping`), on a refusal its problem document."""
     status = response.status_code
     if 200 <= status < 300:
         if status != DOCUMENTED_SUCCESS:
             raise not_the_platform(response, what, "the documented success is HTTP 200")
-        if expected_id is None:
-            read_json_object(response, what, required={"health_status": str})
-            return
-        body = read_json_object(response, what, required={"id": str})
-        if body["id"] != expected_id:
-            raise not_the_platform(
-                response, what, f"it is about {body['id']!r}, not {expected_id!r}"
-            )
+        name, value = expected
+        kind = int if name == "total_items" else str
+        body = read_json_object(response, what, required={name: kind})
+        if value is not None and body[name] != value:
+            raise not_the_platform(response, what, f"it is about {body[name]!r}, not {value!r}")
     elif not isinstance(read_json(response, what), dict):
         raise not_the_platform(response, what, "not Mailchimp's problem document")
 
 
-def _expected_id(path: str, body: Any) -> str | None:
-    """Whose answer a request gets: the new object's id for a POST to a collection, else the
-    last segment of the path; None for `/ping`."""
+def _expected(method: str, path: str, body: Any) -> tuple[str, str | None]:
+    """What a request's answer must hold: the new object's id for a POST to a collection, a
+    count for a list, `health_status` for `/ping`, else the id the path ends with."""
     route = urlsplit(path).path
     if route == "/ping":
-        return None
+        return "health_status", None
     last = route.rsplit("/", 1)[-1]
-    if last in _COLLECTIONS and isinstance(body, dict) and isinstance(body.get("id"), str):
-        return body["id"]
-    return unquote(last)
+    if last in _COLLECTIONS:
+        if method == "POST" and isinstance(body, dict) and isinstance(body.get("id"), str):
+            return "id", body["id"]
+        if method == "GET":
+            return "total_items", None
+    return "id", unquote(last)
 
 
-_COLLECTIONS = frozenset({"stores", "products", "orders"})
+_COLLECTIONS = frozenset({"stores", "products", "orders", "customers", "variants"})
 
 
 def data_centre(api_key: str) -> str | None:
@@ -746,7 +747,7 @@ class MailchimpDestination:
         content = None if body is None else orjson.dumps(body)
         headers = None if body is None else _JSON_HEADERS
         what = f"Mailchimp {method} {path}"
-        expected_id = _expected_id(path, body)
+        expected = _expected(method, path, body)
 
         async def attempt() -> httpx.Response:
             if self._refusal is not None:  # another request was refused: do not send this one
@@ -755,7 +756,7 @@ class MailchimpDestination:
                 request = client.build_request(method, path, content=content, headers=headers)
                 response = await send(client, request, what)
             if response.status_code not in (401, 403):
-                check_answer(response, what, expected_id)
+                check_answer(response, what, expected)
             return response
 
         answer = _answer(await retrier.call(what, attempt))
