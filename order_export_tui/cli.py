@@ -52,6 +52,7 @@ from order_export_tui.settings import (
 )
 from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.state import StateLockedError
+from order_export_tui.transport.redaction import redact
 from order_export_tui.transport.retry import Retrier, RetryPolicy
 
 EXIT_OK = 0
@@ -213,7 +214,8 @@ def check_command(args: argparse.Namespace, settings_path: Path, err: Console) -
     if problems:
         err.print("[red]Problems:[/]", markup=True)
         for problem in problems:
-            err.print(f"  {problem}", markup=False)
+            # A base URL may carry user:password@, a platform may echo the credentials.
+            err.print(f"  {redact(problem)}", markup=False)
         return EXIT_BAD_INPUT
     err.print(f"{settings_path}: settings are valid", markup=False)
     return EXIT_OK

@@ -3,8 +3,9 @@
 Logs go to stderr, one plain line per event (`<time> <LEVEL> <message>`), for journald and
 grep; each run also writes its own log file. The engine's and the service's events are logged
 here, by `DaemonLog`, and nowhere below, so each is said once. Signals:
-  SIGTERM / SIGINT  stop cleanly: the run in flight stops at its next batch boundary
-                    (a second signal abandons the batch in flight; it is sent again later)
+  SIGTERM / SIGINT  stop cleanly: the run in flight stops at its next batch boundary, or
+                    at once where its batches only wait for an import (sent again later);
+                    a second signal abandons the batch in flight (it is sent again later)
   SIGHUP            reload the settings file now (it is also checked every few seconds)
   SIGUSR1           run an export now
 """
@@ -193,7 +194,11 @@ def _install_signal_handlers(control: HostedControl, watcher: SettingsWatcher) -
         if abandon_batch:
             log.warning("%s again: abandoning the batch in flight", name)
         else:
-            log.info("%s: stopping (the run in flight stops at its next batch boundary)", name)
+            log.info(
+                "%s: stopping (the run in flight stops at its next batch boundary, or at once"
+                " where its batches only wait for the platform's import)",
+                name,
+            )
 
     StopSignals(lambda abandon: control.stop(abandon_batch=abandon), announce).install(loop)
     loop.add_signal_handler(signal.SIGHUP, watcher.reload)
