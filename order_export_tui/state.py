@@ -113,6 +113,7 @@ PAYMENT_STATUS = "payment_status"
 QUEUED = "queued"  # waiting for delivery
 HELD = "held"  # a payment status for an order not known yet
 DELIVERED = "delivered"
+SUPERSEDED = "superseded"  # a payment status older than the one already applied: no effect
 SKIPPED = "skipped"
 EXPIRED = "expired"  # held longer than max_days_to_export
 
@@ -346,17 +347,27 @@ class StateStore:
 
     def set_payment_override(
         self, order_id: str, payment_status: str, *, occurred_at: str, now: datetime
-    ) -> None:
-        """Remember a payment callback's status: it wins over the ERP's for this order."""
+    ) -> bool:
+        """Remember a payment callback's status: it wins over the ERP's for this order.
+
+        Callbacks can arrive out of order: one that happened before the status already held
+        for the order changes nothing (False). Times are compared as instants, never as
+        strings (10:00+00:00 is after 11:30+02:00)."""
+        moment = datetime.fromisoformat(occurred_at)
         with self.transaction() as db:
+            row = db.execute(
+                "SELECT occurred_at FROM payment_override WHERE order_id = ?", (order_id,)
+            ).fetchone()
+            if row is not None and moment < datetime.fromisoformat(row[0]):
+                return False
             db.execute(
                 "INSERT INTO payment_override (order_id, payment_status, occurred_at,"
                 " received_at) VALUES (?, ?, ?, ?) ON CONFLICT (order_id) DO UPDATE SET"
                 " payment_status = excluded.payment_status, occurred_at = excluded.occurred_at,"
-                " received_at = excluded.received_at WHERE excluded.occurred_at >="
-                " payment_override.occurred_at",
+                " received_at = excluded.received_at",
                 (order_id, payment_status, occurred_at, now.isoformat()),
             )
+        return True
 
     def payment_overrides(self, order_ids: Sequence[str]) -> dict[str, str]:
         """Payment statuses from callbacks for these orders (usually none)."""
