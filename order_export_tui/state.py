@@ -158,10 +158,14 @@ class StateStore:
 
     def __init__(self, path: Path, *, durable: bool = False) -> None:
         """`durable`: every commit reaches the disk before it returns (the webhook intake's
-        connection: an event answered 202 must survive a power loss too)."""
+        connection: an event answered 202 must survive a power loss too). A durable store
+        may be handed to one worker thread (the intake commits there, so that the event loop
+        does not wait for the disk); still only one thread at a time uses it."""
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self._db = sqlite3.connect(
+            path, isolation_level=None, timeout=30, check_same_thread=not durable
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode keeps every commit across a process crash; only a power loss can
         # roll back the last commits, which at worst causes a harmless repeat of an upsert.

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import orjson
@@ -93,6 +95,7 @@ class Intake:
         self._health = health
         self.limits = limits or IntakeLimits()
         self._budget = BodyBudget(self.limits)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-writer")
         self.accepted = 0
         self.refused = 0
         self._refusals_unlogged = 0
@@ -104,6 +107,10 @@ class Intake:
                 Route("/healthz", self._healthz, methods=["GET"]),
             ]
         )
+
+    def close(self) -> None:
+        """Wait for the commit in progress (if any) and end the writer thread."""
+        self._writer.shutdown(wait=True)
 
     @property
     def body_bytes_in_flight(self) -> int:
@@ -141,12 +148,18 @@ class Intake:
             if verdict.identity is None
             else webhook_id_key(verdict.identity)
         )
-        event_id, first = self.state.enqueue_event(
-            kind=kind,
-            order_id=order_id,
-            payload=orjson.dumps(event),
-            dedupe_key=identity,
-            now=self._clock(),
+        # Committed (and synced to disk) in the intake's one writer thread: the event loop
+        # goes on serving other connections meanwhile.
+        event_id, first = await asyncio.get_running_loop().run_in_executor(
+            self._writer,
+            functools.partial(
+                self.state.enqueue_event,
+                kind=kind,
+                order_id=order_id,
+                payload=orjson.dumps(event),
+                dedupe_key=identity,
+                now=self._clock(),
+            ),
         )
         self.accepted += 1
         if first:
@@ -236,6 +249,7 @@ class IntakeServer:
             h11_max_incomplete_event_size=limits.max_header_bytes,
         )
         self._server = _EmbeddedServer(config)
+        self._intake = intake
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -255,3 +269,4 @@ class IntakeServer:
         self._server.should_exit = True
         if self._task is not None:
             await self._task
+        self._intake.close()
