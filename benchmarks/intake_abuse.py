@@ -40,8 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from order_export_tui.service.intake import signature_for  # noqa: E402
-from tests.test_orders import VALID  # noqa: E402
-from tests.test_realtime import free_port  # noqa: E402
+from tests.support.orders import VALID  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 SECRET = "benchmark-secret-of-32-bytes-ok!"
 BODY_BYTES = 985_000  # ~0.94 MiB, under the 1 MiB limit

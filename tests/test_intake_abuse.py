@@ -15,7 +15,7 @@ import pytest
 
 from order_export_tui.service.intake import IntakeLimits, signature_for
 from tests.support.intake_server import SECRET, Channel, running_channel
-from tests.test_realtime import order
+from tests.support.orders import order
 
 KIB = 1024
 LIMITS = IntakeLimits(

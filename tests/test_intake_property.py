@@ -26,8 +26,9 @@ from order_export_tui.engine.runner import local_now
 from order_export_tui.service.intake import Intake, IntakeServer, signature_for
 from order_export_tui.service.webhook_events import CHECKS
 from order_export_tui.state import ORDER_COMPLETED, PAYMENT_STATUS, StateStore
-from tests.support.intake_server import SECRET, WHSEC, free_port
-from tests.test_orders import VALID
+from tests.support.intake_server import SECRET, WHSEC
+from tests.support.orders import VALID
+from tests.support.ports import free_port
 
 PATHS = {"/webhooks/order-completed": ORDER_COMPLETED, "/webhooks/payment-status": PAYMENT_STATUS}
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from order_export_tui.state import StateStore
-from tests.support.intake_server import Channel, running_channel
-from tests.test_realtime import order, payment
+from tests.support.intake_server import Channel, payment, running_channel
+from tests.support.orders import order
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 ORDER_PATH = "/webhooks/order-completed"

@@ -12,9 +12,9 @@ import orjson
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.support.intake_server import SECRET, WHSEC, Channel, running_channel
+from tests.support.intake_server import SECRET, WHSEC, Channel, payment, running_channel
 from tests.support.intake_server import x_signature_headers as x_signed
-from tests.test_realtime import order, payment
+from tests.support.orders import order
 
 ORDER_PATH = "/webhooks/order-completed"
 PAYMENT_PATH = "/webhooks/payment-status"

@@ -20,9 +20,8 @@ from order_export_tui.logsafe import EscapingFormatter, escape_for_log
 from order_export_tui.orders import order_id_problem, order_problem
 from order_export_tui.service.webhook_events import InvalidEventError, check_payment_status
 from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp
-from tests.support.intake_server import Channel, running_channel
-from tests.test_orders import changed
-from tests.test_realtime import order, payment
+from tests.support.intake_server import Channel, payment, running_channel
+from tests.support.orders import changed, order
 
 ORDER_PATH = "/webhooks/order-completed"
 PAYMENT_PATH = "/webhooks/payment-status"

@@ -10,10 +10,10 @@ import pytest
 from order_export_tui.service.intake import Intake, IntakeError
 from order_export_tui.state import StateStore
 from tests.conftest import write_settings
+from tests.support.cli import order_export
 from tests.support.fault_server import Fault
 from tests.support.intake_server import running_channel
-from tests.test_cli import order_export
-from tests.test_realtime import order
+from tests.support.orders import order
 
 SHORT = "only-15-bytes.."
 

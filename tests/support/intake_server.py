@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,15 +21,14 @@ from order_export_tui.settings import Settings
 from order_export_tui.state import StateStore
 from tests.support.fault_server import FaultServer
 from tests.support.loopback_destination import LoopbackDestination, OrderStore
+from tests.support.ports import free_port
 
 SECRET = "webhook-secret-for-tests"
 WHSEC = "whsec_" + base64.b64encode(b"standard-webhooks-secret-for-tests").decode()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def payment(order_id: str, status: str, at: str = "2026-11-27T10:25:00+00:00") -> dict[str, Any]:
+    return {"order_id": order_id, "payment_status": status, "occurred_at": at}
 
 
 def x_signature_headers(body: bytes, secret: str = SECRET) -> dict[str, str]:
