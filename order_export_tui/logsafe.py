@@ -6,7 +6,6 @@ as it is, it would start a line of its own ("... run 99 succeeded") that no proc
 
 from __future__ import annotations
 
-import logging
 import re
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -27,11 +26,3 @@ def _escaped(match: re.Match[str]) -> str:
 def escape_for_log(text: str) -> str:
     """`text` on one line: control, line-separator and bidirectional characters escaped."""
     return _CONTROL.sub(_escaped, text)
-
-
-class EscapingFormatter(logging.Formatter):
-    """A formatter whose message part is always one line (a traceback still follows it)."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = escape_for_log(record.message)
-        return super().formatMessage(record)
