@@ -49,6 +49,7 @@ from order_export_tui.settings import (
     default_settings_path,
     load_settings,
     missing_secrets,
+    weak_secrets,
 )
 from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.state import StateLockedError
@@ -199,7 +200,7 @@ def demo_command(args: argparse.Namespace, settings_path: Path, err: Console) ->
 
 def check_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:
     settings = load_settings(settings_path)
-    problems = check_available(settings)
+    problems = check_available(settings) + weak_secrets(settings)
     secrets = missing_secrets(settings)
     if args.connect:
         problems += secrets

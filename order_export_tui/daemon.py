@@ -28,6 +28,7 @@ from order_export_tui.engine.events import (
     RunFinished,
     RunStarted,
 )
+from order_export_tui.logsafe import escape_for_log
 from order_export_tui.service.delivery import EventDelivered, EventHeld, EventRetried, EventSkipped
 from order_export_tui.service.export_service import (
     ExportService,
@@ -49,10 +50,12 @@ PROGRESS_EVERY_SECONDS = 10.0
 
 class OneLineFormatter(logging.Formatter):
     """`<time> <LEVEL> <message>` with the message on one line, whatever it holds (an SMTP
-    server's multi-line reply, say); a traceback still follows on lines of its own."""
+    server's multi-line reply, say); a traceback still follows on lines of its own. Other
+    control and bidirectional characters are escaped: a logged value (an order id from a
+    webhook) can neither start a line of its own nor disguise the rest of one."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        return " ".join(super().formatMessage(record).splitlines())
+        return escape_for_log(" ".join(super().formatMessage(record).splitlines()))
 
 
 def configure_logging() -> None:

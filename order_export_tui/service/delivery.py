@@ -30,6 +30,7 @@ from order_export_tui.state import (
     HELD,
     ORDER_COMPLETED,
     SKIPPED,
+    SUPERSEDED,
     ExportedOrder,
     RealtimeEvent,
     StateStore,
@@ -81,7 +82,17 @@ class EventHeld:
     order_id: str
 
 
-RealtimeActivity = EventQueued | EventDelivered | EventRetried | EventSkipped | EventHeld
+@dataclass(frozen=True, slots=True)
+class EventSuperseded:
+    """A payment callback older than the status already applied: recorded, no effect."""
+
+    event_id: int
+    order_id: str
+
+
+RealtimeActivity = (
+    EventQueued | EventDelivered | EventRetried | EventSkipped | EventHeld | EventSuperseded
+)
 
 
 class RealtimeDelivery:
@@ -202,12 +213,21 @@ class RealtimeDelivery:
         if event.kind == ORDER_COMPLETED:
             doc = self._with_payment_override(payload)
         else:
-            self.state.set_payment_override(
+            applied = self.state.set_payment_override(
                 event.order_id,
                 payload["payment_status"],
                 occurred_at=payload["occurred_at"],
                 now=self._clock(),
             )
+            if not applied:  # out of order: a later callback already said more
+                self.state.finish_event(event.event_id, status=SUPERSEDED, now=self._clock())
+                log.info(
+                    "event %s for %s is older than the payment status applied: no change",
+                    event.event_id,
+                    event.order_id,
+                )
+                self._emit(EventSuperseded(event.event_id, event.order_id))
+                return True
             try:
                 known = await self._known_document(event)
             except (SourceError, RetriesExhaustedError, TransientError, OSError) as error:
