@@ -251,10 +251,7 @@ def _one_line(text: str) -> str:
 
 def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:
     settings = load_settings(settings_path)
-    problems = startup_problems(settings)
-    if problems:
-        for problem in problems:
-            err.print(problem, markup=False)
+    if refused_at_start(settings, err):
         return EXIT_BAD_INPUT
     report: RunReport | None = None
     attached = asyncio.run(attach(settings.control_socket_path))
@@ -286,12 +283,17 @@ def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> 
     return EXIT_CANCELLED if report.outcome == CANCELLED else EXIT_TASK_FAILED
 
 
+def refused_at_start(settings: Settings, err: Console) -> bool:
+    """Print what keeps this configuration from running (each problem with its key)."""
+    problems = startup_problems(settings)
+    for problem in problems:
+        err.print(problem, markup=False)
+    return bool(problems)
+
+
 def daemon_command(settings_path: Path, err: Console) -> int:
     settings = load_settings(settings_path)
-    problems = startup_problems(settings)
-    if problems:
-        for problem in problems:
-            err.print(problem, markup=False)
+    if refused_at_start(settings, err):
         return EXIT_BAD_INPUT
     configure_logging()
     try:
@@ -367,10 +369,7 @@ def orders_command(
     is one, else in this process holding the state lock as `run` does: 0 when every order is
     confirmed by the destination, 1 when any is not (each named with its reason)."""
     settings = load_settings(settings_path)
-    problems = startup_problems(settings)
-    if problems:
-        for problem in problems:
-            err.print(problem, markup=False)
+    if refused_at_start(settings, err):
         return EXIT_BAD_INPUT
     order_ids: list[str] = list(args.order_ids)
     if (

@@ -13,7 +13,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
@@ -24,6 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from order_export_tui.service.embedded_server import EmbeddedServer
 from order_export_tui.service.intake_guard import BodyBudget, IntakeLimits, guarded_protocol
 from order_export_tui.service.webhook_events import (
     CHECKS,
@@ -220,12 +221,6 @@ class Intake:
         return _error(status, message, close=close)
 
 
-class _EmbeddedServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield  # the daemon or the dashboard owns SIGINT/SIGTERM
-
-
 class IntakeServer:
     """Serves an `Intake` on `host:port` inside the running event loop."""
 
@@ -248,7 +243,7 @@ class IntakeServer:
             timeout_keep_alive=limits.keep_alive_seconds,
             h11_max_incomplete_event_size=limits.max_header_bytes,
         )
-        self._server = _EmbeddedServer(config)
+        self._server = EmbeddedServer(config)
         self._intake = intake
         self._task: asyncio.Task[None] | None = None
 

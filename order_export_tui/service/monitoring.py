@@ -37,7 +37,8 @@ from order_export_tui.engine.events import (
     RunFinished,
 )
 from order_export_tui.service.delivery import EventDelivered, EventRetried
-from order_export_tui.service.intake import IntakeError, _EmbeddedServer
+from order_export_tui.service.embedded_server import EmbeddedServer
+from order_export_tui.service.intake import IntakeError
 from order_export_tui.settings.rules import parse_listen
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ class MonitoringServer:
             access_log=False,
             limit_concurrency=100,
         )
-        self._server = _EmbeddedServer(config)
+        self._server = EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
 
     @property

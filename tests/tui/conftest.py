@@ -159,9 +159,14 @@ async def finish_run(pilot: Pilot[Any], app: OrderExportApp) -> None:
 
 async def tables_loaded(pilot: Pilot[Any], app: OrderExportApp) -> None:
     """Wait for the history, skipped orders and status the dashboard is (re)loading."""
-    loading = [w for w in app.workers if w.group in ("history", "skipped", "status")]
-    await app.workers.wait_for_complete(loading)
-    await pilot.pause()
+
+    def idle() -> bool:
+        return not any(
+            worker.group in ("history", "skipped") and not worker.is_finished
+            for worker in app.workers
+        )
+
+    await wait_until(pilot, idle, what="the tables to reload")
 
 
 def gated(free_batches: int) -> Gate:
