@@ -25,9 +25,7 @@ from order_export_tui.transport.retry import Retrier, RetriesExhaustedError, Ret
 from tests.conftest import FakeClock, write_settings
 from tests.fakes.dotdigital import Answer, FakeDotdigital
 from tests.fakes.mailchimp import MailchimpFake
-from tests.support.fault_server import RawBody
-from tests.test_engine import demo, expected_orders
-from tests.test_platform_answers import (
+from tests.support.answer_accounts import (
     MC_KEY,
     MC_KEY_ENV,
     PASSWORD,
@@ -37,6 +35,8 @@ from tests.test_platform_answers import (
     jane,
     mailchimp,
 )
+from tests.support.demo_erp import demo, expected_orders
+from tests.support.fault_server import RawBody
 
 STATUSES = (200, 201, 202, 204, 400, 404, 500)
 KINDS = ("empty", "html", "truncated", "wrong list", "wrong object", "nested", "right")

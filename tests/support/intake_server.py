@@ -22,13 +22,10 @@ from order_export_tui.state import StateStore
 from tests.support.fault_server import FaultServer
 from tests.support.loopback_destination import LoopbackDestination, OrderStore
 from tests.support.ports import free_port
+from tests.support.webstore import SECRET
+from tests.support.webstore import payment as payment  # for the intake tests
 
-SECRET = "webhook-secret-for-tests"
 WHSEC = "whsec_" + base64.b64encode(b"standard-webhooks-secret-for-tests").decode()
-
-
-def payment(order_id: str, status: str, at: str = "2026-11-27T10:25:00+00:00") -> dict[str, Any]:
-    return {"order_id": order_id, "payment_status": status, "occurred_at": at}
 
 
 def x_signature_headers(body: bytes, secret: str = SECRET) -> dict[str, str]:

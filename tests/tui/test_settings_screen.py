@@ -17,7 +17,7 @@ from order_export_tui.tui.confirm_screen import ConfirmScreen
 from order_export_tui.tui.dashboard_screen import DashboardScreen
 from order_export_tui.tui.setting_field import SettingField
 from order_export_tui.tui.settings_screen import SettingsScreen
-from tests.test_settings import SHIPPED
+from tests.support.settings_files import SHIPPED
 from tests.tui.conftest import build_app, screen_text, wait_until
 
 
