@@ -171,7 +171,7 @@ async def test_the_skipped_orders_retry_keys_send_them_again(make_app, loopback)
         assert {order.order_id for order in app.control.state.skipped_orders()} == set(rejected)
 
         store.reject.clear()
-        await pilot.press("k")
+        await pilot.press("2")
         assert table.has_focus
         await pilot.press("down")
         chosen = table.selected_order_id
@@ -202,8 +202,8 @@ async def test_help_lists_every_key_and_the_palette_has_every_action(make_app) -
             ("c", "Cancel"),
             ("s", "Settings"),
             ("l", "Logs"),
-            ("k", "Skipped"),
-            ("h", "History"),
+            ("2", "Skipped"),
+            ("1", "History"),
             ("q", "Quit"),
             ("/", "Search"),
         ]:
