@@ -13,6 +13,7 @@ from textual.widgets import DataTable
 from order_export_tui.state import COUNT_NAMES, RunRecord
 from order_export_tui.tui.formatting import between, count, duration, stamp
 from order_export_tui.tui.list_table import ListTable
+from order_export_tui.tui.outcomes import outcome_text
 
 HISTORY_LIMIT = 100
 COLUMNS = [
@@ -20,7 +21,7 @@ COLUMNS = [
     ("trigger", 8),
     ("started", 19),
     ("duration", 8),
-    ("outcome", 9),
+    ("outcome", 11),
     *((name, max(len(name), 7)) for name in COUNT_NAMES),
 ]
 
@@ -59,7 +60,7 @@ class RunHistoryTable(ListTable):
                     record.trigger,
                     stamp(record.started_at),
                     duration(between(record.started_at, record.finished_at)),
-                    record.outcome,
+                    outcome_text(record.outcome),
                     *(count(record.counts.get(name)) for name in COUNT_NAMES),
                 ],
             )
