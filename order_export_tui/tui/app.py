@@ -35,6 +35,7 @@ from order_export_tui.service.export_service import (
     schedule_description,
 )
 from order_export_tui.settings import Settings, settings_to_dict
+from order_export_tui.state import RunRecord
 from order_export_tui.tui.confirm_screen import ConfirmScreen
 from order_export_tui.tui.dashboard_screen import (
     HISTORY,
@@ -53,6 +54,7 @@ from order_export_tui.tui.log_bridge import NotifyingLogHandler
 from order_export_tui.tui.logs_screen import LogsScreen
 from order_export_tui.tui.messages import ConnectionChanged, RunProgressed, ServiceNotice
 from order_export_tui.tui.prompt_screen import PromptScreen
+from order_export_tui.tui.run_detail_screen import RunDetailScreen
 from order_export_tui.tui.run_progress import (
     CANCELLING,
     RunProgress,
@@ -318,6 +320,19 @@ class OrderExportApp(App[int]):
             )
             return
         self.action_show_logs(path)
+
+    def on_run_history_table_details_requested(
+        self, message: RunHistoryTable.DetailsRequested
+    ) -> None:
+        self._command(self._show_details(message.record))
+
+    async def _show_details(self, record: RunRecord) -> None:
+        skipped = await self.control.skipped_orders(SKIPPED_LIMIT)
+
+        def open_log(shown: RunRecord) -> None:
+            self.post_message(RunHistoryTable.LogRequested(shown.run_id, shown.log_file))
+
+        self.push_screen(RunDetailScreen(record, skipped, open_log=open_log))
 
     def on_skipped_orders_table_retry_requested(
         self, message: SkippedOrdersTable.RetryRequested

@@ -28,7 +28,8 @@ COLUMNS = [
 
 class RunHistoryTable(ListTable):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "select_cursor", "Open log", show=True)
+        Binding("enter", "select_cursor", "Open log", show=True),
+        Binding("d", "details", "Run details", show=False),
     ]
     noun = "run"
 
@@ -37,6 +38,18 @@ class RunHistoryTable(ListTable):
             super().__init__()
             self.run_id = run_id
             self.log_file = log_file
+
+    class DetailsRequested(Message):
+        def __init__(self, record: RunRecord) -> None:
+            super().__init__()
+            self.record = record
+
+    def action_details(self) -> None:
+        record = self._records.get(self.selected_key or "")
+        if record is None:
+            self.notify("No run to show yet.", severity="warning")
+            return
+        self.post_message(self.DetailsRequested(record))
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)

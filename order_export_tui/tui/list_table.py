@@ -55,6 +55,11 @@ class ListTable(DataTable[Cell]):
         self.filter_text = text
         self._show_rows()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "clear_filter" and not self.filter_text:
+            return False  # Esc goes on to the screen (back, close)
+        return super().check_action(action, parameters)
+
     def action_clear_filter(self) -> None:
         self.set_filter("")
 
