@@ -20,6 +20,7 @@ from textual import work
 from textual.actions import ActionParseResult
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.dom import DOMNode
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
@@ -367,9 +368,11 @@ class OrderExportApp(App[int]):
 
     def _tick(self) -> None:
         self._refresh_status()
-        self._show_status()
-        # Also when idle: the real-time counters move without a run.
-        self._show_run(history=self.progress.active)
+        # A tick that lands while the app tears its screens down has nothing left to show on.
+        with contextlib.suppress(NoMatches):
+            self._show_status()
+            # Also when idle: the real-time counters move without a run.
+            self._show_run(history=self.progress.active)
 
     def _show_everything(self) -> None:
         self._show_status()
