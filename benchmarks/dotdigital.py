@@ -13,6 +13,14 @@ would. Two figures, measured in the same run:
     timed over the first `--baseline-orders` orders (after the engine run, so the contacts
     and the collection exist and the baseline pays for no contact creation).
 Target (issue 4): the engine at least 50 times the baseline.
+
+Then requests per 10,000 orders (issue 16 item 9), with the fake in this process counting
+every request it answers, imports taking `--import-ms` plus `--import-ms-per-record`:
+  - paced: the shipped destination: imports polled when their size says they are done
+    (learnt from the run's imports), batches in flight sharing one contacts import;
+  - baseline, same run: the polling this replaced: a first poll after a learnt wait (25 ms
+    before any), then waits doubling up to 2 s, and one contacts import per batch.
+At `batch_size` 100 and 1,000. Target: at most 40 requests per 10,000 orders at 1,000.
 """
 
 from __future__ import annotations
@@ -146,6 +154,97 @@ def baseline_run(url: str, orders: list[dict[str, Any]], store_name: str) -> flo
     return time.perf_counter() - started
 
 
+class FixedPolling:
+    """The import polling before issue 16 item 9, kept here as the benchmark's baseline: the
+    first wait learnt from the run's earlier imports (25 ms before any), then doubling to 2 s."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, float] = {}
+
+    def first_wait(self, kind: str, records: int) -> float:
+        return self._first.get(kind, 0.025)
+
+    def next_wait(self, kind: str, records: int, waited: float) -> float:
+        return min(2.0, waited + self.first_wait(kind, records))
+
+    def still_running(self, kind: str, records: int, running_at: float) -> None:
+        return
+
+    def learn(self, kind: str, records: int, running_at: float, done_at: float) -> None:
+        first = self.first_wait(kind, records)
+        self._first[kind] = max(0.01, first * 0.8) if running_at <= 0 else min(2.0, running_at)
+
+
+async def counted_run(
+    url: str, settings_path: Path, *, baseline: bool
+) -> tuple[float, dict[str, int]]:
+    """One engine run whose Dotdigital destination polls as shipped or as before."""
+    from order_export_tui.destinations.dotdigital import DotdigitalDestination
+    from order_export_tui.engine.runner import ExportEngine
+    from order_export_tui.service.wiring import build_source
+    from order_export_tui.settings import Settings, load_settings
+    from order_export_tui.state import StateStore
+
+    def destination(settings: Settings) -> DotdigitalDestination:
+        made = DotdigitalDestination.from_settings(settings)
+        if baseline:
+            made._pacer = FixedPolling()  # type: ignore[assignment]
+            made.share_contact_imports = False
+        return made
+
+    settings = load_settings(settings_path)
+    state = StateStore(settings.state_database_path)
+    engine = ExportEngine(
+        settings, state, source_factory=build_source, destination_factory=destination
+    )
+    started = time.perf_counter()
+    report = await engine.run("benchmark")
+    seconds = time.perf_counter() - started
+    state.close()
+    assert report.outcome == "succeeded", report.error
+    return seconds, report.counts
+
+
+def count_requests(orders: int, latency_ms: float, import_ms: float, per_record_ms: float) -> None:
+    """Requests per 10,000 orders, paced against the old polling, at batch_size 100 and 1,000."""
+    from order_export_tui.sources.demo import generate_demo_erp
+    from tests.fakes.dotdigital import FakeDotdigital, Faults
+
+    os.environ[PASSWORD_ENV] = PASSWORD
+    print(
+        f"\nrequests per 10,000 orders ({orders:,} demo orders, {latency_ms:g} ms per request,"
+        f" an import takes {import_ms:g} ms + {per_record_ms:g} ms per record)"
+    )
+    print(f"  {'batch_size':>10} {'baseline':>10} {'paced':>10} {'ratio':>7}  (run seconds)")
+    with tempfile.TemporaryDirectory(prefix="order-export-dotdigital-requests-") as folder:
+        erp = Path(folder) / "erp.sqlite"
+        generate_demo_erp(erp, orders=orders, seed=1, days=30, malformed=0)
+        for batch_size in (100, 1000):
+            figures: dict[bool, tuple[float, float]] = {}
+            for baseline in (True, False):
+                run_folder = Path(folder) / f"{batch_size}-{baseline}"
+                run_folder.mkdir()
+                (run_folder / "erp.sqlite").symlink_to(erp)
+                fake = FakeDotdigital(
+                    USER,
+                    PASSWORD,
+                    faults=Faults(latency=latency_ms / 1000),
+                    import_seconds=import_ms / 1000,
+                    import_seconds_per_record=per_record_ms / 1000,
+                )
+                with fake:
+                    path = write_settings(run_folder, fake.url, batch_size)
+                    seconds, counts = asyncio.run(counted_run(fake.url, path, baseline=baseline))
+                    assert counts["new"] == orders, counts
+                    figures[baseline] = (len(fake.requests) * 10_000 / orders, seconds)
+            (old, old_s), (new, new_s) = figures[True], figures[False]
+            print(
+                f"  {batch_size:>10,} {old:>10,.1f} {new:>10,.1f} {old / new:>6.1f}x"
+                f"  ({old_s:.1f}s / {new_s:.1f}s)"
+            )
+    print("  target: at most 40 requests per 10,000 orders at batch_size 1,000")
+
+
 def measure(orders: int, latency_ms: float, baseline_orders: int, batch_size: int) -> None:
     from order_export_tui.sources.demo import generate_demo_erp
 
@@ -184,12 +283,21 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--baseline-orders", type=int, default=1_000)
     parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--count-orders", type=int, default=20_000, help="0: skip the count")
+    parser.add_argument("--import-ms", type=float, default=20.0)
+    parser.add_argument("--import-ms-per-record", type=float, default=0.05)
+    parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores,"
         f" Python {platform.python_version()}, {platform.system()} {platform.release()}"
     )
-    measure(args.orders, args.latency_ms, args.baseline_orders, args.batch_size)
+    if not args.skip_throughput:
+        measure(args.orders, args.latency_ms, args.baseline_orders, args.batch_size)
+    if args.count_orders:
+        count_requests(
+            args.count_orders, args.latency_ms, args.import_ms, args.import_ms_per_record
+        )
 
 
 if __name__ == "__main__":

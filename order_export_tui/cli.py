@@ -49,6 +49,7 @@ from order_export_tui.settings import (
     default_settings_path,
     load_settings,
     missing_secrets,
+    weak_secrets,
 )
 from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.state import (
@@ -57,6 +58,7 @@ from order_export_tui.state import (
     StateWriteError,
     StoragePathError,
 )
+from order_export_tui.transport.redaction import redact
 from order_export_tui.transport.retry import Retrier, RetryPolicy
 
 EXIT_OK = 0
@@ -214,7 +216,7 @@ def demo_command(args: argparse.Namespace, settings_path: Path, err: Console) ->
 
 def check_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:
     settings = load_settings(settings_path)
-    problems = check_available(settings)
+    problems = check_available(settings) + weak_secrets(settings)
     secrets = missing_secrets(settings)
     if args.connect:
         problems += secrets
@@ -229,7 +231,8 @@ def check_command(args: argparse.Namespace, settings_path: Path, err: Console) -
     if problems:
         err.print("[red]Problems:[/]", markup=True)
         for problem in problems:
-            err.print(f"  {problem}", markup=False)
+            # A base URL may carry user:password@, a platform may echo the credentials.
+            err.print(f"  {redact(problem)}", markup=False)
         return EXIT_BAD_INPUT
     err.print(f"{settings_path}: settings are valid", markup=False)
     return EXIT_OK
@@ -264,10 +267,7 @@ def _one_line(text: str) -> str:
 
 def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:
     settings = load_settings(settings_path)
-    problems = startup_problems(settings)
-    if problems:
-        for problem in problems:
-            err.print(problem, markup=False)
+    if refused_at_start(settings, err):
         return EXIT_BAD_INPUT
     report: RunReport | None = None
     attached = asyncio.run(attach(settings.control_socket_path))
@@ -299,12 +299,17 @@ def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> 
     return EXIT_CANCELLED if report.outcome == CANCELLED else EXIT_TASK_FAILED
 
 
+def refused_at_start(settings: Settings, err: Console) -> bool:
+    """Print what keeps this configuration from running (each problem with its key)."""
+    problems = startup_problems(settings)
+    for problem in problems:
+        err.print(problem, markup=False)
+    return bool(problems)
+
+
 def daemon_command(settings_path: Path, err: Console) -> int:
     settings = load_settings(settings_path)
-    problems = startup_problems(settings)
-    if problems:
-        for problem in problems:
-            err.print(problem, markup=False)
+    if refused_at_start(settings, err):
         return EXIT_BAD_INPUT
     configure_logging()
     try:
@@ -382,10 +387,7 @@ def orders_command(
     is one, else in this process holding the state lock as `run` does: 0 when every order is
     confirmed by the destination, 1 when any is not (each named with its reason)."""
     settings = load_settings(settings_path)
-    problems = startup_problems(settings)
-    if problems:
-        for problem in problems:
-            err.print(problem, markup=False)
+    if refused_at_start(settings, err):
         return EXIT_BAD_INPUT
     order_ids: list[str] = list(args.order_ids)
     if (

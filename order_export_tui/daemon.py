@@ -3,8 +3,9 @@
 Logs go to stderr, one plain line per event (`<time> <LEVEL> <message>`), for journald and
 grep; each run also writes its own log file. The engine's and the service's events are logged
 here, by `DaemonLog`, and nowhere below, so each is said once. Signals:
-  SIGTERM / SIGINT  stop cleanly: the run in flight stops at its next batch boundary
-                    (a second signal abandons the batch in flight; it is sent again later)
+  SIGTERM / SIGINT  stop cleanly: the run in flight stops at its next batch boundary, or
+                    at once where its batches only wait for an import (sent again later);
+                    a second signal abandons the batch in flight (it is sent again later)
   SIGHUP            reload the settings file now (it is also checked every few seconds)
   SIGUSR1           run an export now
 """
@@ -27,6 +28,7 @@ from order_export_tui.engine.events import (
     RunFinished,
     RunStarted,
 )
+from order_export_tui.logsafe import escape_for_log
 from order_export_tui.service.delivery import EventDelivered, EventHeld, EventRetried, EventSkipped
 from order_export_tui.service.export_service import (
     ExportService,
@@ -48,10 +50,12 @@ PROGRESS_EVERY_SECONDS = 10.0
 
 class OneLineFormatter(logging.Formatter):
     """`<time> <LEVEL> <message>` with the message on one line, whatever it holds (an SMTP
-    server's multi-line reply, say); a traceback still follows on lines of its own."""
+    server's multi-line reply, say); a traceback still follows on lines of its own. Other
+    control and bidirectional characters are escaped: a logged value (an order id from a
+    webhook) can neither start a line of its own nor disguise the rest of one."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        return " ".join(super().formatMessage(record).splitlines())
+        return escape_for_log(" ".join(super().formatMessage(record).splitlines()))
 
 
 def configure_logging() -> None:
@@ -193,7 +197,11 @@ def _install_signal_handlers(control: HostedControl, watcher: SettingsWatcher) -
         if abandon_batch:
             log.warning("%s again: abandoning the batch in flight", name)
         else:
-            log.info("%s: stopping (the run in flight stops at its next batch boundary)", name)
+            log.info(
+                "%s: stopping (the run in flight stops at its next batch boundary, or at once"
+                " where its batches only wait for the platform's import)",
+                name,
+            )
 
     StopSignals(lambda abandon: control.stop(abandon_batch=abandon), announce).install(loop)
     loop.add_signal_handler(signal.SIGHUP, watcher.reload)

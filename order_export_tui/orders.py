@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -41,7 +41,13 @@ CURRENCY_CODES = frozenset(
 )
 
 ADDRESS_FIELDS = ("line1", "line2", "city", "region", "postcode", "country")
-MAX_ORDER_ID_LENGTH = 100
+MONEY_FIELDS = ("subtotal", "discount", "shipping_cost", "tax", "total")
+
+# An order id travels into URLs, file names, log lines and the state database: letters,
+# digits and . _ / - only (the demo ERP's "SO-100234", Business Central's Code[20] numbers),
+# so that " SO-1 " never becomes a second order and no control character reaches a log.
+MAX_ORDER_ID_LENGTH = 64
+_ORDER_ID = re.compile(r"[A-Za-z0-9._/-]{1,64}")
 
 # The optional fields of §3: absent means "" (or [] for categories).
 OPTIONAL_LINE_URLS = ("product_url", "image_url")
@@ -57,7 +63,8 @@ def is_valid_email(value: object) -> bool:
     return isinstance(value, str) and len(value) <= 254 and _EMAIL.match(value) is not None
 
 
-# JSON numbers every platform reads exactly: finite, and integers within a double's range.
+# JSON numbers every platform reads exactly: finite and below 2**53 in magnitude, whether the
+# parser made an int or (for a larger integer literal such as 2**70) a float of it.
 _MAX_SAFE_INTEGER = 2**53
 
 
@@ -65,16 +72,38 @@ def _is_number(value: object) -> bool:
     # Exact type checks: JSON yields plain int and float (a bool is not a number here).
     kind = type(value)
     if kind is float:
-        return math.isfinite(value)  # type: ignore[arg-type]
+        return math.isfinite(value) and abs(value) < _MAX_SAFE_INTEGER  # type: ignore[arg-type]
     return kind is int and -_MAX_SAFE_INTEGER < value < _MAX_SAFE_INTEGER  # type: ignore[operator]
+
+
+def brief(value: object, limit: int = 40) -> str:
+    """`repr(value)` cut to `limit` characters: a reason never echoes a huge input."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def order_id_problem(order_id: object, name: str = "order_id") -> str | None:
+    """Why `order_id` is not an acceptable order id, or None."""
+    if not isinstance(order_id, str) or not order_id:
+        return f"{name} must be a non-empty string"
+    if len(order_id) > MAX_ORDER_ID_LENGTH:
+        return f"{name} is longer than {MAX_ORDER_ID_LENGTH} characters"
+    if _ORDER_ID.fullmatch(order_id) is None:
+        return (
+            f"{name} {brief(order_id)} may hold only letters, digits and . _ / -"
+            " (no spaces or control characters)"
+        )
+    return None
 
 
 def _is_timestamp_with_offset(value: object) -> bool:
     if not isinstance(value, str):
         return False
     try:
-        return datetime.fromisoformat(value).tzinfo is not None
-    except ValueError:
+        moment = datetime.fromisoformat(value)
+        # An aware time that cannot be expressed in UTC (year 1 at +01:00) is no time either.
+        return moment.tzinfo is not None and moment.astimezone(UTC) is not None
+    except (ValueError, OverflowError):
         return False
 
 
@@ -160,7 +189,7 @@ def _customer_problem(customer: object) -> str | None:
     if not email:
         return "customer.email is missing"
     if not is_valid_email(email):
-        return f"customer.email is not a valid address ({email!r})"
+        return f"customer.email is not a valid address ({brief(email)})"
     for field in ("first_name", "last_name"):
         if not isinstance(customer.get(field), str):
             return f"customer.{field} must be a string"
@@ -171,19 +200,17 @@ def order_problem(doc: object) -> str | None:
     """Why `doc` is not a valid order document, or None when it is."""
     if not isinstance(doc, dict):
         return "order must be a JSON object"
-    order_id = doc.get("order_id")
-    if not isinstance(order_id, str) or not order_id.strip():
-        return "order_id must be a non-empty string"
-    if len(order_id) > MAX_ORDER_ID_LENGTH:
-        return f"order_id is longer than {MAX_ORDER_ID_LENGTH} characters"
+    problem = order_id_problem(doc.get("order_id"))
+    if problem:
+        return problem
     if not _is_timestamp_with_offset(doc.get("order_date")):
         return "order_date must be an ISO 8601 time with an offset"
     problem = _customer_problem(doc.get("customer"))
     if problem:
         return problem
     currency = doc.get("currency")
-    if currency not in CURRENCY_CODES:
-        return f"currency {currency!r} is not an ISO 4217 code"
+    if not isinstance(currency, str) or currency not in CURRENCY_CODES:
+        return f"currency {brief(currency)} is not an ISO 4217 code"
     lines = doc.get("lines")
     if not isinstance(lines, list) or not lines:
         return "order has no lines"
@@ -191,9 +218,12 @@ def order_problem(doc: object) -> str | None:
         problem = _line_problem(index, line)
         if problem:
             return problem
-    for field in ("subtotal", "discount", "shipping_cost", "tax", "total"):
-        if not _is_number(doc.get(field)):
+    for field in MONEY_FIELDS:
+        amount = doc.get(field)
+        if not _is_number(amount):
             return f"{field} must be a number"
+        if amount < 0:
+            return f"{field} must not be negative (got {amount})"
     for field in ("shipping_method", "payment_method", "tracking_number", "tracking_url"):
         if not isinstance(doc.get(field), str):
             return f"{field} must be a string"
@@ -203,10 +233,12 @@ def order_problem(doc: object) -> str | None:
             return problem
     shipping_status = doc.get("shipping_status")
     if shipping_status not in SHIPPING_STATUSES:
-        return f"shipping_status {shipping_status!r} is not one of {', '.join(SHIPPING_STATUSES)}"
+        return (
+            f"shipping_status {brief(shipping_status)} is not one of {', '.join(SHIPPING_STATUSES)}"
+        )
     payment_status = doc.get("payment_status")
     if payment_status not in PAYMENT_STATUSES:
-        return f"payment_status {payment_status!r} is not one of {', '.join(PAYMENT_STATUSES)}"
+        return f"payment_status {brief(payment_status)} is not one of {', '.join(PAYMENT_STATUSES)}"
     for field in (*OPTIONAL_ORDER_TEXTS, *OPTIONAL_ORDER_URLS):
         problem = _optional_text_problem(field, doc.get(field), url=field in OPTIONAL_ORDER_URLS)
         if problem:

@@ -230,6 +230,7 @@ PAYMENT_STATUS = "payment_status"
 QUEUED = "queued"  # waiting for delivery
 HELD = "held"  # a payment status for an order not known yet
 DELIVERED = "delivered"
+SUPERSEDED = "superseded"  # a payment status older than the one already applied: no effect
 SKIPPED = "skipped"
 EXPIRED = "expired"  # held longer than max_days_to_export
 
@@ -274,7 +275,9 @@ class StateStore:
 
     def __init__(self, path: Path, *, durable: bool = False) -> None:
         """`durable`: every commit reaches the disk before it returns (the webhook intake's
-        connection: an event answered 202 must survive a power loss too)."""
+        connection: an event answered 202 must survive a power loss too). A durable store
+        may be handed to one worker thread (the intake commits there, so that the event loop
+        does not wait for the disk); still only one thread at a time uses it."""
         self.path = path
         try:
             make_private_dirs(path.parent)
@@ -287,7 +290,9 @@ class StateStore:
         except OSError as error:
             raise _path_problem(path, "state database", error) from None
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._db = sqlite3.connect(
+                path, isolation_level=None, timeout=30, check_same_thread=not durable
+            )
         except sqlite3.Error as error:
             raise _open_problem(path, error) from None
         try:
@@ -496,17 +501,27 @@ class StateStore:
 
     def set_payment_override(
         self, order_id: str, payment_status: str, *, occurred_at: str, now: datetime
-    ) -> None:
-        """Remember a payment callback's status: it wins over the ERP's for this order."""
+    ) -> bool:
+        """Remember a payment callback's status: it wins over the ERP's for this order.
+
+        Callbacks can arrive out of order: one that happened before the status already held
+        for the order changes nothing (False). Times are compared as instants, never as
+        strings (10:00+00:00 is after 11:30+02:00)."""
+        moment = datetime.fromisoformat(occurred_at)
         with self.transaction() as db:
+            row = db.execute(
+                "SELECT occurred_at FROM payment_override WHERE order_id = ?", (order_id,)
+            ).fetchone()
+            if row is not None and moment < datetime.fromisoformat(row[0]):
+                return False
             db.execute(
                 "INSERT INTO payment_override (order_id, payment_status, occurred_at,"
                 " received_at) VALUES (?, ?, ?, ?) ON CONFLICT (order_id) DO UPDATE SET"
                 " payment_status = excluded.payment_status, occurred_at = excluded.occurred_at,"
-                " received_at = excluded.received_at WHERE excluded.occurred_at >="
-                " payment_override.occurred_at",
+                " received_at = excluded.received_at",
                 (order_id, payment_status, occurred_at, now.isoformat()),
             )
+        return True
 
     def payment_overrides(self, order_ids: Sequence[str]) -> dict[str, str]:
         """Payment statuses from callbacks for these orders (usually none)."""

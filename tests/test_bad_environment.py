@@ -254,7 +254,10 @@ def test_a_daemon_whose_webhook_port_is_taken_says_not_started_and_exits_1(
         port = taken.getsockname()[1]
         write_settings(tmp_path, {"webhook": {"enabled": True, "listen": f"127.0.0.1:{port}"}})
         result = order_export(
-            "daemon", cwd=tmp_path, env={"ORDER_EXPORT_WEBHOOK_SECRET": "x"}, timeout=60
+            "daemon",
+            cwd=tmp_path,
+            env={"ORDER_EXPORT_WEBHOOK_SECRET": "a-webhook-secret-of-32-bytes-ok"},
+            timeout=60,
         )
 
     no_traceback(result)

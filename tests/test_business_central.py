@@ -8,19 +8,16 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from order_export_tui.engine.runner import ExportEngine, window_start
-from order_export_tui.orders import OrderDocument
+from order_export_tui.engine.runner import window_start
 from order_export_tui.settings import Settings
 from order_export_tui.sources.base import SourceError
-from order_export_tui.sources.business_central.source import BusinessCentralSource, ledger_path
-from order_export_tui.state import StateStore
-from order_export_tui.transport.retry import Retrier, RetryPolicy
+from order_export_tui.sources.business_central.source import ledger_path
 from tests.conftest import FakeClock, write_settings
 from tests.fakes.business_central import (
     BusinessCentralFake,
@@ -28,12 +25,17 @@ from tests.fakes.business_central import (
     item_line,
     too_many_requests,
 )
+from tests.support.business_central_setup import (
+    add_jane,
+    days_ago,
+    engine_for,
+    read_all,
+    source_for,
+)
 from tests.support.cli import order_export
-from tests.support.engines import make_engine
 from tests.support.fault_server import Fault
 
 SECRET_ENV = "BC_CLIENT_SECRET"
-UTRECHT = {"line1": "Main St 1", "city": "Utrecht", "postcode": "3511", "country": "NL"}
 DEPOT = {"line1": "Dock 7", "line2": "Gate B", "city": "Rotterdam", "region": "ZH",
          "postcode": "3011", "country": "NL"}  # fmt: skip
 
@@ -75,10 +77,6 @@ def server_time_zone() -> Iterator[str]:
     time.tzset()
 
 
-def engine_for(settings: Settings, clock: FakeClock | None = None) -> ExportEngine:
-    return make_engine(settings, StateStore(settings.state_database_path), clock)
-
-
 def file_records(settings: Settings) -> list[dict[str, Any]]:
     """Every record the dry-run file destination wrote, in order (Dotdigital's shape)."""
     if not settings.file_path.exists():
@@ -89,32 +87,6 @@ def file_records(settings: Settings) -> list[dict[str, Any]]:
 
 def latest_records(settings: Settings) -> dict[str, dict[str, Any]]:
     return {record["key"]: record["json"] for record in file_records(settings)}
-
-
-def source_for(settings: Settings, retries: int = 3) -> BusinessCentralSource:
-    return BusinessCentralSource.from_settings(settings, Retrier(RetryPolicy(retries, 60)))
-
-
-async def read_all(settings: Settings) -> dict[str, OrderDocument]:
-    source = source_for(settings)
-    start = window_start(datetime.now().astimezone(), settings.task.max_days_to_export)
-    docs: dict[str, OrderDocument] = {}
-    try:
-        async for chunk in source.iter_orders(start):
-            for doc in chunk:
-                assert doc["order_id"] not in docs, "an order was yielded twice"
-                docs[doc["order_id"]] = doc
-    finally:
-        await source.close()
-    return docs
-
-
-def days_ago(days: int) -> date:
-    return date.today() - timedelta(days=days)
-
-
-def add_jane(fake: BusinessCentralFake) -> None:
-    fake.add_customer("C-4711", "Jane Doe", "jane@example.com", address=UTRECHT)
 
 
 # --- the mapping and the window ---------------------------------------------------------------

@@ -167,7 +167,7 @@ def test_an_unwritable_logs_folder_fails_the_run_with_a_clear_message(tmp_path: 
 def test_messages_to_a_pipe_are_whole_lines_however_long(tmp_path: Path) -> None:
     from tests.fakes.mailchimp import MailchimpFake
     from tests.support.fault_server import Fault
-    from tests.test_mailchimp import AUDIENCE, KEY, KEY_ENV, mailchimp_overrides
+    from tests.support.mailchimp_account import AUDIENCE, KEY, KEY_ENV, mailchimp_overrides
 
     deep = tmp_path / ("a-folder-with-a-long-name-" * 3) / "site"
     deep.mkdir(parents=True)
@@ -234,7 +234,7 @@ def test_check_connect_names_the_company_and_the_store_and_never_a_secret(
 ) -> None:
     from tests.fakes.business_central import BusinessCentralFake
     from tests.fakes.mailchimp import MailchimpFake
-    from tests.test_mailchimp import AUDIENCE, KEY, KEY_ENV, STORE, mailchimp_overrides
+    from tests.support.mailchimp_account import AUDIENCE, KEY, KEY_ENV, STORE, mailchimp_overrides
 
     user_info = "ops:url-password-never-printed"
     with (

@@ -305,7 +305,7 @@ class PipedDaemon:
 
 def test_the_daemons_stderr_in_a_pipe_has_each_event_once_on_one_line(tmp_path: Path) -> None:
     from tests.fakes.mailchimp import MailchimpFake
-    from tests.test_mailchimp import AUDIENCE, KEY, KEY_ENV, mailchimp_overrides
+    from tests.support.mailchimp_account import AUDIENCE, KEY, KEY_ENV, mailchimp_overrides
 
     with SmtpTestServer() as smtp, MailchimpFake(KEY, lists=(AUDIENCE,), latency=1.0) as fake:
         fake.break_requests(lambda method, path: True)  # every attempt fails after 1 s

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import Counter
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +17,11 @@ from order_export_tui.sources.demo import (
     DEFECTS,
     DemoErpSource,
     ensure_demo_erp,
-    generate_demo_erp,
     order_numbers,
     set_payment_status,
     ship_order,
 )
-
-NOW = datetime(2025, 3, 14, 15, 30, 12, tzinfo=UTC)  # in the past: ship_order stamps real time
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-DAYS = 12
-ORDERS = 240
-MALFORMED = 5
+from tests.support.demo_erp import DAYS, EPOCH, MALFORMED, NOW, ORDERS, generate, read_all
 
 ORDER_KEYS = [
     "order_id", "order_date", "customer", "currency", "lines",
@@ -48,21 +42,6 @@ PAYMENT_STATUSES = {
 CURRENCY_OF_COUNTRY = {"NL": "EUR", "DE": "EUR", "BE": "EUR", "FR": "EUR", "GB": "GBP", "US": "USD"}
 
 Doc = dict[str, Any]
-
-
-def generate(path: Path, **overrides: Any) -> None:
-    arguments: dict[str, Any] = {
-        "orders": ORDERS, "seed": 11, "days": DAYS, "malformed": MALFORMED, "now": NOW,
-    }  # fmt: skip
-    generate_demo_erp(path, **(arguments | overrides))
-
-
-async def read_all(path: Path, window_start: datetime = EPOCH, chunk_size: int = 1000) -> list[Doc]:
-    source = DemoErpSource(path, chunk_size=chunk_size)
-    try:
-        return [doc async for chunk in source.iter_orders(window_start) for doc in chunk]
-    finally:
-        await source.close()
 
 
 def defects(doc: Doc) -> list[str]:

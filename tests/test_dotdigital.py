@@ -32,13 +32,11 @@ from tests.conftest import FakeClock, write_settings
 from tests.fakes.dotdigital import CONTACTS_SPEC, INSIGHT_SPEC, FakeDotdigital, Faults
 from tests.support.cli import REPO, order_export
 from tests.support.demo_erp import demo, expected_orders
+from tests.support.dotdigital_account import PASSWORD, PASSWORD_ENV, USER, dotdigital_overrides
 from tests.support.engines import make_engine
 from tests.support.specs import assert_valid
 
-USER = "apiuser-test@apiconnector.com"
-PASSWORD = "pw-Zq8-never-shown"
 WRONG_PASSWORD = "pw-wrong-also-never-shown"
-PASSWORD_ENV = "DD_TEST_PASSWORD"
 
 
 @pytest.fixture
@@ -51,14 +49,6 @@ def fake() -> Iterator[FakeDotdigital]:
 @pytest.fixture(autouse=True)
 def password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
-
-
-def dotdigital_overrides(url: str, **dotdigital: Any) -> dict[str, Any]:
-    return {
-        "destination": {"app": "dotdigital"},
-        "dotdigital": {"base_url": url, "api_user": USER, "password_env": PASSWORD_ENV}
-        | dotdigital,
-    }
 
 
 async def valid_orders(settings: Settings) -> list[OrderDocument]:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from order_export_tui.engine.events import (
     BatchFinished,
@@ -20,17 +18,12 @@ from order_export_tui.engine.events import (
 from order_export_tui.engine.runlogs import run_log_files
 from order_export_tui.engine.runner import ExportEngine, window_start
 from order_export_tui.service.wiring import build_source
-from order_export_tui.settings import Settings
 from order_export_tui.sources.demo import ship_order
 from tests.support.demo_erp import demo, expected_orders
 from tests.support.engines import make_engine
 from tests.support.fault_server import Fault
+from tests.support.file_output import file_records
 from tests.support.loopback_destination import LoopbackDestination
-
-
-def file_records(settings: Settings) -> list[dict[str, Any]]:
-    lines = settings.file_path.read_text().splitlines()
-    return [record for line in lines for record in json.loads(line)["body"]["records"]]
 
 
 async def test_first_run_exports_every_in_window_order_once_and_second_run_nothing(

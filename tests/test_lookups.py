@@ -16,16 +16,16 @@ from hypothesis import strategies as st
 from order_export_tui.settings import Settings
 from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp
 from tests.fakes.business_central import BusinessCentralFake, item_line
-from tests.test_business_central import (
+from tests.support.business_central_setup import (
     add_jane,
     days_ago,
     engine_for,
     source_for,
 )
-from tests.test_business_central import (
+from tests.support.business_central_setup import (
     read_all as read_all_bc,
 )
-from tests.test_demo_erp import EPOCH, generate, read_all
+from tests.support.demo_erp import EPOCH, generate, read_all
 
 # --- the demo ERP ---------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from order_export_tui.transport.retry import Retrier, RetryPolicy
 from tests.fakes.business_central import BusinessCentralFake, item_line
 from tests.fakes.dotdigital import FakeDotdigital
 from tests.fakes.mailchimp import MailchimpFake
-from tests.test_engine import demo
+from tests.support.demo_erp import demo
 
 KEY = "0a1b2c3d4e5f60718293a4b5c6d7e8f9-us7"
 KEY_ENV = "ORDER_EXPORT_TEST_MAILCHIMP_KEY"

@@ -28,7 +28,9 @@ from tests.conftest import write_settings
 from tests.support.daemon_process import DaemonProcess as Daemon
 from tests.support.fault_server import Fault, FaultServer
 from tests.support.loopback_destination import LoopbackDestination, OrderStore
-from tests.test_realtime import SECRET, Webstore, free_port, order
+from tests.support.orders import order
+from tests.support.ports import free_port
+from tests.support.webstore import SECRET, Webstore
 
 METRIC_NAMES = {
     "order_export_runs": "counter",

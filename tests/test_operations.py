@@ -32,11 +32,12 @@ from order_export_tui.transport.retry import Retrier
 from tests.conftest import write_settings
 from tests.fakes.business_central import BusinessCentralFake
 from tests.fakes.dotdigital import FakeDotdigital
+from tests.support.cli import order_export
+from tests.support.dotdigital_account import PASSWORD, PASSWORD_ENV, USER, dotdigital_overrides
+from tests.support.file_output import file_records
 from tests.support.loopback_destination import LoopbackDestination
-from tests.test_cli import order_export
-from tests.test_dotdigital import PASSWORD, PASSWORD_ENV, USER, dotdigital_overrides
-from tests.test_engine import file_records
-from tests.test_realtime import SECRET, Webstore, free_port, payment
+from tests.support.ports import free_port
+from tests.support.webstore import SECRET, Webstore, payment
 
 
 async def demo_docs(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -439,7 +440,7 @@ async def test_on_mailchimp_a_run_since_is_an_is_syncing_backfill_even_with_no_n
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from tests.fakes.mailchimp import MailchimpFake
-    from tests.test_mailchimp import AUDIENCE, KEY, KEY_ENV, STORE, mailchimp_overrides
+    from tests.support.mailchimp_account import AUDIENCE, KEY, KEY_ENV, STORE, mailchimp_overrides
 
     monkeypatch.setenv(KEY_ENV, KEY)
     with MailchimpFake(KEY, lists=(AUDIENCE,)) as fake:

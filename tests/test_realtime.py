@@ -22,32 +22,7 @@ from tests.support.fault_server import Fault, FaultServer
 from tests.support.loopback_destination import LoopbackDestination, OrderStore
 from tests.support.orders import order
 from tests.support.ports import free_port
-
-SECRET = "webhook-secret-for-tests"
-
-
-def payment(order_id: str, status: str, at: str = "2026-11-27T10:25:00+00:00") -> dict[str, Any]:
-    return {"order_id": order_id, "payment_status": status, "occurred_at": at}
-
-
-@dataclass
-class Webstore:
-    """What the webstore does: sign and post events."""
-
-    client: httpx.AsyncClient
-
-    async def post(
-        self, path: str, event: Any, *, secret: str = SECRET, raw: bytes | None = None
-    ) -> httpx.Response:
-        body = raw if raw is not None else orjson.dumps(event)
-        headers = {"X-Signature": signature_for(secret, body), "Content-Type": "application/json"}
-        return await self.client.post(path, content=body, headers=headers)
-
-    async def order_completed(self, doc: dict[str, Any]) -> httpx.Response:
-        return await self.post("/webhooks/order-completed", doc)
-
-    async def payment_status(self, event: dict[str, Any]) -> httpx.Response:
-        return await self.post("/webhooks/payment-status", event)
+from tests.support.webstore import SECRET, Webstore, payment
 
 
 @dataclass

@@ -29,8 +29,7 @@ from order_export_tui.settings import (
     settings_to_dict,
 )
 from order_export_tui.settings.document import DEFAULT_HEADER, render_settings
-
-SHIPPED = Path(__file__).resolve().parents[1] / "settings.toml"
+from tests.support.settings_files import SHIPPED
 
 SECRET_VARS = (
     "BC_CLIENT_SECRET",

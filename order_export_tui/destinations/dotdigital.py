@@ -1,12 +1,20 @@
 """The Dotdigital destination: orders as contact-scoped Insight data (interfaces.md §5).
 
 A batch travels as bulk imports, never one request per order: when `create_missing_contacts`
-is on, one bulk contacts import for the e-mail addresses not ensured yet this run, then one
-`PUT /insightData/v3/import`. An import is polled until done: first after a short wait learnt
-from this run's earlier imports, then at doubling intervals up to 2 s. Each failure in an
-import's report becomes a rejection of its order, with the platform's reason. A single order
-(real time, a status update) is one synchronous upsert of its record. At most five imports
-run at once, contacts and Insight data together, as Dotdigital allows.
+is on, a bulk contacts import for the e-mail addresses not ensured yet this run (batches in
+flight together share one: `rounds.Rounds`), then one `PUT /insightData/v3/import`. An import
+is polled until done, paced by its size and this run's earlier imports
+(`dotdigital_pacing`), for at most `dotdigital.import_timeout_seconds`; a cancel ends the wait
+at once (the batch is recorded nowhere and sent again next time). Each failure in an import's
+report becomes a rejection of its order, with the platform's reason, and the report's summary
+must account for every other record: those it does not are rejected too, with that reason. A
+single order (real time, a status update) is one synchronous upsert of its record. At most five
+imports run at once, contacts and Insight data together, as Dotdigital allows.
+
+Only the documented success counts: its status code and a body as the spec says (an import
+id, a report with a status, no body or JSON for the single-record PUT). A web page, an empty
+or unreadable body, JSON of another shape or a 2xx the spec does not list is a transient
+failure, like an answer that never came.
 
 What fails what:
 - transport errors, 429, 5xx and the flat-rate limit's `ERROR_APIUSAGE_EXCEEDED` are
@@ -16,7 +24,8 @@ What fails what:
   stop every other request of this destination, so bad credentials never cause a storm;
 - any other 4xx fails a bulk import (`DestinationError` with Dotdigital's error code), and
   rejects a single order (its reason is returned).
-Nothing secret reaches a message: the password is named by its variable, never shown.
+Nothing secret reaches a message: the password is named by its variable, never shown, and
+Dotdigital's own text is redacted (`transport.redaction`) before it is kept.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +43,7 @@ import httpx
 import orjson
 
 from order_export_tui.destinations.base import DestinationError, OrderChange
+from order_export_tui.destinations.dotdigital_pacing import ImportPacer
 from order_export_tui.destinations.dotdigital_records import (
     IMPORT_PATH,
     bulk_import_body,
@@ -42,15 +52,32 @@ from order_export_tui.destinations.dotdigital_records import (
     order_record_json,
     single_record_path,
 )
+from order_export_tui.destinations.rounds import Rounds
 from order_export_tui.orders import OrderDocument
 from order_export_tui.settings import Settings, secret_value
-from order_export_tui.transport.http import display_url, retry_after_seconds, send
+from order_export_tui.transport.answers import (
+    expect_no_body_or_json,
+    expect_status,
+    not_the_platform,
+    read_json,
+    read_json_list,
+    read_json_object,
+)
+from order_export_tui.transport.http import (
+    DEFAULT_REQUEST_TIMEOUT_SECONDS,
+    display_url,
+    request_timeout,
+    retry_after_seconds,
+    send,
+)
+from order_export_tui.transport.redaction import redact
 from order_export_tui.transport.retry import (
     Retrier,
     RetriesExhaustedError,
     RetryPolicy,
     TransientError,
 )
+from order_export_tui.transport.waiting import interruptible
 
 log = logging.getLogger("order_export.dotdigital")
 
@@ -61,16 +88,15 @@ COLLECTION_SCOPE = "contact"
 COLLECTION_TYPE = "orders"
 
 MAX_CONCURRENT_IMPORTS = 5  # Dotdigital runs at most five imports at once per account
-REQUEST_TIMEOUT_SECONDS = 120.0  # large imports can take Dotdigital a while to accept
-CONNECT_TIMEOUT_SECONDS = 15.0
-FIRST_POLL_SECONDS = 0.025  # before this run has seen an import finish
-MIN_FIRST_POLL_SECONDS = 0.01
-MAX_POLL_SECONDS = 2.0
-IMPORT_DEADLINE_SECONDS = 30 * 60.0
+IMPORT_TIMEOUT_SECONDS = 900.0  # dotdigital.import_timeout_seconds
+# Contacts imports running at once; batches arriving meanwhile share the next one. Two keep
+# the batches flowing (one import being polled while the next is submitted) at few requests.
+CONTACT_IMPORTS_AT_ONCE = 2
 USAGE_EXCEEDED = "ERROR_APIUSAGE_EXCEEDED"
 COLLECTION_NAME = re.compile(r"^[-A-Za-z_][-A-Za-z0-9_]{1,255}$")
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _MAX_REASON_TEXT = 300
+Check = Callable[[httpx.Response, str], None]  # raises TransientError: not the documented answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +107,7 @@ class ImportKind:
     `NotFinished`, or one Dotdigital adds later) is waited on, up to the deadline.
     """
 
+    key: str
     what: str
     submit_path: str
     done: frozenset[str]
@@ -92,12 +119,14 @@ class ImportKind:
 
 # The spec's example says `Finished`, its enum says `Complete`: either one is done.
 INSIGHT_IMPORT = ImportKind(
+    key="insight",
     what="Insight data import",
     submit_path=IMPORT_PATH,
     done=frozenset({"Finished", "Complete"}),
     account_refused=frozenset(),
 )
 CONTACTS_IMPORT = ImportKind(
+    key="contacts",
     what="contacts import",
     submit_path=CONTACTS_IMPORT_PATH,
     done=frozenset({"Finished"}),
@@ -124,7 +153,10 @@ class DotdigitalDestination:
         region: str = "r1",
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
-        import_deadline: float = IMPORT_DEADLINE_SECONDS,
+        import_timeout: float = IMPORT_TIMEOUT_SECONDS,
+        request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
+        pacer: ImportPacer | None = None,
+        share_contact_imports: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_user = api_user
@@ -134,7 +166,9 @@ class DotdigitalDestination:
         self.create_missing_contacts = create_missing_contacts
         self.contact_list_id = contact_list_id  # 0: contacts created for orders join no list
         self.region = region
-        self.import_deadline = import_deadline
+        self.import_timeout = import_timeout
+        self.request_timeout_seconds = request_timeout_seconds
+        self.share_contact_imports = share_contact_imports
         self._sleep = sleep
         self._clock = clock
         self._client: httpx.AsyncClient | None = None
@@ -147,7 +181,10 @@ class DotdigitalDestination:
         # One budget for both kinds of import: right whether Dotdigital counts them together
         # or apart, and no slower, as each batch runs one import at a time.
         self._import_slots = asyncio.Semaphore(MAX_CONCURRENT_IMPORTS)
-        self._first_poll = {INSIGHT_IMPORT: FIRST_POLL_SECONDS, CONTACTS_IMPORT: FIRST_POLL_SECONDS}
+        self._pacer = pacer or ImportPacer()
+        self._contact_rounds: Rounds[str, dict[str, Any], dict[str, str]] = Rounds(
+            CONTACT_IMPORTS_AT_ONCE
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DotdigitalDestination:
@@ -161,6 +198,8 @@ class DotdigitalDestination:
             create_missing_contacts=dotdigital.create_missing_contacts,
             contact_list_id=dotdigital.contact_list_id,
             region=dotdigital.region,
+            import_timeout=dotdigital.import_timeout_seconds,
+            request_timeout_seconds=settings.task.request_timeout_seconds,
         )
 
     # --- the protocol ---------------------------------------------------------------------
@@ -176,7 +215,7 @@ class DotdigitalDestination:
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             auth=httpx.BasicAuth(self.api_user, password),
-            timeout=httpx.Timeout(REQUEST_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
+            timeout=request_timeout(self.request_timeout_seconds),
             limits=httpx.Limits(
                 max_connections=4 * MAX_CONCURRENT_IMPORTS,
                 max_keepalive_connections=4 * MAX_CONCURRENT_IMPORTS,
@@ -214,7 +253,9 @@ class DotdigitalDestination:
             await self._check_account(Retrier(RetryPolicy(max_retries=0, window_seconds=0)))
         except RetriesExhaustedError as error:
             raise DestinationError(
-                f"cannot reach Dotdigital at {display_url(self.base_url)}: {error.last_error}"
+                redact(
+                    f"cannot reach Dotdigital at {display_url(self.base_url)}: {error.last_error}"
+                )
             ) from error
         # The specs hold no account-info call: the API user and the collection name it.
         collection = "exists" if self._collection_exists else "created by the first export"
@@ -224,6 +265,7 @@ class DotdigitalDestination:
         )
 
     async def close(self) -> None:
+        await self._contact_rounds.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
@@ -240,7 +282,12 @@ class DotdigitalDestination:
             if self._checked:
                 return
             response = await self._call(
-                retrier, "GET Insight data collections", "GET", COLLECTIONS_PATH
+                retrier,
+                "GET Insight data collections",
+                "GET",
+                COLLECTIONS_PATH,
+                documented=(200,),
+                check=_json_list,
             )
             if response.status_code != 200:
                 raise DestinationError(
@@ -283,7 +330,13 @@ class DotdigitalDestination:
             path = f"{COLLECTIONS_PATH}/{quote(self.collection, safe='')}"
             params = {"collectionScope": COLLECTION_SCOPE, "collectionType": COLLECTION_TYPE}
             response = await self._call(
-                retrier, "POST Insight data collection", "POST", path, params=params
+                retrier,
+                "POST Insight data collection",
+                "POST",
+                path,
+                params=params,
+                documented=(200, 201),
+                check=expect_no_body_or_json,
             )
             if response.status_code not in (200, 201):  # 200: it existed already
                 raise DestinationError(
@@ -303,11 +356,20 @@ class DotdigitalDestination:
         wanted = self._contacts_to_ensure(docs)
         if not wanted:
             return {}
-        body = contacts_import_body(list(wanted.values()), list_id=self.contact_list_id)
-        report = await self._run_import(CONTACTS_IMPORT, orjson.dumps(body), retrier)
-        problems = contact_failures(report)
-        self._ensured_contacts.update(email for email in wanted if email not in problems)
-        return problems
+
+        async def import_contacts(customers: dict[str, dict[str, Any]]) -> dict[str, str]:
+            body = contacts_import_body(list(customers.values()), list_id=self.contact_list_id)
+            report = await self._run_import(
+                CONTACTS_IMPORT, orjson.dumps(body), len(customers), retrier
+            )
+            problems = contact_failures(report)
+            self._ensured_contacts.update(email for email in customers if email not in problems)
+            return problems
+
+        if not self.share_contact_imports:
+            return await import_contacts(wanted)
+        problems = await self._contact_rounds.join(wanted, import_contacts)
+        return {email: why for email, why in problems.items() if email in wanted}
 
     def _contacts_to_ensure(self, docs: Sequence[OrderDocument]) -> dict[str, dict[str, Any]]:
         """Lower-cased e-mail -> the order's customer, for contacts not ensured this run."""
@@ -334,6 +396,8 @@ class DotdigitalDestination:
             path,
             content=body,
             params={"merge-option": "overwrite-if-empty"},
+            documented=(200, 201),
+            check=_contact_answer,
         )
         if response.status_code in (200, 201):
             self._ensured_contacts.add(email)
@@ -347,7 +411,7 @@ class DotdigitalDestination:
     ) -> dict[str, str]:
         """One bulk Insight import; each failure in its report rejects its order."""
         body = bulk_import_body(list(docs), collection=self.collection, store_name=self.store_name)
-        report = await self._run_import(INSIGHT_IMPORT, orjson.dumps(body), retrier)
+        report = await self._run_import(INSIGHT_IMPORT, orjson.dumps(body), len(docs), retrier)
         self._collection_exists = True  # a bulk import creates a missing collection
         emails = {doc["order_id"]: doc["customer"]["email"].lower() for doc in docs}
         rejected: dict[str, str] = {}
@@ -361,14 +425,26 @@ class DotdigitalDestination:
                 self._ensured_contacts.discard(emails[key])  # deleted meanwhile, perhaps
                 if emails[key] in contact_problems:
                     reason += f" ({contact_problems[emails[key]]})"
-            rejected[key] = reason
+            rejected[key] = redact(reason)
+        gap = unaccounted_records(report, len(emails), len(rejected))
+        if gap is not None:
+            log.warning("%s", gap)
+            rejected.update((key, gap) for key in emails if key not in rejected)
         return rejected
 
     async def _upsert_record(self, doc: OrderDocument, retrier: Retrier) -> str | None:
         body = orjson.dumps(order_record_json(doc, self.store_name))
         path = single_record_path(doc, self.collection)
-        response = await self._call(retrier, "PUT Insight data record", "PUT", path, content=body)
-        if response.status_code in (200, 201, 204):
+        response = await self._call(
+            retrier,
+            "PUT Insight data record",
+            "PUT",
+            path,
+            content=body,
+            documented=(201, 204),
+            check=expect_no_body_or_json,
+        )
+        if response.status_code in (201, 204):
             return None
         code = error_code(response)
         if code == "insightData:collectionNotFound":
@@ -379,43 +455,61 @@ class DotdigitalDestination:
 
     # --- asynchronous imports -------------------------------------------------------------
 
-    async def _run_import(self, kind: ImportKind, body: bytes, retrier: Retrier) -> dict[str, Any]:
+    async def _run_import(
+        self, kind: ImportKind, body: bytes, records: int, retrier: Retrier
+    ) -> dict[str, Any]:
         """Submit an import and wait for its report. At most five run at once; one that ends
         `Failed` is submitted again, counted as a retry of the bulk import."""
         async with self._import_slots:
             return await retrier.call(
-                f"Dotdigital {kind.what}", lambda: self._submit_and_wait(kind, body, retrier)
+                f"Dotdigital {kind.what}",
+                lambda: self._submit_and_wait(kind, body, records, retrier),
             )
 
     async def _submit_and_wait(
-        self, kind: ImportKind, body: bytes, retrier: Retrier
+        self, kind: ImportKind, body: bytes, records: int, retrier: Retrier
     ) -> dict[str, Any]:
         response = await self._call(
-            retrier, f"PUT {kind.submit_path}", "PUT", kind.submit_path, content=body
+            retrier,
+            f"PUT {kind.submit_path}",
+            "PUT",
+            kind.submit_path,
+            content=body,
+            documented=(202,),
+            check=_import_id_answer,
         )
-        answer = _json(response) if response.status_code < 300 else None
-        import_id = answer.get("importId") if isinstance(answer, dict) else None
-        if not isinstance(import_id, str) or not import_id:
+        if response.status_code != 202:
             raise DestinationError(
                 f"Dotdigital refused the {kind.what}: {platform_error(response)}"
             )
-        log.debug("Dotdigital %s %s submitted", kind.what, import_id)
-        return await self._wait_for(kind, import_id, retrier)
+        import_id = _json(response)["importId"]
+        log.debug("Dotdigital %s %s submitted (%d records)", kind.what, import_id, records)
+        return await self._wait_for(kind, import_id, records, retrier)
 
-    async def _wait_for(self, kind: ImportKind, import_id: str, retrier: Retrier) -> dict[str, Any]:
-        """Poll the import's status: a first wait learnt from this run's earlier imports,
-        then waits that double up to a cap."""
-        deadline = self._clock() + self.import_deadline
-        delay = self._first_poll[kind]
-        waited_before_last_poll = 0.0
+    async def _wait_for(
+        self, kind: ImportKind, import_id: str, records: int, retrier: Retrier
+    ) -> dict[str, Any]:
+        """Poll the import's status, paced by its size (`ImportPacer`), for at most
+        `import_timeout` seconds. Only waiting: a cancel ends it at once."""
+        started = self._clock()
+        delay = self._pacer.first_wait(kind.key, records)
+        running_at = 0.0
         while True:
-            await self._sleep(delay)
+            left = self.import_timeout - (self._clock() - started)
+            await interruptible(
+                self._sleep(max(0.0, min(delay, left))),
+                retrier.interrupt,
+                f"waiting for Dotdigital {kind.what} {import_id}",
+            )
+            looked_at = self._clock() - started  # when it was asked, not answered
             report = await self._import_status(kind, import_id, retrier)
-            status = report.get("status")
+            status = report["status"]
+            waited = self._clock() - started
             if status in kind.done:
-                self._learn_pace(kind, delay, waited_before_last_poll)
+                self._pacer.learn(kind.key, records, running_at, looked_at)
                 return report
-            waited_before_last_poll += delay
+            running_at = looked_at
+            self._pacer.still_running(kind.key, records, running_at)
             if status in kind.account_refused:
                 raise DestinationError(
                     f"Dotdigital refused the {kind.what} {import_id}: {status}"
@@ -423,37 +517,32 @@ class DotdigitalDestination:
                 )
             if status == "Failed":
                 raise TransientError(f"Dotdigital {kind.what} {import_id} failed")
-            if self._clock() > deadline:
+            if waited >= self.import_timeout:
                 raise DestinationError(
                     f"Dotdigital {kind.what} {import_id} is still {status!r} after"
-                    f" {self.import_deadline / 60:g} minutes"
+                    f" {self.import_timeout:g}s (dotdigital.import_timeout_seconds); the batch"
+                    " is sent again by the next run"
                 )
-            delay = min(delay * 2, MAX_POLL_SECONDS)
-
-    def _learn_pace(self, kind: ImportKind, last_wait: float, waited_before: float) -> None:
-        """Done at the first poll: next time ask a little sooner. Done later: next time start
-        where it was still running, so a slow API is not polled in vain and a fast one is
-        not kept waiting."""
-        if waited_before == 0.0:
-            pace = max(MIN_FIRST_POLL_SECONDS, last_wait * 0.8)
-        else:
-            pace = min(MAX_POLL_SECONDS, waited_before)
-        self._first_poll[kind] = pace
+            delay = self._pacer.next_wait(kind.key, records, waited)
 
     async def _import_status(
         self, kind: ImportKind, import_id: str, retrier: Retrier
     ) -> dict[str, Any]:
         response = await self._call(
-            retrier, f"GET {kind.what} status", "GET", kind.status_path(import_id)
+            retrier,
+            f"GET {kind.what} status",
+            "GET",
+            kind.status_path(import_id),
+            documented=(200,),
+            check=_import_report,
         )
         if response.status_code == 404:  # lost by the platform: submitting again is safe
             raise TransientError(f"Dotdigital does not know {kind.what} {import_id}")
-        report = _json(response)
-        if response.status_code != 200 or not isinstance(report, dict):
+        if response.status_code != 200:
             raise DestinationError(
                 f"Dotdigital cannot report on {kind.what} {import_id}: {platform_error(response)}"
             )
-        return report
+        return _json(response)
 
     # --- requests -------------------------------------------------------------------------
 
@@ -466,9 +555,12 @@ class DotdigitalDestination:
         *,
         content: bytes | None = None,
         params: dict[str, str] | None = None,
+        documented: Collection[int],
+        check: Check,
     ) -> httpx.Response:
         """One request under the retry policy; what comes back is neither transient nor a
-        refusal of the credentials, and is for the caller to judge."""
+        refusal of the credentials, and is for the caller to judge. A 2xx is one of the
+        `documented` statuses and passed `check`; any other answer carries Dotdigital's JSON."""
         client = self._require_client()
         request = client.build_request(
             method,
@@ -477,21 +569,34 @@ class DotdigitalDestination:
             params=params,
             headers=_JSON_HEADERS if content is not None else None,
         )
-        return await retrier.call(what, lambda: self._attempt(client, request, what))
+        return await retrier.call(
+            what, lambda: self._attempt(client, request, f"Dotdigital {what}", documented, check)
+        )
 
     async def _attempt(
-        self, client: httpx.AsyncClient, request: httpx.Request, what: str
+        self,
+        client: httpx.AsyncClient,
+        request: httpx.Request,
+        what: str,
+        documented: Collection[int],
+        check: Check,
     ) -> httpx.Response:
         self._raise_if_refused()
         response = await send(client, request, what)
-        if 400 <= response.status_code < 500 and USAGE_EXCEEDED in response.text:
+        status = response.status_code
+        if 400 <= status < 500 and USAGE_EXCEEDED in response.text:
             raise TransientError(
                 f"{what}: the API user's hourly call limit is used up ({USAGE_EXCEEDED})",
                 retry_after=retry_after_seconds(response.headers),
             )
-        if response.status_code in (401, 403):
+        if status in (401, 403):
             self._refusal = self._refusal_message(response)
             self._raise_if_refused()
+        if 200 <= status < 300:
+            expect_status(response, what, documented)
+            check(response, what)
+        elif not isinstance(read_json(response, what), dict):
+            raise not_the_platform(response, what, "not Dotdigital's error document")
         return response
 
     def _refusal_message(self, response: httpx.Response) -> str:
@@ -567,24 +672,68 @@ def error_code(response: httpx.Response) -> str | None:
 
 
 def platform_error(response: httpx.Response) -> str:
-    """Dotdigital's `{errorCode, description, details[]}` as one line, else the status."""
+    """Dotdigital's `{errorCode, description, details[]}` as one line, else the status;
+    redacted, as a server may echo the request's credentials."""
     body = _json(response)
     if not isinstance(body, dict) or "errorCode" not in body:
         text = response.text.strip()[:_MAX_REASON_TEXT]
-        return f"HTTP {response.status_code}" + (f" {text}" if text else "")
+        return redact(f"HTTP {response.status_code}" + (f" {text}" if text else ""))
     message = f"HTTP {response.status_code} {body['errorCode']}: {body.get('description', '')}"
     details = [
         f"{item.get('item', '')}: {item.get('description', '')}"
         for item in _dicts(body.get("details"))
     ]
-    return message + (f" ({'; '.join(details)})" if details else "")
+    return redact(message + (f" ({'; '.join(details)})" if details else ""))
+
+
+def unaccounted_records(report: dict[str, Any], records: int, listed: int) -> str | None:
+    """Why an Insight import's report does not prove the records it lists no failure for
+    were imported, or None when its summary accounts for them all. (`failures` is optional
+    in the spec: a report may say `totalRejected: 120` and list none.)"""
+    import_id = report.get("importId", "")
+    summary = report.get("summary")
+    imported = summary.get("totalImported") if isinstance(summary, dict) else None
+    total = summary.get("totalRecords", records) if isinstance(summary, dict) else records
+    if _count(imported) and _count(total) and imported == records - listed and total == records:
+        return None
+    said = describe_summary(report) or " (no summary)"
+    return (
+        f"Dotdigital's report on import {import_id} does not account for this record{said};"
+        f" {listed} of {records} failures listed: not recorded as exported, sent again next run"
+    )
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _json(response: httpx.Response) -> Any:
+    """The body as JSON; {} when it is none (bounded: never a RecursionError)."""
     try:
-        return response.json()
-    except ValueError:
+        return orjson.loads(response.content)
+    except (orjson.JSONDecodeError, RecursionError):
         return {}
+
+
+# --- what a documented success looks like, per request --------------------------------------
+
+
+def _json_list(response: httpx.Response, what: str) -> None:
+    read_json_list(response, what)
+
+
+def _import_id_answer(response: httpx.Response, what: str) -> None:
+    body = read_json_object(response, what, required={"importId": str})
+    if not body["importId"]:
+        raise not_the_platform(response, what, "the import id is empty")
+
+
+def _import_report(response: httpx.Response, what: str) -> None:
+    read_json_object(response, what, required={"importId": str, "status": str})
+
+
+def _contact_answer(response: httpx.Response, what: str) -> None:
+    read_json_object(response, what)
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:

@@ -19,10 +19,16 @@ than Mailchimp's 10 per key), shared by everything this destination does:
   is held until the backfill ends (`HeldForBackfillError`, a transient error: the real-time
   queue tries it again), so its notification is not silenced.
 
+Only the documented success counts: HTTP 200 with the JSON object of what was asked for (its
+`id` that of the store, customer, product, variant or order the request was about). A web
+page, an empty or unreadable body, another shape, or an error status without Mailchimp's
+problem document is not Mailchimp's answer: a transient failure, like no answer at all.
+
 What fails what: transport errors, 429 and 5xx are transient (the engine's retrier tries again);
 401 and 403 fail the run at once and stop every other request of this destination; any other
 4xx rejects just the order it concerns, with Mailchimp's field and message. The API key is named
-by its variable only and scrubbed from anything Mailchimp says back.
+by its variable only and scrubbed (with any other credential, `transport.redaction`) from
+anything Mailchimp says back.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 import orjson
@@ -49,7 +55,14 @@ from order_export_tui.destinations.base import DestinationError, OrderChange
 from order_export_tui.orders import OrderDocument
 from order_export_tui.settings import Settings, secret_value
 from order_export_tui.state import ProductMemory
-from order_export_tui.transport.http import display_url, send
+from order_export_tui.transport.answers import not_the_platform, read_json, read_json_object
+from order_export_tui.transport.http import (
+    DEFAULT_REQUEST_TIMEOUT_SECONDS,
+    display_url,
+    request_timeout,
+    send,
+)
+from order_export_tui.transport.redaction import redact
 from order_export_tui.transport.retry import (
     Retrier,
     RetriesExhaustedError,
@@ -61,7 +74,7 @@ log = logging.getLogger("order_export.mailchimp")
 T = TypeVar("T")
 
 MAILCHIMP_CONNECTION_LIMIT = 10  # simultaneous connections Mailchimp allows per API key
-REQUEST_TIMEOUT_SECONDS = 120.0
+DOCUMENTED_SUCCESS = 200  # every request this destination makes answers 200 when it worked
 BATCHES_IN_FLIGHT = 2  # the next batch fills the connections while the last one finishes
 _DATA_CENTRE = re.compile(r"^[a-z]+[0-9]+$")
 _JSON_HEADERS = {"Content-Type": "application/json"}
@@ -114,11 +127,48 @@ def _field_error(error: Any) -> str:
 
 
 def _answer(response: httpx.Response) -> Answer:
+    """The answer as checked by `check_answer`: its body is a JSON object."""
     try:
-        body = response.json() if response.content else {}
-    except ValueError:
-        body = {"detail": response.text[:_MAX_REASON_TEXT]}
+        body = orjson.loads(response.content) if response.content else {}
+    except (orjson.JSONDecodeError, RecursionError):
+        body = {}
     return Answer(response.status_code, body if isinstance(body, dict) else {})
+
+
+def check_answer(response: httpx.Response, what: str, expected: tuple[str, str | None]) -> None:
+    """Raise `TransientError` unless this is Mailchimp's own answer: on success HTTP 200 with
+    the JSON object asked for (`expected`: the field it must hold, and its value when known:
+    the `id` of the store, customer, product, variant or order; `total_items` for a list;
+    `health_status` for `/ping`), on a refusal its problem document."""
+    status = response.status_code
+    if 200 <= status < 300:
+        if status != DOCUMENTED_SUCCESS:
+            raise not_the_platform(response, what, "the documented success is HTTP 200")
+        name, value = expected
+        kind = int if name == "total_items" else str
+        body = read_json_object(response, what, required={name: kind})
+        if value is not None and body[name] != value:
+            raise not_the_platform(response, what, f"it is about {body[name]!r}, not {value!r}")
+    elif not isinstance(read_json(response, what), dict):
+        raise not_the_platform(response, what, "not Mailchimp's problem document")
+
+
+def _expected(method: str, path: str, body: Any) -> tuple[str, str | None]:
+    """What a request's answer must hold: the new object's id for a POST to a collection, a
+    count for a list, `health_status` for `/ping`, else the id the path ends with."""
+    route = urlsplit(path).path
+    if route == "/ping":
+        return "health_status", None
+    last = route.rsplit("/", 1)[-1]
+    if last in _COLLECTIONS:
+        if method == "POST" and isinstance(body, dict) and isinstance(body.get("id"), str):
+            return "id", body["id"]
+        if method == "GET":
+            return "total_items", None
+    return "id", unquote(last)
+
+
+_COLLECTIONS = frozenset({"stores", "products", "orders", "customers", "variants"})
 
 
 def data_centre(api_key: str) -> str | None:
@@ -213,7 +263,7 @@ class MailchimpDestination:
         base_url: str = "",
         max_connections: int = 8,
         retry_policy: RetryPolicy | None = None,
-        timeout: float = REQUEST_TIMEOUT_SECONDS,
+        timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
         state_database: Path | None = None,
         backfill: bool = False,
         hold_seconds: float = HOLD_SECONDS,
@@ -264,6 +314,7 @@ class MailchimpDestination:
             max_connections=mailchimp.max_connections,
             retry_policy=RetryPolicy(task.max_retries, task.max_retry_interval_seconds),
             state_database=settings.state_database_path,
+            timeout=task.request_timeout_seconds,
         )
 
     # --- set-up ----------------------------------------------------------------------------
@@ -293,7 +344,7 @@ class MailchimpDestination:
             self._client = httpx.AsyncClient(
                 base_url=self.base_url,
                 auth=httpx.BasicAuth("order-export", self._api_key),
-                timeout=self.timeout,
+                timeout=request_timeout(self.timeout),
                 limits=limits,
                 headers={"User-Agent": f"order-export/{__version__}"},
             )
@@ -695,14 +746,18 @@ class MailchimpDestination:
         assert slots is not None
         content = None if body is None else orjson.dumps(body)
         headers = None if body is None else _JSON_HEADERS
-        what = f"{method} {path}"
+        what = f"Mailchimp {method} {path}"
+        expected = _expected(method, path, body)
 
         async def attempt() -> httpx.Response:
             if self._refusal is not None:  # another request was refused: do not send this one
                 raise DestinationError(*self._refusal.args)
             async with slots:
                 request = client.build_request(method, path, content=content, headers=headers)
-                return await send(client, request, what)
+                response = await send(client, request, what)
+            if response.status_code not in (401, 403):
+                check_answer(response, what, expected)
+            return response
 
         answer = _answer(await retrier.call(what, attempt))
         if answer.status in (401, 403):
@@ -724,7 +779,9 @@ class MailchimpDestination:
         )
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "[API key]") if self._api_key else text
+        if self._api_key:
+            text = text.replace(self._api_key, "[API key]")
+        return redact(text)
 
     def _forget_run(self) -> None:
         """Drop what this run learnt about products and customers (a later run checks again)."""

@@ -23,6 +23,7 @@ from order_export_tui.engine.events import (
 )
 from order_export_tui.orders import OrderDocument, content_hash, order_problem
 from order_export_tui.state import ExportedOrder, StateStore
+from order_export_tui.transport.redaction import redact
 from order_export_tui.transport.retry import Retrier
 
 
@@ -185,7 +186,7 @@ class BatchPipeline:
         confirmed = [change for change in batch.changes if change.order_id not in rejected]
         skipped = dict(batch.invalid)
         for order_id, reason in rejected.items():
-            skipped[order_id] = f"rejected by {self.destination.name}: {reason}"
+            skipped[order_id] = redact(f"rejected by {self.destination.name}: {reason}")
         self.state.record_batch(
             run_id=self.run_id,
             now=self.clock(),

@@ -20,6 +20,7 @@ from order_export_tui.engine.events import (
     RunFinished,
     RunStarted,
 )
+from order_export_tui.logsafe import escape_for_log
 from order_export_tui.private_files import make_private_dirs, open_private
 
 LOG_NAME = re.compile(r"^run-\d{8}-\d{6}-\d{6,}\.log$")
@@ -60,7 +61,7 @@ class RunLog:
 
     def write(self, message: str) -> None:
         stamp = self._clock().isoformat(timespec="milliseconds")
-        self._file.write(f"{stamp} {message}\n")
+        self._file.write(f"{stamp} {escape_for_log(message)}\n")
         self._file.flush()
 
     def handle(self, event: EngineEvent) -> None:

@@ -41,12 +41,14 @@ from order_export_tui.orders import OrderDocument
 from order_export_tui.settings import Settings
 from order_export_tui.sources.base import OrderSource, SourceError, lookup_orders
 from order_export_tui.state import StateStore, StateWriteError
+from order_export_tui.transport.redaction import redact
 from order_export_tui.transport.retry import (
     Retrier,
     RetriesExhaustedError,
     RetryPolicy,
     TransientError,
 )
+from order_export_tui.transport.waiting import WaitInterrupted
 
 log = logging.getLogger("order_export.engine")
 T = TypeVar("T")
@@ -113,6 +115,7 @@ class ExportEngine:
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[RunReport] | None = None
         self._cancel_requested = False
+        self._interrupt: asyncio.Event | None = None  # set by cancel(): waits end at once
         self._current_run_id: int | None = None
         self.last_report: RunReport | None = None
         state.close_interrupted_runs(clock())
@@ -159,6 +162,7 @@ class ExportEngine:
         if resend and only is None:
             raise ValueError("resend needs the order ids to send again")
         self._cancel_requested = False
+        self._interrupt = asyncio.Event()
         scope = RunScope(only=only, since=since, resend=resend)
         self._task = asyncio.get_running_loop().create_task(
             self._run(trigger, self.settings, scope)
@@ -176,10 +180,14 @@ class ExportEngine:
         return await self.start_run(trigger, only=only, since=since, resend=resend)
 
     def cancel(self) -> bool:
-        """Ask the run in flight to stop at the next batch boundary. False when idle."""
+        """Ask the run in flight to stop at the next batch boundary, or at once where its
+        batches only wait for the platform (an import being processed): those are recorded
+        nowhere and sent again next time. False when idle."""
         if not self.running or self._cancel_requested:
             return False
         self._cancel_requested = True
+        if self._interrupt is not None:
+            self._interrupt.set()
         if self._current_run_id is not None:
             self._emit(CancelRequested(self._current_run_id))
         return True
@@ -210,21 +218,21 @@ class ExportEngine:
             unsubscribe_log = self.subscribe(run_log.handle)
             self.state.set_run_log_file(run_id, str(log_path))
             await self._export(run_id, trigger, started_at, settings, counts, scope, results)
-        except CancelledAtBoundaryError:
+        except (CancelledAtBoundaryError, WaitInterrupted):
             outcome = CANCELLED
         except asyncio.CancelledError:
             outcome, cancelled_from_outside = CANCELLED, True
         except (SkipBudgetExceededError, RetriesExhaustedError, DestinationError, SourceError) as e:
-            outcome, error = FAILED, str(e)
+            outcome, error = FAILED, redact(str(e))
         except TransientError as e:  # a source or destination that did not use the retrier
-            outcome, error = FAILED, str(e)
+            outcome, error = FAILED, redact(str(e))
         except StateWriteError as e:  # a full disk under the state database, say
             outcome, error = FAILED, str(e)
         except OSError as e:  # a full disk, an unwritable logs folder or export file
             outcome, error = FAILED, f"cannot write a file: {e}"
         except Exception as e:
             log.exception("run %s failed unexpectedly", run_id)
-            outcome, error = FAILED, f"unexpected error: {type(e).__name__}: {e}"
+            outcome, error = FAILED, redact(f"unexpected error: {type(e).__name__}: {e}")
         finished_at = self._clock()
         try:
             self.state.finish_run(
@@ -280,13 +288,14 @@ class ExportEngine:
 
         def on_retry(what: str, retry: int, delay: float, error: TransientError) -> None:
             counts.retried += 1
-            self._emit(RetryScheduled(run_id, what, retry, delay, str(error)))
+            self._emit(RetryScheduled(run_id, what, retry, delay, redact(str(error))))
 
         retrier = Retrier(
             RetryPolicy(task.max_retries, task.max_retry_interval_seconds),
             on_retry=on_retry,
             clock=self._monotonic,
             sleep=self._sleep,
+            interrupt=self._interrupt,
         )
         start = window_start(started_at, task.max_days_to_export)
         if scope.since is not None:

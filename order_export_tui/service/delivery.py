@@ -37,6 +37,7 @@ from order_export_tui.state import (
     HELD,
     ORDER_COMPLETED,
     SKIPPED,
+    SUPERSEDED,
     WEBHOOK_PAYLOAD_RETENTION_DAYS,
     ExportedOrder,
     RealtimeEvent,
@@ -103,6 +104,14 @@ class EventHeld:
 
 
 @dataclass(frozen=True, slots=True)
+class EventSuperseded:
+    """A payment callback older than the status already applied: recorded, no effect."""
+
+    event_id: int
+    order_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryStateChanged:
     """Delivery started failing (`state` "failing", with the error) or works again ("ok")."""
 
@@ -111,7 +120,13 @@ class DeliveryStateChanged:
 
 
 RealtimeActivity = (
-    EventQueued | EventDelivered | EventRetried | EventSkipped | EventHeld | DeliveryStateChanged
+    EventQueued
+    | EventDelivered
+    | EventRetried
+    | EventSkipped
+    | EventHeld
+    | EventSuperseded
+    | DeliveryStateChanged
 )
 
 
@@ -156,7 +171,7 @@ class RealtimeDelivery:
         return DELIVERY_FAILING if self._failing or self._destination_error else DELIVERY_OK
 
     def health(self) -> dict[str, object]:
-        """What `/healthz` shows of delivery."""
+        """What `/healthz` shows of delivery: states and counts, never the error text."""
         failing = self.delivery_state == DELIVERY_FAILING
         return {
             "state": self.delivery_state,
@@ -164,7 +179,6 @@ class RealtimeDelivery:
             if not failing or self._failing_since is None
             else self._failing_since.isoformat(timespec="seconds"),
             "waiting_on_error": len(self._failing),
-            "last_error": self.last_error,
         }
 
     def apply_settings(self, settings: Settings, *, reopen_destination: bool) -> None:
@@ -354,12 +368,21 @@ class RealtimeDelivery:
         if event.kind == ORDER_COMPLETED:
             doc = self._with_payment_override(payload)
         else:
-            self.state.set_payment_override(
+            applied = self.state.set_payment_override(
                 event.order_id,
                 payload["payment_status"],
                 occurred_at=payload["occurred_at"],
                 now=self._clock(),
             )
+            if not applied:  # out of order: a later callback already said more
+                self.state.finish_event(event.event_id, status=SUPERSEDED, now=self._clock())
+                log.info(
+                    "event %s for %s is older than the payment status applied: no change",
+                    event.event_id,
+                    event.order_id,
+                )
+                self._emit(EventSuperseded(event.event_id, event.order_id))
+                return _DONE
             known = await self._known_document(event)
             if known is None:
                 self.state.finish_event(event.event_id, status=HELD, now=self._clock())

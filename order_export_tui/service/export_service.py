@@ -27,7 +27,7 @@ from order_export_tui.service.delivery import (
     RealtimeActivity,
     RealtimeDelivery,
 )
-from order_export_tui.service.intake import Intake, IntakeServer
+from order_export_tui.service.intake import Intake, IntakeLimits, IntakeServer
 from order_export_tui.service.monitoring import Monitoring, MonitoringServer, health_problems
 from order_export_tui.service.notify import NotificationResult, notify_run_failed
 from order_export_tui.settings import Settings, TaskSettings, secret_value, settings_to_dict
@@ -175,6 +175,7 @@ class RealtimeChannel:
         secret: str,
         clock: Callable[[], datetime] = local_now,
         outage_backoff: Sequence[float] = OUTAGE_BACKOFF_SECONDS,
+        limits: IntakeLimits | None = None,
     ) -> None:
         self.listen = settings.webhook.listen
         self._listeners: list[Callable[[RealtimeActivity], None]] = []
@@ -193,6 +194,9 @@ class RealtimeChannel:
             clock=clock,
             on_accepted=self.delivery.wake,
             health=lambda: self.health_provider(),
+            scheme=settings.webhook.scheme,
+            tolerance_seconds=settings.webhook.tolerance_seconds,
+            limits=limits,
         )
         # What GET /healthz answers; the service that hosts the channel sets it.
         self.health_provider: Callable[[], dict[str, object]] = lambda: {"status": "ok"}
@@ -280,7 +284,9 @@ class ExportService:
 
     def health(self) -> dict[str, object]:
         """What the webhook's `GET /healthz` answers: the scheduler, the intake and the
-        destination; `status` "unhealthy" (answered 503) with the `problems` of §6."""
+        destination; `status` "unhealthy" (answered 503) with the `problems` of §6. As
+        states and counts only: whoever can reach the port reads it, so it holds no error
+        text (which can name users and hosts), no address and no variable name."""
         due = self.next_run
         queue = self.engine.state.event_counts()
         realtime = self.realtime
@@ -303,7 +309,11 @@ class ExportService:
             },
             "destination": {
                 "app": self.settings.destination.app,
-                "last_error": None if realtime is None else realtime.delivery.last_error,
+                "state": (
+                    "failing"
+                    if realtime is not None and realtime.delivery.last_error is not None
+                    else "ok"
+                ),
             },
             "delivery": delivery,
         }

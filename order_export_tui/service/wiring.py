@@ -6,7 +6,7 @@ import importlib
 
 from order_export_tui.destinations.base import Destination
 from order_export_tui.destinations.file import FileDestination
-from order_export_tui.settings import Settings, missing_secrets
+from order_export_tui.settings import Settings, missing_secrets, weak_secrets
 from order_export_tui.sources.base import OrderSource
 from order_export_tui.sources.demo import DemoErpSource, ensure_demo_erp
 from order_export_tui.transport.retry import Retrier
@@ -73,8 +73,9 @@ def _lazy_class(registry: dict[str, tuple[str, str]], name: str) -> type | None:
 
 def startup_problems(settings: Settings) -> list[str]:
     """What keeps `run`, `daemon` and the dashboard from starting: a connector this version
-    lacks, or a secret whose variable is unset (each problem names its key)."""
-    return check_available(settings) + missing_secrets(settings)
+    lacks, a secret whose variable is unset, or one too weak to use (each problem names its
+    key)."""
+    return check_available(settings) + missing_secrets(settings) + weak_secrets(settings)
 
 
 def check_available(settings: Settings) -> list[str]:

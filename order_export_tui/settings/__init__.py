@@ -7,7 +7,14 @@ Everything a caller needs is importable from here.
 """
 
 from order_export_tui.settings.descriptions import SETTING_DESCRIPTIONS, TABLE_DESCRIPTIONS
-from order_export_tui.settings.environment import missing_secrets, required_secrets, secret_value
+from order_export_tui.settings.environment import (
+    missing_secrets,
+    required_secrets,
+    secret_value,
+    weak_secrets,
+    webhook_secret_key,
+    webhook_secret_problem,
+)
 from order_export_tui.settings.model import (
     DEFAULT_SETTINGS_FILE,
     DESTINATION_APPS,
@@ -84,4 +91,7 @@ __all__ = [
     "settings_to_dict",
     "validate",
     "validate_settings",
+    "weak_secrets",
+    "webhook_secret_key",
+    "webhook_secret_problem",
 ]

@@ -35,6 +35,10 @@ SETTING_DESCRIPTIONS: dict[str, str] = {
     "task.max_items_to_skip": (
         "How many sales orders can be skipped in one run before the task fails."
     ),
+    "task.request_timeout_seconds": (
+        "How long (seconds) one request to the ERP or the marketing platform may wait for its "
+        "answer before it counts as failed (and is retried); connecting gets at most 10 s."
+    ),
     "webstore.name": "The webstore's name, shown in failure e-mails and on the dashboard.",
     "erp.source": 'Where orders come from: "demo" (embedded SQLite ERP) or "business_central".',
     "erp.demo_database": "The embedded demo ERP's SQLite database file.",
@@ -80,6 +84,10 @@ SETTING_DESCRIPTIONS: dict[str, str] = {
     "dotdigital.contact_list_id": (
         "The list that contacts created for orders join (0: none). Joining a list is not "
         "consent to marketing: pick a list that is not sent campaigns."
+    ),
+    "dotdigital.import_timeout_seconds": (
+        "How long (seconds) a run waits for Dotdigital to finish one bulk import before it "
+        "fails; the import is polled less often the longer it takes."
     ),
     "mailchimp.api_key_env": (
         "Name of the environment variable that holds the API key (its -usN suffix selects the "

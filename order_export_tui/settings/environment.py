@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 
 from order_export_tui.settings.model import Settings
@@ -38,3 +40,54 @@ def missing_secrets(settings: Settings) -> list[str]:
         for key, name in required_secrets(settings)
         if secret_value(name) is None
     ]
+
+
+# --- the webhook's shared secret ---------------------------------------------------------------
+
+MIN_WEBHOOK_SECRET_BYTES = 16
+STANDARD_WEBHOOKS_PREFIX = "whsec_"
+
+
+def webhook_secret_key(scheme: str, secret: str) -> bytes | None:
+    """The HMAC key a webhook secret stands for under `scheme`; None when it is malformed
+    (standard-webhooks: `whsec_` and base64, as the Standard Webhooks specification says)."""
+    if scheme != "standard-webhooks":
+        return secret.encode()
+    if not secret.startswith(STANDARD_WEBHOOKS_PREFIX):
+        return None
+    try:
+        return base64.b64decode(secret[len(STANDARD_WEBHOOKS_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def webhook_secret_problem(scheme: str, secret: str) -> str | None:
+    """Why this secret must not guard the webhook (never quoting it), or None."""
+    key = webhook_secret_key(scheme, secret)
+    if key is None:
+        return "must be whsec_ followed by base64 (the Standard Webhooks secret format)"
+    if len(key) < MIN_WEBHOOK_SECRET_BYTES:
+        make = (
+            "echo whsec_$(openssl rand -base64 32)"
+            if scheme == "standard-webhooks"
+            else "openssl rand -hex 32"
+        )
+        return (
+            f"is shorter than {MIN_WEBHOOK_SECRET_BYTES} bytes; a short secret can be guessed"
+            f" (make one with: {make})"
+        )
+    return None
+
+
+def weak_secrets(settings: Settings) -> list[str]:
+    """One line per set secret too weak to be used (the webhook's, when it is enabled)."""
+    webhook = settings.webhook
+    if not webhook.enabled:
+        return []
+    secret = secret_value(webhook.secret_env)
+    if secret is None:
+        return []  # missing_secrets names it
+    problem = webhook_secret_problem(webhook.scheme, secret)
+    if problem is None:
+        return []
+    return [f"webhook.secret_env: the secret in {webhook.secret_env} {problem}"]

@@ -39,6 +39,7 @@ class TaskSettings:
     max_retry_interval_seconds: int = 60
     max_retries: int = 3
     max_items_to_skip: int = 10
+    request_timeout_seconds: int = 30
 
 
 @dataclass
@@ -80,6 +81,7 @@ class DotdigitalSettings:
     collection: str = "Orders"
     create_missing_contacts: bool = True
     contact_list_id: int = 0
+    import_timeout_seconds: int = 900
 
 
 @dataclass

@@ -54,7 +54,11 @@ RetryListener = Callable[[str, int, float, TransientError], None]
 
 
 class Retrier:
-    """Runs one request at a time under a `RetryPolicy`, counting every retry it makes."""
+    """Runs one request at a time under a `RetryPolicy`, counting every retry it makes.
+
+    `interrupt`: set when the run is being cancelled; a wait that holds no work of ours
+    (`transport.waiting.interruptible`) ends at once then.
+    """
 
     def __init__(
         self,
@@ -64,8 +68,10 @@ class Retrier:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        interrupt: asyncio.Event | None = None,
     ) -> None:
         self.policy = policy
+        self.interrupt = interrupt
         self.retried = 0
         self._on_retry = on_retry
         self._clock = clock

@@ -10,15 +10,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
 from textual import work
+from textual.actions import ActionParseResult
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
+from textual.dom import DOMNode
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
@@ -33,6 +37,7 @@ from order_export_tui.service.export_service import (
     schedule_description,
 )
 from order_export_tui.settings import Settings, settings_to_dict
+from order_export_tui.state import RunRecord
 from order_export_tui.tui.confirm_screen import ConfirmScreen
 from order_export_tui.tui.dashboard_screen import (
     HISTORY,
@@ -45,10 +50,13 @@ from order_export_tui.tui.event_feed import EngineEventFeed
 from order_export_tui.tui.formatting import clock_time, count
 from order_export_tui.tui.help_screen import HelpScreen, KeyHelp
 from order_export_tui.tui.history_table import RunHistoryTable
+from order_export_tui.tui.inputs import backfill_day, order_ids, order_ids_problem
 from order_export_tui.tui.intake_status import intake_status
 from order_export_tui.tui.log_bridge import NotifyingLogHandler
 from order_export_tui.tui.logs_screen import LogsScreen
 from order_export_tui.tui.messages import ConnectionChanged, RunProgressed, ServiceNotice
+from order_export_tui.tui.prompt_screen import PromptScreen
+from order_export_tui.tui.run_detail_screen import RunDetailScreen
 from order_export_tui.tui.run_progress import (
     CANCELLING,
     RunProgress,
@@ -62,6 +70,9 @@ from order_export_tui.tui.terminal_watch import TerminalWatch
 
 TICK_SECONDS = 1.0
 NAVIGATION = frozenset({"show_settings", "show_logs", "show_skipped", "show_history"})
+# Keys that start or stop a run: refused with a one-line reason when they cannot act now.
+REFUSABLE = frozenset({"run_now", "cancel_run", "resend", "backfill", "retry"})
+DASHBOARD_ONLY = frozenset({"resend"})
 
 
 class OrderExportApp(App[int]):
@@ -78,8 +89,9 @@ class OrderExportApp(App[int]):
         # Shown in the dashboard's footer (DashboardScreen repeats them); they work everywhere.
         Binding("s", "show_settings", "Settings", id="show_settings", show=False),
         Binding("l", "show_logs", "Logs", id="show_logs", show=False),
-        Binding("k", "show_skipped", "Skipped", id="show_skipped", show=False),
-        Binding("h", "show_history", "History", id="show_history", show=False),
+        Binding("1", "show_history", "History", id="show_history", show=False),
+        Binding("2", "show_skipped", "Skipped", id="show_skipped", show=False),
+        Binding("R", "resend", "Resend", key_display="R", id="resend", show=False),
         Binding("question_mark,f1", "show_help", "Help", key_display="?", id="show_help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -116,6 +128,7 @@ class OrderExportApp(App[int]):
         self._shown_skipped = -1
         self.stopping = False
         self.terminal_lost: str | None = None
+        self._said: dict[tuple[str, str], float] = {}  # notice -> when its toast goes away
 
     def get_default_screen(self) -> Screen[None]:
         return DashboardScreen(id="_default")
@@ -216,6 +229,29 @@ class OrderExportApp(App[int]):
             return
         super().panic(*renderables)  # type: ignore[arg-type]
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """One notice per fact: a notice already on screen is not stacked again (a key pressed
+        twice, the same error from the service and from its log)."""
+        now = time.monotonic()
+        key = (" ".join(message.split()), severity)
+        self._said = {said: until for said, until in self._said.items() if until > now}
+        if key in self._said:
+            return
+        self._said[key] = now + (self.NOTIFICATION_TIMEOUT if timeout is None else timeout)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def clear_notifications(self) -> None:
+        self._said.clear()
+        super().clear_notifications()
+
     # --- what arrives ------------------------------------------------------------------------
 
     def on_run_progressed(self, message: RunProgressed) -> None:
@@ -294,12 +330,27 @@ class OrderExportApp(App[int]):
             return
         self.action_show_logs(path)
 
+    def on_run_history_table_details_requested(
+        self, message: RunHistoryTable.DetailsRequested
+    ) -> None:
+        self._command(self._show_details(message.record))
+
+    async def _show_details(self, record: RunRecord) -> None:
+        skipped = await self.control.skipped_orders(SKIPPED_LIMIT)
+
+        def open_log(shown: RunRecord) -> None:
+            self.post_message(RunHistoryTable.LogRequested(shown.run_id, shown.log_file))
+
+        self.push_screen(RunDetailScreen(record, skipped, open_log=open_log))
+
     def on_skipped_orders_table_retry_requested(
         self, message: SkippedOrdersTable.RetryRequested
     ) -> None:
         self.retry(message.order_ids)
 
     def retry(self, order_ids: frozenset[str] | None) -> None:
+        if self._refused("retry"):
+            return
         self._command(self._retry(order_ids))
 
     async def _retry(self, order_ids: frozenset[str] | None) -> None:
@@ -325,9 +376,11 @@ class OrderExportApp(App[int]):
 
     def _tick(self) -> None:
         self._refresh_status()
-        self._show_status()
-        # Also when idle: the real-time counters move without a run.
-        self._show_run(history=self.progress.active)
+        # A tick that lands while the app tears its screens down has nothing left to show on.
+        with contextlib.suppress(NoMatches):
+            self._show_status()
+            # Also when idle: the real-time counters move without a run.
+            self._show_run(history=self.progress.active)
 
     def _show_everything(self) -> None:
         self._show_status()
@@ -415,33 +468,121 @@ class OrderExportApp(App[int]):
 
     # --- actions -----------------------------------------------------------------------------
 
+    def refusal(self, action: str) -> str | None:
+        """Why `action` cannot act now (one line), None when it can."""
+        if action in {"run_now", "resend", "backfill", "retry"} and self.run_in_progress:
+            return f"A run is already in progress (run {self.progress.run_id})."
+        if action == "cancel_run":
+            if not self.run_in_progress:
+                return "No run to cancel."
+            if self.progress.state == CANCELLING:
+                return f"Run {self.progress.run_id} is already cancelling at the next batch."
+        return None
+
+    def _refused(self, action: str) -> bool:
+        reason = self.refusal(action)
+        if reason is not None:
+            self.notify(reason, severity="warning")
+        return reason is not None
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if isinstance(self.screen, ModalScreen) and action in NAVIGATION | {"run_now"}:
+        screen = self.screen
+        if isinstance(screen, ModalScreen) and action in NAVIGATION | REFUSABLE:
             return False
-        if isinstance(self.screen, SettingsScreen) and action in NAVIGATION:
+        if isinstance(screen, SettingsScreen) and action in NAVIGATION | DASHBOARD_ONLY:
             return False  # Esc leaves the form (asking first when it has changes)
-        if action == "run_now" and self.run_in_progress:
-            return None  # shown, greyed out
-        if action == "cancel_run" and (
-            not self.run_in_progress or self.progress.state == CANCELLING
-        ):
-            return None
+        if action in DASHBOARD_ONLY and not isinstance(screen, DashboardScreen):
+            return False
+        if action in REFUSABLE and self.refusal(action) is not None:
+            return None  # shown greyed out; pressed, it says why (run_action)
         return True
 
-    def action_run_now(self) -> None:
-        if self.run_in_progress:
-            self.notify("A run is already in progress.", severity="warning")
-            return
-        self._command(self._start_run())
+    async def run_action(
+        self,
+        action: str | ActionParseResult,
+        default_namespace: DOMNode | None = None,
+        namespaces: Mapping[str, DOMNode] | None = None,
+    ) -> bool:
+        # A greyed-out key is not silent: it says in one line why it does nothing now.
+        if isinstance(action, str) and (
+            default_namespace in (None, self) or action.startswith("app.")
+        ):
+            name = action.removeprefix("app.")
+            if name in REFUSABLE and self.check_action(name, ()) is None:
+                return self._refused(name)
+        return await super().run_action(action, default_namespace, namespaces)
 
-    async def _start_run(self) -> None:
-        answer = await self.control.start_run("manual")
+    def action_run_now(self) -> None:
+        if self._refused("run_now"):
+            return
+        self._command(self._start("manual", "Run"))
+
+    async def _start(
+        self,
+        trigger: str,
+        what: str,
+        *,
+        only: list[str] | None = None,
+        since: str | None = None,
+        started: str = "",
+    ) -> None:
+        answer = await self.control.start_run(trigger, only=only, since=since)
         if not answer.ok:
-            self.notify(f"Run {answer.message}.", severity="warning")
+            self.notify(f"{what} {answer.message}.", severity="warning")
+        elif started:
+            run = "" if answer.run_id is None else f" (run {answer.run_id})"
+            self.notify(f"{started}{run}.")
+
+    def action_resend(self) -> None:
+        """R: send orders again even if unchanged; the selected skipped order is offered."""
+        if self._refused("resend"):
+            return
+        focused = self.screen.focused
+        selected = focused.selected_order_id if isinstance(focused, SkippedOrdersTable) else None
+
+        def answered(text: str | None) -> None:
+            if text:
+                ids = order_ids(text)
+                started = f"Re-sending {', '.join(ids)}"
+                self._command(self._start("resend", "Resend", only=ids, started=started))
+
+        prompt = PromptScreen(
+            "Resend orders",
+            "Send these orders to the destination again, even if unchanged"
+            " (ids separated by spaces):",
+            check=order_ids_problem,
+            value=selected or "",
+            placeholder="SO-100042",
+            yes="Resend",
+        )
+        self.push_screen(prompt, answered)
+
+    def action_backfill(self) -> None:
+        """Every order dated on or after a day, this once, beyond the export window."""
+        if self._refused("backfill"):
+            return
+        today = self.clock().date()
+
+        def check(text: str) -> str | None:
+            day = backfill_day(text, today)
+            return day if isinstance(day, str) else None
+
+        def answered(text: str | None) -> None:
+            if text:
+                started = f"Backfilling every order dated {text} or later"
+                self._command(self._start("backfill", "Backfill", since=text, started=started))
+
+        prompt = PromptScreen(
+            "Backfill from a date",
+            "Export every order dated on or after this day, once, beyond the export window:",
+            check=check,
+            placeholder="YYYY-MM-DD",
+            yes="Backfill",
+        )
+        self.push_screen(prompt, answered)
 
     def action_cancel_run(self) -> None:
-        if not self.run_in_progress:
-            self.notify("No run is in flight.", severity="warning")
+        if self._refused("cancel_run"):
             return
 
         def answered(cancel: bool | None) -> None:
@@ -567,14 +708,20 @@ class OrderExportApp(App[int]):
             ("ctrl+p", "Command palette: every action by name"),
         ]
         dashboard = [
-            ("↑ ↓ pgup pgdn", "Move in the focused table"),
+            ("j k ↑ ↓ pgup pgdn", "Move in the focused table"),
+            ("g / G", "First / last row of the focused table"),
+            ("/", "Filter the focused table (Enter keeps it, Esc clears it)"),
+            ("esc", "Clear the focused table's filter"),
             ("tab", "Next panel"),
+            ("R", "Resend orders by id (offers the selected skipped order)"),
             *self._keys(RunHistoryTable.BINDINGS),
             *self._keys(SkippedOrdersTable.BINDINGS),
+            ("ctrl+p", "Backfill from a date: in the command palette"),
         ]
         logs = [
             *self._keys(LogsScreen.BINDINGS),
-            ("g / G", "Top / end of the log (the end follows a live log)"),
+            ("j k ↑ ↓", "Move in the file list, scroll the log"),
+            ("g / G", "Top / end of the list or log (the end follows a live log)"),
             ("tab", "Between the file list and the log"),
         ]
         settings = [*self._keys(SettingsScreen.BINDINGS), ("tab / shift+tab", "Next field")]
@@ -593,11 +740,19 @@ class OrderExportApp(App[int]):
         yield SystemCommand("Settings", "Edit settings.toml (s)", self.action_show_settings)
         yield SystemCommand("Logs", "Browse the per-run log files (l)", self.action_show_logs)
         yield SystemCommand(
-            "Skipped orders", "Show the skipped orders (k)", self.action_show_skipped
+            "Skipped orders", "Show the skipped orders (2)", self.action_show_skipped
         )
-        yield SystemCommand("Run history", "Show the recent runs (h)", self.action_show_history)
+        yield SystemCommand("Run history", "Show the recent runs (1)", self.action_show_history)
         yield SystemCommand(
             "Re-try all skipped orders", "Send every skipped order again", lambda: self.retry(None)
+        )
+        yield SystemCommand(
+            "Resend orders", "Send orders by id again, even if unchanged (R)", self.action_resend
+        )
+        yield SystemCommand(
+            "Backfill from a date",
+            "Export every order dated on or after a day (YYYY-MM-DD), beyond the window",
+            self.action_backfill,
         )
         yield SystemCommand("Help", "Every key (? or F1)", self.action_show_help)
         if isinstance(screen, SettingsScreen):

@@ -1,15 +1,20 @@
 """The main screen: status, batch progress and counters on top, run history and skipped
-orders below. Narrow or short terminals show one of the two tables at a time (h / k)."""
+orders below. Short terminals show one of the two tables at a time (1 / 2); `/` filters the
+focused table."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import ClassVar
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
+from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Header, Input, Static
 
 from order_export_tui.state import RunRecord, SkippedOrder
 from order_export_tui.tui.counters_panel import CountersPanel
@@ -17,6 +22,7 @@ from order_export_tui.tui.history_table import HISTORY_LIMIT, RunHistoryTable
 
 __all__ = ["HISTORY_LIMIT", "SKIPPED_LIMIT"]
 from order_export_tui.tui.intake_status import IntakeStatus
+from order_export_tui.tui.list_table import ListTable
 from order_export_tui.tui.progress_panel import ProgressPanel
 from order_export_tui.tui.run_progress import RunProgress
 from order_export_tui.tui.skipped_table import SKIPPED_LIMIT, SkippedOrdersTable
@@ -27,12 +33,18 @@ SKIPPED = "skipped"
 
 
 class DashboardScreen(Screen[None]):
+    AUTO_FOCUS = "RunHistoryTable"
+    _filtered: ListTable | None = None  # the table the filter line filters
+
     # The app's bindings, repeated here so that this screen's footer shows them.
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "app.show_settings", "Settings"),
         Binding("l", "app.show_logs", "Logs"),
-        Binding("k", "app.show_skipped", "Skipped"),
-        Binding("h", "app.show_history", "History"),
+        Binding("1", "app.show_history", "History"),
+        Binding("2", "app.show_skipped", "Skipped"),
+        # In the help (?) rather than the footer, which has no room left at 80 columns.
+        Binding("R", "app.resend", "Resend", key_display="R", show=False),
+        Binding("slash", "filter", "Filter", key_display="/", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -43,6 +55,9 @@ class DashboardScreen(Screen[None]):
                 yield ProgressPanel(id="progress")
                 yield CountersPanel(id="counters")
         yield Static(id="table-switch")
+        editor = FilterInput(placeholder="filter (Enter: keep, Esc: clear)", id="table-filter")
+        editor.display = False
+        yield editor
         with Vertical(id="tables", classes="-show-history"):
             yield RunHistoryTable(id="history")
             yield SkippedOrdersTable(id="skipped")
@@ -54,24 +69,30 @@ class DashboardScreen(Screen[None]):
     # --- what the app pushes in ----------------------------------------------------------
 
     def show_status(self, view: StatusView) -> None:
-        self.query_one(StatusPanel).show(view)
+        # A screen still composing (or already closing) has no panels; the next tick shows it.
+        with contextlib.suppress(NoMatches):
+            self.query_one(StatusPanel).show(view)
 
     def show_run(
         self, progress: RunProgress, intake: IntakeStatus, now: float, *, history: bool = False
     ) -> None:
         """`history`: also the running run's row in the history (a costlier repaint, so the
         app asks for it once a second, not with every progress update)."""
-        self.query_one(ProgressPanel).show(progress, now)
-        self.query_one(CountersPanel).show(progress, intake)
+        with contextlib.suppress(NoMatches):
+            self.query_one(ProgressPanel).show(progress, now)
+            self.query_one(CountersPanel).show(progress, intake)
         if history and progress.active and progress.run_id is not None:
-            history = self.query_one(RunHistoryTable)
-            history.show_live(progress.run_id, progress.counts, progress.elapsed(now))
+            with contextlib.suppress(NoMatches):
+                table = self.query_one(RunHistoryTable)
+                table.show_live(progress.run_id, progress.counts, progress.elapsed(now))
 
     def load_history(self, runs: list[RunRecord]) -> None:
-        self.query_one(RunHistoryTable).load(runs)
+        with contextlib.suppress(NoMatches):
+            self.query_one(RunHistoryTable).load(runs)
 
     def load_skipped(self, skipped: list[SkippedOrder]) -> None:
-        self.query_one(SkippedOrdersTable).load(skipped)
+        with contextlib.suppress(NoMatches):
+            self.query_one(SkippedOrdersTable).load(skipped)
 
     # --- the two tables ------------------------------------------------------------------
 
@@ -87,6 +108,59 @@ class DashboardScreen(Screen[None]):
     def _show_switch(self) -> None:
         tables = self.query_one("#tables", Vertical)
         shown = SKIPPED if tables.has_class("-show-skipped") else HISTORY
-        history = "[reverse] h run history [/]" if shown == HISTORY else " h run history "
-        skipped = "[reverse] k skipped orders [/]" if shown == SKIPPED else " k skipped orders "
+        history = "[reverse] 1 run history [/]" if shown == HISTORY else " 1 run history "
+        skipped = "[reverse] 2 skipped orders [/]" if shown == SKIPPED else " 2 skipped orders "
         self.query_one("#table-switch", Static).update(f"{history} {skipped}")
+
+    # --- the filter ----------------------------------------------------------------------
+
+    def _table_to_filter(self) -> ListTable:
+        focused = self.focused
+        if isinstance(focused, ListTable):
+            return focused
+        tables = self.query_one("#tables", Vertical)
+        return self.query_one(
+            SkippedOrdersTable if tables.has_class("-show-skipped") else RunHistoryTable
+        )
+
+    def action_filter(self) -> None:
+        """`/`: type to keep the rows of the focused table that contain the text."""
+        table = self._table_to_filter()
+        self._filtered = table
+        editor = self.query_one(FilterInput)
+        editor.placeholder = f"filter {str(table.border_title).lower()} (Enter: keep, Esc: clear)"
+        editor.value = table.filter_text
+        editor.display = True
+        editor.focus()
+
+    @on(Input.Changed, "#table-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        if self._filtered is not None:
+            self._filtered.set_filter(event.value)
+
+    @on(Input.Submitted, "#table-filter")
+    def _filter_kept(self) -> None:
+        self._close_filter(clear=False)
+
+    def on_filter_input_cleared(self) -> None:
+        self._close_filter(clear=True)
+
+    def _close_filter(self, *, clear: bool) -> None:
+        editor = self.query_one(FilterInput)
+        table = self._filtered or self._table_to_filter()
+        if clear:
+            table.set_filter("")
+        editor.display = False
+        table.focus()
+
+
+class FilterInput(Input):
+    """The filter line; Esc clears the filter and closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "clear", "Clear filter")]
+
+    class Cleared(Message):
+        pass
+
+    def action_clear(self) -> None:
+        self.post_message(self.Cleared())

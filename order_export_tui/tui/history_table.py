@@ -12,6 +12,8 @@ from textual.widgets import DataTable
 
 from order_export_tui.state import COUNT_NAMES, RunRecord
 from order_export_tui.tui.formatting import between, count, duration, stamp
+from order_export_tui.tui.list_table import ListTable
+from order_export_tui.tui.outcomes import outcome_text
 
 HISTORY_LIMIT = 100
 COLUMNS = [
@@ -19,15 +21,17 @@ COLUMNS = [
     ("trigger", 8),
     ("started", 19),
     ("duration", 8),
-    ("outcome", 9),
+    ("outcome", 11),
     *((name, max(len(name), 7)) for name in COUNT_NAMES),
 ]
 
 
-class RunHistoryTable(DataTable[str]):
+class RunHistoryTable(ListTable):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "select_cursor", "Open log", show=True)
+        Binding("enter", "select_cursor", "Open log", show=True),
+        Binding("d", "details", "Run details", show=False),
     ]
+    noun = "run"
 
     class LogRequested(Message):
         def __init__(self, run_id: int, log_file: str | None) -> None:
@@ -35,8 +39,20 @@ class RunHistoryTable(DataTable[str]):
             self.run_id = run_id
             self.log_file = log_file
 
+    class DetailsRequested(Message):
+        def __init__(self, record: RunRecord) -> None:
+            super().__init__()
+            self.record = record
+
+    def action_details(self) -> None:
+        record = self._records.get(self.selected_key or "")
+        if record is None:
+            self.notify("No run to show yet.", severity="warning")
+            return
+        self.post_message(self.DetailsRequested(record))
+
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        super().__init__(id=id)
         self._records: dict[str, RunRecord] = {}
 
     def on_mount(self) -> None:
@@ -46,37 +62,33 @@ class RunHistoryTable(DataTable[str]):
             self.add_column(label, key=label, width=width)
 
     def load(self, records: Sequence[RunRecord]) -> None:
-        selected = self._selected_key()
-        self.clear()
-        self._records = {}
-        for record in records:
-            key = str(record.run_id)
-            self._records[key] = record
-            self.add_row(
+        """The newest run first; the cursor follows the newest run unless the operator moved
+        it to an older one."""
+        self._records = {str(record.run_id): record for record in records}
+        rows = [
+            (
                 str(record.run_id),
-                record.trigger,
-                stamp(record.started_at),
-                duration(between(record.started_at, record.finished_at)),
-                record.outcome,
-                *(count(record.counts.get(name)) for name in COUNT_NAMES),
-                key=key,
+                [
+                    str(record.run_id),
+                    record.trigger,
+                    stamp(record.started_at),
+                    duration(between(record.started_at, record.finished_at)),
+                    outcome_text(record.outcome),
+                    *(count(record.counts.get(name)) for name in COUNT_NAMES),
+                ],
             )
-        if selected in self._records:
-            self.move_cursor(row=self.get_row_index(selected))
+            for record in records
+        ]
+        self.set_rows(rows, follow_top=True)
 
     def show_live(self, run_id: int, counts: Mapping[str, int], elapsed: float | None) -> None:
         """The running run's row follows its progress between reloads."""
         key = str(run_id)
-        if key not in self._records:
+        if key not in self._records or key not in self.rows:
             return
         self.update_cell(key, "duration", duration(elapsed))
         for name in COUNT_NAMES:
             self.update_cell(key, name, count(counts.get(name)))
-
-    def _selected_key(self) -> str | None:
-        if not self.row_count:
-            return None
-        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

@@ -42,6 +42,8 @@ class LogView(ScrollView, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("home,g", "scroll_home", "Top", show=False),
         Binding("end,G", "follow", "End, follow", show=False),
+        Binding("j", "scroll_down", "Down", show=False),
+        Binding("k", "scroll_up", "Up", show=False),
     ]
 
     class Indexed(Message):

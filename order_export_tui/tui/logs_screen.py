@@ -22,6 +22,15 @@ from order_export_tui.tui.log_view import LogView
 TAIL_POLL_SECONDS = 0.5
 
 
+class LogFileList(OptionList):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g", "first", "First", show=False),
+        Binding("G", "last", "Last", show=False),
+    ]
+
+
 class LogsScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "leave", "Back", id="leave_logs"),
@@ -46,7 +55,7 @@ class LogsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="logs-body"):
-            yield OptionList(id="log-files")
+            yield LogFileList(id="log-files")
             with Vertical(id="log-pane"):
                 yield LogView(id="log-view")
                 yield Static(id="log-status")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
-from order_export_tui.engine.events import FAILED, SUCCEEDED
+from order_export_tui.engine.events import CANCELLED, FAILED, SUCCEEDED
 from order_export_tui.tui.formatting import count, duration
+from order_export_tui.tui.outcomes import outcome_label
 from order_export_tui.tui.run_progress import RunProgress
 
 
@@ -17,14 +20,29 @@ def batch_text(progress: RunProgress) -> str:
     batches = progress.batches_total
     of = "" if batches is None else f" of {batches:,}"
     total = "" if progress.total is None else f" of {count(progress.total)}"
-    return f"batch {progress.batch_no:,}{of}, {count(progress.processed)}{total} orders"
+    orders = f"{count(progress.processed)}{total} {plural(progress.total or progress.processed)}"
+    if progress.active:
+        return f"batch {progress.batch_no:,}{of}, {orders}"
+    if not progress.processed:
+        return f"nothing sent, {orders}"
+    # Finished: the batches that were answered, not the one that was started last.
+    done = progress.batch_no
+    if progress.batch_size:
+        done = math.ceil(progress.processed / progress.batch_size)
+    return f"batch {done:,}{of}, {orders}"
+
+
+def plural(n: int) -> str:
+    return "order" if n == 1 else "orders"
 
 
 def timing_text(progress: RunProgress, now: float) -> str:
     rate = progress.rate(now)
     speed = "—" if rate is None else f"{rate:,.0f}"
-    elapsed, eta = duration(progress.elapsed(now)), duration(progress.eta(now))
-    return f"{speed} orders/s, elapsed {elapsed}, ETA {eta}"
+    elapsed = duration(progress.elapsed(now))
+    if not progress.active and progress.outcome is not None:
+        return f"{speed} orders/s, took {elapsed}"  # no ETA for a run that is over
+    return f"{speed} orders/s, elapsed {elapsed}, ETA {duration(progress.eta(now))}"
 
 
 def outcome_text(progress: RunProgress) -> str:
@@ -32,7 +50,7 @@ def outcome_text(progress: RunProgress) -> str:
         return "press r to run an export now"
     if progress.active:
         return f"run {progress.run_id} ({progress.trigger}) {progress.state}"
-    text = f"run {progress.run_id} ({progress.trigger}) {progress.outcome}"
+    text = f"run {progress.run_id} ({progress.trigger}) {outcome_label(progress.outcome)}"
     if progress.error:
         text += f": {progress.error}"
     return text
@@ -73,3 +91,4 @@ class ProgressPanel(Vertical):
         outcome = self.query_one("#run-outcome", Static)
         outcome.set_class(progress.outcome == FAILED and not progress.active, "-failed")
         outcome.set_class(progress.outcome == SUCCEEDED and not progress.active, "-succeeded")
+        outcome.set_class(progress.outcome == CANCELLED and not progress.active, "-cancelled")

@@ -7,15 +7,16 @@ from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import DataTable
 
 from order_export_tui.state import SkippedOrder
 from order_export_tui.tui.formatting import stamp
+from order_export_tui.tui.list_table import ListTable
 
 SKIPPED_LIMIT = 1000
 
 
-class SkippedOrdersTable(DataTable[str]):
+class SkippedOrdersTable(ListTable):
+    noun = "order"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("t", "retry_selected", "Retry order", id="retry_selected"),
         Binding("a", "retry_all", "Retry all", id="retry_all"),
@@ -28,9 +29,6 @@ class SkippedOrdersTable(DataTable[str]):
             super().__init__()
             self.order_ids = order_ids
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-
     def on_mount(self) -> None:
         self.border_title = "Skipped orders"
         self.add_column("order", key="order", width=14)
@@ -39,26 +37,19 @@ class SkippedOrdersTable(DataTable[str]):
         self.add_column("reason", key="reason")
 
     def load(self, orders: Sequence[SkippedOrder]) -> None:
-        selected = self.selected_order_id
-        self.clear()
-        for order in orders:
-            self.add_row(
-                order.order_id,
-                str(order.attempts),
-                stamp(order.last_tried_at),
-                order.reason,
-                key=order.order_id,
-            )
-        plural = "" if len(orders) == 1 else "s"
-        self.border_subtitle = f"{len(orders):,} order{plural}" if orders else ""
-        if selected is not None and selected in {order.order_id for order in orders}:
-            self.move_cursor(row=self.get_row_index(selected))
+        self.set_rows(
+            [
+                (
+                    order.order_id,
+                    [order.order_id, str(order.attempts), stamp(order.last_tried_at), order.reason],
+                )
+                for order in orders
+            ]
+        )
 
     @property
     def selected_order_id(self) -> str | None:
-        if not self.row_count:
-            return None
-        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        return self.selected_key
 
     def action_retry_selected(self) -> None:
         order_id = self.selected_order_id
@@ -68,7 +59,7 @@ class SkippedOrdersTable(DataTable[str]):
         self.post_message(self.RetryRequested(frozenset({order_id})))
 
     def action_retry_all(self) -> None:
-        if not self.row_count:
+        if not self._all_rows:
             self.notify("No skipped order to re-try.", severity="warning")
             return
         self.post_message(self.RetryRequested(None))

@@ -13,6 +13,7 @@ from order_export_tui.service.export_service import schedule_description
 from order_export_tui.settings import Settings
 from order_export_tui.tui.formatting import clock_time, relative_to
 from order_export_tui.tui.intake_status import IntakeStatus
+from order_export_tui.tui.outcomes import outcome_text
 from order_export_tui.tui.run_progress import CANCELLING, RUNNING, RunProgress
 
 
@@ -61,7 +62,8 @@ def run_state_text(progress: RunProgress) -> Text:
         return Text.assemble(("cancelling", "bold"), f" (run {progress.run_id}, at the next batch)")
     if progress.outcome is None:
         return Text("idle")
-    return Text(f"idle (last run {progress.run_id} {progress.outcome})")
+    # Short enough for the 80-column layout's value column: the outcome does not wrap.
+    return Text.assemble(f"idle; run {progress.run_id} ", outcome_text(progress.outcome))
 
 
 class StatusPanel(Static):
@@ -82,7 +84,8 @@ class StatusPanel(Static):
             ("Run", run_state_text(view.progress)),
         ]
         if view.exported is not None:
-            exported = f"{view.exported:,} orders confirmed by the destination"
+            noun = "order" if view.exported == 1 else "orders"
+            exported = f"{view.exported:,} {noun} confirmed by the destination"
             rows.append(("Exported", Text(exported)))
         rows.append(("Real-time", Text(view.intake.summary)))
         if rows == self._rows:

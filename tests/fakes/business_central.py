@@ -340,6 +340,7 @@ class BusinessCentralFake(LoopbackServer):
         self._numbers = {"salesOrders": 100000, "salesShipments": 200000, "salesInvoices": 300000}
         self._tokens: dict[str, float] = {}  # token -> monotonic expiry
         self.tokens_issued = 0
+        self.looping_next_link = False  # every page after the first links to itself
         self.exchanges: list[Exchange] = []
         self.secrets_seen: list[str] = []  # every client_secret sent to the token endpoint
         super().__init__(host, port)
@@ -1022,6 +1023,8 @@ class BusinessCentralFake(LoopbackServer):
         if more and rows and (top is None or sent + len(rows) < top):
             token = f"{_key_of(entity_set, rows[-1])}|{sent + len(rows)}"
             kept = {name: value for name, value in query.items() if name != "$skiptoken"}
+            if self.looping_next_link and "$skiptoken" in query:
+                token = query["$skiptoken"]  # a broken server: page 2 links to page 2 again
             link = urlencode({**kept, "$skiptoken": token}, quote_via=quote, safe="$,()':")
             body["@odata.nextLink"] = f"http://{host}{path}?{link}"
         return body

@@ -309,16 +309,21 @@ class FakeDotdigital(LoopbackServer):
         faults: Faults | None = None,
         import_seconds: float = 0.02,
         finished_status: str = "Finished",
+        import_seconds_per_record: float = 0.0,
     ) -> None:
         self._expected_auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self.faults = faults or Faults()
-        self.import_seconds = import_seconds
+        self.import_seconds = import_seconds  # an import takes this long...
+        self.import_seconds_per_record = import_seconds_per_record  # ...plus this per record
         self.finished_status = finished_status  # "Complete" is the spec enum's spelling
         self.wrong_region = False  # answer 403 to everything, as another region's API does
         self.usage_exceeded_left = 0  # the next N requests hit the flat hourly limit
         self.fail_keys: dict[str, tuple[str, list[str]]] = {}  # key -> import failure
         self.failed_imports_left = 0  # the next N Insight imports end `Failed`, nothing stored
         self.refuse_contacts: dict[str, tuple[str, str]] = {}  # e-mail -> (failureCode, why)
+        # A test's stand-in for whatever sits between the client and the API (a proxy, a
+        # broken gateway): given (method, path, the fake's answer), the answer sent instead.
+        self.rewrite: Callable[[str, str, Answer], Answer] | None = None
         self.requests: list[SeenRequest] = []
         self.invalid_requests: list[str] = []
         self.internal_errors: list[str] = []  # the fake's own bugs; tests assert none
@@ -440,6 +445,8 @@ class FakeDotdigital(LoopbackServer):
             self._saw(method, path, None)
             return None
         answer = self._safe_answer(method, target, authorization, raw)
+        if self.rewrite is not None:
+            answer = self.rewrite(method, path, answer)
         self._saw(method, path, None if fault == _DROP_AFTER else answer.status)
         return None if fault == _DROP_AFTER else answer
 
@@ -775,9 +782,11 @@ class FakeDotdigital(LoopbackServer):
             )
         self.peak_active_imports = max(self.peak_active_imports, active + 1)
         now = time.monotonic()
-        job = ImportJob(str(uuid.uuid4()), kind, body, starts_at=now + self.import_seconds / 2)
+        records = len(body.get("records") or body.get("contacts") or ())
+        takes = self.import_seconds + self.import_seconds_per_record * records
+        job = ImportJob(str(uuid.uuid4()), kind, body, starts_at=now + takes / 2)
         self._imports[job.import_id] = job
-        heapq.heappush(self._due, (now + self.import_seconds, next(self._sequence), job.import_id))
+        heapq.heappush(self._due, (now + takes, next(self._sequence), job.import_id))
         self._wakeup.notify_all()
         return Answer(202, {"importId": job.import_id})
 
@@ -963,6 +972,9 @@ def main(argv: list[str] | None = None) -> None:
         "--burst-every", type=int, default=0, help="a burst of 429s every N requests"
     )
     parser.add_argument("--import-ms", type=float, default=20.0, help="time an import takes")
+    parser.add_argument(
+        "--import-ms-per-record", type=float, default=0.0, help="and this much more per record"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault draws")
     args = parser.parse_args(argv)
     missing = [name for name in (INSIGHT_SPEC, CONTACTS_SPEC) if not (SPECS_DIR / name).exists()]
@@ -982,6 +994,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         faults=faults,
         import_seconds=args.import_ms / 1000,
+        import_seconds_per_record=args.import_ms_per_record / 1000,
     )
     with fake, contextlib.suppress(KeyboardInterrupt):
         print(f"Fake Dotdigital listening on {fake.url} (API user {args.user!r})", flush=True)

@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from order_export_tui.engine.runner import window_start
 from order_export_tui.orders import order_problem
 from order_export_tui.settings import Settings
 from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp
+
+NOW = datetime(2025, 3, 14, 15, 30, 12, tzinfo=UTC)  # in the past: ship_order stamps real time
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DAYS = 12
+ORDERS = 240
+MALFORMED = 5
+
+
+def generate(path: Path, **overrides: Any) -> None:
+    arguments: dict[str, Any] = {
+        "orders": ORDERS, "seed": 11, "days": DAYS, "malformed": MALFORMED, "now": NOW,
+    }  # fmt: skip
+    generate_demo_erp(path, **(arguments | overrides))
+
+
+async def read_all(
+    path: Path, window_start: datetime = EPOCH, chunk_size: int = 1000
+) -> list[dict[str, Any]]:
+    source = DemoErpSource(path, chunk_size=chunk_size)
+    try:
+        return [doc async for chunk in source.iter_orders(window_start) for doc in chunk]
+    finally:
+        await source.close()
 
 
 def demo(settings: Settings, orders: int = 230, malformed: int = 3, days: int = 30) -> None:

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tests.support.loopback_server import Fault, LoopbackServer, Reply, Request
+from tests.support.loopback_server import Fault, LoopbackServer, RawBody, Reply, Request
 
-__all__ = ["Fault", "FaultServer", "Handler", "Received"]
+__all__ = ["Fault", "FaultServer", "Handler", "RawBody", "Received"]
 
 
 @dataclass

@@ -41,6 +41,14 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class RawBody:
+    """A body sent as these bytes with this content type: a web page, truncated JSON..."""
+
+    data: bytes
+    content_type: str = "text/html; charset=utf-8"
+
+
+@dataclass(frozen=True)
 class Reply:
     status: int
     body: Any = None  # JSON-able, or str / bytes sent as they are; None: no body
@@ -255,6 +263,8 @@ class LoopbackServer:
     def encode(self, body: Any) -> bytes:
         if body is None:
             return b""
+        if isinstance(body, RawBody):
+            return body.data
         if isinstance(body, bytes):
             return body
         if isinstance(body, str):
@@ -315,6 +325,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         data = owner.encode(reply.body)
         headers = dict(reply.headers)
         content_type = headers.pop("Content-Type", None)
+        if isinstance(reply.body, RawBody):
+            content_type = reply.body.content_type
         self.send_response(reply.status)
         for name, value in headers.items():
             self.send_header(name, value)

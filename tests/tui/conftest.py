@@ -154,6 +154,19 @@ async def finish_run(pilot: Pilot[Any], app: OrderExportApp) -> None:
     await wait_until(
         pilot, lambda: app.progress.run_id == report.run_id and not app.progress.active
     )
+    await tables_loaded(pilot, app)
+
+
+async def tables_loaded(pilot: Pilot[Any], app: OrderExportApp) -> None:
+    """Wait for the history, skipped orders and status the dashboard is (re)loading."""
+
+    def idle() -> bool:
+        return not any(
+            worker.group in ("history", "skipped") and not worker.is_finished
+            for worker in app.workers
+        )
+
+    await wait_until(pilot, idle, what="the tables to reload")
 
 
 def gated(free_batches: int) -> Gate:

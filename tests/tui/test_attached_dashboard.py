@@ -95,7 +95,7 @@ async def test_a_setting_saved_from_the_form_is_applied_by_the_daemon(
         editor.cursor_position = 1  # type: ignore[attr-defined]
         await pilot.press("2")
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: shows(app, "no changes"), what="the save")
+        await wait_until(pilot, lambda: shows(app, "no changes"), timeout=60, what="the save")
         view = await AttachedControl(path).read_settings()
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen))

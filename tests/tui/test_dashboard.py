@@ -47,10 +47,10 @@ async def test_r_runs_an_export_and_the_panels_end_at_the_run_s_final_values(mak
         for name, value in [("read", "2,000"), ("new", "1,997"), ("unchanged", "0")]:
             assert re.search(rf"\b{name}\s+{value}\b", text), name
         assert re.search(r"\bskipped\s+3 / 10\b", text)
-        assert "idle (last run 1 succeeded)" in text
+        assert "idle; run 1 ✓ succeeded" in text
         assert "1,997 orders confirmed by the destination" in text
         # The history and the skipped orders come from the state database.
-        assert re.search(r"1\s+manual\s+\S+ \S+\s+0:0\d\s+succeeded\s+2,000\s+1,997", text)
+        assert re.search(r"1\s+manual\s+\S+ \S+\s+0:0\d\s+✓ succeeded\s+2,000\s+1,997", text)
         skipped = app.query_one(SkippedOrdersTable)
         assert skipped.row_count == 3
         assert {order.order_id for order in app.control.state.skipped_orders()} == {
@@ -71,7 +71,7 @@ async def test_progress_moves_while_the_run_is_in_flight(make_app) -> None:
         assert "running (run 1, manual)" in text
         assert app.query_one("#run-bar", ProgressBar).percentage == 0.3
         assert re.search(r"\bnew\s+150\b", text)
-        history_row = r"1\s+manual\s+\S+ \S+\s+\S+\s+running\s+150\s+150"
+        history_row = r"1\s+manual\s+\S+ \S+\s+\S+\s+▶ running\s+150\s+150"
         await wait_until(pilot, lambda: re.search(history_row, screen_text(app)) is not None)
         gate.open()
         await finish_run(pilot, app)
@@ -171,7 +171,7 @@ async def test_the_skipped_orders_retry_keys_send_them_again(make_app, loopback)
         assert {order.order_id for order in app.control.state.skipped_orders()} == set(rejected)
 
         store.reject.clear()
-        await pilot.press("k")
+        await pilot.press("2")
         assert table.has_focus
         await pilot.press("down")
         chosen = table.selected_order_id
@@ -202,8 +202,8 @@ async def test_help_lists_every_key_and_the_palette_has_every_action(make_app) -
             ("c", "Cancel"),
             ("s", "Settings"),
             ("l", "Logs"),
-            ("k", "Skipped"),
-            ("h", "History"),
+            ("2", "Skipped"),
+            ("1", "History"),
             ("q", "Quit"),
             ("/", "Search"),
         ]:

@@ -60,7 +60,7 @@ async def test_enter_on_a_run_in_the_history_opens_that_run_s_log(make_app) -> N
             await pilot.press("r")
             await finish_run(pilot, app)
         first_run = app.control.state.recent_runs()[-1]
-        await pilot.press("h")
+        await pilot.press("1")
         assert app.query_one(RunHistoryTable).has_focus
         await pilot.press("down", "enter")  # the second row: run 1
         await wait_until(pilot, lambda: isinstance(app.screen, LogsScreen))

@@ -17,7 +17,7 @@ from order_export_tui.tui.confirm_screen import ConfirmScreen
 from order_export_tui.tui.dashboard_screen import DashboardScreen
 from order_export_tui.tui.setting_field import SettingField
 from order_export_tui.tui.settings_screen import SettingsScreen
-from tests.test_settings import SHIPPED
+from tests.support.settings_files import SHIPPED
 from tests.tui.conftest import build_app, screen_text, wait_until
 
 
@@ -67,7 +67,7 @@ async def test_a_saved_change_is_in_the_file_and_in_force_at_once(make_app) -> N
         await type_into(pilot, screen, "task.run_interval_minutes", "15")
         assert "unsaved changes" in screen_text(app)
         await pilot.press("ctrl+s")
-        await pilot.pause()
+        await wait_until(pilot, lambda: "no changes" in screen_text(app), what="the save")
 
         assert load_settings(path).task.run_interval_minutes == 15
         assert app.settings.task.run_interval_minutes == 15
@@ -120,7 +120,7 @@ async def test_a_rule_across_keys_shows_at_the_key_the_loader_names(make_app) ->
         await type_into(pilot, screen, "task.run_interval_minutes", "0")
         assert field_error(screen, "task.run_time") == ""
         await pilot.press("ctrl+s")
-        await pilot.pause()
+        await wait_until(pilot, lambda: app.settings.task.run_time == "02:30", what="the save")
         assert load_settings(app.settings.path).task.run_time == "02:30"
         next_run = app.control.service.next_run
         assert next_run is not None and next_run.strftime("%H:%M") == "02:30"
@@ -178,13 +178,13 @@ async def test_saving_the_shipped_file_from_the_form_keeps_it_and_its_comments(
         screen = await open_settings(pilot)
         inode = path.stat().st_ino
         await pilot.press("ctrl+s")  # nothing changed
-        await pilot.pause()
+        await wait_until(pilot, lambda: path.stat().st_ino != inode, what="the save")
         assert path.stat().st_ino != inode  # rewritten, not skipped
         assert path.read_bytes() == SHIPPED.read_bytes()
 
         await type_into(pilot, screen, "task.batch_size", "250")
         await pilot.press("ctrl+s")
-        await pilot.pause()
+        await wait_until(pilot, lambda: app.settings.task.batch_size == 250, what="the save")
         assert app.settings.task.batch_size == 250
 
     diff = difflib.unified_diff(

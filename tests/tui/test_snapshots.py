@@ -23,6 +23,7 @@ from order_export_tui.tui.settings_screen import SettingsScreen
 from tests.conftest import write_settings
 from tests.support.wall_clock import FakeWallClock
 from tests.tui.conftest import Gate, build_app, wait_until
+from tests.tui.test_outcomes import RefusingDestination
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 
@@ -47,7 +48,7 @@ def scene(tmp_path, monkeypatch, restore_tz, state_factory) -> Callable[[int], S
     restore_tz("UTC")
     wall = FakeWallClock(datetime(2026, 11, 27, 9, 0)).install(monkeypatch)
 
-    def make(free_batches: int) -> Scene:
+    def make(free_batches: int, destination_factory: Any = None) -> Scene:
         path = write_settings(
             tmp_path,
             {
@@ -64,7 +65,7 @@ def scene(tmp_path, monkeypatch, restore_tz, state_factory) -> Callable[[int], S
         app = build_app(
             settings,
             state_factory(settings),
-            destination_factory=gate.factory,
+            destination_factory=destination_factory or gate.factory,
             clock=wall.aware,
             monotonic=monotonic,
         )
@@ -86,6 +87,12 @@ async def run_to_the_end(pilot: Pilot[Any]) -> None:
 @pytest.mark.parametrize("size", SIZES)
 def test_dashboard_idle(snap_compare, scene, size) -> None:
     assert snap_compare(scene(1000).app, terminal_size=size, run_before=run_to_the_end)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_after_a_failed_run(snap_compare, scene, size) -> None:
+    failing = scene(0, RefusingDestination)
+    assert snap_compare(failing.app, terminal_size=size, run_before=run_to_the_end)
 
 
 @pytest.mark.parametrize("size", SIZES)

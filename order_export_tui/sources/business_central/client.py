@@ -10,13 +10,17 @@
   (with `Retry-After`) and 5xx are retried within the task's retry budget.
 - Reads are server-driven pages: `Prefer: odata.maxpagesize=<page size>`, then each
   `@odata.nextLink` as given (only ever to the same host: the link carries the bearer token),
-  requested while the caller works on the page before it.
+  requested while the caller works on the page before it. A link that repeats one already
+  followed in this read would page forever: the read fails, naming the link's page.
   `Data-Access-Intent: ReadOnly` lets Business Central serve them from a read-only replica
   (which may lag the primary by moments: what a run misses, the next one reads).
+- A page that is not Business Central's JSON (a proxy's web page, a truncated or absurdly
+  nested body) is a transient failure, retried like an outage.
 - What cannot be retried becomes a `BusinessCentralError` (a `SourceError`) that names what to
   fix: a wrong secret, tenant or client id (the identity platform's AADSTS code), an app that
   Business Central does not know (401), lacks permissions for (403), or a wrong environment
-  or company (404). Neither the client secret nor a token is ever part of a message.
+  or company (404). Neither the client secret nor a token is ever part of a message, nor any
+other credential Business Central echoes (`transport.redaction`).
 """
 
 from __future__ import annotations
@@ -34,14 +38,14 @@ import orjson
 
 from order_export_tui.settings import Settings, secret_value
 from order_export_tui.sources.base import SourceError
-from order_export_tui.transport.http import send
+from order_export_tui.transport.answers import read_json
+from order_export_tui.transport.http import DEFAULT_REQUEST_TIMEOUT_SECONDS, request_timeout, send
+from order_export_tui.transport.redaction import redact
 from order_export_tui.transport.retry import Retrier
 
 SCOPE = "https://api.businesscentral.dynamics.com/.default"
 IDENTITY_PLATFORM_TOKEN_URL = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
 DEFAULT_PAGE_SIZE = 1000  # Business Central online serves at most 20,000 entities a page
-REQUEST_TIMEOUT_SECONDS = 120.0
-CONNECT_TIMEOUT_SECONDS = 15.0
 MAX_RENEWAL_MARGIN_SECONDS = 300.0
 _QUERY_SAFE = "$,()':"  # OData's punctuation stays readable in the query string
 _MAX_TEXT = 300
@@ -111,11 +115,13 @@ class BusinessCentralClient:
         *,
         page_size: int = DEFAULT_PAGE_SIZE,
         clock: Callable[[], float] = time.monotonic,
+        timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
     ) -> None:
         if page_size < 1:
             raise ValueError(f"page_size must be 1 or more (got {page_size})")
         self.connection = connection
         self.page_size = page_size
+        self.timeout_seconds = timeout_seconds
         self.requests = 0  # requests sent, the token's included
         self._retrier = retrier
         self._clock = clock
@@ -140,6 +146,7 @@ class BusinessCentralClient:
         prefer = {"Prefer": f"odata.maxpagesize={self.page_size}"}
         url = self._with_query(f"{self.connection.company_url_at(route)}/{path}", params)
         page = 1
+        followed = {url: 1}  # link -> the page it was followed for
         ahead: asyncio.Future[Any] | None = asyncio.ensure_future(
             self.get_json(url, f"{what} (page 1)", headers=prefer)
         )
@@ -153,7 +160,14 @@ class BusinessCentralClient:
                     )
                 link = self._next_link(body, what)
                 if link is not None:
+                    if link in followed:
+                        raise BusinessCentralError(
+                            f"Business Central: {what}: the next-page link of page {page} leads"
+                            f" back to page {followed[link]}; paging would never end (a"
+                            " Business Central or proxy fault); the run stops here"
+                        )
                     page += 1
+                    followed[link] = page
                     ahead = asyncio.ensure_future(
                         self.get_json(link, f"{what} (page {page})", headers=prefer)
                     )
@@ -175,31 +189,32 @@ class BusinessCentralClient:
     async def get_json(
         self, url: str, what: str, *, headers: Mapping[str, str] | None = None
     ) -> Any:
-        response = await self.get(url, what, headers=headers)
-        try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError as error:
-            raise BusinessCentralError(
-                f"Business Central: {what}: the answer is not JSON"
-            ) from error
+        """A 200's JSON; any other body is retried as a transient failure."""
+
+        async def attempt() -> Any:
+            response = await self._get_once(url, what, headers)
+            return read_json(response, f"Business Central {what}")
+
+        return await self._retrier.call(what, attempt)
 
     async def get(
         self, url: str, what: str, *, headers: Mapping[str, str] | None = None
     ) -> httpx.Response:
         """One GET through the retrier, with a valid token; raises for anything but 200."""
+        return await self._retrier.call(what, lambda: self._get_once(url, what, headers))
 
-        async def attempt() -> httpx.Response:
-            token, fresh = await self._access_token()
+    async def _get_once(
+        self, url: str, what: str, headers: Mapping[str, str] | None
+    ) -> httpx.Response:
+        token, fresh = await self._access_token()
+        response = await self._send_get(url, token, headers, what)
+        if response.status_code == 401 and not fresh:
+            self._forget_token(token)
+            token, _ = await self._access_token()
             response = await self._send_get(url, token, headers, what)
-            if response.status_code == 401 and not fresh:
-                self._forget_token(token)
-                token, _ = await self._access_token()
-                response = await self._send_get(url, token, headers, what)
-            if response.status_code != 200:
-                raise self._refusal(response, what)
-            return response
-
-        return await self._retrier.call(what, attempt)
+        if response.status_code != 200:
+            raise self._refusal(response, what)
+        return response
 
     # --- the token -------------------------------------------------------------------------
 
@@ -268,7 +283,7 @@ class BusinessCentralClient:
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
             self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(REQUEST_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
+                timeout=request_timeout(self.timeout_seconds),
                 headers={"Accept": "application/json", "Data-Access-Intent": "ReadOnly"},
             )
         return self._http
@@ -281,7 +296,7 @@ class BusinessCentralClient:
             "GET", url, headers={**(headers or {}), "Authorization": f"Bearer {token}"}
         )
         self.requests += 1
-        return await send(http, request, what)
+        return await send(http, request, f"Business Central {what}")
 
     @staticmethod
     def _with_query(url: str, params: Mapping[str, str]) -> str:
@@ -359,10 +374,7 @@ class BusinessCentralClient:
 
     def _redact(self, text: str) -> str:
         """A server's text without the secret or the token, whatever it echoes."""
-        for secret in (self._secret, self._token.value if self._token else None):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return redact(text, self._secret, self._token.value if self._token else None)
 
 
 def odata_error(response: httpx.Response) -> tuple[str, str]:
@@ -376,7 +388,7 @@ def odata_error(response: httpx.Response) -> tuple[str, str]:
 def _json_object(response: httpx.Response) -> dict[str, Any]:
     try:
         body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
+    except (orjson.JSONDecodeError, RecursionError):
         return {}
     return body if isinstance(body, dict) else {}
 

@@ -142,7 +142,10 @@ class BusinessCentralSource:
         cls, settings: Settings, retrier: Retrier, *, page_size: int = DEFAULT_PAGE_SIZE
     ) -> BusinessCentralSource:
         client = BusinessCentralClient(
-            Connection.from_settings(settings), retrier, page_size=page_size
+            Connection.from_settings(settings),
+            retrier,
+            page_size=page_size,
+            timeout_seconds=settings.task.request_timeout_seconds,
         )
         bc = settings.erp.business_central
         tracking = Tracking(
