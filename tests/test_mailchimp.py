@@ -365,9 +365,12 @@ async def test_real_time_sends_during_a_backfill_are_held_until_it_ends_and_not_
 async def test_a_real_time_send_held_longer_than_its_bound_is_handed_back_to_the_queue(
     make_settings, state_factory, fake_clock
 ) -> None:
-    with MailchimpFake(KEY, lists=(AUDIENCE,), latency=0.01) as fake:
-        settings = make_settings(**mailchimp_overrides(fake, max_connections=1))
-        demo(settings, orders=60, malformed=0)
+    # A backfill long enough (300 orders, 20 ms a request) for the real-time send to meet it,
+    # with a second connection so that the real-time send's own requests are not queued
+    # behind the backfill's until it ends.
+    with MailchimpFake(KEY, lists=(AUDIENCE,), latency=0.02) as fake:
+        settings = make_settings(**mailchimp_overrides(fake, max_connections=2))
+        demo(settings, orders=300, malformed=0)
         doc = {**next(iter((await documents(settings)).values())), "order_id": "RT-1"}
         real_time = MailchimpDestination.from_settings(settings)
         real_time.hold_seconds = 0.01

@@ -25,8 +25,8 @@ from tests.tui.conftest import screen_text, wait_until
 
 @pytest.fixture
 def shop(tmp_path: Path) -> Path:
-    """A webstore folder whose run lasts long enough to watch and cancel (4,000 batches)."""
-    write_settings(tmp_path, {"task": {"batch_size": 5}})
+    """A webstore folder whose run lasts long enough to watch and cancel (20,000 batches)."""
+    write_settings(tmp_path, {"task": {"batch_size": 1}})
     made = order_export("demo", "--orders", "20000", "--malformed", "0", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     return tmp_path
