@@ -8,7 +8,6 @@ import os
 import signal
 import sqlite3
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,17 +17,16 @@ import orjson
 import pytest
 import tomli_w
 
-from order_export_tui.engine.runner import ExportEngine, local_now
+from order_export_tui.engine.runner import local_now
 from order_export_tui.service.delivery import (
     DELIVERY_FAILING,
     DELIVERY_OK,
     DeliveryStateChanged,
     RealtimeDelivery,
 )
-from order_export_tui.service.export_service import ExportService, RealtimeChannel, SettingsApplied
+from order_export_tui.service.export_service import SettingsApplied
 from order_export_tui.service.intake import signature_for
-from order_export_tui.service.wiring import build_source
-from order_export_tui.settings import Settings, load_settings
+from order_export_tui.settings import load_settings
 from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.state import (
     DELIVERED,
@@ -41,8 +39,8 @@ from order_export_tui.state import (
 from tests.conftest import TEST_SETTINGS, _merge, write_settings
 from tests.fakes.dotdigital import FakeDotdigital
 from tests.support.daemon_process import DaemonProcess
-from tests.support.fault_server import FaultServer
-from tests.support.loopback_destination import LoopbackDestination, OrderStore
+from tests.support.intake_server import Channel, running_channel
+from tests.support.loopback_destination import LoopbackDestination
 from tests.support.orders import order
 from tests.support.ports import free_port
 
@@ -57,66 +55,14 @@ def payment(order_id: str, status: str) -> dict[str, Any]:
     }
 
 
-@dataclass
-class Running:
-    """The service with its webhook intake on loopback, the demo ERP and a loopback platform."""
-
-    settings: Settings
-    service: ExportService
-    state: StateStore
-    store: OrderStore
-    client: httpx.AsyncClient
-
-    async def post(self, path: str, event: Any) -> httpx.Response:
-        body = orjson.dumps(event)
-        headers = {"X-Signature": signature_for(SECRET, body)}
-        return await self.client.post(path, content=body, headers=headers)
-
-    async def until(self, condition: Any, timeout: float = 15) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not condition():
-            assert asyncio.get_running_loop().time() < deadline, "timed out"
-            await asyncio.sleep(0.02)
+# The service with its webhook intake on loopback, the demo ERP and a loopback platform.
+Running = Channel
 
 
 @pytest.fixture
 async def running(make_settings, loopback) -> AsyncIterator[Running]:  # type: ignore[no-untyped-def]
-    server: FaultServer
-    server, store = loopback
-    port = free_port()
-    settings = make_settings(
-        webhook={"enabled": True, "listen": f"127.0.0.1:{port}"},
-        task={"max_retry_interval_seconds": 2, "max_retries": 1},
-    )
-    generate_demo_erp(settings.demo_database_path, orders=30, seed=5, days=10, malformed=0)
-    state = StateStore(settings.state_database_path)
-    intake_state = StateStore(settings.state_database_path, durable=True)
-
-    def destination(s: Settings) -> LoopbackDestination:
-        return LoopbackDestination(server.url)
-
-    engine = ExportEngine(
-        settings, state, source_factory=build_source, destination_factory=destination
-    )
-    channel = RealtimeChannel(
-        settings,
-        state=state,
-        intake_state=intake_state,
-        destination_factory=destination,
-        source_factory=build_source,
-        secret=SECRET,
-        outage_backoff=(0.05, 0.1, 0.2),
-    )
-    service = ExportService(settings, engine, realtime=channel)
-    serving = asyncio.create_task(service.serve())
-    while not channel.listening:
-        await asyncio.sleep(0.01)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-        yield Running(settings, service, state, store, client)
-    await service.stop()
-    await serving
-    intake_state.close()
-    state.close()
+    async with running_channel(make_settings, loopback, demo_orders=30) as channel:
+        yield channel
 
 
 # --- item 3: a source error during a lookup ---------------------------------------------------

@@ -11,17 +11,15 @@ import httpx
 import orjson
 import pytest
 
-from order_export_tui.engine.runner import ExportEngine
-from order_export_tui.service.export_service import ExportService, RealtimeChannel
+from order_export_tui.service.export_service import ExportService
 from order_export_tui.service.intake import signature_for
-from order_export_tui.service.wiring import build_source
 from order_export_tui.settings import Settings
-from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp
+from order_export_tui.sources.demo import DemoErpSource
 from order_export_tui.state import StateStore
 from tests.support.fault_server import Fault, FaultServer
-from tests.support.loopback_destination import LoopbackDestination, OrderStore
+from tests.support.intake_server import running_channel
+from tests.support.loopback_destination import OrderStore
 from tests.support.orders import order
-from tests.support.ports import free_port
 from tests.support.webstore import SECRET, Webstore, payment
 
 
@@ -43,41 +41,15 @@ class Running:
 
 @pytest.fixture
 async def running(make_settings, loopback) -> AsyncIterator[Running]:  # type: ignore[no-untyped-def]
-    server, store = loopback
-    port = free_port()
-    settings = make_settings(
-        webhook={"enabled": True, "listen": f"127.0.0.1:{port}"},
-        task={"max_retry_interval_seconds": 2, "max_retries": 1},
-    )
-    generate_demo_erp(settings.demo_database_path, orders=30, seed=5, days=10, malformed=0)
-    state = StateStore(settings.state_database_path)
-    intake_state = StateStore(settings.state_database_path, durable=True)
-
-    def destination(s: Settings) -> LoopbackDestination:
-        return LoopbackDestination(server.url)
-
-    engine = ExportEngine(
-        settings, state, source_factory=build_source, destination_factory=destination
-    )
-    channel = RealtimeChannel(
-        settings,
-        state=state,
-        intake_state=intake_state,
-        destination_factory=destination,
-        source_factory=build_source,
-        secret=SECRET,
-        outage_backoff=(0.05, 0.1, 0.2),
-    )
-    service = ExportService(settings, engine, realtime=channel)
-    serving = asyncio.create_task(service.serve())
-    while not channel.listening:
-        await asyncio.sleep(0.01)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-        yield Running(settings, service, state, store, server, Webstore(client))
-    await service.stop()
-    await serving
-    intake_state.close()
-    state.close()
+    async with running_channel(make_settings, loopback, demo_orders=30) as channel:
+        yield Running(
+            channel.settings,
+            channel.service,
+            channel.state,
+            channel.store,
+            channel.server,
+            Webstore(channel.client),
+        )
 
 
 async def test_a_signed_order_reaches_the_destination(running: Running) -> None:

@@ -18,6 +18,7 @@ from order_export_tui.service.export_service import ExportService, RealtimeChann
 from order_export_tui.service.intake import IntakeLimits, signature_for
 from order_export_tui.service.wiring import build_source
 from order_export_tui.settings import Settings
+from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.state import StateStore
 from tests.support.fault_server import FaultServer
 from tests.support.loopback_destination import LoopbackDestination, OrderStore
@@ -65,13 +66,20 @@ async def running_channel(
     webhook: dict[str, Any] | None = None,
     secret: str = SECRET,
     limits: IntakeLimits | None = None,
+    demo_orders: int = 0,
 ) -> AsyncIterator[Channel]:
+    """The service with its webhook intake on loopback and a loopback platform; with
+    `demo_orders`, a demo ERP of that many orders to look orders up in."""
     server, store = loopback
     port = free_port()
     settings = make_settings(
         webhook={"enabled": True, "listen": f"127.0.0.1:{port}", **(webhook or {})},
         task={"max_retry_interval_seconds": 2, "max_retries": 1},
     )
+    if demo_orders:
+        generate_demo_erp(
+            settings.demo_database_path, orders=demo_orders, seed=5, days=10, malformed=0
+        )
     state = StateStore(settings.state_database_path)
     intake_state = StateStore(settings.state_database_path, durable=True)
 
