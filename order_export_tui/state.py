@@ -246,6 +246,20 @@ class RealtimeEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class RealtimeEventRecord:
+    """What became of one accepted webhook event, without its payload (customer data)."""
+
+    event_id: int
+    kind: str  # ORDER_COMPLETED | PAYMENT_STATUS
+    order_id: str
+    received_at: str
+    status: str  # QUEUED | HELD | DELIVERED | SUPERSEDED | SKIPPED | EXPIRED
+    attempts: int
+    last_error: str | None
+    finished_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class SkippedOrder:
     order_id: str
     reason: str
@@ -493,6 +507,15 @@ class StateStore:
             (QUEUED,),
         ).fetchone()
         return None if row is None else str(row[0])
+
+    def recent_events(self, limit: int = 200) -> list[RealtimeEventRecord]:
+        """The newest accepted events first, whatever became of them."""
+        rows = self._db.execute(
+            "SELECT event_id, kind, order_id, received_at, status, attempts, last_error,"
+            " finished_at FROM realtime_event ORDER BY event_id DESC LIMIT ?",
+            (limit,),
+        )
+        return [RealtimeEventRecord(*row) for row in rows]
 
     def event_counts(self) -> dict[str, int]:
         """How many real-time events are in each state."""

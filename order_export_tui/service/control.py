@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from order_export_tui.engine.events import EngineEvent
-from order_export_tui.state import RunRecord, SkippedOrder
+from order_export_tui.state import RealtimeEventRecord, RunRecord, SkippedOrder
 
 # What `subscribe` delivers: engine events (RunStarted, BatchFinished, ...) and the service's
 # own (RunRequestSkipped, FailureEmailOutcome, real-time activity), as the same dataclasses
@@ -160,6 +160,10 @@ class ExportControl(Protocol):
     async def recent_runs(self, limit: int = 50) -> list[RunRecord]: ...
 
     async def skipped_orders(self, limit: int = 500) -> list[SkippedOrder]: ...
+
+    async def recent_events(self, limit: int = 200) -> list[RealtimeEventRecord]:
+        """The newest real-time (webhook) events first, with what became of each."""
+        ...
 
     async def read_settings(self) -> SettingsView: ...
 

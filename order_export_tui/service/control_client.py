@@ -28,7 +28,7 @@ from order_export_tui.service.control import (
 )
 from order_export_tui.service.control_socket import short_address
 from order_export_tui.service.wire import WireError, decode
-from order_export_tui.state import RunRecord, SkippedOrder
+from order_export_tui.state import RealtimeEventRecord, RunRecord, SkippedOrder
 
 log = logging.getLogger("order_export.control")
 
@@ -148,6 +148,10 @@ class AttachedControl:
     async def skipped_orders(self, limit: int = 500) -> list[SkippedOrder]:
         skipped = await self._call("GET", f"/skipped?limit={limit}")
         return [_expect(order, SkippedOrder) for order in skipped]
+
+    async def recent_events(self, limit: int = 200) -> list[RealtimeEventRecord]:
+        events = await self._call("GET", f"/realtime?limit={limit}")
+        return [_expect(event, RealtimeEventRecord) for event in events]
 
     async def read_settings(self) -> SettingsView:
         return _expect(await self._call("GET", "/settings"), SettingsView)

@@ -77,6 +77,7 @@ class ControlServer:
                 Route("/cancel", self._cancel, methods=["POST"]),
                 Route("/retry", self._retry, methods=["POST"]),
                 Route("/skipped", self._skipped, methods=["GET"]),
+                Route("/realtime", self._realtime, methods=["GET"]),
                 Route("/settings", self._settings, methods=["GET"]),
                 Route("/settings", self._save_settings, methods=["PUT"]),
                 Route("/events", self._events, methods=["GET"]),
@@ -140,6 +141,9 @@ class ControlServer:
 
     async def _skipped(self, request: Request) -> Response:
         return _json(await self.control.skipped_orders(_limit(request, 500)))
+
+    async def _realtime(self, request: Request) -> Response:
+        return _json(await self.control.recent_events(_limit(request, 200)))
 
     async def _settings(self, request: Request) -> Response:
         return _json(await self.control.read_settings())

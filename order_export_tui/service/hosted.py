@@ -44,7 +44,7 @@ from order_export_tui.settings import (
     settings_to_dict,
 )
 from order_export_tui.settings.model import Settings
-from order_export_tui.state import RunRecord, SkippedOrder, StateStore
+from order_export_tui.state import RealtimeEventRecord, RunRecord, SkippedOrder, StateStore
 
 
 @dataclass
@@ -179,6 +179,9 @@ class HostedControl:
 
     async def skipped_orders(self, limit: int = 500) -> list[SkippedOrder]:
         return self.state.skipped_orders(limit)
+
+    async def recent_events(self, limit: int = 200) -> list[RealtimeEventRecord]:
+        return self.state.recent_events(limit)
 
     async def read_settings(self) -> SettingsView:
         return settings_view(self.service.settings)

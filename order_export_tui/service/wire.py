@@ -13,7 +13,7 @@ from typing import Any
 
 from order_export_tui.engine import events as engine_events
 from order_export_tui.service import control, delivery, export_service, notify
-from order_export_tui.state import RunRecord, SkippedOrder
+from order_export_tui.state import RealtimeEventRecord, RunRecord, SkippedOrder
 
 _CLASSES: dict[str, type] = {
     cls.__name__: cls
@@ -49,6 +49,7 @@ _CLASSES: dict[str, type] = {
         control.SaveAnswer,
         RunRecord,
         SkippedOrder,
+        RealtimeEventRecord,
     )
 }
 

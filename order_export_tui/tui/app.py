@@ -51,11 +51,12 @@ from order_export_tui.tui.formatting import clock_time, count
 from order_export_tui.tui.help_screen import HelpScreen, KeyHelp
 from order_export_tui.tui.history_table import RunHistoryTable
 from order_export_tui.tui.inputs import backfill_day, order_ids, order_ids_problem
-from order_export_tui.tui.intake_status import intake_status
+from order_export_tui.tui.intake_status import intake_status, realtime_summary
 from order_export_tui.tui.log_bridge import NotifyingLogHandler
 from order_export_tui.tui.logs_screen import LogsScreen
 from order_export_tui.tui.messages import ConnectionChanged, RunProgressed, ServiceNotice
 from order_export_tui.tui.prompt_screen import PromptScreen
+from order_export_tui.tui.realtime_screen import RealtimeScreen
 from order_export_tui.tui.run_detail_screen import RunDetailScreen
 from order_export_tui.tui.run_progress import (
     CANCELLING,
@@ -69,7 +70,9 @@ from order_export_tui.tui.status_panel import StatusView
 from order_export_tui.tui.terminal_watch import TerminalWatch
 
 TICK_SECONDS = 1.0
-NAVIGATION = frozenset({"show_settings", "show_logs", "show_skipped", "show_history"})
+NAVIGATION = frozenset(
+    {"show_settings", "show_logs", "show_skipped", "show_history", "show_realtime"}
+)
 # Keys that start or stop a run: refused with a one-line reason when they cannot act now.
 REFUSABLE = frozenset({"run_now", "cancel_run", "resend", "backfill", "retry"})
 DASHBOARD_ONLY = frozenset({"resend"})
@@ -91,6 +94,7 @@ class OrderExportApp(App[int]):
         Binding("l", "show_logs", "Logs", id="show_logs", show=False),
         Binding("1", "show_history", "History", id="show_history", show=False),
         Binding("2", "show_skipped", "Skipped", id="show_skipped", show=False),
+        Binding("e", "show_realtime", "Events", id="show_realtime", show=False),
         Binding("R", "resend", "Resend", key_display="R", id="resend", show=False),
         Binding("question_mark,f1", "show_help", "Help", key_display="?", id="show_help"),
         Binding("q", "quit", "Quit", id="quit"),
@@ -426,18 +430,25 @@ class OrderExportApp(App[int]):
             if self.screen_stack:
                 self.dashboard.load_skipped(skipped)
 
-    def process_text(self) -> str:
-        """Which process an attached dashboard shows; "" when it runs the exports itself."""
+    def process_text(self, *, compact: bool = False) -> str:
+        """Which process an attached dashboard shows; "" when it runs the exports itself.
+        `compact`: the few words an 80-column status panel has room for."""
         status = self.status
         process = None if status is None else status.process
-        if self.attached:
-            if process is None:
-                return f"not attached: {self.connection or 'connecting'}"
-            where = f"order-export {process.role}, pid {process.pid}, since {process.since}"
+        if not self.attached:
+            return ""  # this dashboard runs the exports itself
+        if process is None:
+            return f"not attached: {self.connection or 'connecting'}"
+        if compact:  # under the label "Attached to"
+            where = f"{process.role}, pid {process.pid}"
             if self.connection is not None:
-                return f"DISCONNECTED from {where}: {self.connection}; re-attaching"
-            return f"attached to {where}"
-        return ""  # this dashboard runs the exports itself
+                return f"{where}: DISCONNECTED ({self.connection})"
+            return where
+        since = clock_time(datetime.fromisoformat(process.since)) if process.since else "—"
+        where = f"order-export {process.role}, pid {process.pid}, since {since}"
+        if self.connection is not None:
+            return f"DISCONNECTED from {where}: {self.connection}; re-attaching"
+        return f"attached to {where}"
 
     def _show_status(self) -> None:
         if not self.screen_stack:
@@ -454,6 +465,7 @@ class OrderExportApp(App[int]):
             None if status is None else status.exported,
             self._scheduler_problem or (None if status is None else status.scheduler_problem),
             self.process_text(),
+            self.process_text(compact=True),
         )
         self.dashboard.show_status(view)
 
@@ -637,6 +649,12 @@ class OrderExportApp(App[int]):
 
         self._go(open_logs)
 
+    def action_show_realtime(self) -> None:
+        def summary() -> str:
+            return realtime_summary(self.settings, self.status)
+
+        self._go(lambda: self.push_screen(RealtimeScreen(self.control.recent_events, summary)))
+
     def action_show_history(self) -> None:
         self._go(lambda: self.dashboard.show_table(HISTORY))
 
@@ -725,9 +743,14 @@ class OrderExportApp(App[int]):
             ("tab", "Between the file list and the log"),
         ]
         settings = [*self._keys(SettingsScreen.BINDINGS), ("tab / shift+tab", "Next field")]
+        realtime = [
+            *self._keys(RealtimeScreen.BINDINGS),
+            ("j k ↑ ↓ g G", "Move in the events (the newest is first)"),
+        ]
         return [
             ("Everywhere", everywhere),
             ("Dashboard", dashboard),
+            ("Real-time events", realtime),
             ("Logs", logs),
             ("Settings", settings),
         ]
@@ -743,6 +766,11 @@ class OrderExportApp(App[int]):
             "Skipped orders", "Show the skipped orders (2)", self.action_show_skipped
         )
         yield SystemCommand("Run history", "Show the recent runs (1)", self.action_show_history)
+        yield SystemCommand(
+            "Real-time events",
+            "The recent webhook events and what became of each (e)",
+            self.action_show_realtime,
+        )
         yield SystemCommand(
             "Re-try all skipped orders", "Send every skipped order again", lambda: self.retry(None)
         )

@@ -7,14 +7,12 @@ from __future__ import annotations
 import contextlib
 from typing import ClassVar
 
-from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
-from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Static
 
 from order_export_tui.state import RunRecord, SkippedOrder
 from order_export_tui.tui.counters_panel import CountersPanel
@@ -27,6 +25,7 @@ from order_export_tui.tui.progress_panel import ProgressPanel
 from order_export_tui.tui.run_progress import RunProgress
 from order_export_tui.tui.skipped_table import SKIPPED_LIMIT, SkippedOrdersTable
 from order_export_tui.tui.status_panel import StatusPanel, StatusView
+from order_export_tui.tui.table_filter import TableFilter
 
 HISTORY = "history"
 SKIPPED = "skipped"
@@ -34,7 +33,6 @@ SKIPPED = "skipped"
 
 class DashboardScreen(Screen[None]):
     AUTO_FOCUS = "RunHistoryTable"
-    _filtered: ListTable | None = None  # the table the filter line filters
 
     # The app's bindings, repeated here so that this screen's footer shows them.
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -42,6 +40,7 @@ class DashboardScreen(Screen[None]):
         Binding("l", "app.show_logs", "Logs"),
         Binding("1", "app.show_history", "History"),
         Binding("2", "app.show_skipped", "Skipped"),
+        Binding("e", "app.show_realtime", "Events"),
         # In the help (?) rather than the footer, which has no room left at 80 columns.
         Binding("R", "app.resend", "Resend", key_display="R", show=False),
         Binding("slash", "filter", "Filter", key_display="/", show=False),
@@ -55,9 +54,7 @@ class DashboardScreen(Screen[None]):
                 yield ProgressPanel(id="progress")
                 yield CountersPanel(id="counters")
         yield Static(id="table-switch")
-        editor = FilterInput(placeholder="filter (Enter: keep, Esc: clear)", id="table-filter")
-        editor.display = False
-        yield editor
+        yield TableFilter(id="table-filter")
         with Vertical(id="tables", classes="-show-history"):
             yield RunHistoryTable(id="history")
             yield SkippedOrdersTable(id="skipped")
@@ -125,42 +122,4 @@ class DashboardScreen(Screen[None]):
 
     def action_filter(self) -> None:
         """`/`: type to keep the rows of the focused table that contain the text."""
-        table = self._table_to_filter()
-        self._filtered = table
-        editor = self.query_one(FilterInput)
-        editor.placeholder = f"filter {str(table.border_title).lower()} (Enter: keep, Esc: clear)"
-        editor.value = table.filter_text
-        editor.display = True
-        editor.focus()
-
-    @on(Input.Changed, "#table-filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        if self._filtered is not None:
-            self._filtered.set_filter(event.value)
-
-    @on(Input.Submitted, "#table-filter")
-    def _filter_kept(self) -> None:
-        self._close_filter(clear=False)
-
-    def on_filter_input_cleared(self) -> None:
-        self._close_filter(clear=True)
-
-    def _close_filter(self, *, clear: bool) -> None:
-        editor = self.query_one(FilterInput)
-        table = self._filtered or self._table_to_filter()
-        if clear:
-            table.set_filter("")
-        editor.display = False
-        table.focus()
-
-
-class FilterInput(Input):
-    """The filter line; Esc clears the filter and closes it."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "clear", "Clear filter")]
-
-    class Cleared(Message):
-        pass
-
-    def action_clear(self) -> None:
-        self.post_message(self.Cleared())
+        self.query_one(TableFilter).open_for(self._table_to_filter())

@@ -24,6 +24,12 @@ def stamp(iso_text: str | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
+def short_stamp(iso_text: str | None) -> str:
+    """`stamp` without the year, for lists that span days: `11-27 09:00:00`."""
+    text = stamp(iso_text)
+    return text[5:] if len(text) == 19 else text
+
+
 def duration(seconds: float | None) -> str:
     """`0:07`, `12:05`, `1:02:03`; "—" when unknown."""
     if seconds is None or seconds < 0:

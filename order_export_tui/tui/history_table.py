@@ -10,25 +10,29 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
 
-from order_export_tui.state import COUNT_NAMES, RunRecord
-from order_export_tui.tui.formatting import between, count, duration, stamp
+from order_export_tui.state import RunRecord
+from order_export_tui.tui.formatting import between, count, duration, short_stamp
 from order_export_tui.tui.list_table import ListTable
 from order_export_tui.tui.outcomes import outcome_text
 
 HISTORY_LIMIT = 100
+# What an 80-column terminal must show comes first: when, how it ended, what it skipped;
+# the rest scrolls in (← →).
+COUNTS_SHOWN = ("skipped", "new", "updated", "unchanged", "retried", "read")
 COLUMNS = [
     ("run", 5),
-    ("trigger", 8),
-    ("started", 19),
+    ("trigger", 9),
+    ("started", 14),
     ("duration", 8),
     ("outcome", 11),
-    *((name, max(len(name), 7)) for name in COUNT_NAMES),
+    *((name, max(len(name), 7)) for name in COUNTS_SHOWN),
 ]
 
 
 class RunHistoryTable(ListTable):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "select_cursor", "Open log", show=True),
+        # In the help (?): the 80-column footer keeps its room for the screens' keys.
+        Binding("enter", "select_cursor", "Open log", show=False),
         Binding("d", "details", "Run details", show=False),
     ]
     noun = "run"
@@ -71,10 +75,10 @@ class RunHistoryTable(ListTable):
                 [
                     str(record.run_id),
                     record.trigger,
-                    stamp(record.started_at),
+                    short_stamp(record.started_at),
                     duration(between(record.started_at, record.finished_at)),
                     outcome_text(record.outcome),
-                    *(count(record.counts.get(name)) for name in COUNT_NAMES),
+                    *(count(record.counts.get(name)) for name in COUNTS_SHOWN),
                 ],
             )
             for record in records
@@ -87,7 +91,7 @@ class RunHistoryTable(ListTable):
         if key not in self._records or key not in self.rows:
             return
         self.update_cell(key, "duration", duration(elapsed))
-        for name in COUNT_NAMES:
+        for name in COUNTS_SHOWN:
             self.update_cell(key, name, count(counts.get(name)))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

@@ -66,3 +66,18 @@ def intake_status(settings: Settings, status: StatusSnapshot | None) -> IntakeSt
         retried=status.intake.retried,
         skipped=queue.skipped,
     )
+
+
+def realtime_summary(settings: Settings, status: StatusSnapshot | None) -> str:
+    """The real-time screen's first line: where the intake listens and its queue by state."""
+    intake = intake_status(settings, status)
+    if intake.state == OFF:
+        return "Real-time intake is off (webhook.enabled = false in the settings)."
+    if status is None or intake.state != LISTENING:
+        return f"Real-time intake: {intake.summary}."
+    queue = status.queue
+    counts = (
+        f"{queue.queued:,} waiting · {queue.held:,} held · {queue.delivered:,} delivered"
+        f" · {queue.skipped:,} skipped"
+    )
+    return f"Listening on {intake.listen} · {counts}"

@@ -25,6 +25,8 @@ def batch_text(progress: RunProgress) -> str:
         return f"batch {progress.batch_no:,}{of}, {orders}"
     if not progress.processed:
         return f"nothing sent, {orders}"
+    if not progress.batch_no and not progress.batch_size:
+        return orders  # a run this dashboard knows from its record only: no batches
     # Finished: the batches that were answered, not the one that was started last.
     done = progress.batch_no
     if progress.batch_size:

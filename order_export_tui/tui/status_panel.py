@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from rich.table import Table
@@ -12,7 +12,7 @@ from textual.widgets import Static
 from order_export_tui.service.export_service import schedule_description
 from order_export_tui.settings import Settings
 from order_export_tui.tui.formatting import clock_time, relative_to
-from order_export_tui.tui.intake_status import IntakeStatus
+from order_export_tui.tui.intake_status import LISTENING, IntakeStatus
 from order_export_tui.tui.outcomes import outcome_text
 from order_export_tui.tui.run_progress import CANCELLING, RUNNING, RunProgress
 
@@ -26,16 +26,21 @@ class StatusView:
     exported: int | None = None  # orders the destination has confirmed, per the state database
     scheduler_problem: str | None = None
     process: str = ""  # which process runs the exports this dashboard shows
+    process_compact: str = ""  # the same in the few words of an 80-column panel
 
 
-def erp_text(settings: Settings) -> str:
+def erp_text(settings: Settings, *, compact: bool = False) -> str:
+    if compact:
+        return settings.erp.source
     if settings.erp.source == "demo":
         return f"demo ({relative_to(settings.demo_database_path, settings.path.parent)})"
     return f"{settings.erp.source} ({settings.erp.business_central.base_url or 'no URL'})"
 
 
-def destination_text(settings: Settings) -> str:
+def destination_text(settings: Settings, *, compact: bool = False) -> str:
     app = settings.destination.app
+    if compact:
+        return "file, dry run" if app == "file" else app
     if app == "file":
         return f"file, dry run ({relative_to(settings.file_path, settings.path.parent)})"
     if app == "dotdigital":
@@ -55,15 +60,50 @@ def scheduler_text(view: StatusView) -> str:
     return f"{plan}; next run {clock_time(view.next_run)}"
 
 
-def run_state_text(progress: RunProgress) -> Text:
+def run_state_text(progress: RunProgress, *, compact: bool = False) -> Text:
     if progress.state == RUNNING:
         return Text.assemble(("running", "bold"), f" (run {progress.run_id}, {progress.trigger})")
     if progress.state == CANCELLING:
-        return Text.assemble(("cancelling", "bold"), f" (run {progress.run_id}, at the next batch)")
+        where = "" if compact else ", at the next batch"
+        return Text.assemble(("cancelling", "bold"), f" (run {progress.run_id}{where})")
     if progress.outcome is None:
         return Text("idle")
     # Short enough for the 80-column layout's value column: the outcome does not wrap.
     return Text.assemble(f"idle; run {progress.run_id} ", outcome_text(progress.outcome))
+
+
+def intake_text(intake: IntakeStatus, *, compact: bool = False) -> str:
+    if compact and intake.state == LISTENING:
+        return f"listening, {intake.queued:,} queued"
+    return intake.summary
+
+
+def rows_of(view: StatusView, *, compact: bool) -> list[tuple[str, Text]]:
+    """The panel's rows. `compact` (an 80-column terminal): the webstore is left to the
+    header, and each value is cut to what fits on one line of the half-width panel, so that
+    the run history keeps its rows; the settings screen has the rest."""
+    process = view.process_compact if compact else view.process
+    rows = [
+        *([] if compact else [("Webstore", Text(view.settings.webstore.name))]),
+        *([("Attached to" if compact else "Process", Text(process))] if process else []),
+        ("ERP source", Text(erp_text(view.settings, compact=compact))),
+        ("Destination", Text(destination_text(view.settings, compact=compact))),
+    ]
+    if compact:
+        rows.append(("Scheduler", Text(scheduler_text(replace(view, next_run=None)))))
+        if view.next_run is not None and not view.scheduler_problem:
+            rows.append(("Next run", Text(clock_time(view.next_run))))
+    else:
+        rows.append(("Scheduler", Text(scheduler_text(view))))
+    rows.append(("Run", run_state_text(view.progress, compact=compact)))
+    if view.exported is not None:
+        noun = "order" if view.exported == 1 else "orders"
+        exported = f"{view.exported:,} {noun}" + (
+            " confirmed" if compact else " confirmed by the destination"
+        )
+        rows.append(("Exported", Text(exported)))
+    rows.append(("Real-time", Text(intake_text(view.intake, compact=compact))))
+    return rows
 
 
 class StatusPanel(Static):
@@ -75,19 +115,7 @@ class StatusPanel(Static):
         self._rows: list[tuple[str, Text]] = []
 
     def show(self, view: StatusView) -> None:
-        rows = [
-            ("Webstore", Text(view.settings.webstore.name)),
-            *([("Process", Text(view.process))] if view.process else []),
-            ("ERP source", Text(erp_text(view.settings))),
-            ("Destination", Text(destination_text(view.settings))),
-            ("Scheduler", Text(scheduler_text(view))),
-            ("Run", run_state_text(view.progress)),
-        ]
-        if view.exported is not None:
-            noun = "order" if view.exported == 1 else "orders"
-            exported = f"{view.exported:,} {noun} confirmed by the destination"
-            rows.append(("Exported", Text(exported)))
-        rows.append(("Real-time", Text(view.intake.summary)))
+        rows = rows_of(view, compact=self.screen.has_class("-narrow"))
         if rows == self._rows:
             return  # the usual case of the once-a-second refresh
         layout = [len(text) for _, text in rows] != [len(text) for _, text in self._rows]

@@ -170,7 +170,7 @@ def test_three_dashboards_attached_at_once_see_the_same_run(
                 f"env {env} {command}",
             )
         # The panels wrap their lines at the terminal's width: look for words, not sentences.
-        wait_all("attached to", str(daemon.pid))
+        wait_all("daemon, pid", str(daemon.pid))
         tmux("send-keys", "-t", terminals[0], "r")
         wait_all("running")
         run_id = daemon.wait_for(lambda text: "started (manual)" in text)

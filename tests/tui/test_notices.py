@@ -14,8 +14,8 @@ from order_export_tui.service.wiring import build_source
 from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.tui import OrderExportApp
 from order_export_tui.tui.settings_screen import SettingsScreen
+from tests.support.scripted_destinations import RefusingDestination
 from tests.tui.conftest import finish_run, hosted_control, screen_text, wait_until
-from tests.tui.test_outcomes import RefusingDestination
 
 
 def closed_port() -> int:

@@ -4,31 +4,10 @@ truth once a run is over (issue 17 items 1 and 7)."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from order_export_tui.destinations.base import DestinationError
-from order_export_tui.service.wiring import build_destination
-from order_export_tui.settings import Settings
 from order_export_tui.tui.history_table import RunHistoryTable
+from tests.support.scripted_destinations import RefusingDestination
 from tests.tui.conftest import finish_run, gated, screen_text, wait_until
-
-
-class RefusingDestination:
-    """The file destination that fails every batch: a run that fails having sent nothing."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._inner = build_destination(settings)
-        self.name = self._inner.name
-        self.max_batches_in_flight = 1
-
-    async def open(self, **options: Any) -> None:
-        await self._inner.open()
-
-    async def send_batch(self, changes: Any, retrier: Any) -> dict[str, str]:
-        raise DestinationError("the destination said no")
-
-    async def close(self) -> None:
-        await self._inner.close()
 
 
 def outcome_cell(app, run_id: int):  # type: ignore[no-untyped-def]

@@ -8,8 +8,8 @@ from pathlib import Path
 from order_export_tui.tui.logs_screen import LogsScreen
 from order_export_tui.tui.run_detail_screen import RunDetailScreen
 from order_export_tui.tui.skipped_table import SkippedOrdersTable
+from tests.support.scripted_destinations import RefusingDestination
 from tests.tui.conftest import finish_run, screen_text, wait_until
-from tests.tui.test_outcomes import RefusingDestination
 
 
 async def test_d_shows_the_run_s_counts_and_skipped_orders_and_l_opens_its_log(make_app) -> None:
