@@ -62,7 +62,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import jsonschema
 
 from tests.support.loopback_server import Fault, LoopbackServer, Reply, Request
-from tests.support.specs import SPECS_DIR, load_spec, schema_for
+from tests.support.specs import SPECS_DIR, load_spec, require_specs, schema_for
 
 INSIGHT_SPEC = "dotdigital-insight-data-v3.openapi.json"
 CONTACTS_SPEC = "dotdigital-contacts-v3.openapi.json"
@@ -345,6 +345,7 @@ class FakeDotdigital(LoopbackServer):
         self._fault_lock = threading.Lock()
         self._stopping = False
         self._routes = self._make_routes()
+        require_specs(INSIGHT_SPEC, CONTACTS_SPEC)
         super().__init__(host, port)
         self.in_background(self._process_imports)
 

@@ -48,7 +48,13 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from tests.support.loopback_server import Fault, LoopbackServer, Reply, Request
-from tests.support.specs import MAILCHIMP, SPECS_DIR, swagger_body_errors, swagger_route
+from tests.support.specs import (
+    MAILCHIMP,
+    SPECS_DIR,
+    require_specs,
+    swagger_body_errors,
+    swagger_route,
+)
 
 BASE_PATH = "/3.0"
 CONNECTION_LIMIT = 10
@@ -163,6 +169,7 @@ class MailchimpFake(LoopbackServer):
         self.syncing_history: dict[str, list[bool]] = {}
         self.notifications: list[tuple[str, str]] = []  # (e-mail kind, order id)
         self.already_exists = 0
+        require_specs(MAILCHIMP)
         super().__init__(host, port)  # attempts, in_flight, max_in_flight: counted there
 
     # --- faults (`plan`, `break_requests`: the base's, on paths below /3.0) -----------------
