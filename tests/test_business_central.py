@@ -6,6 +6,7 @@ import asyncio
 import json
 import math
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -510,3 +511,20 @@ async def test_without_its_ledger_a_deleted_order_is_rebuilt_from_its_invoice(
 
     assert sorted(docs) == sorted(numbers)
     assert docs[numbers[0]]["shipping_status"] == "shipped"
+
+
+def test_the_ledger_of_order_documents_is_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    from order_export_tui.sources.business_central.ledger import Ledger
+
+    before = os.umask(0)
+    try:
+        ledger = Ledger(tmp_path / "new" / "state.sqlite.business-central.sqlite", "company-1")
+    finally:
+        os.umask(before)
+    try:
+        files = [ledger.path, Path(f"{ledger.path}-wal"), Path(f"{ledger.path}-shm")]
+        modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in files}
+        assert set(modes.values()) == {0o600}, {name: oct(mode) for name, mode in modes.items()}
+        assert stat.S_IMODE(ledger.path.parent.stat().st_mode) == 0o700
+    finally:
+        ledger.close()

@@ -36,6 +36,7 @@ from pathlib import Path
 import orjson
 
 from order_export_tui.orders import OrderDocument
+from order_export_tui.private_files import create_private_file, make_private_dirs
 
 TOMBSTONE_DAYS = 366
 _SQLITE_MAX_PARAMS = 900
@@ -101,7 +102,9 @@ class Ledger:
 
     def __init__(self, path: Path, identity: str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Order documents (names, addresses) live here: owner-only, as the state database.
+        make_private_dirs(self.path.parent)
+        create_private_file(self.path)  # SQLite gives -wal and -shm this file's mode
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
