@@ -13,13 +13,26 @@ from order_export_tui.tui.formatting import count, duration
 from order_export_tui.tui.outcomes import outcome_label
 from order_export_tui.tui.run_progress import RunProgress
 
+COMPACT_WIDTH = 36  # the 80-column layout's right-hand panels, inside their padding
 
-def batch_text(progress: RunProgress) -> str:
+
+def batch_text(progress: RunProgress, *, compact: bool = False) -> str:
+    """`compact`: too long for one line of the 80-column panel, "x of y" becomes "x/y" and
+    "orders" goes, then the batch."""
+    text = _batch_text(progress, " of ")
+    if compact and len(text) > COMPACT_WIDTH:
+        text = _batch_text(progress, "/").removesuffix(" orders").removesuffix(" order")
+    if compact and len(text) > COMPACT_WIDTH:  # a million orders in batches of one: no batch
+        text = text.split(", ", 1)[-1]
+    return text
+
+
+def _batch_text(progress: RunProgress, of_word: str) -> str:
     if progress.run_id is None:
         return "no run yet"
     batches = progress.batches_total
-    of = "" if batches is None else f" of {batches:,}"
-    total = "" if progress.total is None else f" of {count(progress.total)}"
+    of = "" if batches is None else f"{of_word}{batches:,}"
+    total = "" if progress.total is None else f"{of_word}{count(progress.total)}"
     orders = f"{count(progress.processed)}{total} {plural(progress.total or progress.processed)}"
     if progress.active:
         return f"batch {progress.batch_no:,}{of}, {orders}"
@@ -38,13 +51,18 @@ def plural(n: int) -> str:
     return "order" if n == 1 else "orders"
 
 
-def timing_text(progress: RunProgress, now: float) -> str:
+def timing_text(progress: RunProgress, now: float, *, compact: bool = False) -> str:
+    """`compact`: the 80-column panel's 36 characters hold even an hour-long run's line."""
     rate = progress.rate(now)
     speed = "—" if rate is None else f"{rate:,.0f}"
+    speed += "/s" if compact else " orders/s"
     elapsed = duration(progress.elapsed(now))
     if not progress.active and progress.outcome is not None:
-        return f"{speed} orders/s, took {elapsed}"  # no ETA for a run that is over
-    return f"{speed} orders/s, elapsed {elapsed}, ETA {duration(progress.eta(now))}"
+        return f"{speed}, took {elapsed}"  # no ETA for a run that is over
+    eta = progress.eta(now)
+    # Beyond four days an ETA says only "not soon" (the rate is far from what it will be).
+    eta_text = "> 99 h" if eta is not None and eta >= 99 * 3600 else duration(eta)
+    return f"{speed}, elapsed {elapsed}, ETA {eta_text}"
 
 
 def outcome_text(progress: RunProgress) -> str:
@@ -87,8 +105,9 @@ class ProgressPanel(Vertical):
         fraction = progress.fraction
         # An unknown total would make the bar animate forever; show it empty instead.
         bar.update(total=100, progress=0 if fraction is None else round(fraction * 100, 1))
-        self._set("#run-batch", batch_text(progress))
-        self._set("#run-timing", timing_text(progress, now))
+        compact = self.screen.has_class("-narrow")
+        self._set("#run-batch", batch_text(progress, compact=compact))
+        self._set("#run-timing", timing_text(progress, now, compact=compact))
         self._set("#run-outcome", outcome_text(progress))
         outcome = self.query_one("#run-outcome", Static)
         outcome.set_class(progress.outcome == FAILED and not progress.active, "-failed")

@@ -24,6 +24,7 @@ from order_export_tui.service.control import RunInProgress
 from order_export_tui.state import COUNT_NAMES, RunRecord
 from order_export_tui.tui.formatting import between
 
+MIN_RATE_SECONDS = 0.5
 IDLE = "idle"
 RUNNING = "running"
 CANCELLING = "cancelling"
@@ -77,9 +78,10 @@ class RunProgress:
         return max(0.0, end - self.started_monotonic)
 
     def rate(self, now_monotonic: float) -> float | None:
-        """Orders per second over the whole run so far."""
+        """Orders per second over the whole run so far; None in its first half second, whose
+        rate says nothing (a first batch in a millisecond is not 100 million orders/s)."""
         elapsed = self.elapsed(now_monotonic)
-        if not elapsed or not self.processed:
+        if elapsed is None or elapsed < MIN_RATE_SECONDS or not self.processed:
             return None
         return self.processed / elapsed
 
