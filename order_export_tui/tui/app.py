@@ -94,7 +94,7 @@ class OrderExportApp(App[int]):
         Binding("l", "show_logs", "Logs", id="show_logs", show=False),
         Binding("1", "show_history", "History", id="show_history", show=False),
         Binding("2", "show_skipped", "Skipped", id="show_skipped", show=False),
-        Binding("e", "show_realtime", "Events", id="show_realtime", show=False),
+        Binding("e", "show_realtime", "Real-time events", id="show_realtime", show=False),
         Binding("R", "resend", "Resend", key_display="R", id="resend", show=False),
         Binding("question_mark,f1", "show_help", "Help", key_display="?", id="show_help"),
         Binding("q", "quit", "Quit", id="quit"),
