@@ -33,6 +33,27 @@ SCHEMA_VERSION = 1
 WEBHOOK_PAYLOAD_RETENTION_DAYS = 7
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
+# The real-time events by state, kept by triggers in the writer's own transaction: every
+# status refresh reads it, and counting a year of events there took 23 ms each time.
+_TALLY_TRIGGERS = (
+    """CREATE TRIGGER IF NOT EXISTS realtime_tally_insert AFTER INSERT ON realtime_event
+    BEGIN
+        INSERT INTO realtime_tally (status, events) VALUES (NEW.status, 1)
+        ON CONFLICT (status) DO UPDATE SET events = events + 1;
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS realtime_tally_update AFTER UPDATE OF status ON realtime_event
+    WHEN OLD.status != NEW.status
+    BEGIN
+        UPDATE realtime_tally SET events = events - 1 WHERE status = OLD.status;
+        INSERT INTO realtime_tally (status, events) VALUES (NEW.status, 1)
+        ON CONFLICT (status) DO UPDATE SET events = events + 1;
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS realtime_tally_delete AFTER DELETE ON realtime_event
+    BEGIN
+        UPDATE realtime_tally SET events = events - 1 WHERE status = OLD.status;
+    END""",
+)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -80,6 +101,10 @@ CREATE TABLE IF NOT EXISTS realtime_event (
     finished_at TEXT
 );
 CREATE INDEX IF NOT EXISTS realtime_event_by_status ON realtime_event (status, event_id);
+CREATE TABLE IF NOT EXISTS realtime_tally (
+    status TEXT PRIMARY KEY,
+    events INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS payment_override (
     order_id TEXT PRIMARY KEY,
     payment_status TEXT NOT NULL,
@@ -325,9 +350,17 @@ class StateStore:
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self._db.execute("PRAGMA foreign_keys=ON")
         with self.transaction():
+            had_tally = self._has_table("realtime_tally")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            for trigger in _TALLY_TRIGGERS:
+                self._db.execute(trigger)
+            if not had_tally:  # a database from before the tally: count once
+                self._db.execute(
+                    "INSERT INTO realtime_tally (status, events)"
+                    " SELECT status, count(*) FROM realtime_event GROUP BY status"
+                )
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(exported_order)")}
             if "document" not in columns:  # a database from before real-time delivery
                 self._db.execute("ALTER TABLE exported_order ADD COLUMN document BLOB")
@@ -335,6 +368,12 @@ class StateStore:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+
+    def _has_table(self, name: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        return row is not None
 
     def close(self) -> None:
         self._db.close()
@@ -518,8 +557,8 @@ class StateStore:
         return [RealtimeEventRecord(*row) for row in rows]
 
     def event_counts(self) -> dict[str, int]:
-        """How many real-time events are in each state."""
-        rows = self._db.execute("SELECT status, count(*) FROM realtime_event GROUP BY status")
+        """How many real-time events are in each state (kept by triggers: no count here)."""
+        rows = self._db.execute("SELECT status, events FROM realtime_tally WHERE events > 0")
         return {status: count for status, count in rows}
 
     def set_payment_override(
