@@ -13,6 +13,7 @@ from datetime import datetime
 from types import MappingProxyType
 
 from order_export_tui.engine.events import (
+    SUCCEEDED,
     BatchFinished,
     BatchStarted,
     CancelRequested,
@@ -209,6 +210,8 @@ def progress_of_record(record: RunRecord, skip_budget: int) -> RunProgress:
         run_id=record.run_id,
         trigger=record.trigger,
         started_at=started,
+        # A run that succeeded read its whole window: its bar is full, as the engine saw it.
+        total=record.counts.get("read", 0) if record.outcome == SUCCEEDED else None,
         processed=record.counts.get("read", 0),
         counts=MappingProxyType(dict(record.counts)),
         skip_budget=skip_budget,
