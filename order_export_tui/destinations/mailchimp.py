@@ -94,9 +94,13 @@ class MailchimpDestination:
             max_connections=max_connections,
             timeout=timeout,
         )
+        self.api_key_env = api_key_env
         self.store_id = store_id
         self.list_id = list_id
         self.store_name = store_name
+        self.max_connections = self._api.max_connections  # within Mailchimp's limit per key
+        self.timeout = timeout
+        self.base_url = self._api.base_url  # the key's data centre's, unless set
         self._retry_policy = retry_policy or RetryPolicy(3, 60)
         self._store: dict[str, Any] | None = None  # as Mailchimp has it; None: not there yet
         self._store_lock = asyncio.Lock()
@@ -125,22 +129,6 @@ class MailchimpDestination:
             state_database=settings.state_database_path,
             timeout=task.request_timeout_seconds,
         )
-
-    @property
-    def api_key_env(self) -> str:
-        return self._api.api_key_env
-
-    @property
-    def base_url(self) -> str:
-        return self._api.base_url
-
-    @property
-    def max_connections(self) -> int:
-        return self._api.max_connections
-
-    @property
-    def timeout(self) -> float:
-        return self._api.timeout
 
     def _own_retrier(self) -> Retrier:
         """For requests outside a batch (opening, closing, checking)."""
