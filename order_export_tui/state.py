@@ -20,13 +20,13 @@ import sqlite3
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from order_export_tui.private_files import create_private_file, make_private_dirs, open_private
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: exported_order.order_date
 # Webhook payloads (order documents: names, e-mail and postal addresses) of events that are
 # finished (delivered, skipped, expired) are blanked this long after they finished. The event's
 # row stays, so a repeat of it is still recognised and answered with its first event_id.
@@ -66,7 +66,8 @@ CREATE TABLE IF NOT EXISTS exported_order (
     payment_status TEXT NOT NULL,
     exported_at TEXT NOT NULL,
     run_id INTEGER,
-    document BLOB
+    document BLOB,
+    order_date TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS run (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -237,16 +238,44 @@ def _open_problem(path: Path, error: sqlite3.Error) -> StateUnusableError:
     return StateUnusableError(path, f"{path}: cannot use the state database: {error}")
 
 
+def order_date_key(order_date: object) -> str | None:
+    """An order document's `order_date` as the state stores it: the instant in UTC to the
+    second, 'YYYY-MM-DDTHH:MM:SSZ', so that comparing texts compares instants whatever
+    offset the ERP wrote. None for what is not an ISO 8601 time with an offset.
+
+    Seconds are cut, never rounded: against a whole-second bound (the window starts at a
+    midnight) an order compares as its exact time does."""
+    if not isinstance(order_date, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(order_date)
+        if moment.tzinfo is None:
+            return None
+        utc = moment.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        return None
+    return utc.isoformat(timespec="seconds") + "Z"
+
+
+def _instant_key(moment: datetime) -> str:
+    """A time as `order_date_key` stores order dates (a window's first moment, say)."""
+    key = order_date_key(moment.isoformat())
+    assert key is not None, "an aware datetime"
+    return key
+
+
 @dataclass(frozen=True, slots=True)
 class ExportedOrder:
     """What the destination last confirmed for an order. `document` (the order document as
-    JSON) is written with it, and read only where needed (`exported_document`)."""
+    JSON) is written with it, and read only where needed (`exported_document`).
+    `order_date`: the document's `order_date` (what the export window counts by)."""
 
     order_id: str
     content_hash: str
     shipping_status: str
     payment_status: str
     document: bytes | None = None
+    order_date: str | None = None
 
 
 # Real-time event kinds and states.
@@ -364,8 +393,16 @@ class StateStore:
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(exported_order)")}
             if "document" not in columns:  # a database from before real-time delivery
                 self._db.execute("ALTER TABLE exported_order ADD COLUMN document BLOB")
+            if "order_date" not in columns:  # a database from before the window count
+                self._db.execute("ALTER TABLE exported_order ADD COLUMN order_date TEXT")
+                self._fill_order_dates()
             self._db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                "CREATE INDEX IF NOT EXISTS exported_order_by_date ON exported_order (order_date)"
+            )
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                " WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
                 (str(SCHEMA_VERSION),),
             )
 
@@ -374,6 +411,20 @@ class StateStore:
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
         ).fetchone()
         return row is not None
+
+    def _fill_order_dates(self) -> None:
+        """Order dates of the rows that keep their document (those sent in real time), in
+        the migration's transaction: a crash leaves the file as it was, and the next open
+        migrates it again. Rows a run exported keep no document: the next complete run fills
+        theirs as it reads them (`record_batch`'s `seen`). A document that is not JSON is
+        left alone."""
+        rows = self._db.execute(
+            "SELECT order_id, json_extract(CAST(document AS TEXT), '$.order_date')"
+            " FROM exported_order WHERE document IS NOT NULL"
+            " AND json_valid(CAST(document AS TEXT))"
+        ).fetchall()
+        dated = [(key, order_id) for order_id, value in rows if (key := order_date_key(value))]
+        self._db.executemany("UPDATE exported_order SET order_date = ? WHERE order_id = ?", dated)
 
     def close(self) -> None:
         self._db.close()
@@ -424,8 +475,35 @@ class StateStore:
         ).fetchone()
         return None if row is None else row[0]
 
-    def exported_count(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM exported_order").fetchone()[0]
+    def exported_count(self, since: datetime | None = None) -> int:
+        """How many orders the destination holds as last confirmed; with `since` (the
+        export window's first moment), only those dated from then on. An order whose date is
+        not known yet (exported before the state kept dates) is not counted in a window."""
+        if since is None:
+            return int(self._db.execute("SELECT COUNT(*) FROM exported_order").fetchone()[0])
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM exported_order WHERE order_date >= ?", (_instant_key(since),)
+        ).fetchone()
+        return int(row[0])
+
+    def forget_unread(self, *, since: datetime, started_at: datetime, read: set[str]) -> int:
+        """After a run that read every order of its window (dated from `since` on): forget
+        the exported orders dated in that window that the run did not read, because the ERP
+        no longer has them. Only those exported before the run started (`started_at`): an
+        order sent in real time meanwhile may not have reached the ERP yet. Nothing at the
+        destination changes. Returns how many were forgotten."""
+        with self.transaction() as db:
+            rows = db.execute(
+                "SELECT order_id, exported_at FROM exported_order WHERE order_date >= ?",
+                (_instant_key(since),),
+            )
+            gone = [
+                (order_id,)
+                for order_id, exported_at in rows
+                if order_id not in read and datetime.fromisoformat(exported_at) < started_at
+            ]
+            db.executemany("DELETE FROM exported_order WHERE order_id = ?", gone)
+        return len(gone)
 
     def record_batch(
         self,
@@ -435,11 +513,14 @@ class StateStore:
         exported: Iterable[ExportedOrder],
         skipped: dict[str, str],
         resolved: Iterable[str],
+        seen: dict[str, str] | None = None,
     ) -> None:
         """Record one batch's outcome in one transaction.
 
         `exported`: orders the destination confirmed; `skipped`: order id -> reason;
         `resolved`: orders that need no export (unchanged), whose old skip is void.
+        `seen`: order id -> order date of unchanged orders as read, written where the state
+        does not know the date yet (rows from before it kept them).
         Payment statuses held for exported orders are now applied: their events are done.
         """
         stamp = now.isoformat()
@@ -452,22 +533,36 @@ class StateStore:
                 stamp,
                 run_id,
                 e.document,
+                order_date_key(e.order_date),
             )
             for e in exported
+        ]
+        undated = [
+            (key, order_id)
+            for order_id, order_date in (seen or {}).items()
+            if (key := order_date_key(order_date)) is not None
         ]
         cleared = [(order_id,) for order_id in resolved]
         cleared.extend((row[0],) for row in exported_rows)
         with self.transaction() as db:
             db.executemany(
                 "INSERT INTO exported_order (order_id, content_hash, shipping_status,"
-                " payment_status, exported_at, run_id, document) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " payment_status, exported_at, run_id, document, order_date)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (order_id) DO UPDATE SET content_hash = excluded.content_hash,"
                 " shipping_status = excluded.shipping_status,"
                 " payment_status = excluded.payment_status,"
                 " exported_at = excluded.exported_at, run_id = excluded.run_id,"
-                " document = excluded.document",
+                " document = excluded.document,"
+                " order_date = coalesce(excluded.order_date, exported_order.order_date)",
                 exported_rows,
             )
+            if undated:
+                db.executemany(
+                    "UPDATE exported_order SET order_date = ?"
+                    " WHERE order_id = ? AND order_date IS NULL",
+                    undated,
+                )
             if exported_rows and self._has_held_events(db):
                 db.executemany(
                     "UPDATE realtime_event SET status = ?, finished_at = ?"

@@ -43,6 +43,7 @@ class ClassifiedBatch:
     hashes: dict[str, str] = field(default_factory=dict)
     unchanged: list[str] = field(default_factory=list)
     invalid: dict[str, str] = field(default_factory=dict)
+    order_dates: dict[str, str] = field(default_factory=dict)  # of the valid orders
 
 
 def classify(
@@ -65,6 +66,7 @@ def classify(
     overrides = state.payment_overrides(order_ids)
     for doc in valid:
         order_id = doc["order_id"]
+        batch.order_dates[order_id] = doc["order_date"]
         if order_id in overrides:  # a payment callback's status wins over the ERP's
             doc = {**doc, "payment_status": overrides[order_id]}
         digest = content_hash(doc)
@@ -114,6 +116,9 @@ class BatchPipeline:
         self.force = force
         self.results = results
         self.total: int | None = None
+        # The ids of every order read, valid or not: a run over the whole window forgets
+        # the exported orders it did not meet (`StateStore.forget_unread`).
+        self.read_ids: set[str] = set()
         self._limit = max(1, int(getattr(destination, "max_batches_in_flight", 1)))
         self._in_flight: deque[tuple[ClassifiedBatch, asyncio.Task[dict[str, str]]]] = deque()
         self._batch_no = 0
@@ -124,6 +129,11 @@ class BatchPipeline:
             await self.drain()
             raise CancelledAtBoundaryError
         self._batch_no += 1
+        self.read_ids.update(
+            doc["order_id"]
+            for doc in docs
+            if isinstance(doc, dict) and isinstance(doc.get("order_id"), str)
+        )
         self.emit(BatchStarted(self.run_id, self._batch_no, len(docs)))
         batch = classify(self._batch_no, docs, self.state, force=self.force)
         send = asyncio.ensure_future(self._send(batch))
@@ -196,11 +206,13 @@ class BatchPipeline:
                     batch.hashes[change.order_id],
                     change.document["shipping_status"],
                     change.document["payment_status"],
+                    order_date=change.document["order_date"],
                 )
                 for change in confirmed
             ],
             skipped=skipped,
             resolved=batch.unchanged,
+            seen={order_id: batch.order_dates[order_id] for order_id in batch.unchanged},
         )
         counts = self.counts
         counts.read += batch.size

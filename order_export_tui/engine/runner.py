@@ -329,6 +329,8 @@ class ExportEngine:
             else:
                 await self._export_window(source, start, pipeline, task.batch_size)
             await pipeline.drain()
+            if only is None:
+                self._forget_gone(run_id, start, started_at, pipeline.read_ids)
         finally:
             await pipeline.abandon()
             await _close_quietly(source.close(), "the ERP source")
@@ -345,6 +347,21 @@ class ExportEngine:
                 del pending[:batch_size]
         if pending:
             await pipeline.submit(pending)
+
+    def _forget_gone(
+        self, run_id: int, start: datetime, started_at: datetime, read: set[str]
+    ) -> None:
+        """The run read its whole window (from `start` on): the exported orders of that
+        window it did not meet are gone from the ERP and no longer count as exported."""
+        forgotten = self.state.forget_unread(since=start, started_at=started_at, read=read)
+        if forgotten:
+            log.info(
+                "run %s: %s exported %s no longer in the ERP, forgotten (the destination"
+                " keeps them)",
+                run_id,
+                forgotten,
+                "order is" if forgotten == 1 else "orders are",
+            )
 
     async def _export_chosen(
         self,

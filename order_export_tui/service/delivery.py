@@ -476,7 +476,8 @@ class RealtimeDelivery:
         digest = content_hash(doc)
         previous = self.state.exported_orders([order_id]).get(order_id)
         if previous is not None and previous.content_hash == digest:
-            self._delivered(event, order_id, sent=None)  # the destination has it already
+            # The destination has it already; the order date is noted if not known yet.
+            self._delivered(event, order_id, sent=None, order_date=doc["order_date"])
             return _DONE
         change = OrderChange(doc, "new" if previous is None else "updated", previous)
         try:
@@ -499,6 +500,7 @@ class RealtimeDelivery:
                 doc["shipping_status"],
                 doc["payment_status"],
                 orjson.dumps(doc),
+                doc["order_date"],
             ),
         )
         return _DONE
@@ -515,7 +517,13 @@ class RealtimeDelivery:
             sleep=self._sleep,
         )
 
-    def _delivered(self, event: RealtimeEvent, order_id: str, sent: ExportedOrder | None) -> None:
+    def _delivered(
+        self,
+        event: RealtimeEvent,
+        order_id: str,
+        sent: ExportedOrder | None,
+        order_date: str | None = None,
+    ) -> None:
         now = self._clock()
         # Recorded before the event is closed: a crash in between repeats nothing, because
         # the redelivered event then finds the same content hash.
@@ -525,6 +533,7 @@ class RealtimeDelivery:
             exported=[] if sent is None else [sent],
             skipped={},
             resolved=[order_id],
+            seen=None if order_date is None else {order_id: order_date},
         )
         self.state.finish_event(event.event_id, status=DELIVERED, now=now)
         latency = (now - datetime.fromisoformat(event.received_at)).total_seconds()

@@ -10,7 +10,7 @@ import asyncio
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from order_export_tui.engine.events import (
     RunFinished,
     RunStarted,
 )
+from order_export_tui.engine.runner import window_start
 from order_export_tui.service.control import (
     Answer,
     Event,
@@ -169,7 +170,7 @@ class HostedControl:
             skipped_orders=state.skipped_count(),
             queue=queue_counts(state),
             schedule=schedule_description(service.settings),
-            exported=state.exported_count(),
+            exported=window_exported_count(state, service.settings, service.now()),
             intake=intake,
             scheduler_problem=self.scheduler_problem,
         )
@@ -250,6 +251,12 @@ class HostedControl:
             listener(event)
 
 
+def window_exported_count(state: StateStore, settings: Settings, now: datetime) -> int:
+    """The orders of the export window (the last `task.max_days_to_export` days, as a run
+    reads them) that the destination holds as last confirmed."""
+    return state.exported_count(window_start(now, settings.task.max_days_to_export))
+
+
 def queue_counts(state: StateStore) -> QueueCounts:
     """The real-time queue as the state database holds it."""
     counts = state.event_counts()
@@ -263,8 +270,6 @@ def queue_counts(state: StateStore) -> QueueCounts:
 
 def run_record_json(run: RunRecord) -> dict[str, Any]:
     """A finished run from the state database as `run --json` prints a report."""
-    from datetime import datetime
-
     duration = None
     if run.finished_at is not None:
         started = datetime.fromisoformat(run.started_at)

@@ -10,9 +10,10 @@ import signal
 from collections.abc import Callable
 
 from order_export_tui.engine.events import RunFinished, RunReport
+from order_export_tui.engine.runner import local_now
 from order_export_tui.service.control import StatusSnapshot
 from order_export_tui.service.control_client import AttachedControl, Disconnected, attach
-from order_export_tui.service.hosted import queue_counts, run_record_json
+from order_export_tui.service.hosted import queue_counts, run_record_json, window_exported_count
 from order_export_tui.settings import Settings
 from order_export_tui.state import StateStore
 
@@ -138,7 +139,7 @@ async def read_status(settings: Settings) -> StatusSnapshot:
             next_run_at=None,
             skipped_orders=state.skipped_count(),
             queue=queue_counts(state),
-            exported=state.exported_count(),
+            exported=window_exported_count(state, settings, local_now()),
         )
     finally:
         state.close()

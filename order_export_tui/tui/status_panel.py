@@ -16,6 +16,8 @@ from order_export_tui.tui.intake_status import LISTENING, IntakeStatus
 from order_export_tui.tui.outcomes import outcome_text
 from order_export_tui.tui.run_progress import CANCELLING, RUNNING, RunProgress
 
+COMPACT_WIDTH = 23  # the value column of the 80-column layout's status panel
+
 
 @dataclass(frozen=True, slots=True)
 class StatusView:
@@ -23,7 +25,8 @@ class StatusView:
     progress: RunProgress
     next_run: datetime | None
     intake: IntakeStatus
-    exported: int | None = None  # orders the destination has confirmed, per the state database
+    # Orders of the export window the destination has confirmed, per the state database.
+    exported: int | None = None
     scheduler_problem: str | None = None
     process: str = ""  # which process runs the exports this dashboard shows
     process_compact: str = ""  # the same in the few words of an 80-column panel
@@ -49,6 +52,21 @@ def destination_text(settings: Settings, *, compact: bool = False) -> str:
     if app == "mailchimp":
         return f"mailchimp (store {settings.mailchimp.store_id or '—'})"
     return app
+
+
+def exported_text(exported: int, settings: Settings, *, compact: bool = False) -> str:
+    """What the Exported figure counts: the export window's orders that the destination
+    holds as last confirmed. `compact`: on one line of the 80-column panel's value column,
+    in fewer words as the figures grow."""
+    days = settings.task.max_days_to_export
+    span = f"last {days} {'day' if days == 1 else 'days'}"
+    if not compact:
+        noun = "order" if exported == 1 else "orders"
+        return f"{exported:,} {noun} of the {span} confirmed"
+    shorter = (f"{exported:,} of the {span}", f"{exported:,}, {span}")
+    return next(
+        (text for text in shorter if len(text) <= COMPACT_WIDTH), f"{exported:,} ({days} d)"
+    )
 
 
 def scheduler_text(view: StatusView) -> str:
@@ -97,10 +115,7 @@ def rows_of(view: StatusView, *, compact: bool) -> list[tuple[str, Text]]:
         rows.append(("Scheduler", Text(scheduler_text(view))))
     rows.append(("Run", run_state_text(view.progress, compact=compact)))
     if view.exported is not None:
-        noun = "order" if view.exported == 1 else "orders"
-        exported = f"{view.exported:,} {noun}" + (
-            " confirmed" if compact else " confirmed by the destination"
-        )
+        exported = exported_text(view.exported, view.settings, compact=compact)
         rows.append(("Exported", Text(exported)))
     rows.append(("Real-time", Text(intake_text(view.intake, compact=compact))))
     return rows

@@ -136,6 +136,23 @@ def screen_text(app: App[Any]) -> str:
     return "\n".join(strip.text for strip in strips)
 
 
+def region_text(app: App[Any], selector: str) -> str:
+    """What the terminal shows inside one widget, its lines joined by a space: a value the
+    panel wraps over two lines reads as one text."""
+    region = app.screen.query_one(selector).content_region
+    strips = app.screen._compositor.render_strips()[region.y : region.bottom]
+    lines = (strip.crop(region.x, region.right).text for strip in strips)
+    return " ".join(" ".join(lines).split())
+
+
+def exported_figure(app: App[Any]) -> str:
+    """The status panel's Exported row as the terminal shows it."""
+    text = region_text(app, "#status")
+    start = text.find("Exported ")
+    end = text.find(" Real-time", start)
+    return "" if start < 0 else text[start + len("Exported ") : end if end > 0 else None]
+
+
 async def wait_until(
     pilot: Pilot[Any], condition: Callable[[], bool], timeout: float = 20.0, what: str = ""
 ) -> None:

@@ -12,7 +12,7 @@ from order_export_tui.tui.confirm_screen import ConfirmScreen
 from order_export_tui.tui.help_screen import HelpScreen
 from order_export_tui.tui.skipped_table import SkippedOrdersTable
 from tests.support.loopback_destination import LoopbackDestination
-from tests.tui.conftest import finish_run, gated, screen_text, wait_until
+from tests.tui.conftest import exported_figure, finish_run, gated, screen_text, wait_until
 
 
 def exported_lines(app) -> int:  # type: ignore[no-untyped-def]
@@ -48,7 +48,7 @@ async def test_r_runs_an_export_and_the_panels_end_at_the_run_s_final_values(mak
             assert re.search(rf"\b{name}\s+{value}\b", text), name
         assert re.search(r"\bskipped\s+3 / 10\b", text)
         assert "idle; run 1 ✓ succeeded" in text
-        assert "1,997 orders confirmed by the destination" in text
+        assert exported_figure(app) == "1,997 orders of the last 30 days confirmed"
         # The history and the skipped orders come from the state database.
         # skipped, new, updated, unchanged, retried, read
         history_row = r"1\s+manual\s+\S+ \S+\s+0:0\d\s+✓ succeeded\s+3\s+1,997\s+0\s+0\s+0\s+2,000"

@@ -7,7 +7,7 @@ import re
 
 from order_export_tui.tui.history_table import RunHistoryTable
 from tests.support.scripted_destinations import RefusingDestination
-from tests.tui.conftest import finish_run, gated, screen_text, wait_until
+from tests.tui.conftest import exported_figure, finish_run, gated, screen_text, wait_until
 
 
 def outcome_cell(app, run_id: int):  # type: ignore[no-untyped-def]
@@ -32,7 +32,9 @@ async def test_a_succeeded_run_is_green_and_says_so_in_words(make_app, monkeypat
         assert "idle; run 1 ✓ succeeded" in text
         assert "run 1 (manual) ✓ succeeded" in text
         assert "batch 1 of 1, 1 of 1 order" in text and "1 of 1 orders" not in text
-        await wait_until(pilot, lambda: "1 order confirmed by the destination" in flat(app))
+        await wait_until(
+            pilot, lambda: exported_figure(app) == "1 order of the last 30 days confirmed"
+        )
         assert "took" in text and "ETA" not in text
 
 
@@ -48,7 +50,7 @@ async def test_a_failed_run_that_sent_nothing_is_red_and_claims_no_batch(make_ap
         assert "nothing sent, 0 of 500 orders" in text
         assert not re.search(r"batch \d+ of \d+, 0 of 500", text)
         assert "ETA" not in text
-        assert "0 orders confirmed by the destination" in text
+        assert exported_figure(app) == "0 orders of the last 30 days confirmed"
 
 
 async def test_a_cancelled_run_is_yellow_and_shows_no_eta(make_app) -> None:

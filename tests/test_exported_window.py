@@ -1,0 +1,338 @@
+"""The Exported figure counts the export window's orders the destination holds as the ERP
+has them (issue 17, item 7): orders gone from the ERP are forgotten by the next complete run,
+orders older than the window do not count, and a state file from before order dates were
+kept is migrated on open."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from order_export_tui.engine.runner import window_start
+from order_export_tui.service.hosted import window_exported_count
+from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.state import ExportedOrder, StateStore, order_date_key
+from tests.support.demo_erp import expected_orders
+from tests.support.engines import make_engine
+from tests.support.orders import order
+
+# exported_order as the state files of the release before this change hold it.
+OLD_EXPORTED_ORDER = [
+    "order_id",
+    "content_hash",
+    "shipping_status",
+    "payment_status",
+    "exported_at",
+    "run_id",
+    "document",
+]
+
+
+def now_window(settings) -> datetime:  # type: ignore[no-untyped-def]
+    return window_start(datetime.now().astimezone(), settings.task.max_days_to_export)
+
+
+def remove_from_erp(path: Path, order_ids: list[str]) -> None:
+    """The ERP deletes these orders (a cancelled order purged, a test order removed)."""
+    with sqlite3.connect(path) as db:
+        for table in ("shipment_line", "shipment", "sales_line", "sales_header"):
+            columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            if "order_no" in columns:
+                db.executemany(f"DELETE FROM {table} WHERE order_no = ?", [(i,) for i in order_ids])
+    db.close()
+
+
+def exported_ids(path: Path) -> set[str]:
+    with sqlite3.connect(path) as db:
+        rows = {row[0] for row in db.execute("SELECT order_id FROM exported_order")}
+    db.close()
+    return rows
+
+
+async def test_orders_removed_from_the_erp_stop_counting_after_the_next_complete_run(
+    make_settings, caplog
+) -> None:
+    settings = make_settings()
+    generate_demo_erp(settings.demo_database_path, orders=120, seed=3, days=10, malformed=2)
+    valid, _ = await expected_orders(settings)
+    state = StateStore(settings.state_database_path)
+    try:
+        engine = make_engine(settings, state)
+        assert (await engine.run()).outcome == "succeeded"
+        assert state.exported_count(now_window(settings)) == len(valid)
+        gone = sorted(valid)[:7]
+        remove_from_erp(settings.demo_database_path, gone)
+
+        # A resend or retry reads only its ids: it proves nothing about the others.
+        kept = sorted(valid)[10]
+        assert (await engine.run("resend", only=frozenset({kept}), resend=True)).outcome == (
+            "succeeded"
+        )
+        assert state.exported_count(now_window(settings)) == len(valid)
+
+        with caplog.at_level(logging.INFO, logger="order_export.engine"):
+            report = await engine.run("scheduled")
+        assert report.outcome == "succeeded"
+        assert report.counts["new"] == report.counts["updated"] == 0  # nothing sent again
+        assert state.exported_count(now_window(settings)) == len(valid) - len(gone)
+        assert exported_ids(settings.state_database_path) == valid - set(gone)
+        lines = [r.getMessage() for r in caplog.records if "no longer in the ERP" in r.getMessage()]
+        assert lines == [
+            f"run {report.run_id}: 7 exported orders are no longer in the ERP, forgotten"
+            " (the destination keeps them)"
+        ]
+        # The destination keeps them: the dry-run file still holds every order once sent.
+        sent = {
+            record["key"]
+            for line in settings.file_path.read_text().splitlines()
+            for record in orjson.loads(line)["body"]["records"]
+        }
+        assert set(gone) <= sent
+    finally:
+        state.close()
+
+
+async def test_a_failed_run_forgets_nothing(make_settings) -> None:
+    settings = make_settings(task={"batch_size": 10})
+    generate_demo_erp(settings.demo_database_path, orders=60, seed=3, days=10, malformed=0)
+    valid, _ = await expected_orders(settings)
+    state = StateStore(settings.state_database_path)
+    try:
+        engine = make_engine(settings, state)
+        assert (await engine.run()).outcome == "succeeded"
+        gone = sorted(valid)[:5]
+        remove_from_erp(settings.demo_database_path, gone)
+        with sqlite3.connect(settings.demo_database_path) as erp:  # a change to send
+            erp.execute("UPDATE sales_header SET payment_status = 'refunded'")
+        erp.close()
+        # The dry-run file cannot be written: the run reads the window but fails.
+        settings.file_path.unlink()
+        settings.file_path.mkdir()
+        report = await engine.run()
+        assert report.outcome == "failed"
+        assert state.exported_count(now_window(settings)) == len(valid)
+    finally:
+        state.close()
+
+
+async def test_an_order_outside_the_window_does_not_count_and_is_kept_for_a_backfill(
+    make_settings,
+) -> None:
+    settings = make_settings(task={"max_days_to_export": 20})
+    generate_demo_erp(settings.demo_database_path, orders=200, seed=4, days=60, malformed=0)
+    state = StateStore(settings.state_database_path)
+    try:
+        engine = make_engine(settings, state)
+        since = (datetime.now().astimezone() - timedelta(days=61)).date()
+        backfill = await engine.run(since=since)
+        assert backfill.outcome == "succeeded" and backfill.counts["new"] == 200
+        in_window, _ = await expected_orders(settings)
+        assert 0 < len(in_window) < 200
+        assert state.exported_count() == 200
+        assert state.exported_count(now_window(settings)) == len(in_window)
+        # The status the dashboard and `status --json` show: the same window count.
+        count = window_exported_count(state, settings, datetime.now().astimezone())
+        assert count == len(in_window)
+
+        # A run over the window does not meet the older orders, and keeps them: they are
+        # outside what it read, not gone; a later backfill finds them unchanged.
+        assert (await engine.run()).outcome == "succeeded"
+        assert state.exported_count() == 200
+        again = await engine.run(since=since)
+        assert again.counts["unchanged"] == 200 and again.counts["new"] == 0
+    finally:
+        state.close()
+
+
+async def test_a_backfill_forgets_the_gone_orders_of_its_longer_window(make_settings) -> None:
+    settings = make_settings(task={"max_days_to_export": 20})
+    generate_demo_erp(settings.demo_database_path, orders=200, seed=4, days=60, malformed=0)
+    state = StateStore(settings.state_database_path)
+    try:
+        engine = make_engine(settings, state)
+        since = (datetime.now().astimezone() - timedelta(days=61)).date()
+        assert (await engine.run(since=since)).outcome == "succeeded"
+        in_window, _ = await expected_orders(settings)
+        old = sorted(exported_ids(settings.state_database_path) - in_window)[:3]
+        remove_from_erp(settings.demo_database_path, old)
+        assert (await engine.run()).outcome == "succeeded"  # the window run cannot tell
+        assert set(old) <= exported_ids(settings.state_database_path)
+        assert (await engine.run(since=since)).outcome == "succeeded"
+        assert not set(old) & exported_ids(settings.state_database_path)
+    finally:
+        state.close()
+
+
+def test_forgetting_keeps_what_was_exported_after_the_run_started(tmp_path: Path) -> None:
+    """The state's side of "a real-time delivery during a run is not forgotten" (the
+    dashboard test drives it through the webhook)."""
+    state = StateStore(tmp_path / "state.sqlite")
+    started = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    dated = "2026-11-26T08:00:00+01:00"
+    try:
+        for order_id, at in [("SO-READ", -60), ("SO-GONE", -60), ("SO-RT", 30)]:
+            state.record_batch(
+                run_id=None,
+                now=started + timedelta(seconds=at),
+                exported=[ExportedOrder(order_id, "h", "not_shipped", "paid", None, dated)],
+                skipped={},
+                resolved=[],
+            )
+        forgotten = state.forget_unread(
+            since=datetime(2026, 11, 1, tzinfo=UTC), started_at=started, read={"SO-READ"}
+        )
+        assert forgotten == 1
+        assert state.exported_orders(["SO-READ", "SO-GONE", "SO-RT"]).keys() == {
+            "SO-READ",
+            "SO-RT",
+        }
+    finally:
+        state.close()
+
+
+def make_old_state_file(path: Path) -> None:
+    """Turn a state file into one the previous release wrote: no order_date column, no
+    index on it, schema version 1."""
+    with sqlite3.connect(path) as db:
+        db.execute("DROP INDEX exported_order_by_date")
+        db.execute("ALTER TABLE exported_order DROP COLUMN order_date")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.close()
+    with sqlite3.connect(path) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(exported_order)")]
+    db.close()
+    assert columns == OLD_EXPORTED_ORDER
+
+
+async def test_a_state_file_from_before_order_dates_is_migrated_and_counts_right(
+    make_settings,
+) -> None:
+    settings = make_settings()
+    generate_demo_erp(settings.demo_database_path, orders=80, seed=6, days=10, malformed=0)
+    valid, _ = await expected_orders(settings)
+    path = settings.state_database_path
+    state = StateStore(path)
+    assert (await make_engine(settings, state).run()).outcome == "succeeded"
+    state.record_batch(  # as real-time delivery records: with the document
+        run_id=None,
+        now=datetime.now().astimezone(),
+        exported=[
+            ExportedOrder(
+                order_id,
+                "h-" + order_id,
+                "not_shipped",
+                "paid",
+                orjson.dumps(order(order_id, order_date=day)),
+                day,
+            )
+            for order_id, day in [
+                ("RT-RECENT", datetime.now(UTC).isoformat()),
+                ("RT-OLD", (datetime.now(UTC) - timedelta(days=45)).isoformat()),
+            ]
+        ]
+        + [ExportedOrder("RT-BROKEN", "h", "not_shipped", "paid", b"{not json", None)],
+        skipped={},
+        resolved=[],
+    )
+    state.close()
+    make_old_state_file(path)
+
+    state = StateStore(path)
+    try:
+        # Dates come from the kept documents; a run's rows get theirs from the next run.
+        assert state.exported_count() == len(valid) + 3
+        assert state.exported_count(now_window(settings)) == 1
+        report = await make_engine(settings, state).run()
+        assert report.outcome == "succeeded"
+        assert report.counts["unchanged"] == len(valid)  # nothing is sent again
+        # RT-RECENT is not in the ERP: the complete run forgot it (it was sent before).
+        assert state.exported_count(now_window(settings)) == len(valid)
+        assert exported_ids(path) == valid | {"RT-OLD", "RT-BROKEN"}  # outside, undated
+    finally:
+        state.close()
+    with sqlite3.connect(path) as db:
+        (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        indexes = {row[1] for row in db.execute("PRAGMA index_list(exported_order)")}
+    db.close()
+    assert version == "2" and "exported_order_by_date" in indexes
+
+
+def test_a_migration_that_cannot_finish_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    StateStore(path).close()
+    make_old_state_file(path)
+    with sqlite3.connect(path) as db:
+        # A row whose date cannot be written: the migration's UPDATE fails inside the
+        # transaction that added the column (the same as a crash in the middle of it).
+        db.execute(
+            "INSERT INTO exported_order VALUES ('SO-1', 'h', 'not_shipped', 'paid',"
+            " '2026-11-27T10:00:00+00:00', NULL,"
+            " CAST(? AS BLOB))",
+            (orjson.dumps(order("SO-1")).decode(),),
+        )
+        db.execute(
+            "CREATE TRIGGER refuse BEFORE UPDATE ON exported_order"
+            " BEGIN SELECT RAISE(ABORT, 'disk gone'); END"
+        )
+    db.close()
+    try:
+        StateStore(path)
+    except Exception as error:
+        assert "disk gone" in str(error)
+    else:
+        raise AssertionError("the migration should have failed")
+    with sqlite3.connect(path) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(exported_order)")]
+        db.execute("DROP TRIGGER refuse")
+    db.close()
+    assert columns == OLD_EXPORTED_ORDER  # rolled back whole
+    state = StateStore(path)
+    try:
+        assert state.exported_count(datetime(2026, 11, 1, tzinfo=UTC)) == 1  # order() is 11-27
+    finally:
+        state.close()
+
+
+offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
+moments = st.datetimes(
+    min_value=datetime(1971, 1, 1), max_value=datetime(2999, 12, 31), timezones=offsets
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(a=moments, b=moments, fraction=st.booleans())
+def test_order_date_keys_compare_as_the_instants_do(a, b, fraction) -> None:  # type: ignore[no-untyped-def]
+    timespec = "microseconds" if fraction else "seconds"
+    key_a = order_date_key(a.isoformat(timespec=timespec))
+    key_b = order_date_key(b.isoformat(timespec=timespec))
+    assert key_a is not None and key_b is not None
+    floor_a, floor_b = a.replace(microsecond=0), b.replace(microsecond=0)
+    assert (key_a < key_b) == (floor_a < floor_b)
+    assert (key_a == key_b) == (floor_a == floor_b)
+    # The migration reads dates out of stored documents with SQLite: the same key.
+    db = sqlite3.connect(":memory:")
+    try:
+        (sqlite_key,) = db.execute(
+            "SELECT strftime('%Y-%m-%dT%H:%M:%SZ', ?)", (a.isoformat(timespec=timespec),)
+        ).fetchone()
+    finally:
+        db.close()
+    assert sqlite_key == key_a
+
+
+@settings(max_examples=150, deadline=None)
+@given(value=st.one_of(st.text(max_size=40), st.integers(), st.none(), st.floats()))
+def test_anything_else_has_no_order_date_key(value) -> None:  # type: ignore[no-untyped-def]
+    key = order_date_key(value)
+    if key is not None:  # only a time with an offset has one
+        moment = datetime.fromisoformat(value)
+        assert moment.tzinfo is not None
+        assert datetime.fromisoformat(key) == moment.replace(microsecond=0)
