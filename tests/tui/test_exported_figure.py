@@ -1,0 +1,152 @@
+"""The status panel's Exported figure (issue 17, item 7): the export window's orders the
+destination holds, moving as batches are recorded and as real-time deliveries land, not only
+when a run ends."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+
+from order_export_tui.engine.runner import ExportEngine
+from order_export_tui.service.export_service import ExportService, RealtimeChannel
+from order_export_tui.service.intake import signature_for
+from order_export_tui.service.wiring import build_destination, build_source
+from order_export_tui.settings import Settings
+from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.state import ExportedOrder, StateStore
+from order_export_tui.tui import OrderExportApp
+from tests.support.orders import order
+from tests.support.ports import free_port
+from tests.tui.conftest import (
+    DestinationFactory,
+    exported_figure,
+    finish_run,
+    gated,
+    hosted_control,
+    screen_text,
+    wait_until,
+)
+
+SECRET = "webhook-secret-for-tests"
+
+
+def figure(count: int) -> str:
+    return f"{count:,} orders of the last 30 days confirmed"
+
+
+def an_old_export(state: StateStore) -> None:
+    """An order exported long ago, dated before the window: it does not count."""
+    long_ago = datetime.now(UTC) - timedelta(days=90)
+    state.record_batch(
+        run_id=None,
+        now=long_ago,
+        exported=[
+            ExportedOrder("SO-OLD", "h", "shipped", "paid", None, long_ago.isoformat()),
+        ],
+        skipped={},
+        resolved=[],
+    )
+
+
+def dashboard(
+    settings: Settings, state: StateStore, engine_destination: DestinationFactory
+) -> tuple[OrderExportApp, StateStore | None]:
+    """The dashboard hosting the service as `order-export tui` does: the engine sends to
+    `engine_destination`; with `webhook.enabled`, the real-time channel delivers to the
+    configured (file) destination. Returns the app and the intake's connection to close."""
+    engine = ExportEngine(
+        settings, state, source_factory=build_source, destination_factory=engine_destination
+    )
+    intake_state = None
+    realtime = None
+    if settings.webhook.enabled:
+        intake_state = StateStore(settings.state_database_path, durable=True)
+        realtime = RealtimeChannel(
+            settings,
+            state=state,
+            intake_state=intake_state,
+            destination_factory=build_destination,
+            source_factory=build_source,
+            secret=SECRET,
+        )
+
+    async def no_email(settings: Settings, report: Any) -> None:
+        return None
+
+    service = ExportService(settings, engine, realtime=realtime, notifier=no_email)
+    return OrderExportApp(settings, control=hosted_control(service, state)), intake_state
+
+
+async def test_the_exported_figure_moves_between_batches_of_a_run(
+    make_settings, state_factory
+) -> None:
+    settings = make_settings()
+    generate_demo_erp(settings.demo_database_path, orders=300, seed=8, days=10, malformed=0)
+    state = state_factory(settings)
+    an_old_export(state)
+    gate = gated(2)  # batches 1 and 2 go through, batch 3 waits
+    app, _ = dashboard(settings, state, gate.factory)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: exported_figure(app) == figure(0), what="0 exported")
+        await pilot.press("r")
+        await wait_until(pilot, lambda: gate.waiting, what="the run to reach batch 3")
+        await wait_until(
+            pilot, lambda: exported_figure(app) == figure(100), what="2 batches exported"
+        )
+        assert app.control.service.run_in_progress  # the run has not ended
+        assert "running" in screen_text(app)
+        gate.open()
+        await finish_run(pilot, app)
+        await wait_until(pilot, lambda: exported_figure(app) == figure(300), what="all of them")
+
+
+async def test_a_real_time_delivery_moves_the_figure_at_once_and_a_run_keeps_it(
+    make_settings, state_factory
+) -> None:
+    port = free_port()
+    settings = make_settings(webhook={"enabled": True, "listen": f"127.0.0.1:{port}"})
+    generate_demo_erp(settings.demo_database_path, orders=300, seed=8, days=10, malformed=0)
+    state = state_factory(settings)
+    an_old_export(state)
+    gate = gated(2)
+    app, intake_state = dashboard(settings, state, gate.factory)
+    # An order the webstore completed that the ERP does not show yet.
+    webstore_order = order("SO-RT-1", order_date=datetime.now(UTC).isoformat(timespec="seconds"))
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: f"listening on 127.0.0.1:{port}" in screen_text(app))
+            await wait_until(pilot, lambda: exported_figure(app) == figure(0))
+            await pilot.press("r")
+            await wait_until(pilot, lambda: gate.waiting, what="the run to reach batch 3")
+            await wait_until(pilot, lambda: exported_figure(app) == figure(100))
+
+            body = orjson.dumps(webstore_order)
+            async with httpx.AsyncClient() as client:
+                answer = await client.post(
+                    f"http://127.0.0.1:{port}/webhooks/order-completed",
+                    content=body,
+                    headers={"X-Signature": signature_for(SECRET, body)},
+                )
+            assert answer.status_code == 202
+            await wait_until(
+                pilot, lambda: exported_figure(app) == figure(101), what="the delivery counted"
+            )
+            assert app.control.service.run_in_progress  # no run ended to move it
+
+            gate.open()
+            await finish_run(pilot, app)
+            # The run did not read SO-RT-1 (the ERP lacks it), but it arrived while the run
+            # was under way: it is not forgotten.
+            await wait_until(pilot, lambda: exported_figure(app) == figure(301))
+            with sqlite3.connect(settings.state_database_path) as db:
+                assert db.execute(
+                    "SELECT count(*) FROM exported_order WHERE order_id = 'SO-RT-1'"
+                ).fetchone() == (1,)
+            db.close()
+    finally:
+        if intake_state is not None:
+            intake_state.close()
