@@ -15,12 +15,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from order_export_tui.engine.runner import window_start
+from order_export_tui.orders import PAYMENT_STATUSES
 from order_export_tui.service.hosted import window_exported_count
 from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.state import ExportedOrder, StateStore, order_date_key
 from tests.support.demo_erp import expected_orders
 from tests.support.engines import make_engine
+from tests.support.intake_server import payment, running_channel
 from tests.support.orders import order
+
+PAYMENT_PATH = "/webhooks/payment-status"
 
 # exported_order as the state files of the release before this change hold it.
 OLD_EXPORTED_ORDER = [
@@ -317,15 +321,17 @@ def test_order_date_keys_compare_as_the_instants_do(a, b, fraction) -> None:  # 
     floor_a, floor_b = a.replace(microsecond=0), b.replace(microsecond=0)
     assert (key_a < key_b) == (floor_a < floor_b)
     assert (key_a == key_b) == (floor_a == floor_b)
-    # The migration reads dates out of stored documents with SQLite: the same key.
+    # The migration reads dates out of stored documents (bytes) with SQLite's JSON.
+    text = a.isoformat(timespec=timespec)
     db = sqlite3.connect(":memory:")
     try:
-        (sqlite_key,) = db.execute(
-            "SELECT strftime('%Y-%m-%dT%H:%M:%SZ', ?)", (a.isoformat(timespec=timespec),)
+        (extracted,) = db.execute(
+            "SELECT json_extract(CAST(? AS TEXT), '$.order_date')",
+            (orjson.dumps(order("SO-1", order_date=text)),),
         ).fetchone()
     finally:
         db.close()
-    assert sqlite_key == key_a
+    assert order_date_key(extracted) == key_a
 
 
 @settings(max_examples=150, deadline=None)
@@ -336,3 +342,43 @@ def test_anything_else_has_no_order_date_key(value) -> None:  # type: ignore[no-
         moment = datetime.fromisoformat(value)
         assert moment.tzinfo is not None
         assert datetime.fromisoformat(key) == moment.replace(microsecond=0)
+
+
+async def test_a_forgotten_order_holds_its_next_payment_until_the_erp_has_it_again(
+    make_settings, loopback
+) -> None:
+    """Forgetting works with the payment callbacks: a callback for a forgotten order is held
+    (not sent on the document of an order the ERP dropped), and the run that finds the order
+    again sends it with the callback's status and closes the held event."""
+    async with running_channel(make_settings, loopback, demo_orders=30) as channel:
+        engine = channel.service.engine
+        erp = channel.settings.demo_database_path
+        assert (await engine.run()).outcome == "succeeded"
+        order_id = sorted(channel.store.orders)[0]
+        erp_status = channel.store.orders[order_id]["payment_status"]
+        first, then = [s for s in PAYMENT_STATUSES if s != erp_status][:2]
+        await channel.post(PAYMENT_PATH, payment(order_id, first, "2026-11-27T10:00:00Z"))
+        await channel.until(lambda: channel.store.orders[order_id]["payment_status"] == first)
+        backup = erp.with_name("erp-backup.sqlite")
+        with sqlite3.connect(erp) as source, sqlite3.connect(backup) as target:
+            source.backup(target)
+        source.close()
+        target.close()
+        remove_from_erp(erp, [order_id])
+        assert (await engine.run()).outcome == "succeeded"
+        assert channel.state.exported_orders([order_id]) == {}
+        assert channel.state.exported_count(now_window(channel.settings)) == 29
+
+        await channel.post(PAYMENT_PATH, payment(order_id, then, "2026-11-27T11:00:00Z"))
+        await channel.until(lambda: channel.state.event_counts().get("held") == 1)
+        assert channel.store.orders[order_id]["payment_status"] == first  # nothing sent
+
+        with sqlite3.connect(backup) as source, sqlite3.connect(erp) as target:
+            source.backup(target)  # the ERP has the order again
+        source.close()
+        target.close()
+        report = await engine.run()
+        assert report.counts["new"] == 1
+        assert channel.store.orders[order_id]["payment_status"] == then
+        assert channel.state.event_counts().get("held", 0) == 0
+        assert channel.state.exported_count(now_window(channel.settings)) == 30
