@@ -5,6 +5,8 @@ kept is migrated on open."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
@@ -17,8 +19,11 @@ from hypothesis import strategies as st
 from order_export_tui.engine.runner import window_start
 from order_export_tui.orders import PAYMENT_STATUSES
 from order_export_tui.service.hosted import window_exported_count
+from order_export_tui.settings import load_settings
 from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.state import ExportedOrder, StateStore, order_date_key
+from tests.conftest import write_settings
+from tests.support.daemon_process import DaemonProcess, order_export
 from tests.support.demo_erp import expected_orders
 from tests.support.engines import make_engine
 from tests.support.intake_server import payment, running_channel
@@ -382,3 +387,27 @@ async def test_a_forgotten_order_holds_its_next_payment_until_the_erp_has_it_aga
         assert channel.store.orders[order_id]["payment_status"] == then
         assert channel.state.event_counts().get("held", 0) == 0
         assert channel.state.exported_count(now_window(channel.settings)) == 30
+
+
+def test_status_json_exported_orders_is_the_window_count_with_and_without_a_daemon(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    settings_path = write_settings(tmp_path, {"task": {"max_days_to_export": 20}})
+    made = order_export("demo", "--orders", "200", "--days", "60", "--malformed", "0", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    since = (datetime.now().astimezone() - timedelta(days=61)).date().isoformat()
+    backfill = order_export("run", "--since", since, "--json", cwd=tmp_path)
+    assert json.loads(backfill.stdout)["counts"]["new"] == 200
+    in_window, _ = asyncio.run(expected_orders(load_settings(settings_path)))
+    assert 0 < len(in_window) < 200
+
+    alone = json.loads(order_export("status", "--json", cwd=tmp_path).stdout)
+    assert alone["process"] is None
+    assert alone["exported_orders"] == len(in_window)
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.wait_started()
+    served = json.loads(order_export("status", "--json", cwd=tmp_path).stdout)
+    assert served["process"]["pid"] == daemon.pid
+    assert served["exported_orders"] == len(in_window)
+    assert daemon.stop() == 0
