@@ -24,6 +24,21 @@ BATCH = 25
 KILLS = 6
 
 
+def kill_runs(folder: Path, rng: random.Random, kills: int, *extra: str) -> None:
+    """Start `order-export run` and SIGKILL it at a random moment, `kills` times."""
+    for _ in range(kills):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "order_export_tui", "run", *extra],
+            cwd=folder,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.3, 1.5))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+
+
 def test_sigkill_at_random_points_then_a_full_run_loses_and_doubles_nothing(
     tmp_path: Path,
 ) -> None:
@@ -34,17 +49,7 @@ def test_sigkill_at_random_points_then_a_full_run_loses_and_doubles_nothing(
     valid, malformed = asyncio.run(expected_orders(settings))
     rng = random.Random(20261127)
 
-    for _ in range(KILLS):
-        process = subprocess.Popen(
-            [sys.executable, "-m", "order_export_tui", "run"],
-            cwd=tmp_path,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(rng.uniform(0.3, 1.5))
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+    kill_runs(tmp_path, rng, KILLS)
 
     final = order_export("run", "--json", cwd=tmp_path)
     assert final.returncode == 0, final.stderr
@@ -73,3 +78,21 @@ def test_sigkill_at_random_points_then_a_full_run_loses_and_doubles_nothing(
     counts = json.loads(again.stdout)["counts"]
     assert counts["new"] == counts["updated"] == 0
     assert counts["unchanged"] == len(valid)
+
+    # Orders the ERP drops: runs killed at any point (while reading, sending or forgetting)
+    # forget none of them or all, never an order the ERP still has; the next complete run
+    # forgets exactly those.
+    gone = sorted(valid)[:: len(valid) // 40][:40]
+    with sqlite3.connect(settings.demo_database_path) as erp:
+        erp.executemany("DELETE FROM sales_header WHERE order_no = ?", [(i,) for i in gone])
+    erp.close()
+    kill_runs(tmp_path, rng, 3)
+    with sqlite3.connect(settings.state_database_path) as db:
+        left = {row[0] for row in db.execute("SELECT order_id FROM exported_order")}
+    db.close()
+    assert left in (valid, valid - set(gone))
+    assert order_export("run", cwd=tmp_path).returncode == 0
+    with sqlite3.connect(settings.state_database_path) as db:
+        left = {row[0] for row in db.execute("SELECT order_id FROM exported_order")}
+    db.close()
+    assert left == valid - set(gone)
