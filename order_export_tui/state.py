@@ -259,9 +259,7 @@ def order_date_key(order_date: object) -> str | None:
 
 def _instant_key(moment: datetime) -> str:
     """A time as `order_date_key` stores order dates (a window's first moment, say)."""
-    key = order_date_key(moment.isoformat())
-    assert key is not None, "an aware datetime"
-    return key
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -541,11 +539,6 @@ class StateStore:
             )
             for e in exported
         ]
-        undated = [
-            (key, order_id)
-            for order_id, order_date in (seen or {}).items()
-            if (key := order_date_key(order_date)) is not None
-        ]
         cleared = [(order_id,) for order_id in resolved]
         cleared.extend((row[0],) for row in exported_rows)
         with self.transaction() as db:
@@ -561,11 +554,15 @@ class StateStore:
                 " order_date = coalesce(excluded.order_date, exported_order.order_date)",
                 exported_rows,
             )
-            if undated and self._has_undated(db):
+            if seen and self._has_undated(db):
                 db.executemany(
                     "UPDATE exported_order SET order_date = ?"
                     " WHERE order_id = ? AND order_date IS NULL",
-                    undated,
+                    [
+                        (key, order_id)
+                        for order_id, order_date in seen.items()
+                        if (key := order_date_key(order_date)) is not None
+                    ],
                 )
             if exported_rows and self._has_held_events(db):
                 db.executemany(
