@@ -4,21 +4,27 @@ when a run ends."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from order_export_tui.engine.runner import ExportEngine
 from order_export_tui.service.export_service import ExportService, RealtimeChannel
 from order_export_tui.service.intake import signature_for
 from order_export_tui.service.wiring import build_destination, build_source
-from order_export_tui.settings import Settings
+from order_export_tui.settings import Settings, load_settings
 from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.state import ExportedOrder, StateStore
 from order_export_tui.tui import OrderExportApp
+from order_export_tui.tui.status_panel import COMPACT_WIDTH, exported_text
+from tests.conftest import write_settings
 from tests.support.orders import order
 from tests.support.ports import free_port
 from tests.tui.conftest import (
@@ -36,6 +42,11 @@ SECRET = "webhook-secret-for-tests"
 
 def figure(count: int) -> str:
     return f"{count:,} orders of the last 30 days confirmed"
+
+
+def compact_figure(count: int) -> str:
+    """The same on an 80-column terminal, on one line of the narrow status panel."""
+    return f"{count:,} of the last 30 days"
 
 
 def an_old_export(state: StateStore) -> None:
@@ -91,17 +102,21 @@ async def test_the_exported_figure_moves_between_batches_of_a_run(
     gate = gated(2)  # batches 1 and 2 go through, batch 3 waits
     app, _ = dashboard(settings, state, gate.factory)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: exported_figure(app) == figure(0), what="0 exported")
+        await wait_until(
+            pilot, lambda: exported_figure(app) == compact_figure(0), what="0 exported"
+        )
         await pilot.press("r")
         await wait_until(pilot, lambda: gate.waiting, what="the run to reach batch 3")
         await wait_until(
-            pilot, lambda: exported_figure(app) == figure(100), what="2 batches exported"
+            pilot, lambda: exported_figure(app) == compact_figure(100), what="2 batches exported"
         )
         assert app.control.service.run_in_progress  # the run has not ended
         assert "running" in screen_text(app)
         gate.open()
         await finish_run(pilot, app)
-        await wait_until(pilot, lambda: exported_figure(app) == figure(300), what="all of them")
+        await wait_until(
+            pilot, lambda: exported_figure(app) == compact_figure(300), what="all of them"
+        )
 
 
 async def test_a_real_time_delivery_moves_the_figure_at_once_and_a_run_keeps_it(
@@ -150,3 +165,23 @@ async def test_a_real_time_delivery_moves_the_figure_at_once_and_a_run_keeps_it(
     finally:
         if intake_state is not None:
             intake_state.close()
+
+
+def test_the_figure_says_what_it_counts_and_fits_the_narrow_panel(tmp_path: Path) -> None:
+    base = load_settings(write_settings(tmp_path))
+
+    @settings(max_examples=200, deadline=None)
+    @given(count=st.integers(min_value=0, max_value=10**9), days=st.integers(1, 3650))
+    def check(count: int, days: int) -> None:
+        window = dataclasses.replace(
+            base, task=dataclasses.replace(base.task, max_days_to_export=days)
+        )
+        wide = exported_text(count, window)
+        narrow = exported_text(count, window, compact=True)
+        assert f"{count:,}" in wide and f"{days} day" in wide and "confirmed" in wide
+        assert narrow.startswith(f"{count:,}") and f"{days} d" in narrow
+        assert len(narrow) <= COMPACT_WIDTH, narrow
+
+    check()
+    assert exported_text(1, base) == "1 order of the last 30 days confirmed"
+    assert exported_text(200_494, base, compact=True) == "200,494, last 30 days"
