@@ -20,7 +20,7 @@ import sqlite3
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ SCHEMA_VERSION = 2  # 2: exported_order.order_date
 # finished (delivered, skipped, expired) are blanked this long after they finished. The event's
 # row stays, so a repeat of it is still recognised and answered with its first event_id.
 WEBHOOK_PAYLOAD_RETENTION_DAYS = 7
+REALTIME_GRACE = timedelta(days=1)  # how long the ERP may take to list an order sent live
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # The real-time events by state, kept by triggers in the writer's own transaction: every
@@ -65,7 +66,7 @@ CREATE TABLE IF NOT EXISTS exported_order (
     shipping_status TEXT NOT NULL,
     payment_status TEXT NOT NULL,
     exported_at TEXT NOT NULL,
-    run_id INTEGER,
+    run_id INTEGER, -- the last run that sent it, NULL when only ever sent in real time
     document BLOB,
     order_date TEXT
 ) WITHOUT ROWID;
@@ -487,9 +488,10 @@ class StateStore:
     def forget_unread(self, *, since: datetime, started_at: datetime, read: set[str]) -> int:
         """After a run that read every order of its window (dated from `since` on): forget
         the exported orders dated in that window that the run did not read, because the ERP
-        no longer has them. Only those exported before the run started (`started_at`): an
-        order sent in real time meanwhile may not have reached the ERP yet. Nothing at the
-        destination changes. Returns how many were forgotten."""
+        no longer has them. Only those exported before the run started (`started_at`), and
+        of those sent in real time only, the ones sent over a day before: such an order may
+        not have reached the ERP yet. Nothing at the destination changes. Returns how many
+        were forgotten."""
         with self.transaction() as db:
             # The ids alone come from the date index; only the few unread rows are looked up.
             rows = db.execute(
@@ -497,12 +499,16 @@ class StateStore:
                 (_instant_key(since),),
             )
             unread = [order_id for (order_id,) in rows if order_id not in read]
+            # An order the webstore sent in real time that no run has sent may not be in the
+            # ERP yet: it is forgotten only once it has had a day to get there.
+            realtime_before = started_at - REALTIME_GRACE
             gone = [
                 (order_id,)
-                for order_id, exported_at in self._rows_for_ids(
-                    "SELECT order_id, exported_at FROM exported_order", unread
+                for order_id, exported_at, run_id in self._rows_for_ids(
+                    "SELECT order_id, exported_at, run_id FROM exported_order", unread
                 )
-                if datetime.fromisoformat(exported_at) < started_at
+                if datetime.fromisoformat(exported_at)
+                < (started_at if run_id is not None else realtime_before)
             ]
             db.executemany("DELETE FROM exported_order WHERE order_id = ?", gone)
         return len(gone)
@@ -549,7 +555,8 @@ class StateStore:
                 " ON CONFLICT (order_id) DO UPDATE SET content_hash = excluded.content_hash,"
                 " shipping_status = excluded.shipping_status,"
                 " payment_status = excluded.payment_status,"
-                " exported_at = excluded.exported_at, run_id = excluded.run_id,"
+                " exported_at = excluded.exported_at,"
+                " run_id = coalesce(excluded.run_id, exported_order.run_id),"
                 " document = excluded.document,"
                 " order_date = coalesce(excluded.order_date, exported_order.order_date)",
                 exported_rows,

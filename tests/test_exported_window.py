@@ -178,16 +178,25 @@ async def test_a_backfill_forgets_the_gone_orders_of_its_longer_window(make_sett
         state.close()
 
 
-def test_forgetting_keeps_what_was_exported_after_the_run_started(tmp_path: Path) -> None:
+def test_forgetting_keeps_what_was_exported_after_the_run_started_or_lately_in_real_time(
+    tmp_path: Path,
+) -> None:
     """The state's side of "a real-time delivery during a run is not forgotten" (the
     dashboard test drives it through the webhook)."""
     state = StateStore(tmp_path / "state.sqlite")
     started = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
     dated = "2026-11-26T08:00:00+01:00"
     try:
-        for order_id, at in [("SO-READ", -60), ("SO-GONE", -60), ("SO-RT", 30)]:
+        earlier_run = state.start_run(trigger="manual", started_at=started - timedelta(days=2))
+        for order_id, at, run_id in [
+            ("SO-READ", -60, earlier_run),
+            ("SO-GONE", -60, earlier_run),  # a run sent it, and the ERP no longer has it
+            ("SO-RT", 30, None),  # sent in real time during the run
+            ("SO-RT-NEW", -3600, None),  # sent in real time an hour ago: maybe not in the ERP yet
+            ("SO-RT-OLD", -2 * 86400, None),  # sent in real time two days ago: gone from it
+        ]:
             state.record_batch(
-                run_id=None,
+                run_id=run_id,
                 now=started + timedelta(seconds=at),
                 exported=[ExportedOrder(order_id, "h", "not_shipped", "paid", None, dated)],
                 skipped={},
@@ -196,11 +205,9 @@ def test_forgetting_keeps_what_was_exported_after_the_run_started(tmp_path: Path
         forgotten = state.forget_unread(
             since=datetime(2026, 11, 1, tzinfo=UTC), started_at=started, read={"SO-READ"}
         )
-        assert forgotten == 1
-        assert state.exported_orders(["SO-READ", "SO-GONE", "SO-RT"]).keys() == {
-            "SO-READ",
-            "SO-RT",
-        }
+        assert forgotten == 2
+        everyone = ["SO-READ", "SO-GONE", "SO-RT", "SO-RT-NEW", "SO-RT-OLD"]
+        assert state.exported_orders(everyone).keys() == {"SO-READ", "SO-RT", "SO-RT-NEW"}
     finally:
         state.close()
 
@@ -260,9 +267,10 @@ async def test_a_state_file_from_before_order_dates_is_migrated_and_counts_right
         report = await make_engine(settings, state).run()
         assert report.outcome == "succeeded"
         assert report.counts["unchanged"] == len(valid)  # nothing is sent again
-        # RT-RECENT is not in the ERP: the complete run forgot it (it was sent before).
-        assert state.exported_count(now_window(settings)) == len(valid)
-        assert exported_ids(path) == valid | {"RT-OLD", "RT-BROKEN"}  # outside, undated
+        # RT-RECENT is not in the ERP, but was sent in real time minutes ago: it may not be
+        # there yet, so it stays (for a day).
+        assert state.exported_count(now_window(settings)) == len(valid) + 1
+        assert exported_ids(path) == valid | {"RT-RECENT", "RT-OLD", "RT-BROKEN"}
     finally:
         state.close()
     with sqlite3.connect(path) as db:
