@@ -79,10 +79,12 @@ class RunProgress:
         return max(0.0, end - self.started_monotonic)
 
     def rate(self, now_monotonic: float) -> float | None:
-        """Orders per second over the whole run so far; None in its first half second, whose
-        rate says nothing (a first batch in a millisecond is not 100 million orders/s)."""
+        """Orders per second over the whole run so far; None in a running run's first half
+        second, whose rate says nothing (a first batch in a millisecond is not 100 million
+        orders/s). A finished run's rate is its own, however short."""
         elapsed = self.elapsed(now_monotonic)
-        if elapsed is None or elapsed < MIN_RATE_SECONDS or not self.processed:
+        too_soon = self.active and elapsed is not None and elapsed < MIN_RATE_SECONDS
+        if not elapsed or too_soon or not self.processed:
             return None
         return self.processed / elapsed
 

@@ -55,3 +55,14 @@ def test_the_big_run_reads_x_of_y_until_it_cannot_and_then_x_slash_y() -> None:
         state=RUNNING, run_id=1, total=200_494, processed=123_400, started_monotonic=NOW - 3723
     )
     assert timing_text(long, NOW, compact=True) == "33/s, elapsed 1:02:03, ETA 38:46"
+
+
+def test_a_rate_waits_for_half_a_second_of_a_run_but_a_short_finished_run_has_its_own() -> None:
+    starting = RunProgress(
+        state=RUNNING, run_id=1, total=500, processed=50, started_monotonic=NOW - 0.001
+    )
+    assert timing_text(starting, NOW) == "— orders/s, elapsed 0:00, ETA —"
+    done = RunProgress(
+        run_id=1, total=500, processed=500, duration_seconds=0.3, outcome="succeeded"
+    )
+    assert timing_text(done, NOW) == "1,667 orders/s, took 0:00"

@@ -26,6 +26,7 @@ from order_export_tui.tui.logs_screen import LogsScreen
 from order_export_tui.tui.realtime_screen import RealtimeScreen
 from order_export_tui.tui.realtime_table import RealtimeEventsTable
 from order_export_tui.tui.settings_screen import SettingsScreen
+from order_export_tui.tui.skipped_table import SkippedOrdersTable
 from tests.conftest import write_settings
 from tests.support.realtime_dashboard import post_one_of_each, realtime_dashboard
 from tests.support.scripted_destinations import RefusingDestination
@@ -182,9 +183,11 @@ def test_dashboard_attached_to_a_daemon(snap_compare, tmp_path, wall, size) -> N
             attached = "attached to order-export daemon, pid 4242"
             await wait_until(pilot, lambda: app.process_text().startswith(attached))
             history = app.dashboard.query_one(RunHistoryTable)
-            await wait_until(pilot, lambda: history.row_count == 1)
+            skipped = app.dashboard.query_one(SkippedOrdersTable)
+            await wait_until(pilot, lambda: history.row_count == 1 and skipped.row_count == 3)
             app.clear_notifications()
-            await pilot.pause()
+            # The tables size their columns to the rows on the next refresh: let it happen.
+            await pilot.pause(0.2)
 
         assert snap_compare(app, terminal_size=size, run_before=attached_and_settled)
     finally:
