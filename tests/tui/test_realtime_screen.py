@@ -4,9 +4,11 @@ which order, of which kind, what became of it and why; filterable, moved in like
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Static
 
 from order_export_tui.service.control_client import AttachedControl
@@ -44,16 +46,25 @@ def rows(table: RealtimeEventsTable) -> list[list[str]]:
     return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
 
 
+async def six_events_on_screen(
+    pilot: Pilot[Any], dashboard: RealtimeDashboard
+) -> tuple[RealtimeEventsTable, list[str]]:
+    """One event of each kind posted, and the real-time screen open (e) showing them all;
+    the orders delivered, refused and failing."""
+    orders = await post_one_of_each(dashboard)
+    await pilot.press("e")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, RealtimeScreen))
+    table = pilot.app.screen.query_one(RealtimeEventsTable)
+    await wait_until(pilot, lambda: table.row_count == 6, what="six events")
+    return table, orders
+
+
 async def test_each_event_shows_when_which_order_which_kind_what_became_of_it_and_why(
     dashboard: RealtimeDashboard,
 ) -> None:
     app = dashboard.app
     async with app.run_test(size=(120, 40)) as pilot:
-        delivered, refused, failing = await post_one_of_each(dashboard)
-        await pilot.press("e")
-        await wait_until(pilot, lambda: isinstance(app.screen, RealtimeScreen))
-        table = app.screen.query_one(RealtimeEventsTable)
-        await wait_until(pilot, lambda: table.row_count == 6, what="six events")
+        table, (delivered, refused, failing) = await six_events_on_screen(pilot, dashboard)
         shown = [row[1:] for row in rows(table)]  # newest first; the time aside
         assert shown[0][:3] == [failing, "completed", "… waiting"]
         assert "1 attempt failed, trying again: " in shown[0][3]
@@ -77,11 +88,7 @@ async def test_the_filter_keeps_the_events_that_match_and_esc_brings_all_back(
 ) -> None:
     app = dashboard.app
     async with app.run_test(size=(120, 40)) as pilot:
-        delivered, _, _ = await post_one_of_each(dashboard)
-        await pilot.press("e")
-        await wait_until(pilot, lambda: isinstance(app.screen, RealtimeScreen))
-        table = app.screen.query_one(RealtimeEventsTable)
-        await wait_until(pilot, lambda: table.row_count == 6, what="six events")
+        table, (delivered, _, _) = await six_events_on_screen(pilot, dashboard)
 
         await pilot.press("slash", *"held")
         await wait_until(pilot, lambda: table.row_count == 1)
@@ -107,11 +114,7 @@ async def test_j_k_g_and_G_move_in_the_events_and_new_events_keep_the_operators_
 ) -> None:
     app = dashboard.app
     async with app.run_test(size=(120, 40)) as pilot:
-        await post_one_of_each(dashboard)
-        await pilot.press("e")
-        await wait_until(pilot, lambda: isinstance(app.screen, RealtimeScreen))
-        table = app.screen.query_one(RealtimeEventsTable)
-        await wait_until(pilot, lambda: table.row_count == 6, what="six events")
+        table, _ = await six_events_on_screen(pilot, dashboard)
         assert table.cursor_row == 0
         await pilot.press("j", "j")
         assert table.cursor_row == 2
