@@ -36,3 +36,9 @@ class Webstore:
 
     async def payment_status(self, event: dict[str, Any]) -> httpx.Response:
         return await self.post("/webhooks/payment-status", event)
+
+
+async def post_to_intake(port: int, path: str, event: Any) -> httpx.Response:
+    """One signed event posted to the intake listening on 127.0.0.1:`port`."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        return await Webstore(client).post(path, event)

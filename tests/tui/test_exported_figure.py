@@ -10,14 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from order_export_tui.engine.runner import ExportEngine
 from order_export_tui.service.export_service import ExportService, RealtimeChannel
-from order_export_tui.service.intake import signature_for
 from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings, load_settings
 from order_export_tui.sources.demo import generate_demo_erp
@@ -27,6 +24,7 @@ from order_export_tui.tui.status_panel import COMPACT_WIDTH, exported_text
 from tests.conftest import write_settings
 from tests.support.orders import order
 from tests.support.ports import free_port
+from tests.support.webstore import SECRET, post_to_intake
 from tests.tui.conftest import (
     DestinationFactory,
     exported_figure,
@@ -36,8 +34,6 @@ from tests.tui.conftest import (
     screen_text,
     wait_until,
 )
-
-SECRET = "webhook-secret-for-tests"
 
 
 def figure(count: int) -> str:
@@ -139,13 +135,7 @@ async def test_a_real_time_delivery_moves_the_figure_at_once_and_a_run_keeps_it(
             await wait_until(pilot, lambda: gate.waiting, what="the run to reach batch 3")
             await wait_until(pilot, lambda: exported_figure(app) == figure(100))
 
-            body = orjson.dumps(webstore_order)
-            async with httpx.AsyncClient() as client:
-                answer = await client.post(
-                    f"http://127.0.0.1:{port}/webhooks/order-completed",
-                    content=body,
-                    headers={"X-Signature": signature_for(SECRET, body)},
-                )
+            answer = await post_to_intake(port, "/webhooks/order-completed", webstore_order)
             assert answer.status_code == 202
             await wait_until(
                 pilot, lambda: exported_figure(app) == figure(101), what="the delivery counted"

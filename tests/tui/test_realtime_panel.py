@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 
-import httpx
-
 from order_export_tui.service.export_service import assemble_service
-from order_export_tui.service.intake import signature_for
 from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp
 from order_export_tui.tui import OrderExportApp
 from tests.support.ports import free_port
+from tests.support.webstore import SECRET, payment, post_to_intake
 from tests.tui.conftest import hosted_control, screen_text, wait_until
-
-SECRET = "webhook-secret-for-tests"
 
 
 async def test_the_dashboard_hosts_the_intake_and_counts_what_it_delivers(
@@ -35,13 +30,7 @@ async def test_the_dashboard_hosts_the_intake_and_counts_what_it_delivers(
     try:
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_until(pilot, lambda: f"listening on 127.0.0.1:{port}" in screen_text(app))
-            body = json.dumps(order).encode()
-            async with httpx.AsyncClient() as client:
-                answer = await client.post(
-                    f"http://127.0.0.1:{port}/webhooks/order-completed",
-                    content=body,
-                    headers={"X-Signature": signature_for(SECRET, body)},
-                )
+            answer = await post_to_intake(port, "/webhooks/order-completed", order)
             assert answer.status_code == 202
             await wait_until(
                 pilot,
@@ -80,19 +69,8 @@ async def test_the_dashboard_says_when_real_time_delivery_fails_and_works_again(
                 (order_id,) = db.execute("SELECT order_id FROM exported_order LIMIT 1").fetchone()
             good = settings.demo_database_path.read_bytes()
             settings.demo_database_path.write_bytes(os.urandom(40000))
-            body = json.dumps(
-                {
-                    "order_id": order_id,
-                    "payment_status": "refunded",
-                    "occurred_at": "2026-11-27T10:25:00+00:00",
-                }
-            ).encode()
-            async with httpx.AsyncClient() as client:
-                answer = await client.post(
-                    f"http://127.0.0.1:{port}/webhooks/payment-status",
-                    content=body,
-                    headers={"X-Signature": signature_for(SECRET, body)},
-                )
+            refunded = payment(order_id, "refunded", "2026-11-27T10:25:00+00:00")
+            answer = await post_to_intake(port, "/webhooks/payment-status", refunded)
             assert answer.status_code == 202
             await wait_until(
                 pilot,
