@@ -89,8 +89,12 @@ class RealtimeEventsTable(ListTable):
         self.add_column("why", key="why")
 
     def load(self, events: Sequence[RealtimeEventRecord]) -> None:
-        """The newest event first; the cursor follows the newest unless the operator moved."""
-        self._events = {str(event.event_id): event for event in events}
+        """The newest event first; the cursor follows the newest unless the operator moved.
+        The same events as last time (the usual once-a-second refresh) repaint nothing."""
+        events_by_key = {str(event.event_id): event for event in events}
+        if events_by_key == self._events and self.row_count:
+            return
+        self._events = events_by_key
         self.set_rows(
             [
                 (
