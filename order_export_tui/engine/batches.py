@@ -139,14 +139,18 @@ class BatchPipeline:
         send = asyncio.ensure_future(self._send(batch))
         self._in_flight.append((batch, send))
         # A new send starts as soon as any slot frees up; an answered batch waits (at most as
-        # many again) until every batch read before it is recorded.
-        while self._sending() >= self._limit or len(self._in_flight) >= 2 * self._limit:
+        # many again) until every batch read before it is recorded. Answered batches at the
+        # head are recorded before any wait: under an eager task factory (Python 3.12+, as
+        # Textual's loop has it) a send can be done the moment it is created.
+        while True:
+            while self._in_flight and self._in_flight[0][1].done():
+                await self._record_oldest()
+            if self._sending() < self._limit and len(self._in_flight) < 2 * self._limit:
+                return
             await asyncio.wait(
                 [task for _, task in self._in_flight if not task.done()] or [send],
                 return_when=asyncio.FIRST_COMPLETED,
             )
-            while self._in_flight and self._in_flight[0][1].done():
-                await self._record_oldest()
 
     def _sending(self) -> int:
         return sum(1 for _, task in self._in_flight if not task.done())
