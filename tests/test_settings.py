@@ -129,7 +129,21 @@ def test_missing_table_takes_defaults_while_given_keys_are_read(tmp_path: Path) 
 def test_missing_file_is_reported_without_traceback(tmp_path: Path) -> None:
     path = tmp_path / "nope.toml"
 
-    assert load_problems(path) == [f"{path}: settings file not found"]
+    assert load_problems(path) == [
+        f"{path}: settings file not found"
+        " (name another with --settings PATH or $ORDER_EXPORT_SETTINGS)"
+    ]
+
+
+def test_a_missing_relative_file_is_named_by_its_full_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    (problem,) = load_problems(Path("settings.toml"))
+
+    assert problem.startswith(f"{tmp_path / 'settings.toml'}: settings file not found")
+    assert "--settings" in problem
 
 
 def test_file_that_is_not_utf8_is_a_settings_error(tmp_path: Path) -> None:

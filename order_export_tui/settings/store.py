@@ -35,7 +35,12 @@ def _read_text(path: Path) -> str:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise SettingsError([f"{path}: settings file not found"]) from None
+        raise SettingsError(
+            [
+                f"{path.absolute()}: settings file not found"
+                " (name another with --settings PATH or $ORDER_EXPORT_SETTINGS)"
+            ]
+        ) from None
     except IsADirectoryError:
         raise SettingsError([f"{path}: is a folder, not a settings file"]) from None
     except OSError as error:
