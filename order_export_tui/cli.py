@@ -7,7 +7,7 @@ import asyncio
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 
@@ -51,6 +51,7 @@ from order_export_tui.settings import (
     missing_secrets,
     weak_secrets,
 )
+from order_export_tui.settings.salvage import storage_of_broken_file
 from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.state import (
     StateLockedError,
@@ -265,13 +266,36 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def settings_for_the_daemon(settings_path: Path) -> tuple[Settings, SettingsError | None]:
+    """The settings; for a file that does not validate, the paths of its `[storage]` table
+    (enough to reach a daemon that keeps running on its last good settings) and the error."""
+    try:
+        return load_settings(settings_path), None
+    except SettingsError as error:
+        if not settings_path.is_file():
+            raise
+        return storage_of_broken_file(settings_path), error
+
+
+def warn_broken(err: Console, error: SettingsError, daemon_runs: bool) -> None:
+    keeps = "; the running process keeps its last good settings" if daemon_runs else ""
+    err.print(Text.assemble(("The settings file is not valid", "yellow"), f"{keeps}:"))
+    for problem in error.problems:
+        err.print(f"  {problem}", markup=False)
+
+
 def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:
-    settings = load_settings(settings_path)
-    if refused_at_start(settings, err):
-        return EXIT_BAD_INPUT
+    settings, broken = settings_for_the_daemon(settings_path)
     report: RunReport | None = None
     attached = asyncio.run(attach(settings.control_socket_path))
+    if attached is None:
+        if broken is not None:
+            raise broken
+        if refused_at_start(settings, err):
+            return EXIT_BAD_INPUT
     if attached is not None:
+        if broken is not None:
+            warn_broken(err, broken, daemon_runs=True)
         try:
             report = asyncio.run(
                 follow_remote_run(
@@ -287,7 +311,17 @@ def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> 
     else:
         try:
             with hosted_session(settings, role="run") as session:
-                report = asyncio.run(_run_here(session, err, since=args.since))
+                report = asyncio.run(
+                    _run_here(
+                        session,
+                        RunDisplay(err).handle,
+                        "manual" if args.since is None else "backfill",
+                        since=args.since,
+                        on_abandon=lambda: err.print(
+                            "stopping now; the batch in flight will be sent again next run"
+                        ),
+                    )
+                )
         except (StateLockedError, RemoteRunError) as error:
             err.print(Text.assemble(("Not started:", "red"), f" {error}"))
             return EXIT_TASK_FAILED
@@ -322,8 +356,10 @@ def daemon_command(settings_path: Path, err: Console) -> int:
 
 
 def status_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:
-    settings = load_settings(settings_path)
+    settings, broken = settings_for_the_daemon(settings_path)
     snapshot = asyncio.run(read_status(settings))
+    if broken is not None:
+        warn_broken(err, broken, daemon_runs=snapshot.process is not None)
     if args.json:
         sys.stdout.write(json.dumps(snapshot.as_json()) + "\n")
     else:
@@ -332,8 +368,10 @@ def status_command(args: argparse.Namespace, settings_path: Path, err: Console) 
 
 
 def cancel_command(settings_path: Path, err: Console) -> int:
-    settings = load_settings(settings_path)
+    settings, broken = settings_for_the_daemon(settings_path)
     control = asyncio.run(attach(settings.control_socket_path))
+    if broken is not None:
+        warn_broken(err, broken, daemon_runs=control is not None)
     if control is None:
         err.print("No order-export daemon or dashboard runs exports here.", markup=False)
         return EXIT_TASK_FAILED
@@ -350,23 +388,27 @@ def tui_command(settings_path: Path) -> int:
 
 
 async def _run_here(
-    session: HostedSession, err: Console, *, since: date | None = None
+    session: HostedSession,
+    on_event: Callable[[object], None],
+    trigger: str,
+    *,
+    since: date | None = None,
+    only: list[str] | None = None,
+    on_abandon: Callable[[], None] | None = None,
 ) -> RunReport:
     """One run in this process, through the service: the failure e-mail goes out as for any
     other run. The first Ctrl-C (or SIGTERM) stops at the next batch boundary, the second
     abandons the batch in flight (recorded nowhere, so simply sent again next run)."""
-    display = RunDisplay(err)
-    session.control.subscribe(display.handle)
+    session.control.subscribe(on_event)
 
     def announce(name: str, abandon_batch: bool) -> None:
-        if abandon_batch:
-            err.print("stopping now; the batch in flight will be sent again next run")
+        if abandon_batch and on_abandon is not None:
+            on_abandon()
 
     signals = StopSignals(lambda abandon: session.service.stop(abandon_batch=abandon), announce)
     signals.install()
     answer = await session.control.start_run(
-        "manual" if since is None else "backfill",
-        since=None if since is None else since.isoformat(),
+        trigger, since=None if since is None else since.isoformat(), only=only
     )
     if not answer.ok:
         raise RemoteRunError(answer.message)
@@ -386,9 +428,15 @@ def orders_command(
     """`resend ORDER_ID...` / `retry [ORDER_ID...]`, through the running daemon when there
     is one, else in this process holding the state lock as `run` does: 0 when every order is
     confirmed by the destination, 1 when any is not (each named with its reason)."""
-    settings = load_settings(settings_path)
-    if refused_at_start(settings, err):
-        return EXIT_BAD_INPUT
+    settings, broken = settings_for_the_daemon(settings_path)
+    attached = asyncio.run(attach(settings.control_socket_path))
+    if attached is None:
+        if broken is not None:
+            raise broken
+        if refused_at_start(settings, err):
+            return EXIT_BAD_INPUT
+    elif broken is not None:
+        warn_broken(err, broken, daemon_runs=True)
     order_ids: list[str] = list(args.order_ids)
     if (
         command == "retry"
@@ -398,7 +446,6 @@ def orders_command(
         err.print("no skipped orders to re-try", markup=False)
         return EXIT_OK
     display = RunDisplay(err)
-    attached = asyncio.run(attach(settings.control_socket_path))
     try:
         if attached is not None:
             report = asyncio.run(
@@ -406,7 +453,9 @@ def orders_command(
             )
         else:
             with hosted_session(settings, role=command) as session:
-                report = asyncio.run(_orders_here(session, display, command, order_ids))
+                report = asyncio.run(
+                    _run_here(session, display.handle, command, only=order_ids or None)
+                )
     except (RemoteRunError, StateLockedError) as error:
         err.print(Text.assemble(("Not started:", "red"), f" {error}"))
         return EXIT_TASK_FAILED
@@ -417,19 +466,6 @@ def orders_command(
     if report.outcome == CANCELLED:
         return EXIT_CANCELLED
     return EXIT_OK if answer.all_confirmed else EXIT_TASK_FAILED
-
-
-async def _orders_here(
-    session: HostedSession, display: RunDisplay, command: str, order_ids: list[str]
-) -> RunReport:
-    session.control.subscribe(display.handle)
-    StopSignals(lambda abandon: session.service.stop(abandon_batch=abandon)).install()
-    answer = await session.control.start_run(command, only=order_ids or None)
-    if not answer.ok:
-        raise RemoteRunError(answer.message)
-    report = await session.service.wait_for_run()
-    assert report is not None  # a run was started: nothing else runs in this process
-    return report
 
 
 def print_orders_answer(err: Console, answer: OrdersAnswer) -> None:
