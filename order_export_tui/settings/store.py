@@ -8,10 +8,13 @@ import os
 import re
 import secrets
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from order_export_tui.settings.document import DEFAULT_HEADER, header_of, render_settings
 from order_export_tui.settings.model import Settings, SettingsError
+from order_export_tui.settings.patch import PatchError, patch_settings_text, revision_of
 from order_export_tui.settings.rules import settings_from_dict, validate_settings
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
@@ -82,6 +85,47 @@ def save_settings(settings: Settings, path: Path | None = None) -> None:
     except OSError as error:
         reason = error.strerror or str(error)
         raise SettingsError([f"{target}: cannot write settings file ({reason})"]) from None
+
+
+class SettingsChangedError(Exception):
+    """The settings file changed since the form (or client) read it: nothing was written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(
+            f"{path} changed since it was read (edited by hand or saved from another"
+            " dashboard): nothing was saved; reload it and make the change again"
+        )
+
+
+def read_revision(path: Path) -> str:
+    """The revision of the file's text now; `save_changes` compares it."""
+    return revision_of(_read_text(path))
+
+
+def save_changes(
+    path: Path, changes: Mapping[str, Any], *, revision: str | None = None
+) -> Settings:
+    """Set these dotted keys in the file as it is now, leaving every other line (comments,
+    hand edits, untouched keys) as it is, and save it atomically; the new settings.
+
+    SettingsChangedError when `revision` is given and the file's text is no longer that one;
+    SettingsError (the file untouched) when the result does not validate or cannot be written.
+    """
+    text = _read_text(path)
+    if revision is not None and revision_of(text) != revision:
+        raise SettingsChangedError(path)
+    try:
+        changed = patch_settings_text(text, changes)
+    except PatchError as error:
+        raise SettingsError([f"{path}: cannot change the file in place ({error})"]) from None
+    settings = settings_from_dict(tomllib.loads(changed), path)
+    try:
+        _atomic_write(path, changed.encode("utf-8"))
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise SettingsError([f"{path}: cannot write settings file ({reason})"]) from None
+    return settings
 
 
 def _header_to_keep(target: Path) -> tuple[str, ...]:
