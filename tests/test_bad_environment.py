@@ -196,6 +196,8 @@ def _problems(tmp_path: Path, section: str, key: str, value: str) -> list[str]:
         ("x" * 300, "name over 255 bytes"),
         ("/".join(["abcdefgh"] * 600), "is too long"),
         ("/proc/self/state.sqlite", "must not be under /proc"),
+        ("/etc/passwd", "must not be under /etc"),
+        ("/usr/lib/order-export/state.sqlite", "must not be under /usr"),
         ("settings.toml", "is the settings file itself"),
     ],
 )

@@ -319,8 +319,21 @@ _FILE_KEYS = ("storage.state_database", "storage.control_socket", "erp.demo_data
 _FOLDER_KEYS = ("storage.logs_dir",)
 _PATH_MAX = 4095  # bytes, Linux's PATH_MAX less the final NUL
 _NAME_MAX = 255  # bytes per file or folder name
-_SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
-_SYSTEM_EXCEPTIONS = ("/dev/shm",)  # a tmpfs meant for files
+# The system's own folders: a path key there would overwrite the system (`/etc/passwd` as the
+# state database) or could never work.
+_SYSTEM_FOLDERS = (
+    "/proc",
+    "/sys",
+    "/dev",
+    "/etc",
+    "/boot",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/usr",
+)
+_SYSTEM_EXCEPTIONS = ("/dev/shm", "/usr/local")  # a tmpfs meant for files; the site's own
 
 
 def _key_value(s: Settings, key: str) -> str:
