@@ -18,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from order_export_tui.engine.runner import ExportEngine
+from order_export_tui.service.events import DELIVERY_FAILING, DELIVERY_OK, DeliveryStateChanged
 from order_export_tui.service.export_service import ExportService, RealtimeChannel
 from order_export_tui.service.intake import IntakeError
 from order_export_tui.service.wiring import build_source
@@ -203,6 +204,45 @@ async def test_healthz_goes_503_when_a_run_fails_and_back_to_200_when_one_succee
 
     assert healed.outcome == "succeeded"
     assert (status, body["problems"]) == (200, [])
+
+
+async def test_both_healthz_read_ok_once_a_real_time_outage_has_recovered(
+    monitored: MonitoredFactory,
+) -> None:
+    m: Monitored = await monitored(webhook=True, max_retries=1, max_retry_interval_seconds=1)
+    assert m.webstore is not None
+    states: list[str] = []
+    m.service.subscribe(
+        lambda event: (
+            states.append(event.state) if isinstance(event, DeliveryStateChanged) else None
+        )
+    )
+    m.server.plan(*[Fault(status=503) for _ in range(4)])  # two attempts fail, then it answers
+
+    assert (await m.webstore.order_completed(order("SO-OUT-1"))).status_code == 202
+    await until(lambda: DELIVERY_FAILING in states, "the outage")
+    during = (await m.webstore.client.get("/healthz")).json()
+    assert during["destination"]["state"] == "failing"
+    assert during["delivery"]["state"] == DELIVERY_FAILING
+
+    await until(lambda: m.state.event_counts().get("delivered") == 1, "the delivery")
+    await until(lambda: states[-1] == DELIVERY_OK, "the recovery")
+    hook = await m.webstore.client.get("/healthz")
+    status, body = await m.health()
+
+    assert states == [DELIVERY_FAILING, DELIVERY_OK]
+    assert hook.status_code == 200
+    assert hook.json()["status"] == "ok" and hook.json()["problems"] == []
+    assert hook.json()["destination"] == {"app": "file", "state": "ok"}
+    assert hook.json()["delivery"]["state"] == DELIVERY_OK
+    assert (status, body["status"], body["problems"]) == (200, "ok", [])
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
 
 
 async def test_healthz_is_503_while_a_real_time_event_has_waited_over_5_minutes(

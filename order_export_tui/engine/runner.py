@@ -36,6 +36,7 @@ from order_export_tui.engine.events import (
     RunSettings,
     RunStarted,
 )
+from order_export_tui.engine.fanout import Listeners
 from order_export_tui.engine.runlogs import RunLog, log_file_name, prune_run_logs
 from order_export_tui.orders import OrderDocument
 from order_export_tui.settings import Settings
@@ -112,7 +113,7 @@ class ExportEngine:
         self._clock = clock
         self._monotonic = monotonic
         self._sleep = sleep
-        self._listeners: list[Listener] = []
+        self._listeners: Listeners[EngineEvent] = Listeners("engine")
         self._task: asyncio.Task[RunReport] | None = None
         self._cancel_requested = False
         self._interrupt: asyncio.Event | None = None  # set by cancel(): waits end at once
@@ -124,8 +125,7 @@ class ExportEngine:
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` with every event; returns the function that unsubscribes it."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        return self._listeners.subscribe(listener)
 
     async def events(self) -> AsyncIterator[EngineEvent]:
         """Every event from now on, as an async stream (until the consumer stops)."""
@@ -195,11 +195,7 @@ class ExportEngine:
     # --- the run ---------------------------------------------------------------------------
 
     def _emit(self, event: EngineEvent) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("an event listener failed on %s", type(event).__name__)
+        self._listeners.emit(event)
 
     async def _run(self, trigger: str, settings: Settings, scope: RunScope) -> RunReport:
         started_at = self._clock()

@@ -12,14 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from order_export_tui.engine.events import EngineEvent
+from order_export_tui.service.events import ControlEvent
 from order_export_tui.state import RealtimeEventRecord, RunRecord, SkippedOrder
-
-# What `subscribe` delivers: engine events (RunStarted, BatchFinished, ...) and the service's
-# own (RunRequestSkipped, FailureEmailOutcome, real-time activity), as the same dataclasses
-# whether they come from this process or over the socket.
-Event = EngineEvent | Any
-Listener = Callable[[Event], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +23,27 @@ class ProcessInfo:
     pid: int
     role: str
     since: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """The process that ran exports stopped answering (said by an attached client only)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reattached:
+    """A process answers on the control socket again (said by an attached client only)."""
+
+    process: ProcessInfo | None
+
+
+# What `subscribe` delivers: the events of the process that runs exports (`ControlEvent`:
+# the engine's and the service's, the same dataclasses whether they come from this process
+# or over the socket), and an attached client's news of its connection.
+Event = ControlEvent | Disconnected | Reattached
+Listener = Callable[[Event], None]
 
 
 @dataclass(frozen=True, slots=True)

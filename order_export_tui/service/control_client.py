@@ -9,28 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
+from order_export_tui.engine.fanout import Listeners
 from order_export_tui.service.control import (
     Answer,
+    Disconnected,
+    Event,
     Listener,
-    ProcessInfo,
+    Reattached,
     SaveAnswer,
     SettingsView,
     StatusSnapshot,
 )
 from order_export_tui.service.control_socket import short_address
-from order_export_tui.service.wire import WireError, decode
+from order_export_tui.service.wire import WireError, decode, decode_event
 from order_export_tui.state import RealtimeEventRecord, RunRecord, SkippedOrder
-
-log = logging.getLogger("order_export.control")
 
 REQUEST_TIMEOUT_SECONDS = 10.0
 # No line (not even a heartbeat) for this long: the process is gone or stuck.
@@ -42,20 +41,6 @@ class NotAttachedError(Exception):
     """No process answers on the control socket (or it stopped answering)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Disconnected:
-    """The process that ran exports stopped answering."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Reattached:
-    """A process answers on the control socket again."""
-
-    process: ProcessInfo | None
-
-
 class AttachedControl:
     attached = True
 
@@ -63,7 +48,7 @@ class AttachedControl:
         self.socket_path = socket_path
         self.connected = False
         self._reconnect_seconds = reconnect_seconds
-        self._listeners: list[Listener] = []
+        self._listeners: Listeners[Event] = Listeners("control")
         self._stopping = asyncio.Event()
         self._stream_task: asyncio.Task[None] | None = None
 
@@ -114,58 +99,58 @@ class AttachedControl:
                 async for line in response.aiter_lines():
                     if not line.strip():
                         continue
-                    event = decode(orjson.loads(line))
-                    if not isinstance(event, dict):
+                    data = orjson.loads(line)
+                    event = decode_event(data)
+                    if event is not None:
                         self._emit(event)
-                    elif event.get("type") == "Hello":
+                    elif isinstance(data, dict) and data.get("type") == "Hello":
                         self.connected = True
                         if announce:
                             status = await self.status()
                             self._emit(Reattached(status.process))
-                    # else: a heartbeat
+                    # else: a heartbeat, or an event of a newer version
 
     # --- the interface ------------------------------------------------------------------
 
     async def status(self) -> StatusSnapshot:
-        return _expect(await self._call("GET", "/status"), StatusSnapshot)
+        return await self._call("GET", "/status", StatusSnapshot)
 
     async def start_run(
         self, trigger: str = "manual", *, only: list[str] | None = None, since: str | None = None
     ) -> Answer:
         body = {"trigger": trigger, "only": only, "since": since}
-        return _expect(await self._call("POST", "/runs", body), Answer)
+        return await self._call("POST", "/runs", Answer, body)
 
     async def cancel(self) -> Answer:
-        return _expect(await self._call("POST", "/cancel"), Answer)
+        return await self._call("POST", "/cancel", Answer)
 
     async def retry_skipped(self, order_ids: list[str] | None = None) -> Answer:
-        return _expect(await self._call("POST", "/retry", {"order_ids": order_ids}), Answer)
+        return await self._call("POST", "/retry", Answer, {"order_ids": order_ids})
 
     async def recent_runs(self, limit: int = 50) -> list[RunRecord]:
-        runs = await self._call("GET", f"/runs?limit={limit}")
-        return [_expect(run, RunRecord) for run in runs]
+        return await self._call("GET", f"/runs?limit={limit}", list[RunRecord])
 
     async def skipped_orders(self, limit: int = 500) -> list[SkippedOrder]:
-        skipped = await self._call("GET", f"/skipped?limit={limit}")
-        return [_expect(order, SkippedOrder) for order in skipped]
+        return await self._call("GET", f"/skipped?limit={limit}", list[SkippedOrder])
 
     async def recent_events(self, limit: int = 200) -> list[RealtimeEventRecord]:
-        events = await self._call("GET", f"/realtime?limit={limit}")
-        return [_expect(event, RealtimeEventRecord) for event in events]
+        return await self._call("GET", f"/realtime?limit={limit}", list[RealtimeEventRecord])
 
     async def read_settings(self) -> SettingsView:
-        return _expect(await self._call("GET", "/settings"), SettingsView)
+        return await self._call("GET", "/settings", SettingsView)
 
     async def save_settings(self, data: dict[str, Any]) -> SaveAnswer:
-        return _expect(await self._call("PUT", "/settings", {"data": data}), SaveAnswer)
+        return await self._call("PUT", "/settings", SaveAnswer, {"data": data})
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        return self._listeners.subscribe(listener)
 
     # --- inside -------------------------------------------------------------------------
 
-    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    async def _call(
+        self, method: str, path: str, answer: Any, body: dict[str, Any] | None = None
+    ) -> Any:
+        """The control socket's answer to `method path`, decoded as the type `answer`."""
         try:
             with short_address(self.socket_path) as address:
                 transport = httpx.AsyncHTTPTransport(uds=address)
@@ -181,22 +166,12 @@ class AttachedControl:
         if response.status_code != 200:
             raise NotAttachedError(f"the control socket answered {response.status_code}")
         try:
-            return decode(orjson.loads(response.content))
+            return decode(orjson.loads(response.content), answer)
         except (ValueError, WireError) as error:
             raise NotAttachedError(f"the control socket's answer is unreadable: {error}") from None
 
-    def _emit(self, event: object) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("a control listener failed on %s", type(event).__name__)
-
-
-def _expect(value: Any, cls: type) -> Any:
-    if not isinstance(value, cls):
-        raise NotAttachedError(f"the control socket answered something other than {cls.__name__}")
-    return value
+    def _emit(self, event: Event) -> None:
+        self._listeners.emit(event)
 
 
 def _reason(error: BaseException) -> str:

@@ -21,10 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from order_export_tui.service.control import Event
+from order_export_tui.service.control import Event, ExportControl
 from order_export_tui.service.control_socket import bind_control_socket, remove_control_socket
 from order_export_tui.service.embedded_server import EmbeddedServer
-from order_export_tui.service.hosted import HostedControl
 from order_export_tui.service.wire import encode
 
 log = logging.getLogger("order_export.control")
@@ -64,7 +63,7 @@ class _Broadcast:
 
 
 class ControlServer:
-    def __init__(self, control: HostedControl, path: Path) -> None:
+    def __init__(self, control: ExportControl, path: Path) -> None:
         self.control = control
         self.path = path
         self._broadcast = _Broadcast()

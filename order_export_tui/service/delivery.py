@@ -22,7 +22,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +29,18 @@ import orjson
 
 from order_export_tui.destinations.base import Destination, DestinationError, OrderChange
 from order_export_tui.orders import content_hash, order_problem
+from order_export_tui.service.events import (
+    DELIVERY_FAILING,
+    DELIVERY_OK,
+    DeliveryStateChanged,
+    EventDelivered,
+    EventHeld,
+    EventQueued,
+    EventRetried,
+    EventSkipped,
+    EventSuperseded,
+    RealtimeActivity,
+)
 from order_export_tui.settings import Settings
 from order_export_tui.sources.base import OrderSource, fetch_order
 from order_export_tui.state import (
@@ -58,9 +69,6 @@ DELIVERY_CONCURRENCY = 8  # events in flight at once (a destination may allow fe
 OUTAGE_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 UPKEEP_EVERY_SECONDS = 60.0  # expiring held events, pruning old payloads
 
-DELIVERY_OK = "ok"
-DELIVERY_FAILING = "failing"
-
 # Errors that make an event wait and be tried again: the destination or the ERP did not
 # answer, or the state database could not record the outcome.
 _DESTINATION_ERRORS = (RetriesExhaustedError, DestinationError, TransientError, OSError)
@@ -68,66 +76,6 @@ _DESTINATION_ERRORS = (RetriesExhaustedError, DestinationError, TransientError, 
 _LOOKUP_ERRORS = (Exception,)
 
 _DONE, _UNREACHABLE, _DEFERRED = "done", "unreachable", "deferred"
-
-
-@dataclass(frozen=True, slots=True)
-class EventQueued:
-    event_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class EventDelivered:
-    event_id: int
-    order_id: str
-    kind: str
-    latency_seconds: float  # from acceptance to the destination's confirmation
-    sent: bool = True  # False: the destination already had this very document
-
-
-@dataclass(frozen=True, slots=True)
-class EventRetried:
-    event_id: int
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class EventSkipped:
-    event_id: int
-    order_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class EventHeld:
-    event_id: int
-    order_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class EventSuperseded:
-    """A payment callback older than the status already applied: recorded, no effect."""
-
-    event_id: int
-    order_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryStateChanged:
-    """Delivery started failing (`state` "failing", with the error) or works again ("ok")."""
-
-    state: str
-    error: str | None
-
-
-RealtimeActivity = (
-    EventQueued
-    | EventDelivered
-    | EventRetried
-    | EventSkipped
-    | EventHeld
-    | EventSuperseded
-    | DeliveryStateChanged
-)
 
 
 class _LookupFailedError(Exception):

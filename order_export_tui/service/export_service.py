@@ -20,16 +20,24 @@ from datetime import date, datetime
 import schedule
 
 from order_export_tui.destinations.base import Destination
-from order_export_tui.engine.events import SUCCEEDED, OrderResult, RunReport
+from order_export_tui.engine.fanout import Listeners
 from order_export_tui.engine.runner import ExportEngine, RunScope, local_now
-from order_export_tui.service.delivery import (
-    OUTAGE_BACKOFF_SECONDS,
+from order_export_tui.service.delivery import OUTAGE_BACKOFF_SECONDS, RealtimeDelivery
+from order_export_tui.service.events import (
+    SUCCEEDED,
+    FailureEmailOutcome,
+    NotificationResult,
+    OrderResult,
     RealtimeActivity,
-    RealtimeDelivery,
+    RunReport,
+    RunRequestSkipped,
+    ServiceEvent,
+    SettingsApplied,
 )
+from order_export_tui.service.health import HealthSnapshot, build_health
 from order_export_tui.service.intake import Intake, IntakeLimits, IntakeServer
-from order_export_tui.service.monitoring import Monitoring, MonitoringServer, health_problems
-from order_export_tui.service.notify import NotificationResult, notify_run_failed
+from order_export_tui.service.monitoring import Monitoring, MonitoringServer
+from order_export_tui.service.notify import notify_run_failed
 from order_export_tui.settings import Settings, TaskSettings, secret_value, settings_to_dict
 from order_export_tui.sources.base import OrderSource
 from order_export_tui.state import StateStore, StateWriteError
@@ -56,13 +64,6 @@ DESTINATION_KEY_PREFIXES = (
     "file.",
     "webstore.",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class RunRequestSkipped:
-    at: datetime
-    trigger: str
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,20 +106,6 @@ def _orders_message(report: RunReport) -> str:
     return text if report.error is None else f"{text}: {report.error}"
 
 
-@dataclass(frozen=True, slots=True)
-class FailureEmailOutcome:
-    run_id: int
-    result: NotificationResult
-
-
-@dataclass(frozen=True, slots=True)
-class SettingsApplied:
-    """New settings are in force; `restart_needed` names the changed keys that are not."""
-
-    restart_needed: tuple[str, ...]
-
-
-ServiceEvent = RunRequestSkipped | FailureEmailOutcome | SettingsApplied | RealtimeActivity
 Notifier = Callable[[Settings, RunReport], Awaitable[NotificationResult | None]]
 Waiter = Callable[[asyncio.Event, float], Awaitable[None]]
 
@@ -157,6 +144,10 @@ def schedule_description(settings: Settings) -> str:
     return f"every {task.run_interval_minutes} minutes"
 
 
+def _no_health() -> HealthSnapshot:
+    raise RuntimeError("the real-time channel is not hosted by a service yet")
+
+
 class RealtimeChannel:
     """The webhook intake and the delivery of what it accepts.
 
@@ -178,13 +169,13 @@ class RealtimeChannel:
         limits: IntakeLimits | None = None,
     ) -> None:
         self.listen = settings.webhook.listen
-        self._listeners: list[Callable[[RealtimeActivity], None]] = []
+        self._listeners: Listeners[RealtimeActivity] = Listeners("real-time")
         self.delivery = RealtimeDelivery(
             settings,
             state,
             destination_factory,
             source_factory=source_factory,
-            emit=self._emit,
+            emit=self._listeners.emit,
             clock=clock,
             outage_backoff=outage_backoff,
         )
@@ -193,13 +184,13 @@ class RealtimeChannel:
             secret=secret,
             clock=clock,
             on_accepted=self.delivery.wake,
-            health=lambda: self.health_provider(),
+            health=lambda: self.health_provider().webhook_answer(),
             scheme=settings.webhook.scheme,
             tolerance_seconds=settings.webhook.tolerance_seconds,
             limits=limits,
         )
-        # What GET /healthz answers; the service that hosts the channel sets it.
-        self.health_provider: Callable[[], dict[str, object]] = lambda: {"status": "ok"}
+        # The snapshot GET /healthz answers from; the service that hosts the channel sets it.
+        self.health_provider: Callable[[], HealthSnapshot] = _no_health
         self._server = IntakeServer(self.intake, settings.webhook.listen)
         self._delivering: asyncio.Task[None] | None = None
 
@@ -207,15 +198,8 @@ class RealtimeChannel:
     def listening(self) -> bool:
         return self._server.listening
 
-    def subscribe(self, listener: Callable[[RealtimeActivity], None]) -> None:
-        self._listeners.append(listener)
-
-    def _emit(self, event: RealtimeActivity) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("a real-time listener failed on %s", type(event).__name__)
+    def subscribe(self, listener: Callable[[RealtimeActivity], None]) -> Callable[[], None]:
+        return self._listeners.subscribe(listener)
 
     async def start(self) -> None:
         await self._server.start()  # first: a taken address starts nothing
@@ -254,12 +238,14 @@ class ExportService:
         self._run_task: asyncio.Task[RunReport | None] | None = None
         # Why the last requested run could not start, when the state database refused it.
         self.start_failure: StateWriteError | None = None
-        self._listeners: list[Callable[[ServiceEvent], None]] = []
+        self._listeners: Listeners[ServiceEvent] = Listeners("service")
         self.realtime = realtime
         if realtime is not None:
             realtime.subscribe(self._emit)
             realtime.health_provider = self.health
-        self.monitoring = Monitoring(self)
+        self.monitoring = Monitoring(self.health)
+        engine.subscribe(self.monitoring.tallies)
+        self.subscribe(self.monitoring.tallies)
         self._monitoring_server: MonitoringServer | None = None
         self._build_schedule()
 
@@ -282,45 +268,23 @@ class ExportService:
     def now(self) -> datetime:
         return self._clock()
 
-    def health(self) -> dict[str, object]:
-        """What the webhook's `GET /healthz` answers: the scheduler, the intake and the
-        destination; `status` "unhealthy" (answered 503) with the `problems` of §6. As
-        states and counts only: whoever can reach the port reads it, so it holds no error
-        text (which can name users and hosts), no address and no variable name."""
-        due = self.next_run
-        queue = self.engine.state.event_counts()
+    def health(self) -> HealthSnapshot:
+        """The scheduler, the real-time queue and the destination now: what both `GET
+        /healthz` (the webhook's and monitoring's) and the gauges answer from."""
         realtime = self.realtime
-        delivery = None if realtime is None else realtime.delivery.health()
-        problems = health_problems(self)
-        return {
-            "status": "ok" if not problems else "unhealthy",
-            "problems": problems,
-            "scheduler": {
-                "schedule": schedule_description(self.settings),
-                "next_run": None if due is None else due.isoformat(timespec="seconds"),
-                "run_in_progress": self.run_in_progress,
-            },
-            "intake": {
-                "listening": realtime is not None and realtime.listening,
-                "queued": queue.get("queued", 0),
-                "held": queue.get("held", 0),
-                "delivered": queue.get("delivered", 0),
-                "skipped": queue.get("skipped", 0),
-            },
-            "destination": {
-                "app": self.settings.destination.app,
-                "state": (
-                    "failing"
-                    if realtime is not None and realtime.delivery.last_error is not None
-                    else "ok"
-                ),
-            },
-            "delivery": delivery,
-        }
+        return build_health(
+            self.engine.state,
+            now=self.now(),
+            schedule=schedule_description(self.settings),
+            next_run=self.next_run,
+            run_in_progress=self.run_in_progress,
+            destination_app=self.settings.destination.app,
+            intake_listening=realtime is not None and realtime.listening,
+            delivery=None if realtime is None else realtime.delivery.health(),
+        )
 
     def subscribe(self, listener: Callable[[ServiceEvent], None]) -> Callable[[], None]:
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        return self._listeners.subscribe(listener)
 
     # --- steering -----------------------------------------------------------------------
 
@@ -521,11 +485,7 @@ class ExportService:
         return report
 
     def _emit(self, event: ServiceEvent) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("a service listener failed on %s", type(event).__name__)
+        self._listeners.emit(event)
 
 
 def assemble_service(

@@ -11,16 +11,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from order_export_tui.engine.events import (
-    BatchFinished,
-    CancelRequested,
-    RetryScheduled,
-    RunFinished,
-    RunStarted,
-)
+from order_export_tui.engine.fanout import Listeners
 from order_export_tui.engine.runner import window_start
 from order_export_tui.service.control import (
     Answer,
@@ -34,7 +27,15 @@ from order_export_tui.service.control import (
     SettingsView,
     StatusSnapshot,
 )
-from order_export_tui.service.delivery import EventRetried
+from order_export_tui.service.events import (
+    BatchFinished,
+    CancelRequested,
+    ControlEvent,
+    EventRetried,
+    RetryScheduled,
+    RunFinished,
+    RunStarted,
+)
 from order_export_tui.service.export_service import ExportService, schedule_description
 from order_export_tui.settings import (
     SettingsError,
@@ -48,13 +49,21 @@ from order_export_tui.settings.model import Settings
 from order_export_tui.state import RealtimeEventRecord, RunRecord, SkippedOrder, StateStore
 
 
+class Companion(Protocol):
+    """Something served beside the service while it runs (the control socket's server)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 @dataclass
 class _RunWatch:
     """The run in flight as the engine's events tell it, for the status snapshot."""
 
     run: RunInProgress | None = None
 
-    def handle(self, event: object) -> None:
+    def handle(self, event: ControlEvent) -> None:
         run = self.run
         match event:
             case RunStarted():
@@ -101,36 +110,37 @@ class HostedControl:
         role: str,
         since: str,
         pid: int | None = None,
-        control_socket: Path | None = None,
     ) -> None:
         self.service = service
-        self.control_socket = control_socket
         self.state = state
         self.process = ProcessInfo(pid=pid or os.getpid(), role=role, since=since)
         self.scheduler_problem: str | None = None
         self._watch = _RunWatch()
         self._intake_retries = 0
-        self._listeners: list[Listener] = []
+        self._listeners: Listeners[Event] = Listeners("control")
+        self._companions: list[Companion] = []
         service.engine.subscribe(self._on_event)
         service.subscribe(self._on_event)
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    async def serve(self) -> None:
-        """Run the schedule (and the real-time intake) until `stop()`, serving this interface
-        on the control socket meanwhile (`ControlSocketError` when it cannot be bound)."""
-        if self.control_socket is None:
-            await self.service.serve()
-            return
-        # Imported here: the server is built on this class.
-        from order_export_tui.service.control_server import ControlServer
+    def serve_beside(self, companion: Companion) -> None:
+        """Start `companion` whenever `serve()` starts, and stop it when it ends (the session
+        puts the control socket's server here)."""
+        self._companions.append(companion)
 
-        server = ControlServer(self, self.control_socket)
-        await server.start()
+    async def serve(self) -> None:
+        """Run the schedule (and the real-time intake) until `stop()`, with the companions
+        started first (a control socket that cannot be bound: `ControlSocketError`)."""
+        started: list[Companion] = []
         try:
+            for companion in self._companions:
+                await companion.start()
+                started.append(companion)
             await self.service.serve()
         finally:
-            await server.stop()
+            for companion in reversed(started):
+                await companion.stop()
 
     async def stop(self, *, abandon_batch: bool = False) -> None:
         await self.service.stop(abandon_batch=abandon_batch)
@@ -238,17 +248,15 @@ class HostedControl:
         return SaveAnswer(True, [], needs_restart=needs_restart)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        return self._listeners.subscribe(listener)
 
     # --- inside -------------------------------------------------------------------------
 
-    def _on_event(self, event: Event) -> None:
+    def _on_event(self, event: ControlEvent) -> None:
         self._watch.handle(event)
         if isinstance(event, EventRetried):
             self._intake_retries += 1
-        for listener in list(self._listeners):
-            listener(event)
+        self._listeners.emit(event)
 
 
 def window_exported_count(state: StateStore, settings: Settings, now: datetime) -> int:

@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -27,27 +25,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from order_export_tui.engine.events import (
+from order_export_tui.service.embedded_server import EmbeddedServer
+from order_export_tui.service.events import (
     CANCELLED,
     FAILED,
     SUCCEEDED,
     BatchFinished,
-    EngineEvent,
+    ControlEvent,
+    EventDelivered,
+    EventRetried,
     RetryScheduled,
     RunFinished,
 )
-from order_export_tui.service.delivery import DELIVERY_OK, EventDelivered, EventRetried
-from order_export_tui.service.embedded_server import EmbeddedServer
+from order_export_tui.service.health import HealthSnapshot
 from order_export_tui.service.intake import IntakeError
 from order_export_tui.settings.rules import parse_listen
 
-if TYPE_CHECKING:
-    from order_export_tui.service.export_service import ExportService
-
-# The oldest queued real-time event may wait this long before /healthz says unhealthy.
-MAX_QUEUE_WAIT = timedelta(minutes=5)
-# A scheduled run that has not started this long after it was due makes /healthz unhealthy.
-OVERDUE_GRACE = timedelta(minutes=5)
 OUTCOMES = (SUCCEEDED, FAILED, CANCELLED)
 
 
@@ -65,59 +58,24 @@ class Tallies:
     retries: int = 0
     _sent_in_run: dict[int, int] = field(default_factory=dict)
 
-    def engine_event(self, event: EngineEvent) -> None:
+    def __call__(self, event: ControlEvent) -> None:
         match event:
             case BatchFinished():
                 self._count_sent(event.run_id, event.counts)
-            case RetryScheduled():
+            case RetryScheduled() | EventRetried():
                 self.retries += 1
             case RunFinished():
                 report = event.report
                 self._count_sent(report.run_id, report.counts)
                 self._sent_in_run.pop(report.run_id, None)
                 self.runs[report.outcome] = self.runs.get(report.outcome, 0) + 1
-
-    def service_event(self, event: object) -> None:
-        match event:
             case EventDelivered() if event.sent:
                 self.orders_sent += 1
-            case EventRetried():
-                self.retries += 1
 
     def _count_sent(self, run_id: int, counts: dict[str, int]) -> None:
         sent = counts.get("new", 0) + counts.get("updated", 0)
         self.orders_sent += max(0, sent - self._sent_in_run.get(run_id, 0))
         self._sent_in_run[run_id] = max(sent, self._sent_in_run.get(run_id, 0))
-
-
-def health_problems(service: ExportService) -> list[str]:
-    """Why the service is unhealthy (empty while healthy): the last run failed, a scheduled
-    run is overdue, a real-time event has waited too long, or real-time delivery fails."""
-    now = service.now()
-    state = service.engine.state
-    problems = []
-    last = state.last_finished_run()
-    if last is not None and last.outcome == FAILED:
-        problems.append(
-            f"the last run failed (run {last.run_id}, finished {last.finished_at});"
-            " its log file has the error"
-        )
-    due = service.next_run
-    if due is not None and not service.run_in_progress and now - due > OVERDUE_GRACE:
-        problems.append(
-            f"the scheduled run due at {due.isoformat(timespec='seconds')} has not started"
-        )
-    oldest = state.oldest_queued_event_at()
-    if oldest is not None:
-        waited = now - datetime.fromisoformat(oldest)
-        if waited > MAX_QUEUE_WAIT:
-            minutes = int(waited.total_seconds() // 60)
-            problems.append(f"the oldest queued real-time event has waited {minutes} minutes")
-    realtime = service.realtime
-    if realtime is not None and realtime.delivery.delivery_state != DELIVERY_OK:
-        # The error text stays in the log: whoever reaches this port may not read it.
-        problems.append("real-time delivery is failing; its error is in the log")
-    return problems
 
 
 class _Collector(Collector):
@@ -126,8 +84,7 @@ class _Collector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         tallies = self._monitor.tallies
-        service = self._monitor.service
-        state = service.engine.state
+        health = self._monitor.health()
         runs = CounterMetricFamily(
             "order_export_runs", "Export runs finished, by outcome.", labels=["outcome"]
         )
@@ -147,36 +104,35 @@ class _Collector(Collector):
         yield GaugeMetricFamily(
             "order_export_skipped_orders",
             "Orders on the skipped list.",
-            value=state.skipped_count(),
+            value=health.skipped_orders,
         )
         yield GaugeMetricFamily(
             "order_export_realtime_queue_depth",
             "Real-time events waiting for delivery.",
-            value=state.event_counts().get("queued", 0),
+            value=health.queue.get("queued", 0),
         )
         yield GaugeMetricFamily(
             "order_export_run_in_progress",
             "1 while an export run is in progress, else 0.",
-            value=1 if service.run_in_progress else 0,
+            value=1 if health.run_in_progress else 0,
         )
-        last_success = state.last_success_at()
+        last_success = health.last_success_at
         yield GaugeMetricFamily(
             "order_export_last_success_timestamp_seconds",
             "When the last successful run finished (Unix time; 0: none yet).",
-            value=0 if last_success is None else datetime.fromisoformat(last_success).timestamp(),
+            value=0 if last_success is None else last_success.timestamp(),
         )
 
 
 class Monitoring:
-    """The counters (from construction on) and the app that serves them."""
+    """The counters and the app that serves them. The service feeds `tallies` its events
+    and hands in `health`, which builds the snapshot both /healthz answers come from."""
 
-    def __init__(self, service: ExportService) -> None:
-        self.service = service
+    def __init__(self, health: Callable[[], HealthSnapshot]) -> None:
+        self.health = health
         self.tallies = Tallies()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
-        service.engine.subscribe(self.tallies.engine_event)
-        service.subscribe(self.tallies.service_event)
         self.app = Starlette(
             routes=[
                 Route("/metrics", self._metrics, methods=["GET"]),
@@ -187,25 +143,12 @@ class Monitoring:
     def metrics_text(self) -> bytes:
         return generate_latest(self.registry)
 
-    def health(self) -> tuple[bool, dict[str, object]]:
-        service = self.service
-        problems = health_problems(service)
-        due = service.next_run
-        queue = service.engine.state.event_counts()
-        return not problems, {
-            "status": "ok" if not problems else "unhealthy",
-            "problems": problems,
-            "run_in_progress": service.run_in_progress,
-            "next_run": None if due is None else due.isoformat(timespec="seconds"),
-            "queue": {"queued": queue.get("queued", 0), "held": queue.get("held", 0)},
-        }
-
     async def _metrics(self, request: Request) -> Response:
         return Response(self.metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
     async def _healthz(self, request: Request) -> Response:
-        healthy, body = self.health()
-        return JSONResponse(body, status_code=200 if healthy else 503)
+        health = self.health()
+        return JSONResponse(health.monitoring_answer(), status_code=200 if health.healthy else 503)
 
 
 class MonitoringServer:

@@ -1,12 +1,15 @@
 """One way in: the lock, the state database and the assembled service, opened and closed in
-one place for `run`, the daemon and the dashboard."""
+one place for `run`, the daemon and the dashboard; the daemon's and the dashboard's serve
+their control socket beside the service."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
+from order_export_tui.service.control_server import ControlServer
 from order_export_tui.service.export_service import ExportService, assemble_service
 from order_export_tui.service.hosted import HostedControl
 from order_export_tui.settings import Settings
@@ -31,15 +34,18 @@ def hosted_session(settings: Settings, *, role: str) -> Iterator[HostedSession]:
         intake_state: StateStore | None = None
         try:
             service, intake_state = assemble_service(settings, state, realtime=role != "run")
-            control = HostedControl(
-                service,
-                state,
-                role=role,
-                since=lock.since,
-                control_socket=None if role == "run" else settings.control_socket_path,
-            )
+            control = HostedControl(service, state, role=role, since=lock.since)
+            if role != "run":
+                serve_control_socket(control, settings.control_socket_path)
             yield HostedSession(control, service, state, lock)
         finally:
             if intake_state is not None:
                 intake_state.close()
             state.close()
+
+
+def serve_control_socket(control: HostedControl, path: Path) -> HostedControl:
+    """Serve `control` on the control socket at `path` (0600) whenever it serves, so that
+    commands and dashboards can attach to it."""
+    control.serve_beside(ControlServer(control, path))
+    return control

@@ -26,11 +26,11 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
-from order_export_tui.engine.events import FAILED, SUCCEEDED, EngineEvent
 from order_export_tui.engine.runner import local_now
 from order_export_tui.service.control import ExportControl, StatusSnapshot
 from order_export_tui.service.control_client import Disconnected, NotAttachedError, Reattached
 from order_export_tui.service.delivery import DELIVERY_FAILING, DeliveryStateChanged
+from order_export_tui.service.events import FAILED, SUCCEEDED, EngineEvent
 from order_export_tui.service.export_service import (
     FailureEmailOutcome,
     RunRequestSkipped,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from order_export_tui.engine.events import EngineEvent
+from order_export_tui.service.events import EngineEvent
 from order_export_tui.tui.messages import RunProgressed
 from order_export_tui.tui.run_progress import RunProgress, RunTracker
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.message import Message
 
 from order_export_tui.service.control_client import Disconnected, Reattached
-from order_export_tui.service.export_service import ServiceEvent
+from order_export_tui.service.events import ServiceEvent
 from order_export_tui.tui.run_progress import RunProgress
 
 

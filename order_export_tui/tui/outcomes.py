@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from order_export_tui.engine.events import CANCELLED, FAILED, SUCCEEDED
+from order_export_tui.service.events import CANCELLED, FAILED, SUCCEEDED
 
 RUNNING = "running"
 

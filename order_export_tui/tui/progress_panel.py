@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
-from order_export_tui.engine.events import CANCELLED, FAILED, SUCCEEDED
+from order_export_tui.service.events import CANCELLED, FAILED, SUCCEEDED
 from order_export_tui.tui.formatting import count, duration
 from order_export_tui.tui.outcomes import outcome_label
 from order_export_tui.tui.run_progress import RunProgress

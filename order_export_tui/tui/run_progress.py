@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
-from order_export_tui.engine.events import (
+from order_export_tui.service.control import RunInProgress
+from order_export_tui.service.events import (
     SUCCEEDED,
     BatchFinished,
     BatchStarted,
@@ -21,7 +22,6 @@ from order_export_tui.engine.events import (
     RunFinished,
     RunStarted,
 )
-from order_export_tui.service.control import RunInProgress
 from order_export_tui.state import COUNT_NAMES, RunRecord
 from order_export_tui.tui.formatting import between
 

@@ -15,6 +15,7 @@ from order_export_tui.engine.runner import ExportEngine
 from order_export_tui.service.control_socket import is_live
 from order_export_tui.service.export_service import ExportService
 from order_export_tui.service.hosted import HostedControl
+from order_export_tui.service.session import serve_control_socket
 from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings
 from order_export_tui.state import StateStore
@@ -75,13 +76,9 @@ class ServiceThread:
             clock=self._clock,
         )
         service = ExportService(self.settings, engine, notifier=no_email, clock=self._clock)
-        self.control = HostedControl(
-            service,
-            state,
-            role="daemon",
-            since=self._since,
-            pid=self._pid,
-            control_socket=self.settings.control_socket_path,
+        self.control = serve_control_socket(
+            HostedControl(service, state, role="daemon", since=self._since, pid=self._pid),
+            self.settings.control_socket_path,
         )
         self._ready.set()
         try:
