@@ -52,4 +52,4 @@ def serve_control_socket(control: HostedControl, path: Path) -> HostedControl:
 
 
 # The dashboard tells a held state database by this error without importing the state.
-__all__ = ["HostedSession", "StateLockedError", "hosted_session"]
+__all__ = ["HostedSession", "StateLockedError", "hosted_session", "serve_control_socket"]
