@@ -80,9 +80,9 @@ async def test_the_control_answers_travel_as_the_same_json_and_come_back_as_reco
     assert wire(runs) == RUNS_JSON
     assert wire(skipped) == SKIPPED_JSON
     assert wire(events) == EVENTS_JSON
-    assert decode(json.loads(RUNS_JSON)) == runs
-    assert decode(json.loads(SKIPPED_JSON)) == skipped
-    assert decode(json.loads(EVENTS_JSON)) == events
+    assert decode(json.loads(RUNS_JSON), list[records.RunRecord]) == runs
+    assert decode(json.loads(SKIPPED_JSON), list[records.SkippedOrder]) == skipped
+    assert decode(json.loads(EVENTS_JSON), list[records.RealtimeEventRecord]) == events
 
 
 @pytest.mark.parametrize(
