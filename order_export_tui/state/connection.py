@@ -47,6 +47,7 @@ class Database:
         the event loop does not wait for the disk); still only one thread at a time uses it."""
         self.path = path
         self._depth = 0  # how many `transaction` blocks are open (the outermost commits)
+        self._transaction = Transaction(self)
         try:
             make_private_dirs(path.parent)
         except OSError as error:
@@ -84,37 +85,12 @@ class Database:
     def close(self) -> None:
         self._connection.close()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Database]:
-        """One write transaction; an SQLite failure in it is a `StateWriteError` (the real
-        reason, never one from the rollback that follows it). Inside another one it joins
-        that one: the outermost block commits, or rolls back all of it."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self
-            finally:
-                self._depth -= 1
-            return
-        try:
-            self._connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as error:
-            raise StateWriteError(self.path, error) from error
-        self._depth = 1
-        try:
-            yield self
-            self._connection.execute("COMMIT")
-        except BaseException as error:
-            # SQLite may have rolled back already (SQLITE_FULL does): a second ROLLBACK would
-            # fail and hide the error that matters.
-            if self._connection.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    self._connection.execute("ROLLBACK")
-            if isinstance(error, sqlite3.Error):
-                raise StateWriteError(self.path, error) from error
-            raise
-        finally:
-            self._depth = 0
+    def transaction(self) -> Transaction:
+        """One write transaction (`with db.transaction() as db:`); an SQLite failure in it
+        is a `StateWriteError` (the real reason, never one from the rollback that follows
+        it). Inside another one it joins that one: the outermost block commits, or rolls back
+        all of it."""
+        return self._transaction
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self._connection.execute(sql, parameters)
@@ -129,6 +105,50 @@ class Database:
             chunk = ids[start : start + _IDS_PER_STATEMENT]
             marks = ",".join("?" * len(chunk))
             yield from self._connection.execute(f"{select} WHERE order_id IN ({marks})", chunk)
+
+
+class Transaction:
+    """`Database.transaction`'s block: a class rather than a generator, because a run enters
+    one per aggregate of every batch (a generator's context manager costs twice as much)."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def __enter__(self) -> Database:
+        db = self._db
+        if db._depth:
+            db._depth += 1
+            return db
+        try:
+            db._connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise StateWriteError(db.path, error) from error
+        db._depth = 1
+        return db
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: object
+    ) -> None:
+        db = self._db
+        db._depth -= 1
+        if db._depth:
+            return  # the enclosing block commits or rolls back
+        connection = db._connection
+        if error is None:
+            try:
+                connection.execute("COMMIT")
+                return
+            except sqlite3.Error as failure:
+                error = failure
+        # SQLite may have rolled back already (SQLITE_FULL does): a second ROLLBACK would
+        # fail and hide the error that matters.
+        if connection.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+        if isinstance(error, sqlite3.Error):
+            raise StateWriteError(db.path, error) from error
 
 
 def _check_database_file(path: Path) -> None:

@@ -8,12 +8,11 @@ outcome (`record_batch`).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from order_export_tui.state.connection import Database
+from order_export_tui.state.connection import Database, Transaction
 from order_export_tui.state.exported import ExportedOrder, ExportedOrders
 from order_export_tui.state.realtime import RealtimeEvent, RealtimeEventRow, RealtimeQueue
 from order_export_tui.state.runs import RunRow, Runs
@@ -35,12 +34,10 @@ class StateStore:
     def close(self) -> None:
         self._db.close()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Database]:
+    def transaction(self) -> Transaction:
         """One write transaction (`Database.transaction`): what the aggregates write in it
         is committed together."""
-        with self._db.transaction() as db:
-            yield db
+        return self._db.transaction()
 
     def record_batch(
         self,
@@ -70,7 +67,8 @@ class StateStore:
                 self.realtime.deliver_held(sent_ids, stamp=stamp)
             if cleared:
                 self.skipped.forget_skipped(cleared)
-            self.skipped.record_skipped(skipped, stamp=stamp, run_id=run_id)
+            if skipped:
+                self.skipped.record_skipped(skipped, stamp=stamp, run_id=run_id)
 
     # --- exported orders (`ExportedOrders`) ---------------------------------------------
 
