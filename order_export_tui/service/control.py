@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from order_export_tui.service.events import ControlEvent
-from order_export_tui.state import RealtimeEventRecord, RunRecord, SkippedOrder
+from order_export_tui.service.records import RealtimeEventRecord, RunRecord, SkippedOrder
 
 
 @dataclass(frozen=True, slots=True)

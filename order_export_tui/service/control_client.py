@@ -28,8 +28,8 @@ from order_export_tui.service.control import (
     StatusSnapshot,
 )
 from order_export_tui.service.control_socket import short_address
+from order_export_tui.service.records import RealtimeEventRecord, RunRecord, SkippedOrder
 from order_export_tui.service.wire import WireError, decode, decode_event
-from order_export_tui.state import RealtimeEventRecord, RunRecord, SkippedOrder
 
 REQUEST_TIMEOUT_SECONDS = 10.0
 # No line (not even a heartbeat) for this long: the process is gone or stuck.

@@ -37,6 +37,12 @@ from order_export_tui.service.events import (
     RunStarted,
 )
 from order_export_tui.service.export_service import ExportService, schedule_description
+from order_export_tui.service.records import RealtimeEventRecord, RunRecord, SkippedOrder
+from order_export_tui.service.state_records import (
+    realtime_event_record,
+    run_record,
+    skipped_order,
+)
 from order_export_tui.settings import (
     SettingsError,
     required_secrets,
@@ -46,7 +52,7 @@ from order_export_tui.settings import (
     settings_to_dict,
 )
 from order_export_tui.settings.model import Settings
-from order_export_tui.state import RealtimeEventRecord, RunRecord, SkippedOrder, StateStore
+from order_export_tui.state import StateStore
 
 
 class Companion(Protocol):
@@ -157,7 +163,7 @@ class HostedControl:
         finished = [run for run in last if run.finished_at is not None]
         last_run = None
         if finished:
-            last_run = run_record_json(finished[0])
+            last_run = run_record_json(run_record(finished[0]))
         due = service.next_run
         realtime = service.realtime
         intake = IntakeInfo()
@@ -186,13 +192,13 @@ class HostedControl:
         )
 
     async def recent_runs(self, limit: int = 50) -> list[RunRecord]:
-        return self.state.recent_runs(limit)
+        return [run_record(row) for row in self.state.recent_runs(limit)]
 
     async def skipped_orders(self, limit: int = 500) -> list[SkippedOrder]:
-        return self.state.skipped_orders(limit)
+        return [skipped_order(row) for row in self.state.skipped_orders(limit)]
 
     async def recent_events(self, limit: int = 200) -> list[RealtimeEventRecord]:
-        return self.state.recent_events(limit)
+        return [realtime_event_record(row) for row in self.state.recent_events(limit)]
 
     async def read_settings(self) -> SettingsView:
         return settings_view(self.service.settings)
@@ -277,7 +283,7 @@ def queue_counts(state: StateStore) -> QueueCounts:
 
 
 def run_record_json(run: RunRecord) -> dict[str, Any]:
-    """A finished run from the state database as `run --json` prints a report."""
+    """A finished run of the history as `run --json` prints a report."""
     duration = None
     if run.finished_at is not None:
         started = datetime.fromisoformat(run.started_at)

@@ -14,6 +14,7 @@ from order_export_tui.engine.runner import local_now
 from order_export_tui.service.control import StatusSnapshot
 from order_export_tui.service.control_client import AttachedControl, Disconnected, attach
 from order_export_tui.service.hosted import queue_counts, run_record_json, window_exported_count
+from order_export_tui.service.state_records import run_record
 from order_export_tui.settings import Settings
 from order_export_tui.state import StateStore
 
@@ -135,7 +136,7 @@ async def read_status(settings: Settings) -> StatusSnapshot:
         return StatusSnapshot(
             process=None,
             run=None,
-            last_run=run_record_json(finished[0]) if finished else None,
+            last_run=run_record_json(run_record(finished[0])) if finished else None,
             next_run_at=None,
             skipped_orders=state.skipped_count(),
             queue=queue_counts(state),

@@ -13,7 +13,7 @@ from order_export_tui.service.control_server import ControlServer
 from order_export_tui.service.export_service import ExportService, assemble_service
 from order_export_tui.service.hosted import HostedControl
 from order_export_tui.settings import Settings
-from order_export_tui.state import StateLock, StateStore
+from order_export_tui.state import StateLock, StateLockedError, StateStore
 
 
 @dataclass
@@ -49,3 +49,7 @@ def serve_control_socket(control: HostedControl, path: Path) -> HostedControl:
     commands and dashboards can attach to it."""
     control.serve_beside(ControlServer(control, path))
     return control
+
+
+# The dashboard tells a held state database by this error without importing the state.
+__all__ = ["HostedSession", "StateLockedError", "hosted_session", "serve_control_socket"]

@@ -13,10 +13,9 @@ from pathlib import Path
 
 from order_export_tui.service.control_client import AttachedControl, NotAttachedError
 from order_export_tui.service.control_socket import ControlSocketError, is_live
-from order_export_tui.service.session import hosted_session
+from order_export_tui.service.session import StateLockedError, hosted_session
 from order_export_tui.service.wiring import startup_problems
 from order_export_tui.settings import Settings, load_settings, settings_from_dict
-from order_export_tui.state import StateLockedError
 from order_export_tui.tui.app import OrderExportApp
 
 EXIT_OK = 0

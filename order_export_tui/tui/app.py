@@ -36,8 +36,8 @@ from order_export_tui.service.export_service import (
     RunRequestSkipped,
     schedule_description,
 )
+from order_export_tui.service.records import RunRecord
 from order_export_tui.settings import Settings, settings_to_dict
-from order_export_tui.state import RunRecord
 from order_export_tui.tui.confirm_screen import ConfirmScreen
 from order_export_tui.tui.dashboard_screen import (
     HISTORY,

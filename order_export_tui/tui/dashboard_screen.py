@@ -14,7 +14,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from order_export_tui.state import RunRecord, SkippedOrder
+from order_export_tui.service.records import RunRecord, SkippedOrder
 from order_export_tui.tui.counters_panel import CountersPanel
 from order_export_tui.tui.history_table import HISTORY_LIMIT, RunHistoryTable
 

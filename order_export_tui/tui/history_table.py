@@ -10,7 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
 
-from order_export_tui.state import RunRecord
+from order_export_tui.service.records import RunRecord
 from order_export_tui.tui.formatting import between, count, duration, short_stamp
 from order_export_tui.tui.list_table import ListTable
 from order_export_tui.tui.outcomes import outcome_text

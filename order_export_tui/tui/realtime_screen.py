@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from order_export_tui.state import RealtimeEventRecord
+from order_export_tui.service.records import RealtimeEventRecord
 from order_export_tui.tui.realtime_table import EVENTS_LIMIT, RealtimeEventsTable, event_detail
 from order_export_tui.tui.table_filter import TableFilter
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
-from order_export_tui.state import (
+from order_export_tui.service.records import (
     DELIVERED,
     EXPIRED,
     HELD,

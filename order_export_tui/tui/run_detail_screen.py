@@ -14,7 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from order_export_tui.state import COUNT_NAMES, RunRecord, SkippedOrder
+from order_export_tui.service.records import COUNT_NAMES, RunRecord, SkippedOrder
 from order_export_tui.tui.formatting import between, count, duration, stamp
 from order_export_tui.tui.outcomes import outcome_text
 from order_export_tui.tui.skipped_table import SkippedOrdersTable

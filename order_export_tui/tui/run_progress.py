@@ -22,7 +22,7 @@ from order_export_tui.service.events import (
     RunFinished,
     RunStarted,
 )
-from order_export_tui.state import COUNT_NAMES, RunRecord
+from order_export_tui.service.records import COUNT_NAMES, RunRecord
 from order_export_tui.tui.formatting import between
 
 MIN_RATE_SECONDS = 0.5

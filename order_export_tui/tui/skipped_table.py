@@ -8,7 +8,7 @@ from typing import ClassVar
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
-from order_export_tui.state import SkippedOrder
+from order_export_tui.service.records import SkippedOrder
 from order_export_tui.tui.formatting import stamp
 from order_export_tui.tui.list_table import ListTable
 

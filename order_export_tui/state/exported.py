@@ -1,0 +1,143 @@
+"""Exported orders: what the destination last confirmed for each order, and its date."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from order_export_tui.state.connection import Database
+from order_export_tui.state.dates import instant_key, order_date_key
+
+REALTIME_GRACE = timedelta(days=1)  # how long the ERP may take to list an order sent live
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedOrder:
+    """What the destination last confirmed for an order. `document` (the order document as
+    JSON) is written with it, and read only where needed (`exported_document`).
+    `order_date`: the document's `order_date` (what the export window counts by)."""
+
+    order_id: str
+    content_hash: str
+    shipping_status: str
+    payment_status: str
+    document: bytes | None = None
+    order_date: str | None = None
+
+
+class ExportedOrders:
+    """The `exported_order` table."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def exported_orders(self, order_ids: Sequence[str]) -> dict[str, ExportedOrder]:
+        """What was last sent for each of these orders (absent ids were never sent)."""
+        rows = self._db.rows_for_ids(
+            "SELECT order_id, content_hash, shipping_status, payment_status FROM exported_order",
+            order_ids,
+        )
+        return {row[0]: ExportedOrder(*row) for row in rows}
+
+    def exported_document(self, order_id: str) -> bytes | None:
+        """The order document (JSON) the destination last confirmed, None when never sent."""
+        row = self._db.execute(
+            "SELECT document FROM exported_order WHERE order_id = ?", (order_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def exported_count(self, since: datetime | None = None) -> int:
+        """How many orders the destination holds as last confirmed; with `since` (the
+        export window's first moment), only those dated from then on. An order whose date is
+        not known yet (exported before the state kept dates) is not counted in a window."""
+        if since is None:
+            return int(self._db.execute("SELECT COUNT(*) FROM exported_order").fetchone()[0])
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM exported_order WHERE order_date >= ?", (instant_key(since),)
+        ).fetchone()
+        return int(row[0])
+
+    def forget_unread(self, *, since: datetime, started_at: datetime, read: set[str]) -> int:
+        """After a run that read every order of its window (dated from `since` on): forget
+        the exported orders dated in that window that the run did not read, because the ERP
+        no longer has them. Only those exported before the run started (`started_at`), and
+        of those sent in real time only, the ones sent over a day before: such an order may
+        not have reached the ERP yet. Nothing at the destination changes. Returns how many
+        were forgotten."""
+        with self._db.transaction() as db:
+            # The ids alone come from the date index; only the few unread rows are looked up.
+            rows = db.execute(
+                "SELECT order_id FROM exported_order WHERE order_date >= ?",
+                (instant_key(since),),
+            )
+            unread = [order_id for (order_id,) in rows if order_id not in read]
+            # An order the webstore sent in real time that no run has sent may not be in the
+            # ERP yet: it is forgotten only once it has had a day to get there.
+            realtime_before = started_at - REALTIME_GRACE
+            gone = [
+                (order_id,)
+                for order_id, exported_at, run_id in db.rows_for_ids(
+                    "SELECT order_id, exported_at, run_id FROM exported_order", unread
+                )
+                if datetime.fromisoformat(exported_at)
+                < (started_at if run_id is not None else realtime_before)
+            ]
+            db.executemany("DELETE FROM exported_order WHERE order_id = ?", gone)
+        return len(gone)
+
+    def record(
+        self,
+        exported: Iterable[ExportedOrder],
+        *,
+        run_id: int | None,
+        stamp: str,
+        seen: dict[str, str] | None = None,
+    ) -> None:
+        """Write the orders the destination confirmed (sent at `stamp`, by `run_id`; None
+        when sent in real time), and the dates of unchanged orders as read (`seen`: order id
+        -> order date) where the state does not know them yet (rows from before it kept
+        dates)."""
+        rows = [
+            (
+                e.order_id,
+                e.content_hash,
+                e.shipping_status,
+                e.payment_status,
+                stamp,
+                run_id,
+                e.document,
+                order_date_key(e.order_date),
+            )
+            for e in exported
+        ]
+        with self._db.transaction() as db:
+            db.executemany(
+                "INSERT INTO exported_order (order_id, content_hash, shipping_status,"
+                " payment_status, exported_at, run_id, document, order_date)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (order_id) DO UPDATE SET content_hash = excluded.content_hash,"
+                " shipping_status = excluded.shipping_status,"
+                " payment_status = excluded.payment_status,"
+                " exported_at = excluded.exported_at,"
+                " run_id = coalesce(excluded.run_id, exported_order.run_id),"
+                " document = excluded.document,"
+                " order_date = coalesce(excluded.order_date, exported_order.order_date)",
+                rows,
+            )
+            if seen and self._has_undated():
+                db.executemany(
+                    "UPDATE exported_order SET order_date = ?"
+                    " WHERE order_id = ? AND order_date IS NULL",
+                    [
+                        (key, order_id)
+                        for order_id, order_date in seen.items()
+                        if (key := order_date_key(order_date)) is not None
+                    ],
+                )
+
+    def _has_undated(self) -> bool:
+        """Whether any exported order lacks its date (from before the state kept dates); the
+        date index answers at once, so a run's unchanged orders cost nothing once none do."""
+        row = self._db.execute("SELECT 1 FROM exported_order WHERE order_date IS NULL LIMIT 1")
+        return row.fetchone() is not None
