@@ -5,11 +5,14 @@ validates (the daemon keeps running on its last good settings)."""
 from __future__ import annotations
 
 import json
+import signal
+import time
 from pathlib import Path
+from typing import Any
 
 from order_export_tui.settings import load_settings
 from tests.conftest import write_settings
-from tests.support.daemon_process import DaemonProcess, free_port, order_export
+from tests.support.daemon_process import DaemonProcess, free_port, order_export, start_command
 from tests.support.file_output import file_records
 
 SECRET_ENV = "OE_TEST_DAEMON_ONLY_SECRET"
@@ -106,3 +109,29 @@ def test_a_broken_settings_file_without_a_daemon(tmp_path: Path) -> None:
     assert "task.batch_size" in status.stderr
     assert ran.returncode == 2
     assert "task.batch_size: must be an integer from 1 to 10000 (got 0)" in ran.stderr
+
+
+def test_status_names_a_run_command_that_holds_the_state(tmp_path: Path) -> None:
+    write_settings(tmp_path, {"task": {"batch_size": 5}})
+    made = order_export("demo", "--orders", "20000", "--malformed", "0", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    runner = start_command("run", cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 90
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline and runner.poll() is None:
+            answer = order_export("status", "--json", cwd=tmp_path)
+            assert answer.returncode == 0, answer.stderr
+            status = json.loads(answer.stdout)
+            if status["process"] is not None and status["run"] is not None:
+                break
+        assert status["process"] is not None, status
+        assert status["process"]["pid"] == runner.pid
+        assert status["process"]["role"] == "run"
+        assert status["run"]["run_id"] == 1 and status["run"]["trigger"] == "manual"
+    finally:
+        runner.send_signal(signal.SIGINT)
+        runner.communicate(timeout=120)
+
+    after = json.loads(order_export("status", "--json", cwd=tmp_path).stdout)
+    assert after["process"] is None and after["run"] is None

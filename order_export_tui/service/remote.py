@@ -11,12 +11,12 @@ from collections.abc import Callable
 
 from order_export_tui.engine.events import RunFinished, RunReport
 from order_export_tui.engine.runner import local_now
-from order_export_tui.service.control import StatusSnapshot
+from order_export_tui.service.control import ProcessInfo, RunInProgress, StatusSnapshot
 from order_export_tui.service.control_client import AttachedControl, Disconnected, attach
 from order_export_tui.service.hosted import queue_counts, run_record_json, window_exported_count
 from order_export_tui.service.state_records import run_record
 from order_export_tui.settings import Settings
-from order_export_tui.state import StateStore
+from order_export_tui.state import RunRow, StateStore, lock_holder
 
 CONNECT_SECONDS = 5.0
 CANCEL_WAIT_SECONDS = 15 * 60.0
@@ -130,12 +130,18 @@ async def read_status(settings: Settings) -> StatusSnapshot:
     control = await attach(settings.control_socket_path)
     if control is not None:
         return await control.status()
+    holder = lock_holder(settings.state_database_path)
     state = StateStore(settings.state_database_path)
     try:
-        finished = [run for run in state.recent_runs(2) if run.finished_at is not None]
+        recent = state.recent_runs(2)
+        finished = [run for run in recent if run.finished_at is not None]
+        running = [run for run in recent if run.finished_at is None]
+        # A process that holds the database but serves no control socket (`run`, `resend`,
+        # `retry` in a shell): named, with the run it has recorded as started.
+        process = None if holder is None else ProcessInfo(holder.pid, holder.role, holder.since)
         return StatusSnapshot(
-            process=None,
-            run=None,
+            process=process,
+            run=run_started(running[0]) if process is not None and running else None,
             last_run=run_record_json(run_record(finished[0])) if finished else None,
             next_run_at=None,
             skipped_orders=state.skipped_count(),
@@ -144,3 +150,17 @@ async def read_status(settings: Settings) -> StatusSnapshot:
         )
     finally:
         state.close()
+
+
+def run_started(row: RunRow) -> RunInProgress:
+    """A run in progress as the state database knows it: started, its progress unknown."""
+    return RunInProgress(
+        run_id=row.run_id,
+        trigger=row.trigger,
+        started_at=row.started_at,
+        orders_total=None,
+        orders_done=0,
+        sent=0,
+        skipped=0,
+        retried=0,
+    )

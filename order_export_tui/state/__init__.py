@@ -17,7 +17,7 @@ from order_export_tui.state.errors import (
     StoragePathError,
 )
 from order_export_tui.state.exported import ExportedOrder
-from order_export_tui.state.lock import StateLock, StateLockedError
+from order_export_tui.state.lock import StateLock, StateLockedError, lock_holder
 from order_export_tui.state.product_memory import ProductMemory
 from order_export_tui.state.realtime import (
     DELIVERED,
@@ -61,5 +61,6 @@ __all__ = [
     "StateUnusableError",
     "StateWriteError",
     "StoragePathError",
+    "lock_holder",
     "order_date_key",
 ]

@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import sys
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -72,6 +73,32 @@ class StateLock:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
+
+
+@dataclass(frozen=True, slots=True)
+class LockHolder:
+    pid: int
+    role: str
+    since: str
+
+
+def lock_holder(database: Path) -> LockHolder | None:
+    """Who holds the lock of this state database now (`pid`, `role`, `since`), or None. Read
+    without locking (a reader must never make a starting daemon fail): the holder's file is
+    emptied when it lets go, and a holder that died is known by its pid."""
+    path = database.with_name(database.name + ".lock")
+    try:
+        info = json.loads(path.read_bytes() or b"null")
+        pid, role, since = int(info["pid"]), str(info["role"]), str(info["since"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, under another user
+    return LockHolder(pid, role, since)
 
 
 def describe_holder(raw: str) -> str:
