@@ -137,10 +137,13 @@ class DaemonLog:
                     log.error("run %s: failure e-mail NOT sent: %s", event.run_id, result.error)
             case EventDelivered():
                 log.info(
-                    "event %s (%s for %s) delivered in %.3fs",
+                    "event %s (%s for %s) %s in %.3fs",
                     event.event_id,
                     event.kind,
                     event.order_id,
+                    "delivered again (an earlier attempt was left unrecorded)"
+                    if event.resent
+                    else "delivered",
                     event.latency_seconds,
                 )
             case EventHeld():

@@ -112,3 +112,25 @@ def test_a_database_from_before_the_tally_is_counted_once_on_opening(tmp_path: P
     finally:
         again.close()
         reopened.close()
+
+
+def test_a_database_from_before_send_marks_gains_them_on_opening(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    state = StateStore(path)
+    state.enqueue_event(
+        kind="order_completed", order_id="SO-1", payload=b"{}", dedupe_key="1", now=NOW
+    )
+    state.close()
+    with sqlite3.connect(path) as db:  # as the previous version left it
+        db.execute("ALTER TABLE realtime_event DROP COLUMN send_started_at")
+
+    reopened = StateStore(path)
+    try:
+        (event,) = reopened.queued_events(10)
+        assert event.send_started_at is None
+        reopened.note_send_started(event.event_id, NOW)
+        assert reopened.queued_events(10)[0].send_started_at == NOW.isoformat()
+        reopened.note_event_attempt(event.event_id, "503 from the platform")
+        assert reopened.queued_events(10)[0].send_started_at is None
+    finally:
+        reopened.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 import httpx
@@ -274,3 +275,58 @@ async def test_healthz_reports_scheduler_intake_and_destination(running: Running
     assert health["scheduler"]["schedule"] == "manual only"
     assert health["intake"]["delivered"] == 1
     assert health["destination"]["app"] == "file"
+
+
+async def test_an_event_a_stopped_process_began_sending_is_counted_as_a_resend(
+    running: Running,
+) -> None:
+    from datetime import datetime
+
+    from order_export_tui.service.events import EventDelivered
+    from order_export_tui.service.monitoring import Tallies
+
+    delivered: list[EventDelivered] = []
+    tallies = Tallies()
+
+    def listen(event: object) -> None:
+        if isinstance(event, EventDelivered):
+            delivered.append(event)
+            tallies(event)
+
+    running.service.subscribe(listen)
+    # What a process killed between its send and the answer's record leaves behind: an
+    # accepted event whose send began.
+    now = datetime.now(UTC)
+    event_id, _ = running.state.enqueue_event(
+        kind="order_completed",
+        order_id="SO-9",
+        payload=orjson.dumps(order("SO-9")),
+        dedupe_key="killed-mid-send",
+        now=now,
+    )
+    running.state.note_send_started(event_id, now)
+    answer = await running.webstore.order_completed(order("SO-10"))  # never began: new
+    assert answer.status_code == 202
+
+    await running.until(lambda: len(delivered) == 2)
+    by_order = {event.order_id: event for event in delivered}
+    assert by_order["SO-9"].resent and by_order["SO-9"].sent
+    assert not by_order["SO-10"].resent
+    assert (tallies.orders_sent, tallies.realtime_resends) == (1, 1)
+    assert set(running.store.orders) >= {"SO-9", "SO-10"}
+
+
+async def test_a_failed_attempt_is_recorded_so_its_retry_is_no_resend(running: Running) -> None:
+    from order_export_tui.service.events import EventDelivered
+
+    delivered: list[EventDelivered] = []
+    running.service.subscribe(
+        lambda event: delivered.append(event) if isinstance(event, EventDelivered) else None
+    )
+    running.server.plan(*[Fault(status=503) for _ in range(8)])
+
+    answer = await running.webstore.order_completed(order("SO-11"))
+
+    assert answer.status_code == 202
+    await running.until(lambda: len(delivered) == 1, timeout=60)
+    assert delivered[0].order_id == "SO-11" and not delivered[0].resent

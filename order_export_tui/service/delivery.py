@@ -428,6 +428,7 @@ class RealtimeDelivery:
             self._delivered(event, order_id, sent=None, order_date=doc["order_date"])
             return _DONE
         change = OrderChange(doc, "new" if previous is None else "updated", previous)
+        self.state.note_send_started(event.event_id, self._clock())
         try:
             refusal = await destination.send_one(change, self._retrier(event))
         except (asyncio.CancelledError, *_DESTINATION_ERRORS):
@@ -485,7 +486,10 @@ class RealtimeDelivery:
         )
         self.state.finish_event(event.event_id, status=DELIVERED, now=now)
         latency = (now - datetime.fromisoformat(event.received_at)).total_seconds()
-        self._emit(EventDelivered(event.event_id, order_id, event.kind, latency, sent is not None))
+        resent = sent is not None and event.send_started_at is not None
+        self._emit(
+            EventDelivered(event.event_id, order_id, event.kind, latency, sent is not None, resent)
+        )
 
     def _skip(self, event: RealtimeEvent, order_id: str, reason: str) -> None:
         now = self._clock()

@@ -119,6 +119,9 @@ class EventDelivered:
     kind: str
     latency_seconds: float  # from acceptance to the destination's confirmation
     sent: bool = True  # False: the destination already had this very document
+    # True: sent again because an earlier attempt may have reached the destination before
+    # its process died unrecorded; counted as a re-send, not as a new delivery.
+    resent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

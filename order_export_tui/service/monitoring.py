@@ -56,6 +56,7 @@ class Tallies:
     runs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     orders_sent: int = 0
     retries: int = 0
+    realtime_resends: int = 0
     _sent_in_run: dict[int, int] = field(default_factory=dict)
 
     def __call__(self, event: ControlEvent) -> None:
@@ -69,6 +70,8 @@ class Tallies:
                 self._count_sent(report.run_id, report.counts)
                 self._sent_in_run.pop(report.run_id, None)
                 self.runs[report.outcome] = self.runs.get(report.outcome, 0) + 1
+            case EventDelivered() if event.sent and event.resent:
+                self.realtime_resends += 1
             case EventDelivered() if event.sent:
                 self.orders_sent += 1
 
@@ -95,6 +98,12 @@ class _Collector(Collector):
             "order_export_orders_sent",
             "Orders the destination confirmed (runs, resends and real-time events).",
             value=tallies.orders_sent,
+        )
+        yield CounterMetricFamily(
+            "order_export_realtime_resends",
+            "Real-time events sent again after an attempt whose answer a stopped process did"
+            " not record: the destination may have had them already.",
+            value=tallies.realtime_resends,
         )
         yield CounterMetricFamily(
             "order_export_retries",

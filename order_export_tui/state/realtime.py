@@ -35,6 +35,9 @@ class RealtimeEvent:
     payload: bytes
     received_at: str
     attempts: int
+    # When an earlier attempt began sending it (None: never): the destination may have it
+    # already, from a process that died before it could record the answer.
+    send_started_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +81,8 @@ class RealtimeQueue:
     def queued_events(self, limit: int) -> list[RealtimeEvent]:
         """The oldest events waiting for delivery, in the order they were accepted."""
         rows = self._db.execute(
-            "SELECT event_id, kind, order_id, payload, received_at, attempts FROM realtime_event"
-            " WHERE status = ? ORDER BY event_id LIMIT ?",
+            "SELECT event_id, kind, order_id, payload, received_at, attempts, send_started_at"
+            " FROM realtime_event WHERE status = ? ORDER BY event_id LIMIT ?",
             (QUEUED, limit),
         )
         return [RealtimeEvent(*row) for row in rows]
@@ -94,11 +97,20 @@ class RealtimeQueue:
                 (status, now.isoformat(), error, event_id),
             )
 
-    def note_event_attempt(self, event_id: int, error: str) -> None:
+    def note_send_started(self, event_id: int, now: datetime) -> None:
+        """Say that a send of this event to the destination begins (committed before it)."""
         with self._db.transaction() as db:
             db.execute(
-                "UPDATE realtime_event SET attempts = attempts + 1, last_error = ?"
-                " WHERE event_id = ?",
+                "UPDATE realtime_event SET send_started_at = ? WHERE event_id = ?",
+                (now.isoformat(), event_id),
+            )
+
+    def note_event_attempt(self, event_id: int, error: str) -> None:
+        """A failed attempt, recorded: its send is over (the next one is no re-send)."""
+        with self._db.transaction() as db:
+            db.execute(
+                "UPDATE realtime_event SET attempts = attempts + 1, last_error = ?,"
+                " send_started_at = NULL WHERE event_id = ?",
                 (error, event_id),
             )
 

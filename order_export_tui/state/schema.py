@@ -78,7 +78,8 @@ CREATE TABLE IF NOT EXISTS realtime_event (
     status TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
-    finished_at TEXT
+    finished_at TEXT,
+    send_started_at TEXT -- when a send to the destination began, NULL once its outcome is kept
 );
 CREATE INDEX IF NOT EXISTS realtime_event_by_status ON realtime_event (status, event_id);
 CREATE TABLE IF NOT EXISTS realtime_tally (
@@ -129,6 +130,9 @@ def migrate(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE exported_order ADD COLUMN order_date TEXT")
         _fill_order_dates(db)
     db.execute("CREATE INDEX IF NOT EXISTS exported_order_by_date ON exported_order (order_date)")
+    event_columns = {row[1] for row in db.execute("PRAGMA table_info(realtime_event)")}
+    if "send_started_at" not in event_columns:  # a database from before re-sends were told
+        db.execute("ALTER TABLE realtime_event ADD COLUMN send_started_at TEXT")
     db.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value"

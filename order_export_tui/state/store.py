@@ -104,6 +104,9 @@ class StateStore:
     def note_event_attempt(self, event_id: int, error: str) -> None:
         self.realtime.note_event_attempt(event_id, error)
 
+    def note_send_started(self, event_id: int, now: datetime) -> None:
+        self.realtime.note_send_started(event_id, now)
+
     def oldest_queued_event_at(self) -> str | None:
         return self.realtime.oldest_queued_event_at()
 
