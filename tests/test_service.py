@@ -14,6 +14,7 @@ from order_export_tui.service.export_service import (
     FailureEmailOutcome,
     RunRequestSkipped,
     ServiceEvent,
+    schedule_description,
 )
 from order_export_tui.service.notify import NotificationResult
 from order_export_tui.service.wiring import build_destination, build_source
@@ -255,3 +256,16 @@ async def test_a_failed_run_reports_its_failure_email(
     assert len(outcomes) == 1 and not outcomes[0].result.sent
     assert service.last_notification is not None
     assert "connection refused" in (service.last_notification.error or "")
+
+
+@pytest.mark.parametrize(
+    ("task", "said"),
+    [
+        ({"run_interval_minutes": 1}, "every minute"),
+        ({"run_interval_minutes": 15}, "every 15 minutes"),
+        ({"run_interval_minutes": 0, "run_time": "02:30"}, "daily at 02:30 (server time)"),
+        ({"run_on_schedule": False}, "manual only"),
+    ],
+)
+def test_the_schedule_reads_as_an_operator_says_it(make_settings, task, said) -> None:
+    assert schedule_description(make_settings(task={"run_on_schedule": True, **task})) == said

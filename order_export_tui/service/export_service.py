@@ -141,7 +141,8 @@ def schedule_description(settings: Settings) -> str:
         return "manual only"
     if task.run_time:
         return f"daily at {task.run_time} (server time)"
-    return f"every {task.run_interval_minutes} minutes"
+    minutes = task.run_interval_minutes
+    return "every minute" if minutes == 1 else f"every {minutes} minutes"
 
 
 def _no_health() -> HealthSnapshot:
