@@ -124,7 +124,9 @@ async def first_orders(settings_path: Path, count: int) -> list[dict[str, Any]]:
     from order_export_tui.sources.demo import DemoErpSource
 
     settings = load_settings(settings_path)
-    source = DemoErpSource(settings.demo_database_path)
+    from order_export_tui.sources.demo.connector import demo_database_path
+
+    source = DemoErpSource(demo_database_path(settings))
     start = window_start(datetime.now().astimezone(), settings.task.max_days_to_export)
     orders: list[dict[str, Any]] = []
     async for chunk in source.iter_orders(start):
