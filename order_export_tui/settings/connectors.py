@@ -74,9 +74,9 @@ class Connector(Generic[SectionT]):
     name: str
     section: str
     settings: type[SectionT]
-    factory: str | Callable[..., Any]
-    rules: Mapping[str, Rule]
-    descriptions: Mapping[str, str]
+    factory: str | Callable[..., Any] = field(repr=False)
+    rules: Mapping[str, Rule] = field(repr=False)
+    descriptions: Mapping[str, str] = field(repr=False)
     summary: str = ""  # in the erp.source / destination.app description: "embedded SQLite ERP"
     table_description: str = ""  # the comment above its table in the saved file
     title: str = ""  # how the status panel names it; its name when ""
@@ -85,7 +85,7 @@ class Connector(Generic[SectionT]):
     restart_keys: tuple[str, ...] = ()  # keys a running process applies only on a restart
     file_keys: tuple[str, ...] = ()  # keys naming a file it reads or writes (path checks)
     status_facts: Callable[[SectionT, Settings], list[Fact]] = field(
-        default=lambda section, settings: []
+        default=lambda section, settings: [], repr=False
     )
     order: int = 100  # where it is listed: lower first, then by name
 
