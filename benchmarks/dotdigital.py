@@ -139,7 +139,7 @@ async def first_orders(settings_path: Path, count: int) -> list[dict[str, Any]]:
 
 def baseline_run(url: str, orders: list[dict[str, Any]], store_name: str) -> float:
     """One single-record PUT per order, one after the other: the naive client."""
-    from order_export_tui.destinations.dotdigital_records import (
+    from order_export_tui.destinations.dotdigital.records import (
         order_record_json,
         single_record_path,
     )
@@ -181,7 +181,7 @@ async def counted_run(
     url: str, settings_path: Path, *, baseline: bool
 ) -> tuple[float, dict[str, int]]:
     """One engine run whose Dotdigital destination polls as shipped or as before."""
-    from order_export_tui.destinations.dotdigital import DotdigitalDestination
+    from order_export_tui.destinations.dotdigital.destination import DotdigitalDestination
     from order_export_tui.engine.runner import ExportEngine
     from order_export_tui.service.wiring import build_source
     from order_export_tui.settings import Settings, load_settings

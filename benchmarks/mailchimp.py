@@ -34,7 +34,7 @@ import tomli_w
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from order_export_tui.destinations import mailchimp_payloads as payloads  # noqa: E402
+from order_export_tui.destinations.mailchimp import payloads  # noqa: E402
 from order_export_tui.engine.runner import ExportEngine, window_start  # noqa: E402
 from order_export_tui.orders import OrderDocument, order_problem  # noqa: E402
 from order_export_tui.service.wiring import build_destination, build_source  # noqa: E402

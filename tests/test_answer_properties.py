@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from order_export_tui.destinations.base import OrderChange
-from order_export_tui.destinations.dotdigital import DotdigitalDestination
+from order_export_tui.destinations.dotdigital.destination import DotdigitalDestination
 from order_export_tui.engine.runner import ExportEngine
 from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings, load_settings

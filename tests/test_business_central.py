@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from order_export_tui.destinations.file_connector import file_path
+from order_export_tui.destinations.file.connector import file_path
 from order_export_tui.engine.runner import window_start
 from order_export_tui.settings import Settings
 from order_export_tui.sources.base import SourceError

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from order_export_tui.destinations.file_connector import file_path
+from order_export_tui.destinations.file.connector import file_path
 from order_export_tui.settings import load_settings
 from order_export_tui.sources.demo.connector import demo_database_path
 from tests.conftest import write_settings

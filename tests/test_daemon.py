@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from order_export_tui.daemon import SETTINGS_POLL_SECONDS, OneLineFormatter
-from order_export_tui.destinations.file_connector import file_path
+from order_export_tui.destinations.file.connector import file_path
 from order_export_tui.settings import load_settings
 from tests.conftest import write_settings
 from tests.support.cli import REPO, order_export

@@ -17,7 +17,7 @@ import orjson
 import pytest
 import tomli_w
 
-from order_export_tui.destinations.file_connector import file_path
+from order_export_tui.destinations.file.connector import file_path
 from order_export_tui.engine.runner import local_now
 from order_export_tui.service.delivery import (
     DELIVERY_FAILING,

@@ -16,7 +16,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from order_export_tui.destinations.file_connector import file_path
+from order_export_tui.destinations.file.connector import file_path
 from order_export_tui.engine.runner import window_start
 from order_export_tui.orders import PAYMENT_STATUSES
 from order_export_tui.service.hosted import window_exported_count

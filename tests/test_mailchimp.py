@@ -20,7 +20,10 @@ from typing import Any
 import pytest
 
 from order_export_tui.destinations.base import DestinationError, OrderChange
-from order_export_tui.destinations.mailchimp import HeldForBackfillError, MailchimpDestination
+from order_export_tui.destinations.mailchimp.destination import (
+    HeldForBackfillError,
+    MailchimpDestination,
+)
 from order_export_tui.engine.runner import window_start
 from order_export_tui.orders import OrderDocument, order_problem
 from order_export_tui.settings import Settings, load_settings

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from order_export_tui.destinations.base import OrderChange
-from order_export_tui.destinations.dotdigital import DotdigitalDestination
-from order_export_tui.destinations.file import FileDestination
-from order_export_tui.destinations.mailchimp import MailchimpDestination
+from order_export_tui.destinations.dotdigital.destination import DotdigitalDestination
+from order_export_tui.destinations.file.destination import FileDestination
+from order_export_tui.destinations.mailchimp.destination import MailchimpDestination
 from order_export_tui.engine.runner import window_start
 from order_export_tui.orders import OrderDocument, content_hash, order_problem
 from order_export_tui.settings import Settings

@@ -13,7 +13,7 @@ import pytest
 import tomli_w
 from hypothesis import strategies as st
 
-from order_export_tui.destinations.file_connector import file_path
+from order_export_tui.destinations.file.connector import file_path
 from order_export_tui.settings import (
     SETTING_DESCRIPTIONS,
     TABLE_DESCRIPTIONS,

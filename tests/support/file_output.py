@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from order_export_tui.destinations.file_connector import file_path
+from order_export_tui.destinations.file.connector import file_path
 from order_export_tui.settings import Settings
 
 

@@ -7,7 +7,7 @@ import re
 
 from textual.widgets import ProgressBar
 
-from order_export_tui.destinations.file_connector import file_path
+from order_export_tui.destinations.file.connector import file_path
 from order_export_tui.engine.events import CANCELLED, SUCCEEDED
 from order_export_tui.tui.confirm_screen import ConfirmScreen
 from order_export_tui.tui.help_screen import HelpScreen

@@ -26,7 +26,7 @@ CONNECTOR = DestinationConnector(
     name="dotdigital",
     section="dotdigital",
     settings=DotdigitalSettings,
-    factory="order_export_tui.destinations.dotdigital:DotdigitalDestination.from_settings",
+    factory="order_export_tui.destinations.dotdigital.destination:DotdigitalDestination.from_settings",
     rules={
         "region": one_of(*REGIONS),
         "base_url": URL,

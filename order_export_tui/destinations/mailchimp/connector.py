@@ -21,7 +21,7 @@ CONNECTOR = DestinationConnector(
     name="mailchimp",
     section="mailchimp",
     settings=MailchimpSettings,
-    factory="order_export_tui.destinations.mailchimp:MailchimpDestination.from_settings",
+    factory="order_export_tui.destinations.mailchimp.destination:MailchimpDestination.from_settings",
     rules={
         "api_key_env": ENV,
         "base_url": URL,

@@ -25,7 +25,7 @@ def file_path(settings: Settings) -> Path:
 
 
 def open_file_destination(settings: Settings) -> Destination:
-    from order_export_tui.destinations.file import FileDestination
+    from order_export_tui.destinations.file.destination import FileDestination
 
     # It writes Dotdigital's requests, into the collection Dotdigital's settings name.
     return FileDestination(
