@@ -37,6 +37,7 @@ from order_export_tui.service.control_client import AttachedControl
 from order_export_tui.service.session import hosted_session
 from order_export_tui.settings import load_settings
 from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.sources.demo.connector import demo_database_path
 from tests.support.daemon_process import DaemonProcess
 
 SETTINGS = {
@@ -51,11 +52,11 @@ def shop(folder: Path, orders: int, erp: Path | None) -> Path:
     path = folder / "settings.toml"
     path.write_text(tomli_w.dumps(SETTINGS))
     settings = load_settings(path)
-    settings.demo_database_path.parent.mkdir(parents=True, exist_ok=True)
+    demo_database_path(settings).parent.mkdir(parents=True, exist_ok=True)
     if erp is None:
-        generate_demo_erp(settings.demo_database_path, orders=orders, seed=3, days=20, malformed=0)
+        generate_demo_erp(demo_database_path(settings), orders=orders, seed=3, days=20, malformed=0)
     else:
-        shutil.copy(erp, settings.demo_database_path)
+        shutil.copy(erp, demo_database_path(settings))
     return path
 
 

@@ -37,6 +37,7 @@ from order_export_tui.service.hosted import HostedControl  # noqa: E402
 from order_export_tui.service.wiring import build_destination, build_source  # noqa: E402
 from order_export_tui.settings import Settings, load_settings  # noqa: E402
 from order_export_tui.sources.demo import generate_demo_erp  # noqa: E402
+from order_export_tui.sources.demo.connector import demo_database_path  # noqa: E402
 from order_export_tui.state import StateStore  # noqa: E402
 from order_export_tui.tui import OrderExportApp  # noqa: E402
 from order_export_tui.tui.logs_screen import LogsScreen  # noqa: E402
@@ -96,7 +97,7 @@ class StallMeter:
 def fresh_state(folder: Path, orders: int) -> tuple[Settings, StateStore]:
     folder.mkdir(parents=True, exist_ok=True)
     settings = write_settings(folder)
-    generate_demo_erp(settings.demo_database_path, orders=orders, seed=1, days=25, malformed=0)
+    generate_demo_erp(demo_database_path(settings), orders=orders, seed=1, days=25, malformed=0)
     return settings, StateStore(settings.state_database_path)
 
 

@@ -124,7 +124,9 @@ async def first_orders(settings_path: Path, count: int) -> list[dict[str, Any]]:
     from order_export_tui.sources.demo import DemoErpSource
 
     settings = load_settings(settings_path)
-    source = DemoErpSource(settings.demo_database_path)
+    from order_export_tui.sources.demo.connector import demo_database_path
+
+    source = DemoErpSource(demo_database_path(settings))
     start = window_start(datetime.now().astimezone(), settings.task.max_days_to_export)
     orders: list[dict[str, Any]] = []
     async for chunk in source.iter_orders(start):
@@ -137,7 +139,7 @@ async def first_orders(settings_path: Path, count: int) -> list[dict[str, Any]]:
 
 def baseline_run(url: str, orders: list[dict[str, Any]], store_name: str) -> float:
     """One single-record PUT per order, one after the other: the naive client."""
-    from order_export_tui.destinations.dotdigital_records import (
+    from order_export_tui.destinations.dotdigital.records import (
         order_record_json,
         single_record_path,
     )
@@ -179,7 +181,7 @@ async def counted_run(
     url: str, settings_path: Path, *, baseline: bool
 ) -> tuple[float, dict[str, int]]:
     """One engine run whose Dotdigital destination polls as shipped or as before."""
-    from order_export_tui.destinations.dotdigital import DotdigitalDestination
+    from order_export_tui.destinations.dotdigital.destination import DotdigitalDestination
     from order_export_tui.engine.runner import ExportEngine
     from order_export_tui.service.wiring import build_source
     from order_export_tui.settings import Settings, load_settings

@@ -81,7 +81,9 @@ async def child_read(settings_path: Path) -> dict[str, float]:
     from order_export_tui.sources.demo import DemoErpSource
 
     settings = load_settings(settings_path)
-    source = DemoErpSource(settings.demo_database_path)
+    from order_export_tui.sources.demo.connector import demo_database_path
+
+    source = DemoErpSource(demo_database_path(settings))
     start = window_start(time_now(), settings.task.max_days_to_export)
     started = time.perf_counter()
     count = 0
@@ -110,7 +112,9 @@ def child_generate(settings_path: Path, orders: int) -> dict[str, float]:
 
     settings = load_settings(settings_path)
     started = time.perf_counter()
-    generate_demo_erp(settings.demo_database_path, orders=orders, seed=1, days=30, malformed=0)
+    from order_export_tui.sources.demo.connector import demo_database_path
+
+    generate_demo_erp(demo_database_path(settings), orders=orders, seed=1, days=30, malformed=0)
     return {"seconds": time.perf_counter() - started, "orders": orders, "rss_mb": peak_rss_mb()}
 
 

@@ -38,6 +38,7 @@ from order_export_tui.service.export_service import ExportService  # noqa: E402
 from order_export_tui.service.wiring import build_destination, build_source  # noqa: E402
 from order_export_tui.settings import Settings, load_settings  # noqa: E402
 from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp  # noqa: E402
+from order_export_tui.sources.demo.connector import demo_database_path  # noqa: E402
 from order_export_tui.state import StateStore  # noqa: E402
 
 REPEATS = 5
@@ -124,7 +125,7 @@ async def measure(orders: int) -> None:
         settings = load_settings(write_settings(folder))
         started = time.perf_counter()
         generate_demo_erp(
-            settings.demo_database_path, orders=orders, seed=13, days=30, malformed=20
+            demo_database_path(settings), orders=orders, seed=13, days=30, malformed=20
         )
         print(f"demo ERP: {orders:,} orders in {time.perf_counter() - started:.1f}s")
         state = StateStore(settings.state_database_path)

@@ -34,12 +34,13 @@ import tomli_w
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from order_export_tui.destinations import mailchimp_payloads as payloads  # noqa: E402
+from order_export_tui.destinations.mailchimp import payloads  # noqa: E402
 from order_export_tui.engine.runner import ExportEngine, window_start  # noqa: E402
 from order_export_tui.orders import OrderDocument, order_problem  # noqa: E402
 from order_export_tui.service.wiring import build_destination, build_source  # noqa: E402
 from order_export_tui.settings import Settings, load_settings  # noqa: E402
 from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp  # noqa: E402
+from order_export_tui.sources.demo.connector import demo_database_path  # noqa: E402
 from order_export_tui.state import StateStore  # noqa: E402
 
 API_KEY = "benchmark0000000000000000000000-us1"
@@ -106,7 +107,7 @@ def write_settings(folder: Path, base_url: str, connections: int) -> Settings:
 
 
 async def first_orders(settings: Settings, count: int) -> list[OrderDocument]:
-    source = DemoErpSource(settings.demo_database_path)
+    source = DemoErpSource(demo_database_path(settings))
     docs: list[OrderDocument] = []
     start = window_start(datetime.now().astimezone(), settings.task.max_days_to_export)
     async for chunk in source.iter_orders(start):
@@ -167,7 +168,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder, fake_mailchimp(args.latency_ms) as url:
         settings = write_settings(Path(folder), url, args.connections)
         generate_demo_erp(
-            settings.demo_database_path, orders=args.orders, seed=1, days=29, malformed=0
+            demo_database_path(settings), orders=args.orders, seed=1, days=29, malformed=0
         )
         docs = asyncio.run(first_orders(settings, args.baseline_orders))
         baseline_seconds = asyncio.run(naive_baseline(url, docs))

@@ -51,8 +51,10 @@ from order_export_tui.settings import (
     missing_secrets,
     weak_secrets,
 )
+from order_export_tui.settings.connectors import registry
 from order_export_tui.settings.salvage import storage_of_broken_file
 from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import (
     StateLockedError,
     StateUnusableError,
@@ -198,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def demo_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:
     settings = load_settings(settings_path)
-    path = settings.demo_database_path
+    path = demo_database_path(settings)
     try:
         generate_demo_erp(
             path, orders=args.orders, seed=args.seed, days=args.days, malformed=args.malformed
@@ -219,6 +221,8 @@ def check_command(args: argparse.Namespace, settings_path: Path, err: Console) -
     settings = load_settings(settings_path)
     problems = check_available(settings) + weak_secrets(settings)
     secrets = missing_secrets(settings)
+    for broken in registry().problems():  # an installed connector package that is broken
+        err.print(f"warning: {broken}", markup=False)
     if args.connect:
         problems += secrets
     else:

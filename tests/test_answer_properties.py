@@ -16,10 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from order_export_tui.destinations.base import OrderChange
-from order_export_tui.destinations.dotdigital import DotdigitalDestination
+from order_export_tui.destinations.dotdigital.destination import DotdigitalDestination
 from order_export_tui.engine.runner import ExportEngine
 from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings, load_settings
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import StateStore
 from order_export_tui.transport.retry import Retrier, RetriesExhaustedError, RetryPolicy
 from tests.conftest import FakeClock, write_settings
@@ -132,7 +133,7 @@ def test_dotdigital_bulk_orders_are_recorded_only_after_the_documented_success(
                 tmp_path, dotdigital(fake.url) | {"task": {"max_retries": 1, "batch_size": 10}}
             )
         )
-        if not settings_.demo_database_path.exists():
+        if not demo_database_path(settings_).exists():
             demo(settings_, orders=10, malformed=0)
         valid, _ = asyncio.run(expected_orders(settings_))
         fake.rewrite = dotdigital_rewrite(method, prefix, status, kind)
@@ -203,7 +204,7 @@ def test_mailchimp_orders_are_recorded_only_after_the_documented_success(
                 mailchimp(fake.url) | {"task": {"max_retries": 1, "max_items_to_skip": 100}},
             )
         )
-        if not settings_.demo_database_path.exists():
+        if not demo_database_path(settings_).exists():
             demo(settings_, orders=6, malformed=0)
         valid, _ = asyncio.run(expected_orders(settings_))
         state = new_state(tmp_path)

@@ -25,6 +25,7 @@ from order_export_tui.engine.runner import ExportEngine
 from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import load_settings, validate
 from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import (
     INTERRUPTED_ERROR,
     StateDatabaseCorruptError,
@@ -278,7 +279,7 @@ async def test_a_failure_recording_the_log_file_shows_the_real_error(
     tmp_path: Path, make_settings
 ) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings()
-    generate_demo_erp(settings.demo_database_path, orders=20, seed=1, days=5, malformed=0)
+    generate_demo_erp(demo_database_path(settings), orders=20, seed=1, days=5, malformed=0)
     state = StateStore(settings.state_database_path)
     # A real SQLite failure in exactly that statement: the database refuses the update.
     with sqlite3.connect(settings.state_database_path) as db:

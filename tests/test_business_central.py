@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from order_export_tui.destinations.file.connector import file_path
 from order_export_tui.engine.runner import window_start
 from order_export_tui.settings import Settings
 from order_export_tui.sources.base import SourceError
@@ -80,9 +81,9 @@ def server_time_zone() -> Iterator[str]:
 
 def file_records(settings: Settings) -> list[dict[str, Any]]:
     """Every record the dry-run file destination wrote, in order (Dotdigital's shape)."""
-    if not settings.file_path.exists():
+    if not file_path(settings).exists():
         return []
-    lines = settings.file_path.read_text().splitlines()
+    lines = file_path(settings).read_text().splitlines()
     return [record for line in lines for record in json.loads(line)["body"]["records"]]
 
 

@@ -15,7 +15,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from order_export_tui.destinations.file.connector import file_path
 from order_export_tui.settings import load_settings
+from order_export_tui.sources.demo.connector import demo_database_path
 from tests.conftest import write_settings
 from tests.support.cli import REPO, order_export
 from tests.support.demo_erp import expected_orders
@@ -65,7 +67,7 @@ def test_sigkill_at_random_points_then_a_full_run_loses_and_doubles_nothing(
     assert outcomes["succeeded"] >= 1
     assert sum(outcomes.values()) <= KILLS + 1  # a process killed while starting made none
 
-    lines = settings.file_path.read_text().splitlines()
+    lines = file_path(settings).read_text().splitlines()
     sent = Counter(
         record["key"] for line in lines for record in json.loads(line)["body"]["records"]
     )
@@ -83,7 +85,7 @@ def test_sigkill_at_random_points_then_a_full_run_loses_and_doubles_nothing(
     # forget none of them or all, never an order the ERP still has; the next complete run
     # forgets exactly those.
     gone = sorted(valid)[:: len(valid) // 40][:40]
-    with sqlite3.connect(settings.demo_database_path) as erp:
+    with sqlite3.connect(demo_database_path(settings)) as erp:
         erp.executemany("DELETE FROM sales_header WHERE order_no = ?", [(i,) for i in gone])
     erp.close()
     kill_runs(tmp_path, rng, 3)

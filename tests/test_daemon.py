@@ -21,6 +21,7 @@ import orjson
 import pytest
 
 from order_export_tui.daemon import SETTINGS_POLL_SECONDS, OneLineFormatter
+from order_export_tui.destinations.file.connector import file_path
 from order_export_tui.settings import load_settings
 from tests.conftest import write_settings
 from tests.support.cli import REPO, order_export
@@ -75,7 +76,7 @@ def test_sigterm_mid_run_stops_cleanly_and_a_restart_finishes_the_job(
 
     total = state_rows(settings.state_database_path, "SELECT count(*) FROM exported_order")[0][0]
     assert total == 20000
-    lines = settings.file_path.read_text().splitlines()
+    lines = file_path(settings).read_text().splitlines()
     sent = Counter(r["key"] for line in lines for r in json.loads(line)["body"]["records"])
     assert len(sent) == 20000 and max(sent.values()) == 1  # a clean stop repeats nothing
 

@@ -17,6 +17,7 @@ import orjson
 import pytest
 import tomli_w
 
+from order_export_tui.destinations.file.connector import file_path
 from order_export_tui.engine.runner import local_now
 from order_export_tui.service.delivery import (
     DELIVERY_FAILING,
@@ -28,6 +29,7 @@ from order_export_tui.service.export_service import SettingsApplied
 from order_export_tui.service.intake import signature_for
 from order_export_tui.settings import load_settings
 from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import (
     DELIVERED,
     HELD,
@@ -79,7 +81,7 @@ async def test_a_broken_erp_during_a_lookup_makes_the_event_wait_and_health_say_
     assert report.outcome == "succeeded"
     with sqlite3.connect(running.settings.state_database_path) as db:
         (exported_id,) = db.execute("SELECT order_id FROM exported_order LIMIT 1").fetchone()
-    erp = running.settings.demo_database_path
+    erp = demo_database_path(running.settings)
     good = erp.read_bytes()
     erp.write_bytes(os.urandom(60000))  # the demo ERP replaced by garbage
 
@@ -194,7 +196,7 @@ async def test_payloads_of_events_finished_over_the_retention_ago_are_blanked(
 ) -> None:
     server, _ = loopback
     settings = make_settings()
-    generate_demo_erp(settings.demo_database_path, orders=5, seed=1, days=5, malformed=0)
+    generate_demo_erp(demo_database_path(settings), orders=5, seed=1, days=5, malformed=0)
     now = local_now()
     old = now - timedelta(days=WEBHOOK_PAYLOAD_RETENTION_DAYS, hours=1)
     recent = now - timedelta(days=WEBHOOK_PAYLOAD_RETENTION_DAYS - 1)
@@ -262,7 +264,7 @@ async def test_a_destination_that_cannot_be_opened_is_failing_then_delivery_resu
     from order_export_tui.service.wiring import build_destination
 
     settings = make_settings(file={"path": "blocked/orders.jsonl"})
-    blocker = settings.file_path.parent
+    blocker = file_path(settings).parent
     blocker.write_text("a file where the export folder should be")
     state = StateStore(settings.state_database_path)
     changes: list[DeliveryStateChanged] = []
@@ -302,5 +304,5 @@ async def test_a_destination_that_cannot_be_opened_is_failing_then_delivery_resu
         state.close()
     assert delivery.delivery_state == DELIVERY_OK
     assert [change.state for change in changes] == [DELIVERY_FAILING, DELIVERY_OK]
-    assert "SO-OPEN-1" in settings.file_path.read_text()
+    assert "SO-OPEN-1" in file_path(settings).read_text()
     assert event_id == 1

@@ -21,12 +21,13 @@ import httpx
 import pytest
 
 from order_export_tui.destinations.base import DestinationError, OrderChange
-from order_export_tui.destinations.dotdigital import DotdigitalDestination
-from order_export_tui.destinations.dotdigital_records import order_record_json
+from order_export_tui.destinations.dotdigital.destination import DotdigitalDestination
+from order_export_tui.destinations.dotdigital.records import order_record_json
 from order_export_tui.engine.runner import window_start
 from order_export_tui.orders import OrderDocument, order_problem
 from order_export_tui.settings import Settings, load_settings
 from order_export_tui.sources.demo import DemoErpSource, ship_order
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.transport.retry import Retrier, RetryPolicy
 from tests.conftest import FakeClock, write_settings
 from tests.fakes.dotdigital import CONTACTS_SPEC, INSIGHT_SPEC, FakeDotdigital, Faults
@@ -53,7 +54,7 @@ def password(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def valid_orders(settings: Settings) -> list[OrderDocument]:
     start = window_start(datetime.now().astimezone(), settings.task.max_days_to_export)
-    source = DemoErpSource(settings.demo_database_path)
+    source = DemoErpSource(demo_database_path(settings))
     found = [doc async for chunk in source.iter_orders(start) for doc in chunk]
     await source.close()
     return [doc for doc in found if order_problem(doc) is None]
@@ -118,7 +119,7 @@ async def test_a_status_change_upserts_the_same_record(fake, make_settings, stat
     )
     records_before = len(fake.records())
 
-    ship_order(settings.demo_database_path, order_id, tracking_number="TRACK-42")
+    ship_order(demo_database_path(settings), order_id, tracking_number="TRACK-42")
     report = await engine.run()
 
     assert report.outcome == "succeeded", report.error

@@ -19,6 +19,7 @@ from order_export_tui.engine.runlogs import run_log_files
 from order_export_tui.engine.runner import ExportEngine, window_start
 from order_export_tui.service.wiring import build_source
 from order_export_tui.sources.demo import ship_order
+from order_export_tui.sources.demo.connector import demo_database_path
 from tests.support.demo_erp import demo, expected_orders
 from tests.support.engines import make_engine
 from tests.support.fault_server import Fault
@@ -68,7 +69,7 @@ async def test_a_shipping_status_change_sends_exactly_that_order(
     ]
     order_id = unshipped[0]
 
-    ship_order(settings.demo_database_path, order_id, tracking_number="TRACK-42")
+    ship_order(demo_database_path(settings), order_id, tracking_number="TRACK-42")
     report = await engine.run()
 
     assert report.counts["updated"] == 1

@@ -16,11 +16,13 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from order_export_tui.destinations.file.connector import file_path
 from order_export_tui.engine.runner import window_start
 from order_export_tui.orders import PAYMENT_STATUSES
 from order_export_tui.service.hosted import window_exported_count
 from order_export_tui.settings import load_settings
 from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import ExportedOrder, StateStore, order_date_key
 from tests.conftest import write_settings
 from tests.support.daemon_process import DaemonProcess, order_export
@@ -68,7 +70,7 @@ async def test_orders_removed_from_the_erp_stop_counting_after_the_next_complete
     make_settings, caplog
 ) -> None:
     settings = make_settings()
-    generate_demo_erp(settings.demo_database_path, orders=120, seed=3, days=10, malformed=2)
+    generate_demo_erp(demo_database_path(settings), orders=120, seed=3, days=10, malformed=2)
     valid, _ = await expected_orders(settings)
     state = StateStore(settings.state_database_path)
     try:
@@ -76,7 +78,7 @@ async def test_orders_removed_from_the_erp_stop_counting_after_the_next_complete
         assert (await engine.run()).outcome == "succeeded"
         assert state.exported_count(now_window(settings)) == len(valid)
         gone = sorted(valid)[:7]
-        remove_from_erp(settings.demo_database_path, gone)
+        remove_from_erp(demo_database_path(settings), gone)
 
         # A resend or retry reads only its ids: it proves nothing about the others.
         kept = sorted(valid)[10]
@@ -99,7 +101,7 @@ async def test_orders_removed_from_the_erp_stop_counting_after_the_next_complete
         # The destination keeps them: the dry-run file still holds every order once sent.
         sent = {
             record["key"]
-            for line in settings.file_path.read_text().splitlines()
+            for line in file_path(settings).read_text().splitlines()
             for record in orjson.loads(line)["body"]["records"]
         }
         assert set(gone) <= sent
@@ -109,20 +111,20 @@ async def test_orders_removed_from_the_erp_stop_counting_after_the_next_complete
 
 async def test_a_failed_run_forgets_nothing(make_settings) -> None:
     settings = make_settings(task={"batch_size": 10})
-    generate_demo_erp(settings.demo_database_path, orders=60, seed=3, days=10, malformed=0)
+    generate_demo_erp(demo_database_path(settings), orders=60, seed=3, days=10, malformed=0)
     valid, _ = await expected_orders(settings)
     state = StateStore(settings.state_database_path)
     try:
         engine = make_engine(settings, state)
         assert (await engine.run()).outcome == "succeeded"
         gone = sorted(valid)[:5]
-        remove_from_erp(settings.demo_database_path, gone)
-        with sqlite3.connect(settings.demo_database_path) as erp:  # a change to send
+        remove_from_erp(demo_database_path(settings), gone)
+        with sqlite3.connect(demo_database_path(settings)) as erp:  # a change to send
             erp.execute("UPDATE sales_header SET payment_status = 'refunded'")
         erp.close()
         # The dry-run file cannot be written: the run reads the window but fails.
-        settings.file_path.unlink()
-        settings.file_path.mkdir()
+        file_path(settings).unlink()
+        file_path(settings).mkdir()
         report = await engine.run()
         assert report.outcome == "failed"
         assert state.exported_count(now_window(settings)) == len(valid)
@@ -134,7 +136,7 @@ async def test_an_order_outside_the_window_does_not_count_and_is_kept_for_a_back
     make_settings,
 ) -> None:
     settings = make_settings(task={"max_days_to_export": 20})
-    generate_demo_erp(settings.demo_database_path, orders=200, seed=4, days=60, malformed=0)
+    generate_demo_erp(demo_database_path(settings), orders=200, seed=4, days=60, malformed=0)
     state = StateStore(settings.state_database_path)
     try:
         engine = make_engine(settings, state)
@@ -161,7 +163,7 @@ async def test_an_order_outside_the_window_does_not_count_and_is_kept_for_a_back
 
 async def test_a_backfill_forgets_the_gone_orders_of_its_longer_window(make_settings) -> None:
     settings = make_settings(task={"max_days_to_export": 20})
-    generate_demo_erp(settings.demo_database_path, orders=200, seed=4, days=60, malformed=0)
+    generate_demo_erp(demo_database_path(settings), orders=200, seed=4, days=60, malformed=0)
     state = StateStore(settings.state_database_path)
     try:
         engine = make_engine(settings, state)
@@ -169,7 +171,7 @@ async def test_a_backfill_forgets_the_gone_orders_of_its_longer_window(make_sett
         assert (await engine.run(since=since)).outcome == "succeeded"
         in_window, _ = await expected_orders(settings)
         old = sorted(exported_ids(settings.state_database_path) - in_window)[:3]
-        remove_from_erp(settings.demo_database_path, old)
+        remove_from_erp(demo_database_path(settings), old)
         assert (await engine.run()).outcome == "succeeded"  # the window run cannot tell
         assert set(old) <= exported_ids(settings.state_database_path)
         assert (await engine.run(since=since)).outcome == "succeeded"
@@ -230,7 +232,7 @@ async def test_a_state_file_from_before_order_dates_is_migrated_and_counts_right
     make_settings,
 ) -> None:
     settings = make_settings()
-    generate_demo_erp(settings.demo_database_path, orders=80, seed=6, days=10, malformed=0)
+    generate_demo_erp(demo_database_path(settings), orders=80, seed=6, days=10, malformed=0)
     valid, _ = await expected_orders(settings)
     path = settings.state_database_path
     state = StateStore(path)
@@ -365,7 +367,7 @@ async def test_a_forgotten_order_holds_its_next_payment_until_the_erp_has_it_aga
     again sends it with the callback's status and closes the held event."""
     async with running_channel(make_settings, loopback, demo_orders=30) as channel:
         engine = channel.service.engine
-        erp = channel.settings.demo_database_path
+        erp = demo_database_path(channel.settings)
         assert (await engine.run()).outcome == "succeeded"
         order_id = sorted(channel.store.orders)[0]
         erp_status = channel.store.orders[order_id]["payment_status"]

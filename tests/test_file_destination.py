@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 
 from order_export_tui.destinations.base import OrderChange
-from order_export_tui.destinations.file import FileDestination
+from order_export_tui.destinations.file.destination import FileDestination
 from order_export_tui.transport.retry import Retrier, RetryPolicy
 from tests.support.orders import VALID, changed
 from tests.support.specs import DOTDIGITAL_INSIGHT, assert_valid

@@ -20,11 +20,15 @@ from typing import Any
 import pytest
 
 from order_export_tui.destinations.base import DestinationError, OrderChange
-from order_export_tui.destinations.mailchimp import HeldForBackfillError, MailchimpDestination
+from order_export_tui.destinations.mailchimp.destination import (
+    HeldForBackfillError,
+    MailchimpDestination,
+)
 from order_export_tui.engine.runner import window_start
 from order_export_tui.orders import OrderDocument, order_problem
 from order_export_tui.settings import Settings, load_settings
 from order_export_tui.sources.demo import DemoErpSource, set_payment_status, ship_order
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.transport.retry import Retrier, RetryPolicy
 from tests.conftest import write_settings
 from tests.fakes.mailchimp import LostResponse, MailchimpFake
@@ -48,7 +52,7 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
 async def documents(settings: Settings) -> dict[str, OrderDocument]:
     """The valid orders of the export window, by id, straight from the demo ERP."""
     start = window_start(datetime.now().astimezone(), settings.task.max_days_to_export)
-    source = DemoErpSource(settings.demo_database_path)
+    source = DemoErpSource(demo_database_path(settings))
     found: dict[str, OrderDocument] = {}
     async for chunk in source.iter_orders(start):
         found.update((doc["order_id"], doc) for doc in chunk if order_problem(doc) is None)
@@ -181,7 +185,7 @@ async def test_a_shipped_order_becomes_a_patch_with_fulfillment_status_and_track
     writes = len(fake.writes())
 
     # Shipped by another carrier than the order's shipping method names.
-    ship_order(settings.demo_database_path, order_id, carrier="DHL", tracking_number="TRACK-42")
+    ship_order(demo_database_path(settings), order_id, carrier="DHL", tracking_number="TRACK-42")
     report = await engine.run()
 
     assert report.counts["updated"] == 1
@@ -218,7 +222,7 @@ async def test_a_payment_status_change_becomes_a_patch_with_the_financial_status
     order_id = next(i for i, doc in docs.items() if doc["payment_status"] == before)
     writes = len(fake.writes())
 
-    set_payment_status(settings.demo_database_path, order_id, after)
+    set_payment_status(demo_database_path(settings), order_id, after)
     report = await engine.run()
 
     assert report.counts["updated"] == 1
@@ -244,7 +248,7 @@ async def test_an_update_of_an_order_mailchimp_lost_creates_it_again(
     with fake.lock:
         del fake.orders[(STORE, order_id)]
 
-    set_payment_status(settings.demo_database_path, order_id, "paid")
+    set_payment_status(demo_database_path(settings), order_id, "paid")
     report = await engine.run()
 
     assert report.counts["updated"] == 1

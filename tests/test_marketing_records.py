@@ -13,14 +13,15 @@ from typing import Any
 import pytest
 
 from order_export_tui.destinations.base import OrderChange
-from order_export_tui.destinations.dotdigital import DotdigitalDestination
-from order_export_tui.destinations.file import FileDestination
-from order_export_tui.destinations.mailchimp import MailchimpDestination
+from order_export_tui.destinations.dotdigital.destination import DotdigitalDestination
+from order_export_tui.destinations.file.destination import FileDestination
+from order_export_tui.destinations.mailchimp.destination import MailchimpDestination
 from order_export_tui.engine.runner import window_start
 from order_export_tui.orders import OrderDocument, content_hash, order_problem
 from order_export_tui.settings import Settings
 from order_export_tui.sources.business_central.source import BusinessCentralSource
 from order_export_tui.sources.demo import DemoErpSource
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import ExportedOrder
 from order_export_tui.transport.retry import Retrier, RetryPolicy
 from tests.fakes.business_central import BusinessCentralFake, item_line
@@ -91,7 +92,7 @@ def distinct_customers(docs: list[OrderDocument]) -> list[OrderDocument]:
 async def demo_documents(settings: Settings, orders: int = 60) -> list[OrderDocument]:
     demo(settings, orders=orders, malformed=0)
     start = window_start(datetime.now().astimezone(), settings.task.max_days_to_export)
-    source = DemoErpSource(settings.demo_database_path)
+    source = DemoErpSource(demo_database_path(settings))
     docs: list[OrderDocument] = []
     async for chunk in source.iter_orders(start):
         docs.extend(doc for doc in chunk if order_problem(doc) is None)

@@ -24,6 +24,7 @@ from order_export_tui.service.intake import IntakeError
 from order_export_tui.service.wiring import build_source
 from order_export_tui.settings import Settings
 from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import ORDER_COMPLETED, StateStore
 from tests.conftest import write_settings
 from tests.support.daemon_process import DaemonProcess as Daemon
@@ -91,7 +92,7 @@ async def monitored(  # type: ignore[no-untyped-def]
             webhook={"enabled": webhook, "listen": f"127.0.0.1:{hook_port}"},
             task={"max_retries": 3, "max_retry_interval_seconds": 5, **task},
         )
-        generate_demo_erp(settings.demo_database_path, orders=30, seed=5, days=10, malformed=2)
+        generate_demo_erp(demo_database_path(settings), orders=30, seed=5, days=10, malformed=2)
         state = StateStore(settings.state_database_path)
         stores = [state]
         offset = [timedelta(0)]

@@ -27,6 +27,7 @@ from order_export_tui.service.export_service import ExportService, RealtimeChann
 from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings
 from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp, ship_order
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import StateStore
 from order_export_tui.transport.retry import Retrier
 from tests.conftest import write_settings
@@ -42,7 +43,7 @@ from tests.support.webstore import SECRET, Webstore, payment
 
 async def demo_docs(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every order of the demo ERP, by id, whatever its date."""
-    source = DemoErpSource(settings.demo_database_path)
+    source = DemoErpSource(demo_database_path(settings))
     try:
         start = datetime(1970, 1, 1).astimezone()
         chunks = source.iter_orders(start)
@@ -127,7 +128,7 @@ async def test_a_resend_looks_orders_up_by_id_and_never_reads_the_window(
     make_settings: Callable[..., Settings], state_factory: Callable[[Settings], StateStore]
 ) -> None:
     settings = make_settings()
-    generate_demo_erp(settings.demo_database_path, orders=60, seed=2, days=20, malformed=0)
+    generate_demo_erp(demo_database_path(settings), orders=60, seed=2, days=20, malformed=0)
     wanted = sorted(await demo_docs(settings))[:3]
 
     class NoScan(DemoErpSource):
@@ -137,7 +138,7 @@ async def test_a_resend_looks_orders_up_by_id_and_never_reads_the_window(
     engine = ExportEngine(
         settings,
         state_factory(settings),
-        source_factory=lambda s, r: NoScan(s.demo_database_path),
+        source_factory=lambda s, r: NoScan(demo_database_path(s)),
         destination_factory=build_destination,
     )
     first = await engine.run("retry", only=frozenset(wanted))
@@ -164,7 +165,7 @@ def test_retry_of_a_vanished_order_removes_it_from_the_skipped_list(tmp_path: Pa
     skipped = skipped_ids(settings)
     assert len(skipped) == 3
     vanished = skipped[0]
-    delete_from_demo_erp(settings.demo_database_path, vanished)
+    delete_from_demo_erp(demo_database_path(settings), vanished)
 
     result = order_export("retry", cwd=tmp_path)
 
@@ -196,7 +197,7 @@ async def test_a_retried_order_that_was_fixed_in_the_erp_is_sent_and_leaves_the_
     make_settings: Callable[..., Settings], state_factory: Callable[[Settings], StateStore]
 ) -> None:
     settings = make_settings()
-    generate_demo_erp(settings.demo_database_path, orders=50, seed=4, days=20, malformed=2)
+    generate_demo_erp(demo_database_path(settings), orders=50, seed=4, days=20, malformed=2)
     state = state_factory(settings)
     engine = ExportEngine(
         settings, state, source_factory=build_source, destination_factory=build_destination
@@ -206,7 +207,7 @@ async def test_a_retried_order_that_was_fixed_in_the_erp_is_sent_and_leaves_the_
     broken, other = state.skipped_order_ids()
     good = await demo_docs(settings)
     fixed = next(doc for doc in good.values() if doc["order_id"] not in (broken, other))
-    with sqlite3.connect(settings.demo_database_path) as conn:  # the ERP copies a good order
+    with sqlite3.connect(demo_database_path(settings)) as conn:  # the ERP copies a good order
         conn.execute("DELETE FROM sales_header WHERE order_no = ?", (broken,))
         conn.execute("DELETE FROM sales_line WHERE order_no = ?", (broken,))
         for table in ("sales_header", "sales_line"):
@@ -240,7 +241,7 @@ def test_every_chosen_id_gets_exactly_one_outcome(
     from order_export_tui.settings import load_settings
 
     settings = load_settings(settings_path)
-    generate_demo_erp(settings.demo_database_path, orders=30, seed=9, days=10, malformed=2)
+    generate_demo_erp(demo_database_path(settings), orders=30, seed=9, days=10, malformed=2)
     known = sorted(demo_ids(settings))
     ids = data.draw(
         st.lists(st.one_of(st.sampled_from(known), st.text(min_size=1, max_size=10)), min_size=1)
@@ -400,7 +401,7 @@ async def test_a_backfill_opens_the_destination_with_backfill_and_other_runs_do_
     make_settings: Callable[..., Settings], state_factory: Callable[[Settings], StateStore]
 ) -> None:
     settings = make_settings()
-    generate_demo_erp(settings.demo_database_path, orders=40, seed=6, days=60, malformed=0)
+    generate_demo_erp(demo_database_path(settings), orders=40, seed=6, days=60, malformed=0)
     opened: list[dict[str, Any]] = []
 
     class Recording:
@@ -445,7 +446,7 @@ async def test_on_mailchimp_a_run_since_is_an_is_syncing_backfill_even_with_no_n
     monkeypatch.setenv(KEY_ENV, KEY)
     with MailchimpFake(KEY, lists=(AUDIENCE,)) as fake:
         settings = make_settings(**mailchimp_overrides(fake))
-        generate_demo_erp(settings.demo_database_path, orders=30, seed=8, days=10, malformed=0)
+        generate_demo_erp(demo_database_path(settings), orders=30, seed=8, days=10, malformed=0)
         engine = ExportEngine(
             settings,
             state_factory(settings),
@@ -456,7 +457,7 @@ async def test_on_mailchimp_a_run_since_is_an_is_syncing_backfill_even_with_no_n
         after_first = list(fake.syncing_history[STORE])
         docs = await demo_docs(settings)
         unshipped = next(d for d in docs.values() if d["shipping_status"] == "not_shipped")
-        ship_order(settings.demo_database_path, unshipped["order_id"])
+        ship_order(demo_database_path(settings), unshipped["order_id"])
 
         backfill = await engine.run("backfill", since=date.today() - timedelta(days=20))
 

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from order_export_tui.destinations.base import DestinationError, OrderChange
-from order_export_tui.destinations.dotdigital import DotdigitalDestination
-from order_export_tui.destinations.mailchimp import MailchimpDestination
+from order_export_tui.destinations.dotdigital.destination import DotdigitalDestination
+from order_export_tui.destinations.mailchimp.destination import MailchimpDestination
 from order_export_tui.engine.runner import ExportEngine, window_start
 from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings, SettingsError, load_settings

@@ -16,6 +16,7 @@ from order_export_tui.service.export_service import ExportService
 from order_export_tui.service.intake import signature_for
 from order_export_tui.settings import Settings
 from order_export_tui.sources.demo import DemoErpSource
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import StateStore
 from tests.support.fault_server import Fault, FaultServer
 from tests.support.intake_server import running_channel
@@ -232,7 +233,7 @@ async def test_an_order_sent_in_real_time_is_not_sent_again_by_the_next_run(
     running: Running,
 ) -> None:
     report = await running.service.engine.run()  # the demo ERP's orders
-    source = DemoErpSource(running.settings.demo_database_path)
+    source = DemoErpSource(demo_database_path(running.settings))
     doc = await source.fetch_order(sorted(running.store.orders)[0])
     await source.close()
     assert doc is not None

@@ -20,6 +20,7 @@ from order_export_tui.service.notify import NotificationResult
 from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings
 from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import StateStore
 from tests.support.wall_clock import FakeWallClock
 
@@ -80,7 +81,7 @@ def build_service(
 
 def scheduled(settings_maker: Any, **task: Any) -> Settings:
     settings = settings_maker(task={"run_on_schedule": True, **task})
-    generate_demo_erp(settings.demo_database_path, orders=40, seed=3, days=10, malformed=0)
+    generate_demo_erp(demo_database_path(settings), orders=40, seed=3, days=10, malformed=0)
     return settings
 
 
@@ -233,7 +234,7 @@ async def test_a_failed_run_reports_its_failure_email(
     make_settings, state_factory, wall_clock
 ) -> None:
     settings = make_settings(task={"max_items_to_skip": 0})
-    generate_demo_erp(settings.demo_database_path, orders=30, seed=3, days=10, malformed=2)
+    generate_demo_erp(demo_database_path(settings), orders=30, seed=3, days=10, malformed=2)
     sent: list[int] = []
 
     async def notifier(settings: Settings, report: Any) -> NotificationResult | None:

@@ -13,6 +13,7 @@ import pytest
 import tomli_w
 from hypothesis import strategies as st
 
+from order_export_tui.destinations.file.connector import file_path
 from order_export_tui.settings import (
     SETTING_DESCRIPTIONS,
     TABLE_DESCRIPTIONS,
@@ -29,6 +30,7 @@ from order_export_tui.settings import (
     settings_to_dict,
 )
 from order_export_tui.settings.document import DEFAULT_HEADER, render_settings
+from order_export_tui.sources.demo.connector import demo_database_path
 from tests.support.settings_files import SHIPPED
 
 SECRET_VARS = (
@@ -703,8 +705,8 @@ def test_relative_paths_resolve_against_the_settings_folder_not_the_cwd(
 
     assert settings.path == path
     assert settings.state_database_path == folder / "data" / "state.sqlite"
-    assert settings.demo_database_path == folder / "data" / "erp-demo.sqlite"
-    assert settings.file_path == folder / "exports" / "orders.jsonl"
+    assert demo_database_path(settings) == folder / "data" / "erp-demo.sqlite"
+    assert file_path(settings) == folder / "exports" / "orders.jsonl"
     assert settings.logs_dir_path == absolute_logs
     assert resolve_path(settings, "a/b.txt") == folder / "a" / "b.txt"
 

@@ -39,6 +39,8 @@ from order_export_tui.service.intake import Intake, IntakeLimits, IntakeServer
 from order_export_tui.service.monitoring import Monitoring, MonitoringServer
 from order_export_tui.service.notify import notify_run_failed
 from order_export_tui.settings import Settings, TaskSettings, secret_value, settings_to_dict
+from order_export_tui.settings.connectors import destination_key_prefixes, restart_keys
+from order_export_tui.settings.rules import with_values_of
 from order_export_tui.sources.base import OrderSource
 from order_export_tui.state import StateStore, StateWriteError
 from order_export_tui.transport.retry import Retrier
@@ -56,14 +58,8 @@ SCHEDULE = "schedule"
 # the next run, and real-time delivery.
 RESTART_TABLES = ("webhook", "monitoring", "storage")
 RESTART_KEY_PREFIXES = tuple(f"{table}." for table in RESTART_TABLES)
-# Settings that real-time delivery reads when it opens its destination.
-DESTINATION_KEY_PREFIXES = (
-    "destination.",
-    "dotdigital.",
-    "mailchimp.",
-    "file.",
-    "webstore.",
-)
+# Settings that real-time delivery reads when it opens its destination: `destination.`, each
+# destination connector's table and `webstore.` (settings.connectors.destination_key_prefixes).
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,21 +292,25 @@ class ExportService:
         process started with; the changed keys among them are returned, and logged, as
         needing a restart."""
         previous = self.settings
+        connector_restart_keys = restart_keys()
         restart_needed = [
             key
             for key in changed_keys(self._started_with, settings)
-            if key.startswith(RESTART_KEY_PREFIXES)
+            if key.startswith(RESTART_KEY_PREFIXES) or key in connector_restart_keys
         ]
         # Those keep the value this process started with: nothing runs half on the new one.
         started = {table: getattr(self._started_with, table) for table in RESTART_TABLES}
         settings = dataclasses.replace(settings, **started)
+        settings = with_values_of(self._started_with, settings, connector_restart_keys)
         changed = changed_keys(previous, settings)
         self.settings = settings
         self.engine.settings = settings
         if self.realtime is not None:
             self.realtime.delivery.apply_settings(
                 settings,
-                reopen_destination=any(key.startswith(DESTINATION_KEY_PREFIXES) for key in changed),
+                reopen_destination=any(
+                    key.startswith(destination_key_prefixes()) for key in changed
+                ),
             )
         if restart_needed:
             log.warning("needs a restart to take effect: %s", ", ".join(restart_needed))

@@ -1,90 +1,66 @@
-"""Builds the configured ERP source and destination from settings."""
+"""Builds the configured ERP source and destination from settings, through the registry."""
 
 from __future__ import annotations
 
-import importlib
+from typing import Any
 
 from order_export_tui.destinations.base import Destination
-from order_export_tui.destinations.file import FileDestination
 from order_export_tui.settings import Settings, missing_secrets, weak_secrets
+from order_export_tui.settings.connectors import (
+    Connector,
+    destination_connector,
+    load_factory,
+    source_connector,
+)
 from order_export_tui.sources.base import OrderSource
-from order_export_tui.sources.demo import DemoErpSource, ensure_demo_erp
 from order_export_tui.transport.retry import Retrier
-
-# destination.app -> (module, class); each class has `from_settings(settings)`.
-PLATFORM_DESTINATIONS = {
-    "dotdigital": ("order_export_tui.destinations.dotdigital", "DotdigitalDestination"),
-    "mailchimp": ("order_export_tui.destinations.mailchimp", "MailchimpDestination"),
-}
 
 
 class NotAvailableError(Exception):
-    """The settings name a connector this version does not have yet."""
-
-
-# erp.source -> (module, class); each class has `from_settings(settings, retrier)`.
-ERP_SOURCES = {
-    "business_central": (
-        "order_export_tui.sources.business_central.source",
-        "BusinessCentralSource",
-    ),
-}
+    """The settings name a connector this installation cannot build."""
 
 
 def build_source(settings: Settings, retrier: Retrier) -> OrderSource:
-    if settings.erp.source == "demo":
-        path = settings.demo_database_path
-        ensure_demo_erp(path)
-        return DemoErpSource(path)
-    source_class = _lazy_class(ERP_SOURCES, settings.erp.source)
-    if source_class is None:
-        raise NotAvailableError(
-            f"erp.source = {settings.erp.source!r} is not available in this version yet"
-        )
-    return source_class.from_settings(settings, retrier)  # type: ignore[no-any-return]
+    connector = source_connector(settings.erp.source)
+    if connector is None:
+        raise NotAvailableError(f"erp.source = {settings.erp.source!r} is not installed")
+    return connector.build(settings, retrier)  # type: ignore[no-any-return]
 
 
 def build_destination(settings: Settings) -> Destination:
-    app = settings.destination.app
-    if app == "file":
-        return FileDestination(
-            settings.file_path,
-            store_name=settings.webstore.name,
-            collection=settings.dotdigital.collection,
-        )
-    destination_class = _lazy_class(PLATFORM_DESTINATIONS, app)
-    if destination_class is None:
-        raise NotAvailableError(f"destination.app = {app!r} is not available in this version yet")
-    return destination_class.from_settings(settings)  # type: ignore[no-any-return]
-
-
-def _lazy_class(registry: dict[str, tuple[str, str]], name: str) -> type | None:
-    if name not in registry:
-        return None
-    module_name, class_name = registry[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name != module_name:
-            raise
-        return None
-    return getattr(module, class_name)  # type: ignore[no-any-return]
+    connector = destination_connector(settings.destination.app)
+    if connector is None:
+        raise NotAvailableError(f"destination.app = {settings.destination.app!r} is not installed")
+    return connector.build(settings)  # type: ignore[no-any-return]
 
 
 def startup_problems(settings: Settings) -> list[str]:
-    """What keeps `run`, `daemon` and the dashboard from starting: a connector this version
-    lacks, a secret whose variable is unset, or one too weak to use (each problem names its
-    key)."""
+    """What keeps `run`, `daemon` and the dashboard from starting: a connector this
+    installation cannot build, a secret whose variable is unset, or one too weak to use (each
+    problem names its key)."""
     return check_available(settings) + missing_secrets(settings) + weak_secrets(settings)
 
 
 def check_available(settings: Settings) -> list[str]:
-    """Problems, each naming its key, for connectors this version cannot build."""
+    """Problems, each naming its key, for connectors whose code cannot be imported."""
     problems = []
-    source = settings.erp.source
-    if source != "demo" and _lazy_class(ERP_SOURCES, source) is None:
-        problems.append(f"erp.source: {settings.erp.source!r} is not available in this version yet")
-    app = settings.destination.app
-    if app != "file" and _lazy_class(PLATFORM_DESTINATIONS, app) is None:
-        problems.append(f"destination.app: {app!r} is not available in this version yet")
+    for key, name, connector in (
+        ("erp.source", settings.erp.source, source_connector(settings.erp.source)),
+        (
+            "destination.app",
+            settings.destination.app,
+            destination_connector(settings.destination.app),
+        ),
+    ):
+        why = _unbuildable(connector) if connector is not None else "is not installed"
+        if why:
+            problems.append(f"{key}: {name!r} {why}")
     return problems
+
+
+def _unbuildable(connector: Connector[Any]) -> str:
+    try:
+        load_factory(connector.factory)
+    except Exception as error:  # a connector package may be broken in any way
+        return f"cannot be built: {type(error).__name__}: {error}"
+    return ""

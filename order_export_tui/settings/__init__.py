@@ -2,10 +2,19 @@
 
 ``model`` holds the dataclasses, ``rules`` the validation, ``store`` loading and atomic saving,
 ``environment`` the secrets named by environment variable, ``descriptions`` what each key means,
-``document`` the text of the file as saved.
+``document`` the text of the file as saved, ``checks`` the rule helpers every section's rules
+are made of, ``connectors`` the registry of the ERP sources and destinations.
 Everything a caller needs is importable from here.
 """
 
+from order_export_tui.settings.connectors import (
+    DestinationConnector,
+    Required,
+    Secret,
+    SourceConnector,
+    destination_names,
+    source_names,
+)
 from order_export_tui.settings.descriptions import SETTING_DESCRIPTIONS, TABLE_DESCRIPTIONS
 from order_export_tui.settings.environment import (
     missing_secrets,
@@ -17,20 +26,12 @@ from order_export_tui.settings.environment import (
 )
 from order_export_tui.settings.model import (
     DEFAULT_SETTINGS_FILE,
-    DESTINATION_APPS,
-    DOTDIGITAL_REGIONS,
     EMAIL_SECURITY,
-    ERP_SOURCES,
-    SECTIONS,
     SETTINGS_ENV_VAR,
     WEBHOOK_SCHEMES,
-    BusinessCentralSettings,
     DestinationSettings,
-    DotdigitalSettings,
     EmailSettings,
     ErpSettings,
-    FileSettings,
-    MailchimpSettings,
     MonitoringSettings,
     Settings,
     SettingsError,
@@ -40,6 +41,7 @@ from order_export_tui.settings.model import (
     WebstoreSettings,
     default_settings_path,
     resolve_path,
+    shown_path,
 )
 from order_export_tui.settings.rules import (
     is_url,
@@ -54,30 +56,27 @@ from order_export_tui.settings.store import load_settings, save_settings
 
 __all__ = [
     "DEFAULT_SETTINGS_FILE",
-    "DESTINATION_APPS",
-    "DOTDIGITAL_REGIONS",
     "EMAIL_SECURITY",
-    "ERP_SOURCES",
-    "SECTIONS",
     "SETTINGS_ENV_VAR",
     "SETTING_DESCRIPTIONS",
     "TABLE_DESCRIPTIONS",
     "WEBHOOK_SCHEMES",
-    "BusinessCentralSettings",
+    "DestinationConnector",
     "DestinationSettings",
-    "DotdigitalSettings",
     "EmailSettings",
     "ErpSettings",
-    "FileSettings",
-    "MailchimpSettings",
     "MonitoringSettings",
+    "Required",
+    "Secret",
     "Settings",
     "SettingsError",
+    "SourceConnector",
     "StorageSettings",
     "TaskSettings",
     "WebhookSettings",
     "WebstoreSettings",
     "default_settings_path",
+    "destination_names",
     "is_url",
     "is_valid_email",
     "load_settings",
@@ -89,6 +88,8 @@ __all__ = [
     "secret_value",
     "settings_from_dict",
     "settings_to_dict",
+    "shown_path",
+    "source_names",
     "validate",
     "validate_settings",
     "weak_secrets",

@@ -1,8 +1,18 @@
-"""What each settings key means, as the form and the saved file's comments say it."""
+"""What each settings key means, as the form and the saved file's comments say it.
+
+The core keys are described here; each connector describes its own section, and the keys that
+choose a connector (`erp.source`, `destination.app`) list what the registry holds.
+"""
 
 from __future__ import annotations
 
-SETTING_DESCRIPTIONS: dict[str, str] = {
+import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from order_export_tui.settings.connectors import Connector, registry
+
+_CORE_DESCRIPTIONS: dict[str, str] = {
     "task.run_on_schedule": (
         "Run the Order data export task automatically according to the configured schedule, "
         "or disable it to allow only manual start of the task."
@@ -40,66 +50,6 @@ SETTING_DESCRIPTIONS: dict[str, str] = {
         "answer before it counts as failed (and is retried); connecting gets at most 10 s."
     ),
     "webstore.name": "The webstore's name, shown in failure e-mails and on the dashboard.",
-    "erp.source": 'Where orders come from: "demo" (embedded SQLite ERP) or "business_central".',
-    "erp.demo_database": "The embedded demo ERP's SQLite database file.",
-    "erp.business_central.base_url": (
-        "Business Central API v2.0 base URL, e.g. "
-        "https://api.businesscentral.dynamics.com/v2.0/<tenant>/<environment>/api/v2.0"
-    ),
-    "erp.business_central.company_id": "The Business Central company's id.",
-    "erp.business_central.tenant_id": "The Microsoft Entra tenant id of the Business Central.",
-    "erp.business_central.client_id": "The app registration's client id.",
-    "erp.business_central.client_secret_env": (
-        "Name of the environment variable that holds the client secret."
-    ),
-    "erp.business_central.token_url": (
-        'OAuth token URL; "" uses the Microsoft identity platform token URL for the tenant.'
-    ),
-    "erp.business_central.shipment_tracking_field": (
-        "A salesShipments field holding the package tracking number, added by an API extension "
-        '(e.g. "packageTrackingNo"); "" when Business Central holds none.'
-    ),
-    "erp.business_central.shipment_tracking_api": (
-        "The route (publisher/group/version) of the custom API page whose salesShipments carry "
-        'that field, e.g. "contoso/shipping/v1.0"; "" reads it from the standard API v2.0.'
-    ),
-    "erp.business_central.tracking_url_template": (
-        "The tracking URL, with {tracking_number} where the number goes (e.g. "
-        '"https://www.dhl.com/track?id={tracking_number}"); "" for no URL.'
-    ),
-    "destination.app": (
-        'Where orders go: "dotdigital", "mailchimp" or "file" (dry run: writes the exact '
-        "request bodies)."
-    ),
-    "dotdigital.region": "Dotdigital region: r1 Europe, r2 North America, r3 Asia Pacific.",
-    "dotdigital.base_url": 'Overrides https://<region>-api.dotdigital.com ("" for the default).',
-    "dotdigital.api_user": "The Dotdigital API user (HTTP Basic auth user name).",
-    "dotdigital.password_env": (
-        "Name of the environment variable that holds the API user's password."
-    ),
-    "dotdigital.collection": "The Insight data collection that holds the orders.",
-    "dotdigital.create_missing_contacts": (
-        "Create a Dotdigital contact for an order whose e-mail address is not a contact yet."
-    ),
-    "dotdigital.contact_list_id": (
-        "The list that contacts created for orders join (0: none). Joining a list is not "
-        "consent to marketing: pick a list that is not sent campaigns."
-    ),
-    "dotdigital.import_timeout_seconds": (
-        "How long (seconds) a run waits for Dotdigital to finish one bulk import before it "
-        "fails; the import is polled less often the longer it takes."
-    ),
-    "mailchimp.api_key_env": (
-        "Name of the environment variable that holds the API key (its -usN suffix selects the "
-        "data centre)."
-    ),
-    "mailchimp.base_url": 'Overrides https://<dc>.api.mailchimp.com/3.0 ("" for the default).',
-    "mailchimp.store_id": "The Mailchimp e-commerce store id.",
-    "mailchimp.list_id": "The audience that the store is connected to.",
-    "mailchimp.max_connections": (
-        "Simultaneous connections to Mailchimp (it allows 10 per API key)."
-    ),
-    "file.path": "The JSON Lines file the file destination (dry run) writes request bodies to.",
     "email.smtp_host": "The SMTP server that sends failure e-mails.",
     "email.smtp_port": "The SMTP server's port.",
     "email.security": 'SMTP connection security: "none", "starttls" or "tls".',
@@ -134,19 +84,68 @@ SETTING_DESCRIPTIONS: dict[str, str] = {
 }
 
 # What each table is for: the comment above its header in the saved file.
-TABLE_DESCRIPTIONS: dict[str, str] = {
+_CORE_TABLE_DESCRIPTIONS: dict[str, str] = {
     "task": "The Order data export task, as the webstore admin knows it.",
     "webstore": "The webstore whose orders are exported.",
     "erp": "The ERP system that the orders are read from.",
-    "erp.business_central": (
-        'Microsoft Dynamics 365 Business Central API v2.0 (erp.source = "business_central").'
-    ),
     "destination": "The marketing platform that the orders are sent to.",
-    "dotdigital": 'Dotdigital Insight data (destination.app = "dotdigital").',
-    "mailchimp": 'A Mailchimp e-commerce store (destination.app = "mailchimp").',
-    "file": 'The dry run (destination.app = "file").',
     "email": "The failure e-mail (task.send_email_on_failure = true).",
     "webhook": "Real-time orders and payment statuses from the webstore.",
     "monitoring": "Health and metrics for monitoring tools.",
     "storage": "What order-export keeps on disk.",
 }
+
+
+def _choices(connectors: tuple[Connector[Any], ...]) -> str:
+    """'"demo" (embedded SQLite ERP) or "business_central"': each name with its summary."""
+    named = [json.dumps(c.name) + (f" ({c.summary})" if c.summary else "") for c in connectors]
+    return " or ".join([", ".join(named[:-1]), named[-1]]) if len(named) > 1 else "".join(named)
+
+
+def setting_descriptions() -> dict[str, str]:
+    """Dotted key -> what it means, for every key of the file."""
+    reg = registry()
+    described: dict[str, str] = {}
+    for key, text in _CORE_DESCRIPTIONS.items():
+        if key == "email.smtp_host":  # the connectors' keys come before the e-mail table
+            described["erp.source"] = f"Where orders come from: {_choices(reg.sources)}."
+            described.update(_connector_descriptions(reg.sources))
+            described["destination.app"] = f"Where orders go: {_choices(reg.destinations)}."
+            described.update(_connector_descriptions(reg.destinations))
+        described[key] = text
+    return described
+
+
+def _connector_descriptions(connectors: tuple[Connector[Any], ...]) -> dict[str, str]:
+    return {c.key(name): c.descriptions[name] for c in connectors for name in c.key_names()}
+
+
+def table_descriptions() -> dict[str, str]:
+    """Dotted table -> what it is for."""
+    reg = registry()
+    described: dict[str, str] = {}
+    for table, text in _CORE_TABLE_DESCRIPTIONS.items():
+        described[table] = text
+        connectors = {"erp": reg.sources, "destination": reg.destinations}.get(table, ())
+        described.update({c.section: c.table_description for c in connectors if not c.flat})
+    return described
+
+
+class _Live(Mapping[str, str]):
+    """A mapping read from the registry each time, so a connector installed later is in it."""
+
+    def __init__(self, read: Callable[[], dict[str, str]]) -> None:
+        self._read = read
+
+    def __getitem__(self, key: str) -> str:
+        return self._read()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+
+SETTING_DESCRIPTIONS: Mapping[str, str] = _Live(setting_descriptions)
+TABLE_DESCRIPTIONS: Mapping[str, str] = _Live(table_descriptions)

@@ -6,6 +6,7 @@ import base64
 import binascii
 import os
 
+from order_export_tui.settings.connectors import chosen
 from order_export_tui.settings.model import Settings
 
 # --- secrets -----------------------------------------------------------------------------------
@@ -19,13 +20,11 @@ def secret_value(name_of_env_var: str) -> str | None:
 def required_secrets(settings: Settings) -> list[tuple[str, str]]:
     """(dotted key, environment variable name) of each secret the current configuration needs."""
     needed: list[tuple[str, str]] = []
-    if settings.erp.source == "business_central":
-        bc_secret = settings.erp.business_central.client_secret_env
-        needed.append(("erp.business_central.client_secret_env", bc_secret))
-    if settings.destination.app == "dotdigital":
-        needed.append(("dotdigital.password_env", settings.dotdigital.password_env))
-    elif settings.destination.app == "mailchimp":
-        needed.append(("mailchimp.api_key_env", settings.mailchimp.api_key_env))
+    for connector in chosen(settings):  # the source's, then the destination's
+        section = connector.section_of(settings)
+        for secret in connector.secrets:
+            if secret.when is None or secret.when(section):
+                needed.append((connector.key(secret.key), getattr(section, secret.key)))
     if settings.task.send_email_on_failure and settings.email.username != "":
         needed.append(("email.password_env", settings.email.password_env))
     if settings.webhook.enabled:

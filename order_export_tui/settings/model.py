@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
+
+from order_export_tui.settings.connectors import Connector, registry
 
 DEFAULT_SETTINGS_FILE = "settings.toml"
 SETTINGS_ENV_VAR = "ORDER_EXPORT_SETTINGS"
 
-ERP_SOURCES = ("demo", "business_central")
-DESTINATION_APPS = ("dotdigital", "mailchimp", "file")
-DOTDIGITAL_REGIONS = ("r1", "r2", "r3")
 EMAIL_SECURITY = ("none", "starttls", "tls")
 WEBHOOK_SCHEMES = ("x-signature", "standard-webhooks")
 
@@ -47,55 +47,72 @@ class WebstoreSettings:
     name: str = "Demo webstore"
 
 
-@dataclass
-class BusinessCentralSettings:
-    base_url: str = ""
-    company_id: str = ""
-    tenant_id: str = ""
-    client_id: str = ""
-    client_secret_env: str = "BC_CLIENT_SECRET"
-    token_url: str = ""
-    shipment_tracking_field: str = ""
-    shipment_tracking_api: str = ""
-    tracking_url_template: str = ""
+# --- connector sections ------------------------------------------------------------------------
 
 
-@dataclass
+def _sections(
+    connectors: tuple[Connector[Any], ...],
+    given: dict[str, Any] | None,
+    by_attribute: dict[str, Any],
+    owner: str,
+) -> dict[str, Any]:
+    """Connector name -> its settings: the defaults, then `given`, then what `by_attribute`
+    names (a connector's table, or one key of a connector that keeps its keys in `owner`'s)."""
+    sections = {c.name: c.settings() for c in connectors}
+    sections.update(given or {})
+    for attribute, value in by_attribute.items():
+        connector = _owner_of(connectors, attribute)
+        if connector is None:
+            raise TypeError(f"{owner} has no connector setting {attribute!r}")
+        if connector.flat:
+            sections[connector.name] = replace(sections[connector.name], **{attribute: value})
+        else:
+            sections[connector.name] = value
+    return sections
+
+
+def _owner_of(connectors: tuple[Connector[Any], ...], attribute: str) -> Connector[Any] | None:
+    for connector in connectors:
+        if connector.flat and attribute in connector.key_names():
+            return connector
+        if not connector.flat and connector.section.rsplit(".", 1)[-1] == attribute:
+            return connector
+    return None
+
+
+def _section_attribute(
+    connectors: tuple[Connector[Any], ...], sections: dict[str, Any], attribute: str
+) -> Any:
+    connector = _owner_of(connectors, attribute)
+    if connector is None or connector.name not in sections:
+        raise AttributeError(attribute)
+    section = sections[connector.name]
+    return getattr(section, attribute) if connector.flat else section
+
+
+@dataclass(init=False)
 class ErpSettings:
-    source: str = "demo"
-    demo_database: str = "data/erp-demo.sqlite"
-    business_central: BusinessCentralSettings = field(default_factory=BusinessCentralSettings)
+    """[erp]: `source`, and each source connector's settings (`erp.business_central`, and
+    `erp.demo_database` of the demo, which keeps its key in [erp] itself)."""
+
+    source: str
+    sections: dict[str, Any]  # source connector name -> its settings
+
+    def __init__(
+        self, source: str = "demo", sections: dict[str, Any] | None = None, **by_attribute: Any
+    ) -> None:
+        self.source = source
+        self.sections = _sections(registry().sources, sections, by_attribute, "erp")
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__") or attribute == "sections":
+            raise AttributeError(attribute)
+        return _section_attribute(registry().sources, self.sections, attribute)
 
 
 @dataclass
 class DestinationSettings:
     app: str = "file"
-
-
-@dataclass
-class DotdigitalSettings:
-    region: str = "r1"
-    base_url: str = ""
-    api_user: str = ""
-    password_env: str = "DOTDIGITAL_API_PASSWORD"
-    collection: str = "Orders"
-    create_missing_contacts: bool = True
-    contact_list_id: int = 0
-    import_timeout_seconds: int = 900
-
-
-@dataclass
-class MailchimpSettings:
-    api_key_env: str = "MAILCHIMP_API_KEY"
-    base_url: str = ""
-    store_id: str = ""
-    list_id: str = ""
-    max_connections: int = 8
-
-
-@dataclass
-class FileSettings:
-    path: str = "exports/orders.jsonl"
 
 
 @dataclass
@@ -130,21 +147,52 @@ class StorageSettings:
     control_socket: str = "data/order-export.sock"
 
 
-@dataclass
+@dataclass(init=False)
 class Settings:
-    task: TaskSettings = field(default_factory=TaskSettings)
-    webstore: WebstoreSettings = field(default_factory=WebstoreSettings)
-    erp: ErpSettings = field(default_factory=ErpSettings)
-    destination: DestinationSettings = field(default_factory=DestinationSettings)
-    dotdigital: DotdigitalSettings = field(default_factory=DotdigitalSettings)
-    mailchimp: MailchimpSettings = field(default_factory=MailchimpSettings)
-    file: FileSettings = field(default_factory=FileSettings)
-    email: EmailSettings = field(default_factory=EmailSettings)
-    webhook: WebhookSettings = field(default_factory=WebhookSettings)
-    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
-    storage: StorageSettings = field(default_factory=StorageSettings)
+    """The whole file. Each destination connector's table is an attribute too
+    (`settings.dotdigital`); `Connector.section_of(settings)` is the typed way to read one."""
+
+    task: TaskSettings
+    webstore: WebstoreSettings
+    erp: ErpSettings
+    destination: DestinationSettings
+    email: EmailSettings
+    webhook: WebhookSettings
+    monitoring: MonitoringSettings
+    storage: StorageSettings
     # The settings file's absolute path; not a TOML key. Relative paths resolve against its folder.
-    path: Path = field(default_factory=lambda: Path.cwd() / DEFAULT_SETTINGS_FILE)
+    path: Path
+    sections: dict[str, Any]  # destination connector name -> its settings
+
+    def __init__(
+        self,
+        task: TaskSettings | None = None,
+        webstore: WebstoreSettings | None = None,
+        erp: ErpSettings | None = None,
+        destination: DestinationSettings | None = None,
+        email: EmailSettings | None = None,
+        webhook: WebhookSettings | None = None,
+        monitoring: MonitoringSettings | None = None,
+        storage: StorageSettings | None = None,
+        path: Path | None = None,
+        sections: dict[str, Any] | None = None,
+        **by_table: Any,
+    ) -> None:
+        self.task = task or TaskSettings()
+        self.webstore = webstore or WebstoreSettings()
+        self.erp = erp or ErpSettings()
+        self.destination = destination or DestinationSettings()
+        self.email = email or EmailSettings()
+        self.webhook = webhook or WebhookSettings()
+        self.monitoring = monitoring or MonitoringSettings()
+        self.storage = storage or StorageSettings()
+        self.path = path if path is not None else Path.cwd() / DEFAULT_SETTINGS_FILE
+        self.sections = _sections(registry().destinations, sections, by_table, "settings")
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__") or attribute == "sections":
+            raise AttributeError(attribute)
+        return _section_attribute(registry().destinations, self.sections, attribute)
 
     @property
     def state_database_path(self) -> Path:
@@ -158,24 +206,14 @@ class Settings:
     def logs_dir_path(self) -> Path:
         return resolve_path(self, self.storage.logs_dir)
 
-    @property
-    def demo_database_path(self) -> Path:
-        return resolve_path(self, self.erp.demo_database)
 
-    @property
-    def file_path(self) -> Path:
-        return resolve_path(self, self.file.path)
-
-
-# The TOML tables, in the documented order. ``path`` is deliberately not one of them.
-SECTIONS: dict[str, type] = {
+# The tables that are not a connector's, in the documented order (each destination's table
+# follows `destination`). ``path`` and ``sections`` are deliberately not among them.
+CORE_TABLES: dict[str, type] = {
     "task": TaskSettings,
     "webstore": WebstoreSettings,
     "erp": ErpSettings,
     "destination": DestinationSettings,
-    "dotdigital": DotdigitalSettings,
-    "mailchimp": MailchimpSettings,
-    "file": FileSettings,
     "email": EmailSettings,
     "webhook": WebhookSettings,
     "monitoring": MonitoringSettings,
@@ -200,3 +238,13 @@ def resolve_path(settings: Settings, value: str) -> Path:
     if path.is_absolute():
         return path
     return settings.path.parent / path
+
+
+def shown_path(settings: Settings, value: str) -> str:
+    """A path key's value as an operator reads it: relative to the settings folder when it
+    lies inside it (stable in screenshots, shorter on screen), else as resolved."""
+    path = resolve_path(settings, value)
+    try:
+        return str(path.resolve().relative_to(settings.path.parent.resolve()))
+    except ValueError:
+        return str(path)

@@ -1,251 +1,157 @@
-"""Validation: every key's rule, the rules across keys, and problems that name the key."""
+"""Validation: every key's rule, the rules across keys, and problems that name the key.
+
+The core tables' rules are here; each connector's section brings its own (settings.connectors).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import difflib
-import ipaddress
-import json
 import os
 import re
-import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from order_export_tui.settings.checks import (
+    BOOL,
+    EMAIL,
+    EMAIL_LIST,
+    ENV,
+    NON_EMPTY_STR,
+    STR,
+    Rule,
+    integer,
+    is_listen,
+    is_url,
+    is_valid_email,
+    one_of,
+    parse_listen,
+)
+from order_export_tui.settings.checks import problem as _problem
+from order_export_tui.settings.checks import show as _show
+from order_export_tui.settings.connectors import (
+    DESTINATIONS_GROUP,
+    SOURCES_GROUP,
+    Connector,
+    destination_connector,
+    registry,
+    source_connector,
+)
 from order_export_tui.settings.model import (
-    DESTINATION_APPS,
-    DOTDIGITAL_REGIONS,
+    CORE_TABLES,
     EMAIL_SECURITY,
-    ERP_SOURCES,
-    SECTIONS,
     WEBHOOK_SCHEMES,
+    DestinationSettings,
+    ErpSettings,
     Settings,
     SettingsError,
     resolve_path,
 )
 
+__all__ = [
+    "is_url",
+    "is_valid_email",
+    "parse_listen",
+    "settings_from_dict",
+    "settings_to_dict",
+    "validate",
+    "validate_settings",
+]
+
 # --- validation rules --------------------------------------------------------------------------
 
 _RUN_TIME = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_BRACKETED_LISTEN = re.compile(r"\[([^\]]+)\]:(\d{1,5})")
 
-
-@dataclass(frozen=True)
-class _Rule:
-    """What a key must hold: ``"<key>: <expect> (got <value>)"`` when ``accepts`` says no."""
-
-    expect: str
-    accepts: Callable[[Any], bool]
-
-
-_API_ROUTE = re.compile(r"[A-Za-z0-9]{1,40}/[A-Za-z0-9]{1,40}/(?:v[0-9]{1,3}\.[0-9]{1,3}|beta)")
-
-
-def _is_int(value: object) -> bool:
-    # TOML booleans arrive as Python bools, which are ints; they are not counts.
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _integer(low: int, high: int) -> _Rule:
-    return _Rule(
-        f"must be an integer from {low} to {high}",
-        lambda v: _is_int(v) and low <= v <= high,
-    )
-
-
-def _one_of(*allowed: str) -> _Rule:
-    listed = ", ".join(json.dumps(choice) for choice in allowed)
-    return _Rule(f"must be one of {listed}", lambda v: isinstance(v, str) and v in allowed)
-
-
-def is_valid_email(address: str) -> bool:
-    """A plain ``local@domain`` address: one "@", no spaces, a domain with no empty labels."""
-    if address.count("@") != 1 or any(ch.isspace() for ch in address):
-        return False
-    local, domain = address.split("@")
-    return bool(local) and bool(domain) and "" not in domain.split(".")
-
-
-def is_url(value: str) -> bool:
-    if any(ch.isspace() for ch in value):
-        return False
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """Split ``"host:port"`` (``"[::1]:8787"`` for IPv6); ValueError when malformed."""
-    bracketed = _BRACKETED_LISTEN.fullmatch(value)
-    if bracketed:
-        host, port_text = bracketed.groups()
-        ipaddress.IPv6Address(host)  # raises ValueError for a non-IPv6 host in brackets
-    else:
-        host, sep, port_text = value.rpartition(":")
-        if not sep or not host or ":" in host or any(ch.isspace() for ch in host):
-            raise ValueError(f"not host:port: {value!r}")
-    if not port_text.isascii() or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"port must be 1 to 65535: {value!r}")
-    return host, int(port_text)
-
-
-def _is_listen(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        parse_listen(value)
-    except ValueError:
-        return False
-    return True
-
-
-_BOOL = _Rule("must be true or false", lambda v: isinstance(v, bool))
-_STR = _Rule("must be a string", lambda v: isinstance(v, str))
-_NON_EMPTY_STR = _Rule(
-    "must be a non-empty string", lambda v: isinstance(v, str) and bool(v.strip())
-)
-_URL = _Rule(
-    'must be "" or a URL starting with http:// or https://',
-    lambda v: isinstance(v, str) and (v == "" or is_url(v)),
-)
-_ENV = _Rule(
-    "must be an environment variable name (letters, digits and _, not starting with a digit)",
-    lambda v: isinstance(v, str) and _ENV_NAME.fullmatch(v) is not None,
-)
-_EMAIL = _Rule(
-    "must be an e-mail address like name@example.com",
-    lambda v: isinstance(v, str) and is_valid_email(v),
-)
-_EMAIL_LIST = _Rule(
-    'must be a list of e-mail addresses, e.g. ["admin@example.com"]',
-    lambda v: isinstance(v, list) and all(isinstance(item, str) for item in v),
-)
-
-_RULES: dict[str, _Rule] = {
-    "task.run_on_schedule": _BOOL,
-    "task.run_interval_minutes": _integer(0, 10080),
-    "task.run_time": _Rule(
+_CORE_RULES: dict[str, Rule] = {
+    "task.run_on_schedule": BOOL,
+    "task.run_interval_minutes": integer(0, 10080),
+    "task.run_time": Rule(
         'must be "" or a time "HH:MM" from 00:00 to 23:59',
         lambda v: isinstance(v, str) and (v == "" or _RUN_TIME.fullmatch(v) is not None),
     ),
-    "task.send_email_on_failure": _BOOL,
-    "task.max_archived_log_files": _integer(1, 1000),
-    "task.batch_size": _integer(1, 10000),
-    "task.max_days_to_export": _integer(1, 3650),
-    "task.max_retry_interval_seconds": _integer(0, 86400),
-    "task.max_retries": _integer(0, 100),
-    "task.max_items_to_skip": _integer(0, 1000000),
-    "task.request_timeout_seconds": _integer(1, 600),
-    "webstore.name": _NON_EMPTY_STR,
-    "erp.source": _one_of(*ERP_SOURCES),
-    "erp.demo_database": _STR,
-    "erp.business_central.base_url": _URL,
-    "erp.business_central.company_id": _STR,
-    "erp.business_central.tenant_id": _STR,
-    "erp.business_central.client_id": _STR,
-    "erp.business_central.client_secret_env": _ENV,
-    "erp.business_central.token_url": _URL,
-    "erp.business_central.shipment_tracking_field": _Rule(
-        'must be "" or a field name (letters, digits and _, not starting with a digit)',
-        lambda v: isinstance(v, str) and (v == "" or _ENV_NAME.fullmatch(v) is not None),
+    "task.send_email_on_failure": BOOL,
+    "task.max_archived_log_files": integer(1, 1000),
+    "task.batch_size": integer(1, 10000),
+    "task.max_days_to_export": integer(1, 3650),
+    "task.max_retry_interval_seconds": integer(0, 86400),
+    "task.max_retries": integer(0, 100),
+    "task.max_items_to_skip": integer(0, 1000000),
+    "task.request_timeout_seconds": integer(1, 600),
+    "webstore.name": NON_EMPTY_STR,
+    "email.smtp_host": STR,
+    "email.smtp_port": integer(1, 65535),
+    "email.security": one_of(*EMAIL_SECURITY),
+    "email.username": STR,
+    "email.password_env": ENV,
+    "email.sender": EMAIL,
+    "email.to": EMAIL_LIST,
+    "webhook.enabled": BOOL,
+    "webhook.listen": Rule(
+        'must be "host:port" with a port from 1 to 65535 (IPv6 as "[::1]:8787")', is_listen
     ),
-    "erp.business_central.tracking_url_template": _Rule(
-        'must be "" or a URL starting with http:// or https:// holding "{tracking_number}"',
-        lambda v: isinstance(v, str) and (v == "" or (is_url(v) and "{tracking_number}" in v)),
-    ),
-    "erp.business_central.shipment_tracking_api": _Rule(
-        'must be "" or an API route publisher/group/version, e.g. "contoso/shipping/v1.0"',
-        lambda v: isinstance(v, str) and (v == "" or _API_ROUTE.fullmatch(v) is not None),
-    ),
-    "destination.app": _one_of(*DESTINATION_APPS),
-    "dotdigital.region": _one_of(*DOTDIGITAL_REGIONS),
-    "dotdigital.base_url": _URL,
-    "dotdigital.api_user": _STR,
-    "dotdigital.password_env": _ENV,
-    "dotdigital.collection": _NON_EMPTY_STR,
-    "dotdigital.create_missing_contacts": _BOOL,
-    "dotdigital.contact_list_id": _integer(0, 2147483647),
-    "dotdigital.import_timeout_seconds": _integer(10, 86400),
-    "mailchimp.api_key_env": _ENV,
-    "mailchimp.base_url": _URL,
-    "mailchimp.store_id": _STR,
-    "mailchimp.list_id": _STR,
-    "mailchimp.max_connections": _integer(1, 10),
-    "file.path": _STR,
-    "email.smtp_host": _STR,
-    "email.smtp_port": _integer(1, 65535),
-    "email.security": _one_of(*EMAIL_SECURITY),
-    "email.username": _STR,
-    "email.password_env": _ENV,
-    "email.sender": _EMAIL,
-    "email.to": _EMAIL_LIST,
-    "webhook.enabled": _BOOL,
-    "webhook.listen": _Rule(
-        'must be "host:port" with a port from 1 to 65535 (IPv6 as "[::1]:8787")', _is_listen
-    ),
-    "webhook.secret_env": _ENV,
-    "webhook.scheme": _one_of(*WEBHOOK_SCHEMES),
-    "webhook.tolerance_seconds": _integer(1, 86400),
-    "monitoring.listen": _Rule(
+    "webhook.secret_env": ENV,
+    "webhook.scheme": one_of(*WEBHOOK_SCHEMES),
+    "webhook.tolerance_seconds": integer(1, 86400),
+    "monitoring.listen": Rule(
         'must be "" or "host:port" with a port from 1 to 65535 (IPv6 as "[::1]:9187")',
-        lambda v: v == "" or _is_listen(v),
+        lambda v: v == "" or is_listen(v),
     ),
-    "storage.state_database": _NON_EMPTY_STR,
-    "storage.logs_dir": _NON_EMPTY_STR,
-    "storage.control_socket": _NON_EMPTY_STR,
+    "storage.state_database": NON_EMPTY_STR,
+    "storage.logs_dir": NON_EMPTY_STR,
+    "storage.control_socket": NON_EMPTY_STR,
 }
 
+# The key that chooses a connector of each kind, and the entry-point group of that kind.
+_CHOOSERS = {"erp.source": SOURCES_GROUP, "destination.app": DESTINATIONS_GROUP}
 
-def _show(value: object) -> str:
-    """A value as the operator wrote it, shortened; a table is named, not dumped."""
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
-    elif isinstance(value, dict):
-        return "a table"
-    elif isinstance(value, list):
-        shown = [_show(item) for item in value[:5]]
-        text = "[" + ", ".join(shown + (["..."] if len(value) > 5 else [])) + "]"
-    elif isinstance(value, dt.date | dt.time):
-        text = value.isoformat()
-    else:
-        text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+# A table: key name -> its rule, or sub-table name -> that table.
+Layout = dict[str, Any]
 
 
-def _problem(key: str, message: str, value: object) -> str:
-    return f"{key}: {message} (got {_show(value)})"
+def layout() -> dict[str, Layout]:
+    """Every table and key of the file, in the documented order, with each key's rule."""
+    reg = registry()
+    tables: dict[str, Layout] = {}
+    for name, cls in CORE_TABLES.items():
+        if name == "erp":
+            erp: Layout = {"source": one_of(*(c.name for c in reg.sources))}
+            for connector in reg.sources:
+                if connector.flat:
+                    erp.update(_connector_rules(connector))
+            for connector in reg.sources:
+                if not connector.flat:
+                    erp[connector.section.split(".", 1)[1]] = _connector_rules(connector)
+            tables[name] = erp
+        elif name == "destination":
+            tables[name] = {"app": one_of(*(c.name for c in reg.destinations))}
+            for connector in reg.destinations:
+                tables[connector.section] = _connector_rules(connector)
+        else:
+            fields = dataclasses.fields(cls)
+            tables[name] = {f.name: _CORE_RULES[f"{name}.{f.name}"] for f in fields}
+    return tables
+
+
+def _connector_rules(connector: Connector[Any]) -> Layout:
+    return {key: connector.rules[key] for key in connector.key_names()}
 
 
 # --- structure: tables, keys, unknown names ----------------------------------------------------
-
-
-def _field_types(cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
 def _all_paths() -> list[str]:
     """Every known dotted table and key path."""
     paths: list[str] = []
 
-    def walk(cls: type, prefix: str) -> None:
-        for name, kind in _field_types(cls).items():
+    def walk(table: Layout, prefix: str) -> None:
+        for name, entry in table.items():
             paths.append(prefix + name)
-            if dataclasses.is_dataclass(kind):
-                walk(kind, f"{prefix}{name}.")
+            if isinstance(entry, dict):
+                walk(entry, f"{prefix}{name}.")
 
-    for section, cls in SECTIONS.items():
-        paths.append(section)
-        walk(cls, section + ".")
+    walk(layout(), "")
     return paths
 
 
@@ -267,6 +173,15 @@ def _unknown(prefix: str, name: str, known: list[str], value: object) -> str:
     return f"{prefix}{name}: {what}{hint}"
 
 
+def _unloadable(key: str, value: object) -> str | None:
+    """A chooser naming a connector whose package is installed but broken: say so."""
+    group = _CHOOSERS.get(key)
+    why = registry().broken.get((group, value)) if group and isinstance(value, str) else None
+    if why is None:
+        return None
+    return _problem(key, f"the connector {value!r} is installed but cannot be loaded: {why}", value)
+
+
 @dataclass
 class _Reader:
     """Walks the TOML data; collects problems and the keys whose values were rejected."""
@@ -278,44 +193,60 @@ class _Reader:
         self.problems.append(problem)
         self.rejected.add(key)
 
-    def table(self, cls: type, data: Mapping[str, Any], prefix: str) -> Any:
-        types = _field_types(cls)
+    def table(self, table: Layout, data: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+        """The accepted values (sub-tables as dicts)."""
         values: dict[str, Any] = {}
         for name, value in data.items():
             key = prefix + name
-            kind = types.get(name)
-            if kind is None:
-                self.reject(key, _unknown(prefix, name, list(types), value))
-            elif dataclasses.is_dataclass(kind):
+            entry = table.get(name)
+            if entry is None:
+                self.reject(key, _unknown(prefix, name, list(table), value))
+            elif isinstance(entry, dict):
                 if isinstance(value, dict):
-                    values[name] = self.table(kind, value, key + ".")
+                    values[name] = self.table(entry, value, key + ".")
                 else:
                     self.reject(key, _problem(key, "must be a table", value))
+            elif entry.accepts(value):
+                values[name] = list(value) if isinstance(value, list) else value
             else:
-                rule = _RULES[key]
-                if rule.accepts(value):
-                    values[name] = list(value) if isinstance(value, list) else value
-                else:
-                    self.reject(key, _problem(key, rule.expect, value))
-        return cls(**values)
+                self.reject(key, _unloadable(key, value) or _problem(key, entry.expect, value))
+        return values
 
-    def root(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        sections: dict[str, Any] = {}
-        for name, value in data.items():
-            cls = SECTIONS.get(name)
-            if cls is None:
-                self.reject(name, _unknown("", name, list(SECTIONS), value))
-            elif isinstance(value, dict):
-                sections[name] = self.table(cls, value, name + ".")
-            else:
-                self.reject(name, _problem(name, "must be a table", value))
-        return sections
+
+def _build(tree: Mapping[str, Any], path: Path) -> Settings:
+    """Settings from accepted values; every key not given keeps its default."""
+    reg = registry()
+    erp_data = tree.get("erp", {})
+    erp_sections = {
+        c.name: c.settings(
+            **(
+                {key: erp_data[key] for key in c.key_names() if key in erp_data}
+                if c.flat
+                else erp_data.get(c.section.split(".", 1)[1], {})
+            )
+        )
+        for c in reg.sources
+    }
+    chosen_source = {"source": erp_data["source"]} if "source" in erp_data else {}
+    core = {
+        name: cls(**tree.get(name, {}))
+        for name, cls in CORE_TABLES.items()
+        if name not in ("erp", "destination")
+    }
+    return Settings(
+        **core,
+        erp=ErpSettings(**chosen_source, sections=erp_sections),
+        destination=DestinationSettings(**tree.get("destination", {})),
+        path=path,
+        sections={c.name: c.settings(**tree.get(c.section, {})) for c in reg.destinations},
+    )
 
 
 # --- storage paths -----------------------------------------------------------------------------
 
-# Keys that name a file the product writes or reads, and the one that names a folder.
-_FILE_KEYS = ("storage.state_database", "storage.control_socket", "erp.demo_database", "file.path")
+# Keys that name a file the product writes or reads (connectors add theirs), and the one that
+# names a folder.
+_CORE_FILE_KEYS = ("storage.state_database", "storage.control_socket")
 _FOLDER_KEYS = ("storage.logs_dir",)
 _PATH_MAX = 4095  # bytes, Linux's PATH_MAX less the final NUL
 _NAME_MAX = 255  # bytes per file or folder name
@@ -334,6 +265,17 @@ _SYSTEM_FOLDERS = (
     "/usr",
 )
 _SYSTEM_EXCEPTIONS = ("/dev/shm", "/usr/local")  # a tmpfs meant for files; the site's own
+
+
+def _file_keys() -> tuple[str, ...]:
+    named = [c.key(name) for c in registry().all() for name in c.file_keys]
+    return (*_CORE_FILE_KEYS, *named)
+
+
+def _rejected(key: str, rejected: set[str]) -> bool:
+    """The key, or a table holding it, was rejected (a table given as a scalar, say)."""
+    parts = key.split(".")
+    return any(".".join(parts[:end]) in rejected for end in range(1, len(parts) + 1))
 
 
 def _key_value(s: Settings, key: str) -> str:
@@ -365,7 +307,7 @@ def _path_problem(s: Settings, key: str, value: str) -> str | None:
             return _problem(key, f"must not be under {system} (a system folder)", value)
     if real == os.path.realpath(s.path):
         return _problem(key, "is the settings file itself; name another file", value)
-    if key in _FILE_KEYS:
+    if key in _file_keys():
         if value.rstrip().endswith(("/", "\\")) or Path(value).name in ("", ".", ".."):
             return _problem(key, "must name a file, not a folder", value)
         if resolved.is_dir():
@@ -378,8 +320,8 @@ def _path_problem(s: Settings, key: str, value: str) -> str | None:
 def _storage_problems(s: Settings, rejected: set[str]) -> list[str]:
     problems: list[str] = []
     seen: dict[str, str] = {}  # real path -> the key that named it first
-    for key in (*_FILE_KEYS, *_FOLDER_KEYS):
-        if key in rejected or key.split(".")[0] in rejected:
+    for key in (*_file_keys(), *_FOLDER_KEYS):
+        if _rejected(key, rejected):
             continue
         value = _key_value(s, key)
         if not value.strip():
@@ -403,8 +345,7 @@ def _cross_checks(s: Settings, rejected: set[str]) -> list[str]:
     problems: list[str] = []
 
     def usable(*keys: str) -> bool:
-        # A whole table given as a scalar is rejected under the table's own name.
-        return not any(key in rejected or key.split(".")[0] in rejected for key in keys)
+        return not any(_rejected(key, rejected) for key in keys)
 
     def require(key: str, value: str, condition: str) -> None:
         if usable(key) and not value.strip():
@@ -428,29 +369,22 @@ def _cross_checks(s: Settings, rejected: set[str]) -> list[str]:
                 f"(got {task.run_interval_minutes} and run_time = {_show(task.run_time)})"
             )
 
-    if usable("erp.source"):
-        source = f'erp.source = "{s.erp.source}"'
-        if s.erp.source == "demo":
-            require("erp.demo_database", s.erp.demo_database, source)
-        else:
-            bc = s.erp.business_central
-            require("erp.business_central.base_url", bc.base_url, source)
-            require("erp.business_central.company_id", bc.company_id, source)
-            if usable("erp.business_central.token_url") and not bc.token_url:
-                require(
-                    "erp.business_central.tenant_id", bc.tenant_id, f"{source} and no token_url"
-                )
-            require("erp.business_central.client_id", bc.client_id, source)
-
-    if usable("destination.app"):
-        app = f'destination.app = "{s.destination.app}"'
-        if s.destination.app == "dotdigital":
-            require("dotdigital.api_user", s.dotdigital.api_user, app)
-        elif s.destination.app == "mailchimp":
-            require("mailchimp.store_id", s.mailchimp.store_id, app)
-            require("mailchimp.list_id", s.mailchimp.list_id, app)
-        else:
-            require("file.path", s.file.path, app)
+    for chooser, connector in (
+        ("erp.source", source_connector(s.erp.source)),
+        ("destination.app", destination_connector(s.destination.app)),
+    ):
+        if connector is None or not usable(chooser):
+            continue
+        section = connector.section_of(s)
+        chosen = f'{chooser} = "{connector.name}"'
+        for need in connector.required:
+            key = connector.key(need.key)
+            if need.when is not None and not (
+                usable(*(connector.key(read) for read in need.reads)) and need.when(section)
+            ):
+                continue
+            condition = f"{chosen} {need.condition}" if need.condition else chosen
+            require(key, getattr(section, need.key), condition)
 
     if usable("email.to"):
         problems.extend(
@@ -476,8 +410,8 @@ def validate(data: Mapping[str, Any], path: Path) -> tuple[Settings | None, list
     if not isinstance(data, Mapping):
         return None, [f"{path}: settings must be a table (got {_show(data)})"]
     reader = _Reader()
-    sections = reader.root(data)
-    settings = Settings(path=Path(os.path.abspath(path)), **sections)
+    tree = reader.table(layout(), data, "")
+    settings = _build(tree, Path(os.path.abspath(path)))
     problems = reader.problems + _cross_checks(settings, reader.rejected)
     return (None, problems) if problems else (settings, [])
 
@@ -497,4 +431,35 @@ def validate_settings(settings: Settings) -> list[str]:
 
 def settings_to_dict(settings: Settings) -> dict[str, Any]:
     """The TOML structure: tables and keys in the documented order."""
-    return {name: dataclasses.asdict(getattr(settings, name)) for name in SECTIONS}
+    reg = registry()
+    data: dict[str, Any] = {}
+    for name in CORE_TABLES:
+        if name == "erp":
+            erp: dict[str, Any] = {"source": settings.erp.source}
+            for c in reg.sources:
+                if c.flat:
+                    erp.update(dataclasses.asdict(c.section_of(settings)))
+            for c in reg.sources:
+                if not c.flat:
+                    erp[c.section.split(".", 1)[1]] = dataclasses.asdict(c.section_of(settings))
+            data[name] = erp
+        else:
+            data[name] = dataclasses.asdict(getattr(settings, name))
+        if name == "destination":
+            for c in reg.destinations:
+                data[c.section] = dataclasses.asdict(c.section_of(settings))
+    return data
+
+
+def with_values_of(source: Settings, target: Settings, keys: tuple[str, ...]) -> Settings:
+    """`target` with these dotted keys' values taken from `source` (both already valid)."""
+    if not keys:
+        return target
+    data, given = settings_to_dict(target), settings_to_dict(source)
+    for key in keys:
+        *tables, name = key.split(".")
+        into, out_of = data, given
+        for table in tables:
+            into, out_of = into[table], out_of[table]
+        into[name] = out_of[name]
+    return settings_from_dict(data, target.path)

@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from order_export_tui.settings import (
-    DESTINATION_APPS,
-    DOTDIGITAL_REGIONS,
     EMAIL_SECURITY,
-    ERP_SOURCES,
     SETTING_DESCRIPTIONS,
     Settings,
+    destination_names,
     settings_to_dict,
+    source_names,
     validate,
 )
+from order_export_tui.settings.connectors import registry
 
 BOOL = "bool"
 INT = "int"
@@ -31,12 +31,20 @@ LIST = "list"
 SECRET = "secret"  # an *_env key: the name of the variable that holds a secret
 TEXT = "text"
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "erp.source": ERP_SOURCES,
-    "destination.app": DESTINATION_APPS,
-    "dotdigital.region": DOTDIGITAL_REGIONS,
-    "email.security": EMAIL_SECURITY,
-}
+
+def choices() -> dict[str, tuple[str, ...]]:
+    """Keys offered as a choice: the connector choosers, each connector's enumerations, and
+    the e-mail security."""
+    offered: dict[str, tuple[str, ...]] = {
+        "erp.source": source_names(),
+        "destination.app": destination_names(),
+    }
+    for connector in registry().all():
+        for name, rule in connector.rules.items():
+            if rule.choices:
+                offered[connector.key(name)] = rule.choices
+    offered["email.security"] = EMAIL_SECURITY
+    return offered
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +62,15 @@ class FieldSpec:
 
 def field_specs(settings: Settings) -> list[FieldSpec]:
     """Every key of the settings file, grouped by table in the file's order."""
-    return list(_walk(settings_to_dict(settings), ""))
+    return list(_walk(settings_to_dict(settings), "", choices(), dict(SETTING_DESCRIPTIONS)))
 
 
-def _walk(table: Mapping[str, Any], prefix: str) -> Iterator[FieldSpec]:
+def _walk(
+    table: Mapping[str, Any],
+    prefix: str,
+    offered: Mapping[str, tuple[str, ...]],
+    described: Mapping[str, str],
+) -> Iterator[FieldSpec]:
     nested = []
     for name, value in table.items():
         key = prefix + name
@@ -66,14 +79,18 @@ def _walk(table: Mapping[str, Any], prefix: str) -> Iterator[FieldSpec]:
             continue
         group = prefix.rstrip(".")
         yield FieldSpec(
-            key, group, _kind(key, value), SETTING_DESCRIPTIONS.get(key, ""), CHOICES.get(key, ())
+            key,
+            group,
+            _kind(key, value, offered),
+            described.get(key, ""),
+            offered.get(key, ()),
         )
     for key, value in nested:
-        yield from _walk(value, key + ".")
+        yield from _walk(value, key + ".", offered, described)
 
 
-def _kind(key: str, value: object) -> str:
-    if key in CHOICES:
+def _kind(key: str, value: object, offered: Mapping[str, tuple[str, ...]]) -> str:
+    if key in offered:
         return CHOICE
     if isinstance(value, bool):
         return BOOL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
@@ -11,7 +12,12 @@ from textual.widgets import Static
 
 from order_export_tui.service.export_service import schedule_description
 from order_export_tui.settings import Settings
-from order_export_tui.tui.formatting import clock_time, relative_to
+from order_export_tui.settings.connectors import (
+    Connector,
+    destination_connector,
+    source_connector,
+)
+from order_export_tui.tui.formatting import clock_time
 from order_export_tui.tui.intake_status import LISTENING, IntakeStatus
 from order_export_tui.tui.outcomes import outcome_text
 from order_export_tui.tui.run_progress import CANCELLING, RUNNING, RunProgress
@@ -33,25 +39,28 @@ class StatusView:
 
 
 def erp_text(settings: Settings, *, compact: bool = False) -> str:
-    if compact:
-        return settings.erp.source
-    if settings.erp.source == "demo":
-        return f"demo ({relative_to(settings.demo_database_path, settings.path.parent)})"
-    return f"{settings.erp.source} ({settings.erp.business_central.base_url or 'no URL'})"
+    return connector_text(
+        settings.erp.source, source_connector(settings.erp.source), settings, compact
+    )
 
 
 def destination_text(settings: Settings, *, compact: bool = False) -> str:
     app = settings.destination.app
-    if compact:
-        return "file, dry run" if app == "file" else app
-    if app == "file":
-        return f"file, dry run ({relative_to(settings.file_path, settings.path.parent)})"
-    if app == "dotdigital":
-        dotdigital = settings.dotdigital
-        return f"dotdigital ({dotdigital.region}, collection {dotdigital.collection})"
-    if app == "mailchimp":
-        return f"mailchimp (store {settings.mailchimp.store_id or '—'})"
-    return app
+    return connector_text(app, destination_connector(app), settings, compact)
+
+
+def connector_text(
+    name: str, connector: Connector[Any] | None, settings: Settings, compact: bool
+) -> str:
+    """ "dotdigital (r1, collection Orders)": the connector's title and its own facts."""
+    if connector is None:
+        return name
+    title = connector.title or connector.name
+    facts = connector.status_facts(connector.section_of(settings), settings)
+    if compact or not facts:
+        return title
+    shown = ", ".join(f"{label} {value}" if label else value for label, value in facts)
+    return f"{title} ({shown})"
 
 
 def exported_text(exported: int, settings: Settings, *, compact: bool = False) -> str:

@@ -10,6 +10,7 @@ from order_export_tui.engine.runner import window_start
 from order_export_tui.orders import order_problem
 from order_export_tui.settings import Settings
 from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp
+from order_export_tui.sources.demo.connector import demo_database_path
 
 NOW = datetime(2025, 3, 14, 15, 30, 12, tzinfo=UTC)  # in the past: ship_order stamps real time
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -37,14 +38,14 @@ async def read_all(
 
 def demo(settings: Settings, orders: int = 230, malformed: int = 3, days: int = 30) -> None:
     generate_demo_erp(
-        settings.demo_database_path, orders=orders, seed=11, days=days, malformed=malformed
+        demo_database_path(settings), orders=orders, seed=11, days=days, malformed=malformed
     )
 
 
 async def expected_orders(settings: Settings) -> tuple[set[str], set[str]]:
     """(valid, malformed) order ids in the export window, read straight from the demo ERP."""
     start = window_start(datetime.now().astimezone(), settings.task.max_days_to_export)
-    source = DemoErpSource(settings.demo_database_path)
+    source = DemoErpSource(demo_database_path(settings))
     valid: set[str] = set()
     malformed: set[str] = set()
     async for chunk in source.iter_orders(start):

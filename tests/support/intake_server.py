@@ -19,6 +19,7 @@ from order_export_tui.service.intake import IntakeLimits, signature_for
 from order_export_tui.service.wiring import build_source
 from order_export_tui.settings import Settings
 from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import StateStore
 from tests.support.fault_server import FaultServer
 from tests.support.loopback_destination import LoopbackDestination, OrderStore
@@ -78,7 +79,7 @@ async def running_channel(
     )
     if demo_orders:
         generate_demo_erp(
-            settings.demo_database_path, orders=demo_orders, seed=5, days=10, malformed=0
+            demo_database_path(settings), orders=demo_orders, seed=5, days=10, malformed=0
         )
     state = StateStore(settings.state_database_path)
     intake_state = StateStore(settings.state_database_path, durable=True)

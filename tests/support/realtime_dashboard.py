@@ -17,6 +17,7 @@ from order_export_tui.service.hosted import HostedControl
 from order_export_tui.service.wiring import build_source
 from order_export_tui.settings import Settings
 from order_export_tui.sources.demo import DemoErpSource
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import StateStore
 from order_export_tui.tui import OrderExportApp
 from tests.support.scripted_destinations import ScriptedDestination
@@ -83,7 +84,7 @@ async def post_one_of_each(dashboard: RealtimeDashboard, timeout: float = 20.0) 
     order delivered, one refused (skipped), a payment applied (delivered), an older payment
     (superseded), a payment for an unknown order (held) and an order the destination fails
     for (waiting). Returns the three orders' ids: delivered, refused, failing."""
-    source = DemoErpSource(dashboard.settings.demo_database_path)
+    source = DemoErpSource(demo_database_path(dashboard.settings))
     try:
         batch = await anext(source.iter_orders(datetime(2000, 1, 1, tzinfo=UTC)))
     finally:

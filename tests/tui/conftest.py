@@ -20,6 +20,7 @@ from order_export_tui.service.hosted import HostedControl
 from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings
 from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import StateStore
 from order_export_tui.tui import OrderExportApp
 
@@ -123,7 +124,7 @@ def make_app(make_settings: Any, state_factory: Any) -> AppMaker:
     ) -> OrderExportApp:
         settings = make_settings(**overrides)
         generate_demo_erp(
-            settings.demo_database_path, orders=orders, seed=seed, days=10, malformed=malformed
+            demo_database_path(settings), orders=orders, seed=seed, days=10, malformed=malformed
         )
         return build_app(settings, state_factory(settings), destination_factory=destination_factory)
 

@@ -7,6 +7,7 @@ import re
 
 from textual.widgets import ProgressBar
 
+from order_export_tui.destinations.file.connector import file_path
 from order_export_tui.engine.events import CANCELLED, SUCCEEDED
 from order_export_tui.tui.confirm_screen import ConfirmScreen
 from order_export_tui.tui.help_screen import HelpScreen
@@ -17,7 +18,7 @@ from tests.tui.conftest import exported_figure, finish_run, gated, screen_text, 
 
 def exported_lines(app) -> int:  # type: ignore[no-untyped-def]
     """Orders the file destination wrote (each line is one bulk import of a batch)."""
-    path = app.settings.file_path
+    path = file_path(app.settings)
     if not path.exists():
         return 0
     lines = path.read_text().splitlines()

@@ -18,6 +18,7 @@ from order_export_tui.service.export_service import ExportService, RealtimeChann
 from order_export_tui.service.wiring import build_destination, build_source
 from order_export_tui.settings import Settings, load_settings
 from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import ExportedOrder, StateStore
 from order_export_tui.tui import OrderExportApp
 from order_export_tui.tui.status_panel import COMPACT_WIDTH, exported_text
@@ -92,7 +93,7 @@ async def test_the_exported_figure_moves_between_batches_of_a_run(
     make_settings, state_factory
 ) -> None:
     settings = make_settings()
-    generate_demo_erp(settings.demo_database_path, orders=300, seed=8, days=10, malformed=0)
+    generate_demo_erp(demo_database_path(settings), orders=300, seed=8, days=10, malformed=0)
     state = state_factory(settings)
     an_old_export(state)
     gate = gated(2)  # batches 1 and 2 go through, batch 3 waits
@@ -120,7 +121,7 @@ async def test_a_real_time_delivery_moves_the_figure_at_once_and_a_run_keeps_it(
 ) -> None:
     port = free_port()
     settings = make_settings(webhook={"enabled": True, "listen": f"127.0.0.1:{port}"})
-    generate_demo_erp(settings.demo_database_path, orders=300, seed=8, days=10, malformed=0)
+    generate_demo_erp(demo_database_path(settings), orders=300, seed=8, days=10, malformed=0)
     state = state_factory(settings)
     an_old_export(state)
     gate = gated(2)

@@ -12,6 +12,7 @@ from order_export_tui.service.export_service import ExportService
 from order_export_tui.service.notify import notify_run_failed
 from order_export_tui.service.wiring import build_source
 from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.tui import OrderExportApp
 from order_export_tui.tui.settings_screen import SettingsScreen
 from tests.support.scripted_destinations import RefusingDestination
@@ -31,7 +32,7 @@ async def test_a_failure_e_mail_that_cannot_be_sent_is_one_notice(
         task={"send_email_on_failure": True},
         email={"smtp_host": "127.0.0.1", "smtp_port": closed_port()},
     )
-    generate_demo_erp(settings.demo_database_path, orders=20, seed=3, days=5, malformed=0)
+    generate_demo_erp(demo_database_path(settings), orders=20, seed=3, days=5, malformed=0)
     state = state_factory(settings)
     engine = ExportEngine(
         settings, state, source_factory=build_source, destination_factory=RefusingDestination

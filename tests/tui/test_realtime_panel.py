@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from order_export_tui.service.export_service import assemble_service
 from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.tui import OrderExportApp
 from tests.support.ports import free_port
 from tests.support.webstore import SECRET, payment, post_to_intake
@@ -19,8 +20,8 @@ async def test_the_dashboard_hosts_the_intake_and_counts_what_it_delivers(
     monkeypatch.setenv("ORDER_EXPORT_WEBHOOK_SECRET", SECRET)
     port = free_port()
     settings = make_settings(webhook={"enabled": True, "listen": f"127.0.0.1:{port}"})
-    generate_demo_erp(settings.demo_database_path, orders=5, seed=2, days=5, malformed=0)
-    source = DemoErpSource(settings.demo_database_path)
+    generate_demo_erp(demo_database_path(settings), orders=5, seed=2, days=5, malformed=0)
+    source = DemoErpSource(demo_database_path(settings))
     order = (await anext(source.iter_orders(datetime(2000, 1, 1, tzinfo=UTC))))[0]
     await source.close()
 
@@ -52,7 +53,7 @@ async def test_the_dashboard_says_when_real_time_delivery_fails_and_works_again(
     monkeypatch.setenv("ORDER_EXPORT_WEBHOOK_SECRET", SECRET)
     port = free_port()
     settings = make_settings(webhook={"enabled": True, "listen": f"127.0.0.1:{port}"})
-    generate_demo_erp(settings.demo_database_path, orders=5, seed=2, days=5, malformed=0)
+    generate_demo_erp(demo_database_path(settings), orders=5, seed=2, days=5, malformed=0)
     state = state_factory(settings)
     service, intake_state = assemble_service(settings, state)
     service.realtime.delivery._outage_backoff = (0.05, 0.1)  # type: ignore[union-attr]
@@ -67,8 +68,8 @@ async def test_the_dashboard_says_when_real_time_delivery_fails_and_works_again(
             assert (await service.engine.run()).outcome == "succeeded"
             with sqlite3.connect(settings.state_database_path) as db:
                 (order_id,) = db.execute("SELECT order_id FROM exported_order LIMIT 1").fetchone()
-            good = settings.demo_database_path.read_bytes()
-            settings.demo_database_path.write_bytes(os.urandom(40000))
+            good = demo_database_path(settings).read_bytes()
+            demo_database_path(settings).write_bytes(os.urandom(40000))
             refunded = payment(order_id, "refunded", "2026-11-27T10:25:00+00:00")
             answer = await post_to_intake(port, "/webhooks/payment-status", refunded)
             assert answer.status_code == 202
@@ -78,7 +79,7 @@ async def test_the_dashboard_says_when_real_time_delivery_fails_and_works_again(
                 what="the failing notice",
             )
             assert any(f"cannot read the ERP for {order_id}" in note for note in notes())
-            settings.demo_database_path.write_bytes(good)
+            demo_database_path(settings).write_bytes(good)
             await wait_until(
                 pilot,
                 lambda: any("Real-time delivery works again" in note for note in notes()),

@@ -13,6 +13,7 @@ from textual.widgets import Static
 
 from order_export_tui.service.control_client import AttachedControl
 from order_export_tui.settings import load_settings
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.tui import OrderExportApp, remote_settings
 from order_export_tui.tui.realtime_screen import RealtimeScreen
 from order_export_tui.tui.realtime_table import RealtimeEventsTable
@@ -36,7 +37,7 @@ def dashboard(make_settings, state_factory, monkeypatch):  # type: ignore[no-unt
     settings = make_settings(webhook={"enabled": True, "listen": f"127.0.0.1:{free_port()}"})
     from order_export_tui.sources.demo import generate_demo_erp
 
-    generate_demo_erp(settings.demo_database_path, orders=5, seed=2, days=5, malformed=0)
+    generate_demo_erp(demo_database_path(settings), orders=5, seed=2, days=5, malformed=0)
     built = realtime_dashboard(settings, state_factory(settings))
     yield built
     built.close()

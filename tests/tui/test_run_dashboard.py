@@ -17,6 +17,7 @@ import pytest
 
 from order_export_tui.settings import SettingsError, load_settings
 from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import StateLock, StateStore
 from order_export_tui.tui import run_dashboard
 from tests.conftest import write_settings
@@ -115,7 +116,7 @@ def wait_for_exported(database: Path, at_least: int, timeout: float = 30) -> Non
 def test_a_dropped_terminal_stops_the_run_cleanly_and_ends_the_process(tmp_path: Path) -> None:
     path = write_settings(tmp_path, {"task": {"batch_size": 2}})
     settings = load_settings(path)
-    generate_demo_erp(settings.demo_database_path, orders=30_000, seed=5, days=10, malformed=0)
+    generate_demo_erp(demo_database_path(settings), orders=30_000, seed=5, days=10, malformed=0)
     terminal = Terminal(path)
     terminal.wait_for(b"Batch progress")
     time.sleep(0.3)

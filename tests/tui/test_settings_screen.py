@@ -13,6 +13,7 @@ from textual.widgets import Input, Static
 
 from order_export_tui.settings import SETTING_DESCRIPTIONS, load_settings
 from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.tui.confirm_screen import ConfirmScreen
 from order_export_tui.tui.dashboard_screen import DashboardScreen
 from order_export_tui.tui.setting_field import SettingField
@@ -172,7 +173,7 @@ async def test_saving_the_shipped_file_from_the_form_keeps_it_and_its_comments(
     path = tmp_path / "settings.toml"
     path.write_bytes(SHIPPED.read_bytes())
     settings = load_settings(path)
-    generate_demo_erp(settings.demo_database_path, orders=10, seed=1, days=10, malformed=0)
+    generate_demo_erp(demo_database_path(settings), orders=10, seed=1, days=10, malformed=0)
     app = build_app(settings, state_factory(settings))
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_settings(pilot)

@@ -20,6 +20,7 @@ from textual.widgets import Input
 from order_export_tui.service.control_client import AttachedControl
 from order_export_tui.settings import Settings, load_settings
 from order_export_tui.sources.demo import generate_demo_erp
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.tui import OrderExportApp
 from order_export_tui.tui.history_table import RunHistoryTable
 from order_export_tui.tui.logs_screen import LogsScreen
@@ -71,7 +72,7 @@ def demo_webstore(tmp_path: Path, wall: FakeWallClock, **overrides: Any) -> Sett
     )
     settings = load_settings(path)
     generate_demo_erp(
-        settings.demo_database_path, orders=500, seed=1, days=10, malformed=3, now=wall.aware()
+        demo_database_path(settings), orders=500, seed=1, days=10, malformed=3, now=wall.aware()
     )
     return settings
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 
 from order_export_tui.destinations.base import OrderChange
-from order_export_tui.destinations.dotdigital_records import (
+from order_export_tui.destinations.dotdigital.records import (
     IMPORT_PATH,
     bulk_import_body,
     order_record_json,

@@ -2,7 +2,7 @@
 shares with every other user of the key in this process, and what a refusal stops.
 
 Each request goes through the caller's retrier and counts only Mailchimp's own answer
-(`mailchimp_answers`). 401 and 403 fail at once and stop every later request of this client;
+(`answers`). 401 and 403 fail at once and stop every later request of this client;
 the API key is named by its variable only and scrubbed (with any other credential,
 `transport.redaction`) from anything Mailchimp says back.
 """
@@ -20,7 +20,7 @@ import orjson
 
 from order_export_tui import __version__
 from order_export_tui.destinations.base import DestinationError
-from order_export_tui.destinations.mailchimp_answers import (
+from order_export_tui.destinations.mailchimp.answers import (
     Answer,
     check_answer,
     expected_answer,

@@ -3,11 +3,11 @@
 A batch travels as bulk imports, never one request per order: when `create_missing_contacts`
 is on, a bulk contacts import for the e-mail addresses not ensured yet this run (batches in
 flight together share one: `rounds.Rounds`), then one `PUT /insightData/v3/import`. An import
-is polled until done (`dotdigital_imports`, paced by `dotdigital_pacing`), for at most
+is polled until done (`imports`, paced by `pacing`), for at most
 `dotdigital.import_timeout_seconds`; a cancel ends the wait at once (the batch is recorded
 nowhere and sent again next time). Each failure in an import's report becomes a rejection of
 its order, with the platform's reason, and the report's summary must account for every other
-record: those it does not are rejected too, with that reason (`dotdigital_answers`). A single
+record: those it does not are rejected too, with that reason (`answers`). A single
 order (real time, a status update) is one synchronous upsert of its record. At most five
 imports run at once, contacts and Insight data together, as Dotdigital allows.
 
@@ -22,7 +22,7 @@ What fails what:
 - an import that ends `Failed` is submitted again, as a retry of the bulk import;
 - 401 and 403 fail the run at once (a `DestinationError` naming the settings to check), and
   stop every other request of this destination, so bad credentials never cause a storm
-  (`dotdigital_api`);
+  (`api`);
 - any other 4xx fails a bulk import (`DestinationError` with Dotdigital's error code), and
   rejects a single order (its reason is returned).
 Nothing secret reaches a message: the password is named by its variable, never shown, and
@@ -42,7 +42,7 @@ from urllib.parse import quote
 import orjson
 
 from order_export_tui.destinations.base import DestinationError, OrderChange
-from order_export_tui.destinations.dotdigital_answers import (
+from order_export_tui.destinations.dotdigital.answers import (
     COLLECTION_SCOPE,
     COLLECTION_TYPE,
     collection_found,
@@ -58,8 +58,8 @@ from order_export_tui.destinations.dotdigital_answers import (
     record_failure_reason,
     unaccounted_records,
 )
-from order_export_tui.destinations.dotdigital_api import Account, DotdigitalApi
-from order_export_tui.destinations.dotdigital_imports import (
+from order_export_tui.destinations.dotdigital.api import Account, DotdigitalApi
+from order_export_tui.destinations.dotdigital.imports import (
     CONTACTS_IMPORT,
     IMPORT_TIMEOUT_SECONDS,
     INSIGHT_IMPORT,
@@ -67,8 +67,8 @@ from order_export_tui.destinations.dotdigital_imports import (
     ImportKind,
     wait_for_import,
 )
-from order_export_tui.destinations.dotdigital_pacing import ImportPacer
-from order_export_tui.destinations.dotdigital_records import (
+from order_export_tui.destinations.dotdigital.pacing import ImportPacer
+from order_export_tui.destinations.dotdigital.records import (
     bulk_import_body,
     contact_update_body,
     contacts_import_body,

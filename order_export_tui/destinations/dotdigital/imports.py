@@ -2,7 +2,7 @@
 statuses mean, and how one is waited on.
 
 An import is polled until done, paced by its size and this run's earlier imports
-(`dotdigital_pacing`), for at most `dotdigital.import_timeout_seconds`; a cancel ends the wait
+(`pacing`), for at most `dotdigital.import_timeout_seconds`; a cancel ends the wait
 at once. One that ends `Failed` is a transient error (submitted again by the caller's retrier);
 a status that means the account refused it fails the run.
 """
@@ -15,9 +15,9 @@ from typing import Any
 from urllib.parse import quote
 
 from order_export_tui.destinations.base import DestinationError
-from order_export_tui.destinations.dotdigital_answers import describe_summary
-from order_export_tui.destinations.dotdigital_pacing import ImportPacer
-from order_export_tui.destinations.dotdigital_records import IMPORT_PATH
+from order_export_tui.destinations.dotdigital.answers import describe_summary
+from order_export_tui.destinations.dotdigital.pacing import ImportPacer
+from order_export_tui.destinations.dotdigital.records import IMPORT_PATH
 from order_export_tui.transport.retry import Retrier, TransientError
 from order_export_tui.transport.waiting import interruptible
 

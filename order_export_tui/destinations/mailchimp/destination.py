@@ -16,11 +16,11 @@ than Mailchimp's 10 per key), shared by everything this destination does:
   --since`); `close()` clears the flag however the run ended, and a flag that a killed run
   left behind is cleared when the next one opens. Every other run, and every real-time send,
   goes with `is_syncing` false. A real-time send for a store that this process is backfilling
-  is held until the backfill ends (`mailchimp_backfill`), so its notification is not silenced.
+  is held until the backfill ends (`backfill`), so its notification is not silenced.
 
-Only the documented success counts (`mailchimp_answers`). What fails what: transport errors,
+Only the documented success counts (`answers`). What fails what: transport errors,
 429 and 5xx are transient (the engine's retrier tries again); 401 and 403 fail the run at once
-and stop every other request of this destination (`mailchimp_api`); any other 4xx rejects just
+and stop every other request of this destination (`api`); any other 4xx rejects just
 the order it concerns, with Mailchimp's field and message.
 """
 
@@ -36,17 +36,17 @@ from urllib.parse import quote
 
 import orjson
 
-from order_export_tui.destinations import mailchimp_payloads as payloads
 from order_export_tui.destinations.base import DestinationError, OrderChange
-from order_export_tui.destinations.mailchimp_answers import Answer
-from order_export_tui.destinations.mailchimp_api import MailchimpApi
-from order_export_tui.destinations.mailchimp_backfill import (
+from order_export_tui.destinations.mailchimp import payloads
+from order_export_tui.destinations.mailchimp.answers import Answer
+from order_export_tui.destinations.mailchimp.api import MailchimpApi
+from order_export_tui.destinations.mailchimp.backfill import (
     HOLD_SECONDS,
     HeldForBackfillError,
     StoreGate,
     store_gate,
 )
-from order_export_tui.destinations.mailchimp_product_memory import SentProducts
+from order_export_tui.destinations.mailchimp.product_memory import SentProducts
 from order_export_tui.destinations.shared_work import OncePerKey, all_or_first_failure
 from order_export_tui.orders import OrderDocument
 from order_export_tui.settings import Settings, secret_value

@@ -5,7 +5,7 @@ Transport errors, 429, 5xx and the flat-rate limit's `ERROR_APIUSAGE_EXCEEDED` a
 (the caller's retrier tries again). 401 and 403 fail at once with a message naming the
 settings to check, and stop every later request of this client, so bad credentials never
 cause a storm. A 2xx counts only when the spec documents it for the request and its body is
-as the spec says (`dotdigital_answers`); any other answer must be Dotdigital's error document.
+as the spec says (`answers`); any other answer must be Dotdigital's error document.
 The password is named by its variable, never shown.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import httpx
 
 from order_export_tui.destinations.base import DestinationError
-from order_export_tui.destinations.dotdigital_answers import Check, platform_error
+from order_export_tui.destinations.dotdigital.answers import Check, platform_error
 from order_export_tui.settings import secret_value
 from order_export_tui.transport.answers import expect_status, not_the_platform, read_json
 from order_export_tui.transport.http import request_timeout, retry_after_seconds, send

@@ -1,0 +1,3 @@
+"""Dotdigital Insight data: `destination` (the flow), `records` (bodies), `answers` (error
+documents, reports, documented successes), `api` (requests, refusals), `imports` (import kinds,
+the wait), `pacing`, and `connector` (its declaration for the registry)."""
