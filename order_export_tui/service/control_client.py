@@ -141,12 +141,7 @@ class AttachedControl:
         return await self._call("GET", "/settings", SettingsView)
 
     async def run_logs(self) -> list[RunLogFile]:
-        files = await self._call("GET", "/logs")
-        try:
-            return [RunLogFile(str(f["name"]), str(f["path"]), int(f["size"])) for f in files]
-        except (KeyError, TypeError, ValueError) as error:
-            problem = f"the control socket's log list is unreadable: {error}"
-            raise NotAttachedError(problem) from None
+        return await self._call("GET", "/logs", list[RunLogFile])
 
     async def save_settings(self, data: dict[str, Any]) -> SaveAnswer:
         return await self._call("PUT", "/settings", SaveAnswer, {"data": data})

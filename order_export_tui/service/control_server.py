@@ -149,9 +149,7 @@ class ControlServer:
         return _json(await self.control.read_settings())
 
     async def _logs(self, request: Request) -> Response:
-        # Plain objects: a file's name, path and size need no class rebuilt on the other side.
-        files = await self.control.run_logs()
-        return _json([{"name": f.name, "path": f.path, "size": f.size} for f in files])
+        return _json(await self.control.run_logs())
 
     async def _start_run(self, request: Request) -> Response:
         try:
