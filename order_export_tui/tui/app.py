@@ -31,24 +31,23 @@ from textual.worker import Worker, WorkerState
 from order_export_tui.clock import local_now
 from order_export_tui.service.control import ExportControl, StatusSnapshot
 from order_export_tui.service.control_client import Disconnected, NotAttachedError, Reattached
-from order_export_tui.service.events import FAILED, SUCCEEDED, EngineEvent
+from order_export_tui.service.events import EngineEvent
 from order_export_tui.service.records import RunRecord
 from order_export_tui.settings import Settings
 from order_export_tui.tui.attachment import connection_changed, process_text
 from order_export_tui.tui.dashboard_screen import SKIPPED_LIMIT, DashboardScreen
 from order_export_tui.tui.event_feed import EngineEventFeed
-from order_export_tui.tui.formatting import count
 from order_export_tui.tui.history_table import RunHistoryTable
 from order_export_tui.tui.keys import APP_COMMANDS, bindings
 from order_export_tui.tui.log_bridge import NotifyingLogHandler
 from order_export_tui.tui.logs_screen import LogsScreen
 from order_export_tui.tui.messages import ConnectionChanged, RunProgressed, ServiceNotice
 from order_export_tui.tui.navigation import NAVIGATION, Navigator
-from order_export_tui.tui.notices import NoticesShown, say_service_notice
+from order_export_tui.tui.notices import NoticesShown, announce_run_end, say_service_notice
 from order_export_tui.tui.palette import REPLACED, app_commands
 from order_export_tui.tui.run_commands import REFUSABLE, RunCommands
 from order_export_tui.tui.run_detail_screen import RunDetailScreen
-from order_export_tui.tui.run_progress import RunProgress, RunTracker, progress_of_record
+from order_export_tui.tui.run_progress import RunTracker, progress_of_record
 from order_export_tui.tui.settings_screen import SettingsScreen
 from order_export_tui.tui.skipped_table import SkippedOrdersTable
 from order_export_tui.tui.status_poll import TICK_SECONDS, StatusPoller
@@ -239,22 +238,10 @@ class OrderExportApp(App[int]):
                 if isinstance(screen, LogsScreen):
                     screen.reload_files()
             if previous.active and not progress.active:
-                self._announce(progress)
+                announce_run_end(self, progress)
         elif skipped != self._shown_skipped:
             self.reload_tables(history=False)
         self._shown_skipped = skipped
-
-    def _announce(self, progress: RunProgress) -> None:
-        counts = progress.counts
-        summary = ", ".join(f"{count(counts.get(name))} {name}" for name in ("new", "updated"))
-        summary += f", {count(counts.get('skipped'))} skipped"
-        text = f"Run {progress.run_id} {progress.outcome}: {summary}"
-        if progress.error:
-            text += f". {progress.error}"
-        severity = {SUCCEEDED: "information", FAILED: "error"}.get(
-            progress.outcome or "", "warning"
-        )
-        self.notify(text, severity=severity)  # type: ignore[arg-type]
 
     def on_connection_changed(self, message: ConnectionChanged) -> None:
         connection_changed(self, message.event)

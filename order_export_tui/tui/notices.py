@@ -1,5 +1,5 @@
-"""Notices: one per fact, and the service's own news said as one line (a scheduled run that
-did not start, the failure e-mail's fate, real-time delivery failing and recovering)."""
+"""Notices: one per fact; a run's end in one line; the service's own news (a scheduled run
+that did not start, the failure e-mail's fate, real-time delivery failing and recovering)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,22 @@ import time
 from textual.app import App
 
 from order_export_tui.service.delivery import DELIVERY_FAILING, DeliveryStateChanged
+from order_export_tui.service.events import FAILED, SUCCEEDED
 from order_export_tui.service.export_service import FailureEmailOutcome, RunRequestSkipped
+from order_export_tui.tui.formatting import count
+from order_export_tui.tui.run_progress import RunProgress
+
+
+def announce_run_end(app: App[object], progress: RunProgress) -> None:
+    """The run that just ended: its outcome, what it sent and skipped, its error."""
+    counts = progress.counts
+    summary = ", ".join(f"{count(counts.get(name))} {name}" for name in ("new", "updated"))
+    summary += f", {count(counts.get('skipped'))} skipped"
+    text = f"Run {progress.run_id} {progress.outcome}: {summary}"
+    if progress.error:
+        text += f". {progress.error}"
+    severity = {SUCCEEDED: "information", FAILED: "error"}.get(progress.outcome or "", "warning")
+    app.notify(text, severity=severity)  # type: ignore[arg-type]
 
 
 def say_service_notice(app: App[object], event: object) -> None:
