@@ -150,11 +150,14 @@ async def test_an_attached_dashboard_lists_the_daemon_s_run_logs_through_the_soc
         await wait_until(pilot, lambda: isinstance(app.screen, LogsScreen))
         screen = app.screen
         assert isinstance(screen, LogsScreen)
-        await wait_until(pilot, lambda: screen.view.index.line_count > 0, what="the run log")
+        await wait_until(
+            pilot, lambda: screen.view.index.line_count > 0, timeout=30, what="the run log"
+        )
         listed = await AttachedControl(path).run_logs()
         assert [Path(file.path) for file in listed] == run_log_files(daemon_settings.logs_dir_path)
         assert screen.view.path == Path(listed[0].path)
-        assert shows(app, f"{listed[0].name}: ") and shows(app, ", live")
+        assert shows(app, f"{listed[0].name}: ")
+        await wait_until(pilot, lambda: shows(app, ", live"), what="the log marked live")
         await pilot.press("escape", "c")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
