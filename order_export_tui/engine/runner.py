@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from typing import TypeVar
 
+from order_export_tui.clock import local_now
 from order_export_tui.destinations.base import Destination, DestinationError
 from order_export_tui.engine.batches import (
     BatchPipeline,
@@ -61,10 +62,6 @@ DestinationFactory = Callable[[Settings], Destination]
 
 class RunInProgressError(Exception):
     """A run was requested while another is in flight."""
-
-
-def local_now() -> datetime:
-    return datetime.now().astimezone()
 
 
 def window_start(now: datetime, max_days: int) -> datetime:

@@ -150,6 +150,16 @@ class SaveAnswer:
     needs_restart: list[str] = field(default_factory=list)  # keys applied only after a restart
 
 
+@dataclass(frozen=True, slots=True)
+class RunLogFile:
+    """One run's log file, as the process that runs exports keeps it: `path` is where that
+    process wrote it (the control socket is a Unix socket, so the file is on this machine)."""
+
+    name: str
+    path: str
+    size: int
+
+
 class ExportControl(Protocol):
     """What the dashboard and the commands ask of the process that runs exports."""
 
@@ -181,6 +191,10 @@ class ExportControl(Protocol):
         ...
 
     async def read_settings(self) -> SettingsView: ...
+
+    async def run_logs(self) -> list[RunLogFile]:
+        """The run log files of the process that runs exports, newest first."""
+        ...
 
     async def save_settings(self, data: dict[str, Any]) -> SaveAnswer: ...
 

@@ -23,6 +23,7 @@ from order_export_tui.service.control import (
     Event,
     Listener,
     Reattached,
+    RunLogFile,
     SaveAnswer,
     SettingsView,
     StatusSnapshot,
@@ -138,6 +139,9 @@ class AttachedControl:
 
     async def read_settings(self) -> SettingsView:
         return await self._call("GET", "/settings", SettingsView)
+
+    async def run_logs(self) -> list[RunLogFile]:
+        return await self._call("GET", "/logs", list[RunLogFile])
 
     async def save_settings(self, data: dict[str, Any]) -> SaveAnswer:
         return await self._call("PUT", "/settings", SaveAnswer, {"data": data})

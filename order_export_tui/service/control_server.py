@@ -78,6 +78,7 @@ class ControlServer:
                 Route("/skipped", self._skipped, methods=["GET"]),
                 Route("/realtime", self._realtime, methods=["GET"]),
                 Route("/settings", self._settings, methods=["GET"]),
+                Route("/logs", self._logs, methods=["GET"]),
                 Route("/settings", self._save_settings, methods=["PUT"]),
                 Route("/events", self._events, methods=["GET"]),
             ]
@@ -146,6 +147,9 @@ class ControlServer:
 
     async def _settings(self, request: Request) -> Response:
         return _json(await self.control.read_settings())
+
+    async def _logs(self, request: Request) -> Response:
+        return _json(await self.control.run_logs())
 
     async def _start_run(self, request: Request) -> Response:
         try:

@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from order_export_tui.engine.fanout import Listeners
+from order_export_tui.engine.runlogs import run_log_files
 from order_export_tui.engine.runner import window_start
 from order_export_tui.service.control import (
     Answer,
@@ -23,6 +24,7 @@ from order_export_tui.service.control import (
     ProcessInfo,
     QueueCounts,
     RunInProgress,
+    RunLogFile,
     SaveAnswer,
     SettingsView,
     StatusSnapshot,
@@ -202,6 +204,16 @@ class HostedControl:
 
     async def read_settings(self) -> SettingsView:
         return settings_view(self.service.settings)
+
+    async def run_logs(self) -> list[RunLogFile]:
+        files = []
+        for path in run_log_files(self.service.settings.logs_dir_path):
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue  # removed by retention while listing
+            files.append(RunLogFile(path.name, str(path), size))
+        return files
 
     # --- steering -----------------------------------------------------------------------
 

@@ -1,12 +1,14 @@
 """The main screen: status, batch progress and counters on top, run history and skipped
 orders below. Short terminals show one of the two tables at a time (1 / 2); `/` filters the
-focused table."""
+focused table. The screen reloads its tables itself from the control interface; the app says
+when (a run started or finished, the connection came back)."""
 
 from __future__ import annotations
 
 import contextlib
 from typing import ClassVar
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -14,12 +16,15 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
+from order_export_tui.service.control import ExportControl
+from order_export_tui.service.control_client import NotAttachedError
 from order_export_tui.service.records import RunRecord, SkippedOrder
 from order_export_tui.tui.counters_panel import CountersPanel
 from order_export_tui.tui.history_table import HISTORY_LIMIT, RunHistoryTable
 
 __all__ = ["HISTORY_LIMIT", "SKIPPED_LIMIT"]
 from order_export_tui.tui.intake_status import IntakeStatus
+from order_export_tui.tui.keys import APP_COMMANDS, footer_repeats
 from order_export_tui.tui.list_table import ListTable
 from order_export_tui.tui.progress_panel import ProgressPanel
 from order_export_tui.tui.run_progress import RunProgress
@@ -34,17 +39,24 @@ SKIPPED = "skipped"
 class DashboardScreen(Screen[None]):
     AUTO_FOCUS = "RunHistoryTable"
 
-    # The app's bindings, repeated here so that this screen's footer shows them.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("s", "app.show_settings", "Settings"),
-        Binding("l", "app.show_logs", "Logs"),
-        Binding("1", "app.show_history", "History"),
-        Binding("2", "app.show_skipped", "Skipped"),
-        Binding("e", "app.show_realtime", "Events"),
+        # The app's navigation keys, which only this screen's footer shows.
+        *footer_repeats(APP_COMMANDS),
         # In the help (?) rather than the footer, which has no room left at 80 columns.
-        Binding("R", "app.resend", "Resend", key_display="R", show=False),
-        Binding("slash", "filter", "Filter", key_display="/", show=False),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            key_display="/",
+            show=False,
+            id="filter_table",
+            tooltip="Filter the focused table (Enter keeps it, Esc clears it)",
+        ),
     ]
+
+    def __init__(self, control: ExportControl, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.control = control
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -82,6 +94,22 @@ class DashboardScreen(Screen[None]):
             with contextlib.suppress(NoMatches):
                 table = self.query_one(RunHistoryTable)
                 table.show_live(progress.run_id, progress.counts, progress.elapsed(now))
+
+    def reload_tables(self, *, history: bool = True) -> None:
+        """Read the run history (unless `history` is False) and the skipped orders again."""
+        if history:
+            self._reload_history()
+        self._reload_skipped()
+
+    @work(group="history", exclusive=True, exit_on_error=False)
+    async def _reload_history(self) -> None:
+        with contextlib.suppress(NotAttachedError):
+            self.load_history(await self.control.recent_runs(HISTORY_LIMIT))
+
+    @work(group="skipped", exclusive=True, exit_on_error=False)
+    async def _reload_skipped(self) -> None:
+        with contextlib.suppress(NotAttachedError):
+            self.load_skipped(await self.control.skipped_orders(SKIPPED_LIMIT))
 
     def load_history(self, runs: list[RunRecord]) -> None:
         with contextlib.suppress(NoMatches):

@@ -32,8 +32,8 @@ COLUMNS = [
 class RunHistoryTable(ListTable):
     BINDINGS: ClassVar[list[BindingType]] = [
         # In the help (?): the 80-column footer keeps its room for the screens' keys.
-        Binding("enter", "select_cursor", "Open log", show=False),
-        Binding("d", "details", "Run details", show=False),
+        Binding("enter", "select_cursor", "Open log", show=False, id="open_log"),
+        Binding("d", "details", "Run details", show=False, id="run_details"),
     ]
     noun = "run"
 

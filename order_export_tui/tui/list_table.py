@@ -29,7 +29,14 @@ class ListTable(DataTable[Cell]):
         Binding("k", "cursor_up", "Up", show=False),
         Binding("g", "scroll_top", "Top", show=False),
         Binding("G", "scroll_bottom", "End", show=False),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding(
+            "escape",
+            "clear_filter",
+            "Clear filter",
+            show=False,
+            id="clear_filter",
+            tooltip="Clear the focused table's filter",
+        ),
     ]
 
     noun = "row"  # what one row is, for the subtitle: "3 of 10 orders"

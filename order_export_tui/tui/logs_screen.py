@@ -1,13 +1,17 @@
-"""The log browser: per-run log files newest first, a virtual viewer, live tail, search."""
+"""The log browser: per-run log files newest first, a virtual viewer, live tail, search.
+
+The list of files comes from the process that runs exports (`ExportControl.run_logs`), so an
+attached dashboard lists the daemon's logs, not whatever its own settings point at.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -15,11 +19,15 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from order_export_tui.engine.runlogs import run_log_files
+from order_export_tui.service.control import RunLogFile
+from order_export_tui.service.control_client import NotAttachedError
 from order_export_tui.tui.formatting import count, size
+from order_export_tui.tui.keys import Key
 from order_export_tui.tui.log_view import LogView
 
 TAIL_POLL_SECONDS = 0.5
+
+ListLogs = Callable[[], Awaitable[Sequence[RunLogFile]]]
 
 
 class LogFileList(OptionList):
@@ -34,19 +42,30 @@ class LogFileList(OptionList):
 class LogsScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "leave", "Back", id="leave_logs"),
-        Binding("slash", "start_search", "Search", key_display="/", id="search_log"),
+        Key(
+            "slash",
+            "start_search",
+            "Search",
+            key_display="/",
+            id="search_log",
+            title="Search the log",
+            summary="Find a word",
+        ),
         Binding("n", "next_match", "Next", id="next_match"),
         Binding("N", "previous_match", "Previous", key_display="N", id="previous_match"),
     ]
 
     def __init__(
         self,
+        list_logs: ListLogs,
         logs_dir: Path,
         *,
         live_log: Callable[[], str | None],
         open_path: Path | None = None,
     ) -> None:
+        """`list_logs()`: the run log files, newest first; `logs_dir` names their folder."""
         super().__init__()
+        self._list_logs = list_logs
         self.logs_dir = logs_dir
         self._live_log = live_log
         self._open_path = open_path
@@ -76,15 +95,23 @@ class LogsScreen(Screen[None]):
 
     # --- the file list -----------------------------------------------------------------------
 
-    def reload_files(self, *, select: Path | None = None) -> None:
-        """Re-read the logs folder (a run started, finished, or retention removed a file)."""
+    @work(group="log-list", exclusive=True, exit_on_error=False)
+    async def reload_files(self, *, select: Path | None = None) -> None:
+        """Ask for the list of run logs again (a run started, finished, or retention removed a
+        file)."""
+        try:
+            files = await self._list_logs()
+        except NotAttachedError:
+            return  # the connection's own events say so; the list shown stays
+        if not self.is_attached:
+            return
         listing = self.query_one("#log-files", OptionList)
         current = self.view.path
-        self._files = run_log_files(self.logs_dir)
+        self._files = [Path(file.path) for file in files]
         listing.clear_options()
         live = self._live_log()
-        for path in self._files:
-            listing.add_option(Option(self._label(path, live), id=str(path)))
+        for file in files:
+            listing.add_option(Option(self._label(file, live), id=file.path))
         wanted = select or current or (self._files[0] if self._files else None)
         if wanted is not None and wanted in self._files:
             listing.highlighted = self._files.index(wanted)
@@ -94,13 +121,9 @@ class LogsScreen(Screen[None]):
             self.view.open(None)
             self._show_status()
 
-    def _label(self, path: Path, live: str | None) -> str:
-        try:
-            length = size(path.stat().st_size)
-        except OSError:
-            length = "gone"
-        marker = " ●" if live is not None and Path(live) == path else ""
-        return f"{path.name}{marker}\n  {length}"
+    def _label(self, file: RunLogFile, live: str | None) -> str:
+        marker = " ●" if live is not None and Path(live) == Path(file.path) else ""
+        return f"{file.name}{marker}\n  {size(file.size)}"
 
     @on(OptionList.OptionHighlighted, "#log-files")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:

@@ -24,8 +24,8 @@ LoadEvents = Callable[[int], Awaitable[Sequence[RealtimeEventRecord]]]
 class RealtimeScreen(Screen[None]):
     AUTO_FOCUS = "RealtimeEventsTable"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "leave", "Back"),
-        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("escape", "leave", "Back", id="leave_realtime"),
+        Binding("slash", "filter", "Filter", key_display="/", id="filter_events"),
     ]
 
     def __init__(self, load_events: LoadEvents, summary: Callable[[], str]) -> None:

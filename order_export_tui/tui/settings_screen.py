@@ -18,6 +18,7 @@ from textual.widgets import Button, Footer, Header, Input, Select, Static, Switc
 
 from order_export_tui.settings import Settings
 from order_export_tui.tui.confirm_screen import ConfirmScreen
+from order_export_tui.tui.keys import Key
 from order_export_tui.tui.setting_field import SettingField
 from order_export_tui.tui.settings_form import FormCheck, check, field_specs, flat_values
 
@@ -27,7 +28,15 @@ Apply = Callable[[Settings], Awaitable[list[str]]]
 
 class SettingsScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+s,f2", "save", "Save", key_display="^s", id="save_settings"),
+        Key(
+            "ctrl+s,f2",
+            "save",
+            "Save",
+            key_display="^s",
+            id="save_settings",
+            title="Save settings",
+            summary="Write settings.toml and apply it",
+        ),
         Binding("escape", "leave", "Back", id="leave_settings"),
     ]
 

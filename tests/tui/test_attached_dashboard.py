@@ -8,15 +8,18 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from order_export_tui.engine.runlogs import run_log_files
 from order_export_tui.service.control_client import AttachedControl
 from order_export_tui.settings import load_settings
 from order_export_tui.tui import OrderExportApp, remote_settings
 from order_export_tui.tui.confirm_screen import ConfirmScreen
 from order_export_tui.tui.dashboard_screen import DashboardScreen
+from order_export_tui.tui.logs_screen import LogsScreen
 from order_export_tui.tui.settings_screen import SettingsScreen
 from tests.conftest import write_settings
 from tests.support.daemon_process import REPO, DaemonProcess, order_export
@@ -125,6 +128,43 @@ async def test_a_killed_daemon_is_said_and_a_new_one_is_reattached(
         second.wait_for(lambda text: "started (manual)" in text)
         await pilot.press("q")
     assert second.stop() == 0
+
+
+async def test_an_attached_dashboard_lists_the_daemon_s_run_logs_through_the_socket(
+    shop: Path, daemons: list[DaemonProcess], tmp_path: Path
+) -> None:
+    daemon = start_daemon(daemons, shop)
+    daemon_settings = load_settings(shop / "settings.toml")
+    path = daemon_settings.control_socket_path
+    # This dashboard's own settings name an empty folder: what it lists is the daemon's.
+    elsewhere = tmp_path / "not-the-daemon-s-logs"
+    elsewhere.mkdir()
+    settings = await remote_settings(path)
+    settings = replace(settings, storage=replace(settings.storage, logs_dir=str(elsewhere)))
+    app = OrderExportApp(settings, control=AttachedControl(path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: shows(app, "attached to"))
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.progress.active and app.progress.processed >= 5)
+        await pilot.press("l")
+        await wait_until(pilot, lambda: isinstance(app.screen, LogsScreen))
+        screen = app.screen
+        assert isinstance(screen, LogsScreen)
+        await wait_until(
+            pilot, lambda: screen.view.index.line_count > 0, timeout=30, what="the run log"
+        )
+        listed = await AttachedControl(path).run_logs()
+        assert [Path(file.path) for file in listed] == run_log_files(daemon_settings.logs_dir_path)
+        assert screen.view.path == Path(listed[0].path)
+        assert shows(app, f"{listed[0].name}: ")
+        await wait_until(pilot, lambda: shows(app, ", live"), what="the log marked live")
+        await pilot.press("escape", "c")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app.progress.outcome == "cancelled", timeout=60)
+        await pilot.press("q")
+    assert list(elsewhere.iterdir()) == []
+    assert daemon.stop() == 0
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (.ci/run installs it)")

@@ -1,0 +1,78 @@
+"""The status panel's facts: asked of the process that runs exports once a second (and when a
+run starts or ends, or the connection comes back), shown on the dashboard with the run's
+progress."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from textual.css.query import NoMatches
+
+from order_export_tui.service.control_client import NotAttachedError
+from order_export_tui.tui.intake_status import intake_status
+from order_export_tui.tui.status_panel import StatusView
+
+if TYPE_CHECKING:
+    from order_export_tui.tui.app import OrderExportApp
+
+TICK_SECONDS = 1.0
+
+
+class StatusPoller:
+    def __init__(self, app: OrderExportApp) -> None:
+        self.app = app
+        self.scheduler_problem: str | None = None  # why this process's scheduler stopped
+
+    def tick(self) -> None:
+        self.refresh()
+        # A tick that lands while the app tears its screens down has nothing left to show on.
+        with contextlib.suppress(NoMatches):
+            self.show_status()
+            # Also when idle: the real-time counters move without a run.
+            self.show_run(history=self.app.progress.active)
+
+    def refresh(self) -> None:
+        """Ask for the status again; a newer question replaces one still unanswered."""
+        self.app.run_worker(self._refresh, group="status", exclusive=True, exit_on_error=False)
+
+    async def _refresh(self) -> None:
+        app = self.app
+        try:
+            status = await app.control.status()
+        except NotAttachedError:
+            return  # the connection's own events say so
+        app.status = status
+        run = status.run
+        if run is not None and run.log_file and app.progress.run_id == run.run_id:
+            app.learn_log_file(run.log_file)
+        self.show_status()
+
+    def show_status(self) -> None:
+        app = self.app
+        if not app.screen_stack:
+            return  # shutting down: a late answer has nothing left to show on
+        status = app.status
+        next_run = None
+        if status is not None and status.next_run_at and app.connection is None:
+            next_run = datetime.fromisoformat(status.next_run_at)
+        view = StatusView(
+            app.settings,
+            app.progress,
+            next_run,
+            intake_status(app.settings, status),
+            None if status is None else status.exported,
+            self.scheduler_problem or (None if status is None else status.scheduler_problem),
+            app.process_text(),
+            app.process_text(compact=True),
+        )
+        app.dashboard.show_status(view)
+
+    def show_run(self, *, history: bool = False) -> None:
+        """The run's progress and counters; `history`: its row in the run history too."""
+        app = self.app
+        if not app.screen_stack:
+            return
+        intake = intake_status(app.settings, app.status)
+        app.dashboard.show_run(app.progress, intake, app.monotonic(), history=history)
