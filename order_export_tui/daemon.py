@@ -29,14 +29,16 @@ from order_export_tui.engine.events import (
     RunStarted,
 )
 from order_export_tui.logsafe import escape_for_log
-from order_export_tui.service.delivery import EventDelivered, EventHeld, EventRetried, EventSkipped
-from order_export_tui.service.export_service import (
-    ExportService,
+from order_export_tui.service.events import (
+    EventDelivered,
+    EventHeld,
+    EventRetried,
+    EventSkipped,
     FailureEmailOutcome,
     RunRequestSkipped,
     ServiceEvent,
-    schedule_description,
 )
+from order_export_tui.service.export_service import ExportService, schedule_description
 from order_export_tui.service.hosted import HostedControl
 from order_export_tui.service.session import HostedSession
 from order_export_tui.service.stop_signals import StopSignals

@@ -19,12 +19,8 @@ import tomli_w
 
 from order_export_tui.destinations.file.connector import file_path
 from order_export_tui.engine.runner import local_now
-from order_export_tui.service.delivery import (
-    DELIVERY_FAILING,
-    DELIVERY_OK,
-    DeliveryStateChanged,
-    RealtimeDelivery,
-)
+from order_export_tui.service.delivery import RealtimeDelivery
+from order_export_tui.service.events import DELIVERY_FAILING, DELIVERY_OK, DeliveryStateChanged
 from order_export_tui.service.export_service import SettingsApplied
 from order_export_tui.service.intake import signature_for
 from order_export_tui.settings import load_settings

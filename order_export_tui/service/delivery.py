@@ -29,10 +29,8 @@ import orjson
 
 from order_export_tui.destinations.base import Destination, DestinationError, OrderChange
 from order_export_tui.orders import content_hash, order_problem
+from order_export_tui.service.delivery_health import DeliveryHealth
 from order_export_tui.service.events import (
-    DELIVERY_FAILING,
-    DELIVERY_OK,
-    DeliveryStateChanged,
     EventDelivered,
     EventHeld,
     EventQueued,
@@ -106,28 +104,21 @@ class RealtimeDelivery:
         self._wake = asyncio.Event()
         self._stopping = False
         self._reopen = False  # the destination settings changed: reopen it when idle
-        self.last_error: str | None = None
-        # Events waiting on an error (event id -> the error), the destination's own error,
-        # and when an event deferred by an error is tried again (monotonic time).
-        self._failing: dict[int, str] = {}
-        self._destination_error: str | None = None
+        self._health = DeliveryHealth(emit, clock)
+        # When an event deferred by an error is tried again (monotonic time).
         self._not_before: dict[int, float] = {}
-        self._failing_since: datetime | None = None
 
     @property
     def delivery_state(self) -> str:
-        return DELIVERY_FAILING if self._failing or self._destination_error else DELIVERY_OK
+        return self._health.state
+
+    @property
+    def last_error(self) -> str | None:
+        return self._health.last_error
 
     def health(self) -> dict[str, object]:
         """What `/healthz` shows of delivery: states and counts, never the error text."""
-        failing = self.delivery_state == DELIVERY_FAILING
-        return {
-            "state": self.delivery_state,
-            "since": None
-            if not failing or self._failing_since is None
-            else self._failing_since.isoformat(timespec="seconds"),
-            "waiting_on_error": len(self._failing),
-        }
+        return self._health.health()
 
     def apply_settings(self, settings: Settings, *, reopen_destination: bool) -> None:
         """New settings for the next events; with `reopen_destination`, the destination is
@@ -212,9 +203,9 @@ class RealtimeDelivery:
         except Exception as error:
             if destination is not None:
                 await _close_quietly(destination)
-            self._set_destination_error(f"cannot open the destination {app}: {error}")
+            self._health.set_destination_error(f"cannot open the destination {app}: {error}")
             return None
-        self._set_destination_error(None)
+        self._health.set_destination_error(None)
         return destination
 
     def _idle_delay(self) -> float:
@@ -229,7 +220,7 @@ class RealtimeDelivery:
             self._dispatch(in_flight, destination)
         except Exception as error:  # the state database could not be read
             log.error("real-time delivery cannot read its queue: %s", error)
-            self._note_failure(-1, f"cannot read the queue: {error}")
+            self._health.note_failure(-1, f"cannot read the queue: {error}")
             self._not_before[-1] = time.monotonic() + self._outage_backoff[-1]
 
     def _dispatch(
@@ -244,7 +235,7 @@ class RealtimeDelivery:
         if self._not_before.get(-1, 0.0) > now:
             return  # the queue could not be read a moment ago
         if self._not_before.pop(-1, None) is not None:
-            self._clear_failure(-1)
+            self._health.clear_failure(-1)
         waiting_orders = {order_id for order_id, _ in in_flight.values()}
         window = len(in_flight) + len(self._not_before) + DELIVERY_CONCURRENCY * 4
         for event in self.state.queued_events(limit=window):
@@ -307,7 +298,7 @@ class RealtimeDelivery:
             except StateWriteError as write_error:
                 return self._defer(event, str(write_error))
             return _DONE
-        self._clear_failure(event.event_id)
+        self._health.clear_failure(event.event_id)
         self._not_before.pop(event.event_id, None)
         return outcome
 
@@ -341,7 +332,7 @@ class RealtimeDelivery:
 
     def _wait(self, event: RealtimeEvent, error: str) -> None:
         """The event stays queued: note the attempt and its error, and say delivery fails."""
-        self._note_failure(event.event_id, error)
+        self._health.note_failure(event.event_id, error)
         try:
             self.state.note_event_attempt(event.event_id, error)
         except StateWriteError as write_error:
@@ -354,39 +345,6 @@ class RealtimeDelivery:
         delay = backoff[min(event.attempts, len(backoff) - 1)]
         self._not_before[event.event_id] = time.monotonic() + delay
         return _DEFERRED
-
-    def _note_failure(self, key: int, error: str) -> None:
-        was = self.delivery_state
-        self._failing[key] = error
-        self.last_error = error
-        self._changed(was)
-
-    def _clear_failure(self, key: int) -> None:
-        if key not in self._failing:
-            return
-        was = self.delivery_state
-        del self._failing[key]
-        self._changed(was)
-
-    def _set_destination_error(self, error: str | None) -> None:
-        was = self.delivery_state
-        self._destination_error = error
-        if error is not None:
-            self.last_error = error
-        self._changed(was)
-
-    def _changed(self, was: str) -> None:
-        now = self.delivery_state
-        if now == was:
-            return
-        if now == DELIVERY_FAILING:
-            self._failing_since = self._clock()
-            log.error("real-time delivery is failing: %s", self.last_error)
-            self._emit(DeliveryStateChanged(DELIVERY_FAILING, self.last_error))
-        else:
-            self._failing_since = None
-            log.info("real-time delivery works again")
-            self._emit(DeliveryStateChanged(DELIVERY_OK, None))
 
     async def _known_document(self, event: RealtimeEvent) -> dict[str, Any] | None:
         """The order as last sent in real time, else as the ERP has it now if a run has

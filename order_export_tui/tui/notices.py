@@ -7,9 +7,14 @@ import time
 
 from textual.app import App
 
-from order_export_tui.service.delivery import DELIVERY_FAILING, DeliveryStateChanged
-from order_export_tui.service.events import FAILED, SUCCEEDED
-from order_export_tui.service.export_service import FailureEmailOutcome, RunRequestSkipped
+from order_export_tui.service.events import (
+    DELIVERY_FAILING,
+    FAILED,
+    SUCCEEDED,
+    DeliveryStateChanged,
+    FailureEmailOutcome,
+    RunRequestSkipped,
+)
 from order_export_tui.tui.formatting import count
 from order_export_tui.tui.run_progress import RunProgress
 
