@@ -139,8 +139,10 @@ class SettingsView:
     """The settings as TOML-shaped data; secrets only as variable names and set / missing."""
 
     path: str
-    data: dict[str, Any]
+    data: dict[str, Any]  # the file as it is now; the settings in force when it is broken
     secrets: dict[str, str]  # the *_env key -> "set" | "missing"
+    revision: str = ""  # names the file's text as read: a save over another text is refused
+    problems: list[str] = field(default_factory=list)  # why the file is broken, by key
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +150,7 @@ class SaveAnswer:
     saved: bool
     problems: list[str]  # each "<key>: <problem>", as `order-export check` says it
     needs_restart: list[str] = field(default_factory=list)  # keys applied only after a restart
+    changed_since_read: bool = False  # the file is no longer the text the changes were made on
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +199,12 @@ class ExportControl(Protocol):
         """The run log files of the process that runs exports, newest first."""
         ...
 
-    async def save_settings(self, data: dict[str, Any]) -> SaveAnswer: ...
+    async def save_settings(
+        self, changes: dict[str, Any], revision: str | None = None
+    ) -> SaveAnswer:
+        """Set these dotted keys in the settings file, leaving the rest of it as it is, then
+        apply it; refused (`changed_since_read`) when `revision` no longer names the file."""
+        ...
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` (on this event loop) with every event; returns the unsubscriber."""

@@ -143,8 +143,11 @@ class AttachedControl:
     async def run_logs(self) -> list[RunLogFile]:
         return await self._call("GET", "/logs", list[RunLogFile])
 
-    async def save_settings(self, data: dict[str, Any]) -> SaveAnswer:
-        return await self._call("PUT", "/settings", SaveAnswer, {"data": data})
+    async def save_settings(
+        self, changes: dict[str, Any], revision: str | None = None
+    ) -> SaveAnswer:
+        body = {"changes": changes, "revision": revision}
+        return await self._call("PUT", "/settings", SaveAnswer, body)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._listeners.subscribe(listener)

@@ -177,12 +177,17 @@ class ControlServer:
 
     async def _save_settings(self, request: Request) -> Response:
         try:
-            data = (await self._body(request)).get("data")
-            if not isinstance(data, dict):
-                raise ValueError("data must be the settings as a table")
+            body = await self._body(request)
+            changes, revision = body.get("changes"), body.get("revision")
+            if not isinstance(changes, dict) or not all(isinstance(k, str) for k in changes):
+                raise ValueError(
+                    'changes must be a table of the dotted keys to set, e.g. {"task.batch_size": 7}'
+                )
+            if revision is not None and not isinstance(revision, str):
+                raise ValueError("revision must be a string or null")
         except ValueError as error:
             return _problem(400, str(error))
-        return _json(await self.control.save_settings(data))
+        return _json(await self.control.save_settings(changes, revision))
 
     async def _events(self, request: Request) -> Response:
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(CLIENT_QUEUE_LIMIT)

@@ -7,6 +7,7 @@ attached dashboards and commands, so every way in behaves the same.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -47,13 +48,13 @@ from order_export_tui.service.state_records import (
 )
 from order_export_tui.settings import (
     SettingsError,
+    load_settings,
     required_secrets,
-    save_settings,
     secret_value,
-    settings_from_dict,
     settings_to_dict,
 )
 from order_export_tui.settings.model import Settings
+from order_export_tui.settings.store import SettingsChangedError, read_revision, save_changes
 from order_export_tui.state import StateStore
 
 
@@ -203,7 +204,7 @@ class HostedControl:
         return [realtime_event_record(row) for row in self.state.recent_events(limit)]
 
     async def read_settings(self) -> SettingsView:
-        return settings_view(self.service.settings)
+        return settings_view(self.service.settings, of_file=True)
 
     async def run_logs(self) -> list[RunLogFile]:
         files = []
@@ -255,11 +256,13 @@ class HostedControl:
     async def retry_skipped(self, order_ids: list[str] | None = None) -> Answer:
         return await self.start_run("retry", only=order_ids)
 
-    async def save_settings(self, data: dict[str, Any]) -> SaveAnswer:
-        before = self.service.settings
+    async def save_settings(
+        self, changes: dict[str, Any], revision: str | None = None
+    ) -> SaveAnswer:
         try:
-            settings = settings_from_dict(data, before.path)
-            save_settings(settings, before.path)
+            settings = save_changes(self.service.settings.path, changes, revision=revision)
+        except SettingsChangedError as error:
+            return SaveAnswer(False, [str(error)], changed_since_read=True)
         except SettingsError as error:
             return SaveAnswer(False, error.problems)
         needs_restart = self.service.apply_settings(settings)
@@ -313,9 +316,22 @@ def run_record_json(run: RunRecord) -> dict[str, Any]:
     }
 
 
-def settings_view(settings: Settings) -> SettingsView:
+def settings_view(settings: Settings, *, of_file: bool = False) -> SettingsView:
+    """The settings in force; with `of_file`, the settings file as it is now (what a form
+    edits) with its revision, or, when it does not validate, the settings in force and the
+    file's problems."""
+    problems: list[str] = []
+    revision = ""
+    if of_file:
+        with contextlib.suppress(SettingsError):
+            revision = read_revision(settings.path)
+        try:
+            settings = load_settings(settings.path)
+        except SettingsError as error:
+            problems = error.problems
     secrets = {
         key: "set" if secret_value(variable) is not None else "missing"
         for key, variable in required_secrets(settings)
     }
-    return SettingsView(str(settings.path), settings_to_dict(settings), secrets)
+    data = settings_to_dict(settings)
+    return SettingsView(str(settings.path), data, secrets, revision, problems)

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from order_export_tui.service.control_client import NotAttachedError
 from order_export_tui.service.export_service import schedule_description
-from order_export_tui.settings import Settings, settings_to_dict
+from order_export_tui.settings import Settings, SettingsError, settings_from_dict
 from order_export_tui.tui.dashboard_screen import HISTORY, SKIPPED
 from order_export_tui.tui.formatting import clock_time
 from order_export_tui.tui.help_screen import HelpScreen
@@ -21,7 +21,7 @@ from order_export_tui.tui.help_sections import help_sections
 from order_export_tui.tui.intake_status import realtime_summary
 from order_export_tui.tui.logs_screen import LogsScreen
 from order_export_tui.tui.realtime_screen import RealtimeScreen
-from order_export_tui.tui.settings_screen import SettingsScreen
+from order_export_tui.tui.settings_screen import SaveOutcome, SettingsScreen
 
 if TYPE_CHECKING:
     from order_export_tui.tui.app import OrderExportApp
@@ -36,8 +36,28 @@ class Navigator:
         self.app = app
 
     def show_settings(self) -> None:
+        self.go(lambda: self.app.run_worker(self._open_settings(), group="settings-form"))
+
+    async def _open_settings(self, *, replacing: bool = False) -> None:
+        """The form over the settings file as it is now (read by the process that runs
+        exports: a hand edit since it started shows), with the file's revision."""
         app = self.app
-        self.go(lambda: app.push_screen(SettingsScreen(app.settings, self.save_settings)))
+        try:
+            view = await app.control.read_settings()
+            settings = settings_from_dict(view.data, Path(view.path))
+        except (NotAttachedError, SettingsError) as error:
+            app.notify(f"Cannot read the settings: {error}", severity="error")
+            return
+        if replacing and isinstance(app.screen, SettingsScreen):
+            app.pop_screen()
+        form = SettingsScreen(
+            settings,
+            self.save_settings,
+            revision=view.revision,
+            file_problems=view.problems,
+            reload=lambda: app.run_worker(self._open_settings(replacing=True)),
+        )
+        app.push_screen(form)
 
     def show_logs(self, path: Path | None = None) -> None:
         app = self.app
@@ -99,16 +119,22 @@ class Navigator:
             return
         self.show_logs(path)
 
-    async def save_settings(self, settings: Settings) -> list[str]:
-        """Save through the process that runs exports (it validates by the same rules, writes
-        the file atomically and applies it); the problems by key, [] once saved."""
+    async def save_settings(
+        self, settings: Settings, changes: dict[str, Any], revision: str
+    ) -> SaveOutcome:
+        """Save the changed keys through the process that runs exports (it sets them in the
+        file as it is, validates the result by the same rules, writes it atomically and
+        applies it)."""
         app = self.app
         try:
-            answer = await app.control.save_settings(settings_to_dict(settings))
+            answer = await app.control.save_settings(changes, revision or None)
+            after = await app.control.read_settings() if answer.saved else None
         except NotAttachedError as error:
-            return [f"not saved: {error}"]
-        if not answer.saved:
-            return answer.problems
+            return SaveOutcome([f"not saved: {error}"])
+        if after is None:
+            return SaveOutcome(answer.problems, changed_since_read=answer.changed_since_read)
+        with contextlib.suppress(SettingsError):  # the file as saved: the form's keys and the rest
+            settings = settings_from_dict(after.data, Path(after.path))
         app.settings = settings
         if not app.progress.active:
             app.progress = replace(app.progress, skip_budget=settings.task.max_items_to_skip)
@@ -123,4 +149,4 @@ class Navigator:
         if answer.needs_restart:
             note += f". {', '.join(answer.needs_restart)} take effect after a restart"
         app.notify(note + ".")
-        return []
+        return SaveOutcome([], revision=after.revision)

@@ -1,9 +1,12 @@
-"""The settings form: every key of settings.toml, grouped as the file is, checked by the
-loader's own rules as you type; Save writes the file atomically and applies it at once."""
+"""The settings form: every key of settings.toml as the file holds it now, grouped as the file
+is, checked by the loader's own rules as you type; Save writes only the keys edited here (the
+rest of the file, comments included, stays as it is) and applies it at once. A save over a file
+that changed since the form read it is refused, and the form offers to read it again."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from itertools import groupby
 from operator import attrgetter
 from typing import Any, ClassVar
@@ -22,8 +25,16 @@ from order_export_tui.tui.keys import Key
 from order_export_tui.tui.setting_field import SettingField
 from order_export_tui.tui.settings_form import FormCheck, check, field_specs, flat_values
 
-# Saves through the process that runs exports; the problems by key, [] once saved.
-Apply = Callable[[Settings], Awaitable[list[str]]]
+
+@dataclass(frozen=True, slots=True)
+class SaveOutcome:
+    problems: list[str]  # by key; [] once saved
+    changed_since_read: bool = False  # nothing saved: the file is not the one the form read
+    revision: str = ""  # the file's revision after the save
+
+
+# Saves the changed keys through the process that runs exports, on the file's `revision`.
+Apply = Callable[[Settings, dict[str, Any], str], Awaitable[SaveOutcome]]
 
 
 class SettingsScreen(Screen[None]):
@@ -40,11 +51,22 @@ class SettingsScreen(Screen[None]):
         Binding("escape", "leave", "Back", id="leave_settings"),
     ]
 
-    def __init__(self, settings: Settings, apply: Apply) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        apply: Apply,
+        *,
+        revision: str = "",
+        file_problems: list[str] | None = None,
+        reload: Callable[[], object] | None = None,
+    ) -> None:
         super().__init__()
         self.settings = settings
         self._apply = apply
         self._saved = flat_values(settings)
+        self.revision = revision
+        self.file_problems = list(file_problems or [])
+        self._reload = reload
         self.last_check: FormCheck | None = None
 
     def compose(self) -> ComposeResult:
@@ -64,6 +86,13 @@ class SettingsScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = f"settings: {self.settings.path.name}"
         self._show_status()
+        if self.file_problems:
+            self.notify(
+                "The settings file is not valid; the form shows the settings in force. Fix: "
+                + "; ".join(self.file_problems),
+                severity="error",
+                timeout=30,
+            )
         self.query(SettingField).first().editor.focus()
 
     # --- reading the form --------------------------------------------------------------------
@@ -125,14 +154,37 @@ class SettingsScreen(Screen[None]):
         self.run_worker(self._save(result.settings), group="save", exclusive=True)
         return True
 
+    def changes(self) -> dict[str, Any]:
+        """The keys edited here, with their new values."""
+        return {key: value for key, value in self.values().items() if value != self._saved[key]}
+
     async def _save(self, settings: Settings) -> None:
-        problems = await self._apply(settings)
-        if problems:
-            self.notify("Not saved: " + "; ".join(problems), severity="error")
+        outcome = await self._apply(settings, self.changes(), self.revision)
+        if outcome.changed_since_read:
+            self._offer_reload()
+            return
+        if outcome.problems:
+            self.notify("Not saved: " + "; ".join(outcome.problems), severity="error")
             return
         self.settings = settings
+        self.revision = outcome.revision
         self._saved = flat_values(settings)
         self._show_status()
+
+    def _offer_reload(self) -> None:
+        def answered(reload: bool | None) -> None:
+            if reload and self._reload is not None:
+                self._reload()
+
+        self.app.push_screen(
+            ConfirmScreen(
+                "Not saved: the settings file changed since this form read it (edited by hand"
+                " or saved from another dashboard). Read it again? Your edits here are dropped.",
+                yes="Reload",
+                no="Keep editing",
+            ),
+            answered,
+        )
 
     def _focus_first_problem(self, result: FormCheck) -> None:
         for field in self.fields:

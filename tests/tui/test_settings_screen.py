@@ -193,3 +193,58 @@ async def test_saving_the_shipped_file_from_the_form_keeps_it_and_its_comments(
     )
     changed = [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")]
     assert changed == ["-batch_size = 100", "+batch_size = 250"]
+
+
+async def test_the_form_shows_a_hand_edit_and_a_save_keeps_it_and_its_comment(
+    make_app,
+) -> None:
+    app = make_app(orders=10, malformed=0)
+    path = app.settings.path
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        # Edited by hand while the dashboard runs (the running process has not reloaded it).
+        path.write_text(
+            path.read_text().replace(
+                "max_items_to_skip = 10",
+                "# raised for Black Friday, ask Piet\nmax_items_to_skip = 11  # was 10",
+            )
+        )
+        screen = await open_settings(pilot)
+        assert screen.field("task.max_items_to_skip").value == 11
+        await type_into(pilot, screen, "task.max_retries", "5")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: "no changes" in screen_text(app), what="the save")
+
+    text = path.read_text()
+    assert "# raised for Black Friday, ask Piet\nmax_items_to_skip = 11  # was 10\n" in text
+    assert load_settings(path).task.max_retries == 5
+    assert app.settings.task.max_items_to_skip == 11
+
+
+async def test_a_save_over_a_file_changed_since_the_form_read_it_offers_to_reload(
+    make_app,
+) -> None:
+    app = make_app(orders=10, malformed=0)
+    path = app.settings.path
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_settings(pilot)
+        await type_into(pilot, screen, "task.max_retries", "5")
+        path.write_text(path.read_text().replace("batch_size = 50", "batch_size = 70"))
+        edited = path.read_bytes()
+
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the offer")
+        offer = app.screen
+        assert isinstance(offer, ConfirmScreen)
+        assert "changed since this form read it" in offer.question
+        assert path.read_bytes() == edited  # nothing overwritten
+        await pilot.press("y")
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, SettingsScreen) and app.screen is not screen,
+            what="the form read again",
+        )
+        again = app.screen
+        assert isinstance(again, SettingsScreen)
+        assert again.field("task.batch_size").value == 70
+        assert again.field("task.max_retries").value == 3  # the edit was dropped, as asked
