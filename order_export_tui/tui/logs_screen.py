@@ -68,6 +68,7 @@ class LogsScreen(Screen[None]):
         self._list_logs = list_logs
         self.logs_dir = logs_dir
         self._live_log = live_log
+        self._shown_live: str | None = None
         self._open_path = open_path
         self._files: list[Path] = []
 
@@ -143,6 +144,10 @@ class LogsScreen(Screen[None]):
 
     def _poll(self) -> None:
         self.view.poll_growth()
+        live = self._live_log()
+        if live != self._shown_live:  # the dashboard learnt (or forgot) the running run's log
+            self._shown_live = live
+            self._show_status()
 
     @on(LogView.Indexed)
     def _indexed(self) -> None:

@@ -158,11 +158,7 @@ async def test_an_attached_dashboard_lists_the_daemon_s_run_logs_through_the_soc
         assert screen.view.path == Path(listed[0].path)
         assert shows(app, f"{listed[0].name}: ")
         await wait_until(pilot, lambda: shows(app, ", live"), what="the log marked live")
-        await pilot.press("escape", "c")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await pilot.press("y")
-        await wait_until(pilot, lambda: app.progress.outcome == "cancelled", timeout=60)
-        await pilot.press("q")
+        await pilot.press("escape", "q")
     assert list(elsewhere.iterdir()) == []
     assert daemon.stop() == 0
 
