@@ -1,0 +1,263 @@
+"""Rows of the two views -> order documents (interfaces.md §3), NULLs as §9 says.
+
+NULL text reads as "", a NULL amount as 0; `categories` is split on "|". An `order_date` that is
+a `datetime` with an offset is that moment (written in UTC); one without an offset, or a
+`date`, is this server's local time (a date is its local midnight). Text that reads as one of
+those is taken as it. A value that cannot be read as its column's meaning (text in an amount
+column, a number where a date belongs) makes its order unreadable: the document then carries
+the reason under `UNREADABLE`, naming the view, the column and the value, and the engine skips
+it with that reason like any malformed order.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from order_export_tui.orders import UNREADABLE, OrderDocument, brief
+from order_export_tui.sources.sql.columns import (
+    ADDRESS_PARTS,
+    CATEGORY_SEPARATOR,
+    LINE_COLUMNS,
+    ORDER_COLUMNS,
+)
+
+Row = Sequence[Any]
+
+
+class UnreadableError(ValueError):
+    """A value that cannot be read as its column's meaning."""
+
+    def __init__(self, column: str, value: object, meaning: str) -> None:
+        self.column = column
+        super().__init__(f"{brief(value)} is not {meaning}")
+
+
+# ---- single values ---------------------------------------------------------------------------
+
+
+def text(value: Any, column: str) -> str:
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if value is None:
+        return ""
+    if kind is int or kind is uuid.UUID:
+        return str(value)
+    if kind is Decimal and value.is_finite() and value == value.to_integral_value():
+        return str(value.to_integral_value())
+    raise UnreadableError(column, value, "text")
+
+
+def amount(value: Any, column: str) -> float:
+    kind = type(value)
+    if kind is float or kind is int or kind is Decimal:
+        number = float(value)
+    elif value is None:
+        return 0.0
+    elif kind is str:
+        number = _number_text(value, column)
+    else:
+        raise UnreadableError(column, value, "a number")
+    if not math.isfinite(number):
+        raise UnreadableError(column, value, "a finite number")
+    return number
+
+
+def quantity(value: Any, column: str) -> int | float:
+    number = amount(value, column)
+    return int(number) if number.is_integer() and abs(number) < 2**53 else number
+
+
+def line_number(value: Any, column: str) -> int:
+    if type(value) is int:
+        return value  # type: ignore[no-any-return]
+    number = amount(value, column) if value is not None else None
+    if number is None or not number.is_integer():
+        raise UnreadableError(column, value, "a whole number")
+    return int(number)
+
+
+def moment(value: Any, column: str) -> str:
+    """The order date as ISO 8601 with an offset ("" for NULL: the order then breaks §3)."""
+    kind = type(value)
+    if kind is str:
+        value = _moment_text(value, column)
+        kind = type(value)
+    if kind is datetime:
+        try:
+            if value.tzinfo is None:
+                return value.astimezone().isoformat()  # type: ignore[no-any-return]
+            return value.astimezone(UTC).isoformat()  # type: ignore[no-any-return]
+        except (OverflowError, ValueError, OSError):
+            raise UnreadableError(column, value, "a time") from None
+    if kind is date:
+        return local_midnight(value)
+    if value is None:
+        return ""
+    raise UnreadableError(column, value, "a date or time")
+
+
+def local_midnight(day: date) -> str:
+    try:
+        return datetime.combine(day, time.min).astimezone().isoformat()
+    except (OverflowError, ValueError, OSError):
+        raise UnreadableError("order_date", day, "a date this server can place") from None
+
+
+def categories(value: Any, column: str) -> list[str]:
+    names = text(value, column)
+    if not names:
+        return []
+    return [name.strip() for name in names.split(CATEGORY_SEPARATOR) if name.strip()]
+
+
+def _number_text(value: str, column: str) -> float:
+    try:
+        return float(Decimal(value.strip()))
+    except (InvalidOperation, ValueError):
+        raise UnreadableError(column, value, "a number") from None
+
+
+def _moment_text(value: str, column: str) -> datetime | date:
+    stripped = value.strip()
+    try:
+        if len(stripped) == 10:
+            return date.fromisoformat(stripped)
+        return datetime.fromisoformat(stripped)
+    except ValueError:
+        raise UnreadableError(column, value, "an ISO 8601 date or time") from None
+
+
+# ---- rows ------------------------------------------------------------------------------------
+
+
+class DocumentMaker:
+    """Builds documents from rows of the two views, given which optional columns they have."""
+
+    def __init__(
+        self,
+        orders_view: str,
+        lines_view: str,
+        order_optionals: Sequence[str],
+        line_optionals: Sequence[str],
+    ) -> None:
+        self.orders_view = orders_view
+        self.lines_view = lines_view
+        self.order_optionals = tuple(order_optionals)
+        self.line_optionals = tuple(line_optionals)
+        self._order_columns = (*ORDER_COLUMNS, *self.order_optionals)
+        self._line_columns = (*LINE_COLUMNS, *self.line_optionals)
+
+    @property
+    def order_columns(self) -> tuple[str, ...]:
+        return self._order_columns
+
+    @property
+    def line_columns(self) -> tuple[str, ...]:
+        return self._line_columns
+
+    def document(self, row: Row, line_rows: Sequence[Row]) -> OrderDocument:
+        """One order's document; an unreadable value gives a document holding its reason."""
+        order_id = order_key(row[0])
+        try:
+            doc = self._order(row, order_id)
+        except UnreadableError as error:
+            return self._unreadable(order_id, self.orders_view, error)
+        lines: list[dict[str, Any]] = doc["lines"]
+        for line_row in line_rows:
+            try:
+                lines.append(self._line(line_row))
+            except UnreadableError as error:
+                return self._unreadable(order_id, self.lines_view, error)
+        return doc
+
+    def _order(self, row: Row, order_id: str) -> OrderDocument:
+        (
+            _, order_date, customer_id, email, first_name, last_name, currency,
+            subtotal, discount, shipping_cost, tax, total, shipping_method, payment_method,
+            b_line1, b_line2, b_city, b_region, b_postcode, b_country,
+            s_line1, s_line2, s_city, s_region, s_postcode, s_country,
+            shipping_status, payment_status, tracking_number, tracking_url,
+        ) = row[:30]  # fmt: skip
+        doc: OrderDocument = {
+            "order_id": order_id,
+            "order_date": moment(order_date, "order_date"),
+            "customer": {
+                "id": text(customer_id, "customer_id"),
+                "email": text(email, "email"),
+                "first_name": text(first_name, "first_name"),
+                "last_name": text(last_name, "last_name"),
+            },
+            "currency": text(currency, "currency"),
+            "lines": [],
+            "subtotal": amount(subtotal, "subtotal"),
+            "discount": amount(discount, "discount"),
+            "shipping_cost": amount(shipping_cost, "shipping_cost"),
+            "tax": amount(tax, "tax"),
+            "total": amount(total, "total"),
+            "shipping_method": text(shipping_method, "shipping_method"),
+            "payment_method": text(payment_method, "payment_method"),
+            "billing_address": _address(
+                "billing", (b_line1, b_line2, b_city, b_region, b_postcode, b_country)
+            ),
+            "shipping_address": _address(
+                "shipping", (s_line1, s_line2, s_city, s_region, s_postcode, s_country)
+            ),
+            "shipping_status": text(shipping_status, "shipping_status"),
+            "payment_status": text(payment_status, "payment_status"),
+            "tracking_number": text(tracking_number, "tracking_number"),
+            "tracking_url": text(tracking_url, "tracking_url"),
+        }
+        for column, value in zip(self.order_optionals, row[30:], strict=True):
+            value = text(value, column)
+            if value:
+                doc[column] = value
+        return doc
+
+    def _line(self, row: Row) -> dict[str, Any]:
+        _, line_no, sku, name, count, unit_price, incl_tax = row[:7]
+        line: dict[str, Any] = {
+            "line_no": line_number(line_no, "line_no"),
+            "sku": text(sku, "sku"),
+            "name": text(name, "name"),
+            "quantity": quantity(count, "quantity"),
+            "unit_price": amount(unit_price, "unit_price"),
+            "unit_price_incl_tax": amount(incl_tax, "unit_price_incl_tax"),
+        }
+        for column, value in zip(self.line_optionals, row[7:], strict=True):
+            if column == "categories":
+                names = categories(value, column)
+                if names:
+                    line[column] = names
+            else:
+                value = text(value, column)
+                if value:
+                    line[column] = value
+        return line
+
+    @staticmethod
+    def _unreadable(order_id: str, view: str, error: UnreadableError) -> OrderDocument:
+        return {
+            "order_id": order_id,
+            UNREADABLE: f"{view}.{error.column} of order {brief(order_id)}: {error}",
+        }
+
+
+def _address(prefix: str, values: tuple[Any, ...]) -> dict[str, str]:
+    return {
+        part: text(value, f"{prefix}_{part}")
+        for part, value in zip(ADDRESS_PARTS, values, strict=True)
+    }
+
+
+def order_key(value: Any) -> str:
+    """The order id as text; one that is no text at all keeps its repr (validation skips it)."""
+    try:
+        return text(value, "order_id")
+    except UnreadableError:
+        return brief(value)
