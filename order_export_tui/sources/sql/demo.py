@@ -111,12 +111,13 @@ def write_demo_sql(
     malformed: int = 3,
     orders_view: str = DEFAULT_ORDERS,
     lines_view: str = DEFAULT_ORDER_LINES,
+    now: datetime | None = None,
 ) -> int:
     """(Re)create the demo tables and views at `url` with the demo ERP's generated orders
     (the same arguments give the same orders as `order-export demo`); how many were written."""
     with TemporaryDirectory(prefix="order-export-demo-") as folder:
         path = Path(folder) / "erp-demo.sqlite"
-        generate_demo_erp(path, orders=orders, seed=seed, days=days, malformed=malformed)
+        generate_demo_erp(path, orders=orders, seed=seed, days=days, malformed=malformed, now=now)
         docs = _all_documents(path)
         engine = sa.create_engine(url)
         try:
