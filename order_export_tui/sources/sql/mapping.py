@@ -55,7 +55,15 @@ def text(value: Any, column: str) -> str:
 
 def amount(value: Any, column: str) -> float:
     kind = type(value)
-    if kind is float or kind is int or kind is Decimal:
+    if kind is float:
+        number = value
+    elif kind is int:
+        if abs(value) >= 2**53:
+            raise UnreadableError(column, value, "an amount below 2**53")
+        number = float(value)
+    elif kind is Decimal:
+        if not value.is_finite():
+            raise UnreadableError(column, value, "a finite number")
         number = float(value)
     elif value is None:
         return 0.0
