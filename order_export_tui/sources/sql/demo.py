@@ -9,7 +9,7 @@ an integrator writes: a column renamed, a value computed. docs/sql-source.md pri
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -21,7 +21,20 @@ from sqlalchemy.engine import URL, Connection
 from order_export_tui.orders import OrderDocument, line_categories
 from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp
 from order_export_tui.sources.sql.columns import ADDRESS_PARTS, CATEGORY_SEPARATOR
-from order_export_tui.sources.sql.settings import DEFAULT_ORDER_LINES, DEFAULT_ORDERS
+from order_export_tui.sources.sql.errors import (
+    connection_problem,
+    detail,
+    display_url,
+    driver_missing,
+)
+from order_export_tui.sources.sql.settings import (
+    DEFAULT_ORDER_LINES,
+    DEFAULT_ORDERS,
+    DEFAULT_PASSWORD_ENV,
+    SqlSettings,
+    engine_url,
+    url_problem,
+)
 
 ORDERS_TABLE = "demo_sales_order"
 LINES_TABLE = "demo_sales_order_line"
@@ -207,3 +220,32 @@ def _line_row(order_id: str, line: dict[str, Any]) -> dict[str, Any]:
         "image_url": line.get("image_url"),
         "categories": CATEGORY_SEPARATOR.join(names) if names else None,
     }
+
+
+class DemoSqlError(Exception):
+    """The demo could not be written; the message says why (no credentials in it)."""
+
+
+def demo_into(
+    url_text: str,
+    settings_folder: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    **generator: Any,
+) -> tuple[str, int]:
+    """`order-export demo --sql URL`: the URL checked like `erp.sql.url` (a relative SQLite
+    path is the settings file's folder's; the password comes from $ERP_SQL_PASSWORD), the demo
+    written there; where it went (shown without credentials) and how many orders."""
+    problem = url_problem(url_text)
+    if problem or not url_text:
+        raise DemoSqlError(f"--sql: {problem or 'must be a database URL'}")
+    url = engine_url(SqlSettings(url=url_text), settings_folder, environ)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    where = display_url(url)
+    try:
+        written = write_demo_sql(url, **generator)
+    except (sa.exc.SQLAlchemyError, ModuleNotFoundError) as error:
+        said = driver_missing(error, url) or connection_problem(error, where, DEFAULT_PASSWORD_ENV)
+        raise DemoSqlError(said or f"the database at {where} answered: {detail(error)}") from None
+    return where, written
