@@ -88,8 +88,17 @@ def test_any_values_the_drivers_give_map_to_a_document_or_a_reason(
         line["categories"] = None
         line.update(overrides)
         line_rows.append(tuple(line[c] for c in maker.line_columns))
-    doc = maker.document(tuple(row[c] for c in maker.order_columns), line_rows)
+    order_values = tuple(row[c] for c in maker.order_columns)
+    doc = maker.document(order_values, line_rows)
     assert_valid_or_reasoned(doc)
+    # The fast path for plain rows builds what the careful path builds.
+    plain = maker._plain_order(order_values, doc["order_id"])
+    if plain is not None:
+        assert plain == maker._order(order_values, doc["order_id"])
+    for line in line_rows:
+        plain_line = maker._plain_line(line)
+        if plain_line is not None:
+            assert plain_line == maker._line(line)
 
 
 @settings(

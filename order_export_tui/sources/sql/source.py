@@ -35,6 +35,7 @@ from order_export_tui.sources.sql.mapping import DocumentMaker, Row, order_key
 from order_export_tui.sources.sql.settings import SqlSettings, engine_url
 
 _T = TypeVar("_T")
+Fetched = tuple[Sequence[Row], list[Row]]
 
 CHUNK_SIZE = 1000  # orders per chunk: one lines query each
 LOOKUP_CHUNK = 500  # ids per get_orders query
@@ -107,15 +108,26 @@ class SqlSource:
         return await self._call(count)
 
     async def iter_orders(self, window_start: datetime) -> AsyncIterator[list[OrderDocument]]:
+        # The next chunk is fetched while this one is built and handed on: the database's
+        # work and the network overlap with ours. At most two chunks are held at once.
         stream = await self._call(lambda _: _Stream(self, window_start), connect=False)
+        pending: asyncio.Future[Fetched | None] | None = None
         try:
+            pending = asyncio.ensure_future(self._call(stream.fetch, connect=False))
             while True:
-                docs = await self._call(lambda _: stream.next_chunk(), connect=False)
-                if docs is None:
+                fetched = await pending
+                pending = None
+                if fetched is None:
                     return
+                pending = asyncio.ensure_future(self._call(stream.fetch, connect=False))
+                docs = await asyncio.to_thread(stream.build, *fetched)
                 if docs:
                     yield docs
         finally:
+            if pending is not None:  # the connection is busy until its fetch has finished
+                await asyncio.wait([pending])
+                if not pending.cancelled():
+                    pending.exception()  # retrieved: the failure that ended the read wins
             await asyncio.to_thread(stream.close)
 
     async def get_orders(self, order_ids: Sequence[str]) -> dict[str, OrderDocument | None]:
@@ -152,13 +164,19 @@ class SqlSource:
     def engine(self) -> Engine:
         with self._lock:
             if self._engine is None:
-                self._engine = sa.create_engine(
-                    self.url,
-                    connect_args=self._connect_args(),
-                    pool_pre_ping=True,
-                    hide_parameters=True,
-                )
+                self._engine = self._new_engine()
             return self._engine
+
+    def _new_engine(self) -> Engine:
+        engine = sa.create_engine(
+            self.url,
+            connect_args=self._connect_args(),
+            pool_pre_ping=True,
+            hide_parameters=True,
+        )
+        if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
+            sa.event.listen(engine, "connect", _numeric_as_float)
+        return engine
 
     def _connect_args(self) -> dict[str, Any]:
         backend = self.url.get_backend_name()
@@ -281,12 +299,15 @@ class _Stream:
             self.conn.close()
             raise
 
-    def next_chunk(self) -> list[OrderDocument] | None:
-        """The next chunk's documents; None once the window is read."""
+    def fetch(self, _: object = None) -> Fetched | None:
+        """The next chunk's order rows and all their line rows; None once the window is read."""
         rows = next(self.partitions, None)
         if rows is None:
             return None
-        docs = documents(self.maker, rows, self.source._lines_of(self.conn, self.layout, rows))
+        return rows, self.source._lines_of(self.conn, self.layout, rows)
+
+    def build(self, rows: Sequence[Row], line_rows: list[Row]) -> list[OrderDocument]:
+        docs = documents(self.maker, rows, line_rows)
         if self.layout.date_kind == "text":  # the query only narrowed it down to the day before
             docs = [doc for doc in docs if not _before(doc, self.window_start)]
         return docs
@@ -315,6 +336,16 @@ def documents(
         key = row[0] if type(row[0]) is str else order_key(row[0])
         result.append(maker.document(row, lines_of.get(key, ())))
     return result
+
+
+def _numeric_as_float(dbapi_connection: Any, _: Any) -> None:
+    """PostgreSQL numeric read as float, not Decimal: a document's amounts are JSON numbers
+    anyway, and Decimal costs a third of the read. A numeric too large for a float reads as
+    infinity, which the mapping refuses by name."""
+    from psycopg.types.numeric import FloatLoader
+
+    connection = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+    connection.adapters.register_loader("numeric", FloatLoader)
 
 
 def _before(doc: OrderDocument, window_start: datetime) -> bool:
