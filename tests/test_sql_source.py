@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -349,3 +350,20 @@ def test_postgresql_urls_mean_psycopg_3_and_sqlite_paths_the_settings_folder(
         SqlSettings(url="sqlite:///data/erp.sqlite"), tmp_path / "s.toml", {}
     )
     assert source.url.database == str(tmp_path / "data" / "erp.sqlite")
+
+
+async def test_a_read_stopped_early_gives_its_connection_back(sql_erp: SqlErp) -> None:
+    sql_erp.create()
+    add_valid_orders(sql_erp, 300, NOW - timedelta(days=2), lines_each=1)
+    source = source_for(sql_erp, chunk_size=50)
+    try:
+        async with contextlib.aclosing(source.iter_orders(LONG_AGO)) as chunks:
+            async for chunk in chunks:
+                assert len(chunk) == 50
+                break
+        assert source.engine().pool.checkedout() == 0
+        # and the source reads again from the start
+        again = [doc for chunk in await read_all(source, LONG_AGO) for doc in chunk]
+        assert len(again) == 300
+    finally:
+        await source.close()
