@@ -152,7 +152,8 @@ def child_bare(url: str) -> dict[str, float]:
 
 
 async def child_source(url: str) -> dict[str, float]:
-    from order_export_tui.sources.sql import SqlSettings, SqlSource
+    from order_export_tui.sources.sql.settings import SqlSettings
+    from order_export_tui.sources.sql.source import SqlSource
 
     source = SqlSource.from_section(SqlSettings(url=url, password_env=""), Path("/"), {})
     started = time.perf_counter()
@@ -171,7 +172,8 @@ async def child_run(url: str, folder: str) -> dict[str, float]:
     from order_export_tui.engine.runner import ExportEngine
     from order_export_tui.service.wiring import build_destination
     from order_export_tui.settings import load_settings
-    from order_export_tui.sources.sql import SqlSettings, SqlSource
+    from order_export_tui.sources.sql.settings import SqlSettings
+    from order_export_tui.sources.sql.source import SqlSource
     from order_export_tui.state import StateStore
 
     path = Path(folder) / "settings.toml"

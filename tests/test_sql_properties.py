@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from order_export_tui.orders import content_hash, order_problem
-from order_export_tui.sources.sql import SqlSettings, SqlSource
 from order_export_tui.sources.sql.columns import (
     LINE_COLUMNS,
     OPTIONAL_LINE_COLUMNS,
@@ -25,6 +24,8 @@ from order_export_tui.sources.sql.columns import (
     ORDER_COLUMNS,
 )
 from order_export_tui.sources.sql.mapping import DocumentMaker
+from order_export_tui.sources.sql.settings import SqlSettings
+from order_export_tui.sources.sql.source import SqlSource
 from tests.support.sql_erp import SqlErp, line_row, order_row
 
 LONG_AGO = datetime(1900, 1, 1, tzinfo=UTC)

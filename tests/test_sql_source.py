@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from order_export_tui.orders import content_hash, order_problem
 from order_export_tui.sources.base import SourceError
 from order_export_tui.sources.demo import DemoErpSource, generate_demo_erp
-from order_export_tui.sources.sql import SqlSettings, SqlSource
 from order_export_tui.sources.sql.demo import write_demo_sql
-from order_export_tui.sources.sql.settings import url_problem
+from order_export_tui.sources.sql.settings import SqlSettings, url_problem
+from order_export_tui.sources.sql.source import SqlSource
 from tests.support.ports import free_port
 from tests.support.postgres import PASSWORD_ROLE, PostgresServer
 from tests.support.sql_erp import SqlErp, line_row, order_row

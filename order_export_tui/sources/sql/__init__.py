@@ -1,12 +1,7 @@
 """An ERP behind SQL (`erp.source = "sql"`, interfaces.md §9): two views, four settings.
 
-`settings` is `[erp.sql]` and the URL made of it, `columns` the views' columns, `layout` checks
-the views and settles how to read them, `mapping` turns rows into order documents, `source`
-(`SqlSource`) streams them, `errors` words database failures for an operator, and `demo` writes
-the demo ERP's orders into tables and the two views.
+`settings` is `[erp.sql]` and the URL made of it (light: settings load it without SQLAlchemy),
+`columns` the views' columns, `layout` checks the views and settles how to read them, `mapping`
+turns rows into order documents, `source` (`SqlSource`) streams them, `errors` words database
+failures for an operator, and `demo` writes the demo ERP's orders into tables and the two views.
 """
-
-from order_export_tui.sources.sql.settings import SqlSettings
-from order_export_tui.sources.sql.source import SqlSource
-
-__all__ = ["SqlSettings", "SqlSource"]

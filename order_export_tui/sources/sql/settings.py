@@ -12,9 +12,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+if TYPE_CHECKING:  # SQLAlchemy is imported only when a URL is read: settings load light
+    from sqlalchemy.engine import URL
 
 DEFAULT_ORDERS = "order_export_orders"
 DEFAULT_ORDER_LINES = "order_export_order_lines"
@@ -56,6 +57,9 @@ def url_problem(value: object) -> str | None:
         return "must be a string"
     if not value:
         return None  # required only while erp.source = "sql": the registry says so
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
     try:
         url = make_url(value)
     except ArgumentError:
@@ -83,6 +87,8 @@ def engine_url(
 ) -> URL:
     """The URL to connect with: the driver filled in, a relative SQLite path resolved against
     the settings file's folder, and the password from its environment variable."""
+    from sqlalchemy.engine import make_url
+
     url = _with_driver(make_url(section.url))
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         path = Path(url.database).expanduser()
