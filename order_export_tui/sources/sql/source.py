@@ -4,8 +4,9 @@ A run reads the window's orders from the orders view through a server-side curso
 a named cursor; memory holds one chunk whatever the window's size), ordered by
 (order_date, order_id); each chunk's lines come from one query on the lines view
 (`order_id = ANY(...)` on PostgreSQL, `IN (...)` elsewhere), never one query per order.
-SQLAlchemy is synchronous: every database call runs in a worker thread, one chunk per call, and
-the connect and statement timeouts keep any of them from waiting forever.
+SQLAlchemy is synchronous: every database call runs in a worker thread, one chunk per call (the
+engine reads the next chunk while it sends one), and the connect and statement timeouts keep
+any of them from waiting forever.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,7 +38,6 @@ from order_export_tui.sources.sql.mapping import DocumentMaker, Row, order_key
 from order_export_tui.sources.sql.settings import SqlSettings, engine_url
 
 _T = TypeVar("_T")
-Fetched = tuple[Sequence[Row], list[Row]]
 
 CHUNK_SIZE = 1000  # orders per chunk: one lines query each
 LOOKUP_CHUNK = 500  # ids per get_orders query
@@ -108,26 +110,15 @@ class SqlSource:
         return await self._call(count)
 
     async def iter_orders(self, window_start: datetime) -> AsyncIterator[list[OrderDocument]]:
-        # The next chunk is fetched while this one is built and handed on: the database's
-        # work and the network overlap with ours. At most two chunks are held at once.
         stream = await self._call(lambda _: _Stream(self, window_start), connect=False)
-        pending: asyncio.Future[Fetched | None] | None = None
         try:
-            pending = asyncio.ensure_future(self._call(stream.fetch, connect=False))
             while True:
-                fetched = await pending
-                pending = None
-                if fetched is None:
+                docs = await self._call(stream.next_chunk, connect=False)
+                if docs is None:
                     return
-                pending = asyncio.ensure_future(self._call(stream.fetch, connect=False))
-                docs = await asyncio.to_thread(stream.build, *fetched)
                 if docs:
                     yield docs
         finally:
-            if pending is not None:  # the connection is busy until its fetch has finished
-                await asyncio.wait([pending])
-                if not pending.cancelled():
-                    pending.exception()  # retrieved: the failure that ended the read wins
             await asyncio.to_thread(stream.close)
 
     async def get_orders(self, order_ids: Sequence[str]) -> dict[str, OrderDocument | None]:
@@ -299,15 +290,13 @@ class _Stream:
             self.conn.close()
             raise
 
-    def fetch(self, _: object = None) -> Fetched | None:
-        """The next chunk's order rows and all their line rows; None once the window is read."""
+    def next_chunk(self, _: object = None) -> list[OrderDocument] | None:
+        """The next chunk's documents, its lines read in one query; None once the window is
+        read."""
         rows = next(self.partitions, None)
         if rows is None:
             return None
-        return rows, self.source._lines_of(self.conn, self.layout, rows)
-
-    def build(self, rows: Sequence[Row], line_rows: list[Row]) -> list[OrderDocument]:
-        docs = documents(self.maker, rows, line_rows)
+        docs = documents(self.maker, rows, self.source._lines_of(self.conn, self.layout, rows))
         if self.layout.date_kind == "text":  # the query only narrowed it down to the day before
             docs = [doc for doc in docs if not _before(doc, self.window_start)]
         return docs
@@ -324,18 +313,22 @@ def documents(
 ) -> list[OrderDocument]:
     """Documents for order rows, given all their line rows (ordered by order and line)."""
     lines_of: dict[str, list[Row]] = {}
-    for line in line_rows:
-        key = line[0] if type(line[0]) is str else order_key(line[0])
-        bucket = lines_of.get(key)
-        if bucket is None:
-            lines_of[key] = [line]
+    for key, group in groupby(line_rows, _first):
+        if type(key) is not str:
+            key = order_key(key)
+        found = lines_of.get(key)
+        if found is None:
+            lines_of[key] = list(group)
         else:
-            bucket.append(line)
+            found.extend(group)
     result = []
     for row in rows:
         key = row[0] if type(row[0]) is str else order_key(row[0])
         result.append(maker.document(row, lines_of.get(key, ())))
     return result
+
+
+_first = itemgetter(0)
 
 
 def _numeric_as_float(dbapi_connection: Any, _: Any) -> None:
