@@ -36,6 +36,7 @@ from order_export_tui.sources.sql.errors import (
 from order_export_tui.sources.sql.layout import Layout, probe
 from order_export_tui.sources.sql.mapping import DocumentMaker, Row, order_key
 from order_export_tui.sources.sql.settings import SqlSettings, engine_url
+from order_export_tui.transport.redaction import redact
 
 _T = TypeVar("_T")
 
@@ -251,6 +252,10 @@ class SqlSource:
             return work(conn)
 
     def problem(self, error: BaseException) -> str:
+        """The operator's message for `error`; the password masked, should a driver echo it."""
+        return redact(self._problem(error), self.url.password)
+
+    def _problem(self, error: BaseException) -> str:
         missing = driver_missing(error, self.url)
         if missing:
             return missing
