@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -367,3 +368,29 @@ async def test_a_read_stopped_early_gives_its_connection_back(sql_erp: SqlErp) -
         assert len(again) == 300
     finally:
         await source.close()
+
+
+async def test_a_statement_that_takes_too_long_is_given_up_on(
+    postgres_server: PostgresServer, postgres_database: str, tmp_path: Path
+) -> None:
+    erp = postgres_erp(postgres_server, postgres_database, tmp_path)
+    try:
+        erp.create()
+        erp.add_order(**order_row("SO-1"))
+        erp.execute(
+            "CREATE FUNCTION slow() RETURNS int LANGUAGE sql AS $$ SELECT 1 FROM pg_sleep(30) $$"
+        )
+        erp.execute("DROP VIEW order_export_orders")
+        erp.execute("CREATE VIEW order_export_orders AS SELECT * FROM erp_orders WHERE slow() = 1")
+    finally:
+        erp.engine.dispose()
+    source = source_for(erp, statement_timeout=1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(SourceError) as caught:
+            await source.count_orders(LONG_AGO)
+    finally:
+        await source.close()
+    assert time.monotonic() - started < 20
+    assert str(caught.value).startswith("the database at postgresql+psycopg://127.0.0.1:")
+    assert "did not answer within 1 second (" in str(caught.value)

@@ -263,9 +263,10 @@ class SqlSource:
         if said:
             return said
         if timed_out(error):
+            seconds = self.statement_timeout
             return (
-                f"the database at {self.where} did not answer within"
-                f" {self.statement_timeout} seconds ({detail(error)})"
+                f"the database at {self.where} did not answer within {seconds} second"
+                f"{'' if seconds == 1 else 's'} ({detail(error)})"
             )
         return f"the database at {self.where} answered: {detail(error)}"
 
