@@ -12,7 +12,8 @@ views of interfaces.md §9. Each measurement then runs in a fresh child process,
     cursor ordered by order_date, order_id; each chunk's lines by `order_id = ANY(...)`), rows
     fetched as tuples and counted: the ceiling;
   - source: `SqlSource.iter_orders` over the window, every document built;
-  - run: a whole export run, SQL source -> engine -> file destination (every order new).
+  - run: a whole export run with erp.source = "sql", SQL source -> engine -> file destination
+    (every order new).
 Goal (issue 23): the source >= 0.7x the bare read; peak RSS flat from 100,000 to 1,000,000.
 """
 
@@ -170,17 +171,15 @@ async def child_run(url: str, folder: str) -> dict[str, float]:
     import tomli_w
 
     from order_export_tui.engine.runner import ExportEngine
-    from order_export_tui.service.wiring import build_destination
+    from order_export_tui.service.wiring import build_destination, build_source
     from order_export_tui.settings import load_settings
-    from order_export_tui.sources.sql.settings import SqlSettings
-    from order_export_tui.sources.sql.source import SqlSource
     from order_export_tui.state import StateStore
 
     path = Path(folder) / "settings.toml"
     settings_table = {
         "task": {"run_on_schedule": False, "run_interval_minutes": 0, "batch_size": 1000,
                  "max_days_to_export": 30, "max_items_to_skip": 1000},
-        "erp": {"source": "demo"},
+        "erp": {"source": "sql", "sql": {"url": url, "password_env": ""}},
         "destination": {"app": "file"},
         "file": {"path": "orders.jsonl"},
         "storage": {"state_database": "state.sqlite", "logs_dir": "logs"},
@@ -188,12 +187,8 @@ async def child_run(url: str, folder: str) -> dict[str, float]:
     path.write_bytes(tomli_w.dumps(settings_table).encode())
     settings = load_settings(path)
     state = StateStore(settings.state_database_path)
-
-    def sql_source(*_: Any) -> SqlSource:
-        return SqlSource.from_section(SqlSettings(url=url, password_env=""), path, {})
-
     engine = ExportEngine(
-        settings, state, source_factory=sql_source, destination_factory=build_destination
+        settings, state, source_factory=build_source, destination_factory=build_destination
     )
     started = time.perf_counter()
     report = await engine.run("benchmark")
