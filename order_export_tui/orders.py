@@ -209,8 +209,9 @@ def order_problem(doc: object) -> str | None:
     if problem:
         return problem
     unreadable = doc.get(UNREADABLE)
-    if unreadable is not None:
-        return unreadable if isinstance(unreadable, str) and unreadable else "unreadable order"
+    if unreadable is not None:  # printable and bounded: a webhook could send this key too
+        shown = "".join(ch for ch in str(unreadable)[:300] if ch.isprintable())
+        return shown or "unreadable order"
     if not _is_timestamp_with_offset(doc.get("order_date")):
         return "order_date must be an ISO 8601 time with an offset"
     problem = _customer_problem(doc.get("customer"))
