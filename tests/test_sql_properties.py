@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from order_export_tui.orders import content_hash, order_problem
+from order_export_tui.orders import UNREADABLE, content_hash, order_problem
 from order_export_tui.sources.sql.columns import (
     LINE_COLUMNS,
     OPTIONAL_LINE_COLUMNS,
@@ -167,3 +167,10 @@ def test_the_values_postgresql_types_come_back_as_are_read() -> None:
         tuple({**row, "order_date": date(2026, 11, 27)}[c] for c in maker.order_columns), []
     )
     assert day["order_date"] == datetime(2026, 11, 27).astimezone().isoformat()
+
+
+def test_an_unreadable_reason_is_shown_printable_and_bounded() -> None:
+    doc = {"order_id": "SO-1", UNREADABLE: "\x1b[31mred\x00" * 100}
+    problem = order_problem(doc)
+    assert problem is not None and problem.startswith("[31mred[31mred")
+    assert len(problem) <= 300 and problem.isprintable()
