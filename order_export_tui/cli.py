@@ -115,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, metavar="S")
     demo.add_argument("--days", type=_positive_int, default=30, metavar="D")
     demo.add_argument("--malformed", type=_non_negative_int, default=3, metavar="K")
+    demo.add_argument(
+        "--sql",
+        metavar="URL",
+        help='write the demo orders into tables and the two views of erp.source = "sql"'
+        " at this database URL instead (e.g. sqlite:///data/erp-demo-sql.sqlite)",
+    )
     return parser
 
 
@@ -199,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def demo_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:
+    if args.sql is not None:
+        return demo_sql_command(args, settings_path, err)
     settings = load_settings(settings_path)
     path = demo_database_path(settings)
     try:
@@ -212,6 +220,26 @@ def demo_command(args: argparse.Namespace, settings_path: Path, err: Console) ->
     err.print(
         f"demo ERP at {path}: {args.orders} orders over {args.days} days"
         f" (seed {args.seed}, {args.malformed} malformed)",
+        markup=False,
+    )
+    return EXIT_OK
+
+
+def demo_sql_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:
+    from order_export_tui.sources.sql.demo import DemoSqlError, demo_into
+
+    generator = {"orders": args.orders, "seed": args.seed, "days": args.days}
+    try:
+        where, written = demo_into(
+            args.sql, settings_path.resolve().parent, malformed=args.malformed, **generator
+        )
+    except DemoSqlError as error:
+        err.print(f"The demo was not written: {error}", markup=False)
+        return EXIT_BAD_INPUT if str(error).startswith("--sql:") else EXIT_TASK_FAILED
+    err.print(
+        f"demo ERP behind SQL at {where}: {written} orders over {args.days} days"
+        f" (seed {args.seed}, {args.malformed} malformed) in the views order_export_orders"
+        " and order_export_order_lines",
         markup=False,
     )
     return EXIT_OK

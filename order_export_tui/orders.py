@@ -56,6 +56,11 @@ OPTIONAL_ORDER_URLS = ("landing_site",)
 MAX_OPTIONAL_TEXT_LENGTH = 2048
 MAX_CATEGORIES = 50
 
+# A source that could not read one of an order's values as its meaning (a SQL column holding
+# text where an amount belongs) puts the reason here, naming where the value came from: the
+# order is then skipped with that reason, as any order that breaks this shape.
+UNREADABLE = "_unreadable"
+
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -203,6 +208,10 @@ def order_problem(doc: object) -> str | None:
     problem = order_id_problem(doc.get("order_id"))
     if problem:
         return problem
+    unreadable = doc.get(UNREADABLE)
+    if unreadable is not None:  # printable and bounded: a webhook could send this key too
+        shown = "".join(ch for ch in str(unreadable)[:300] if ch.isprintable())
+        return shown or "unreadable order"
     if not _is_timestamp_with_offset(doc.get("order_date")):
         return "order_date must be an ISO 8601 time with an offset"
     problem = _customer_problem(doc.get("customer"))

@@ -46,6 +46,9 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+pytest_plugins = ["tests.support.postgres", "tests.support.sql_erp"]
+
+
 def write_settings(folder: Path, overrides: dict[str, Any] | None = None) -> Path:
     path = folder / "settings.toml"
     path.write_bytes(tomli_w.dumps(_merge(TEST_SETTINGS, overrides or {})).encode())

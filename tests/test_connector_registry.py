@@ -88,9 +88,10 @@ def test_reload_and_descriptions_follow_the_registered_connectors() -> None:
         "webstore.",
     )
     assert SETTING_DESCRIPTIONS["erp.source"] == (
-        'Where orders come from: "demo" (embedded SQLite ERP) or "business_central".'
+        'Where orders come from: "demo" (embedded SQLite ERP), "business_central" or "sql"'
+        " (two SQL views)."
     )
-    assert source_names() == ("demo", "business_central")
+    assert source_names() == ("demo", "business_central", "sql")
     assert list(settings_to_dict(Settings()))[3:7] == [
         "destination",
         "dotdigital",

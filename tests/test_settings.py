@@ -97,6 +97,7 @@ def test_shipped_settings_key_order_is_what_settings_to_dict_writes() -> None:
         "source",
         "demo_database",
         "business_central",
+        "sql",
     ]
 
 
@@ -209,7 +210,7 @@ BAD_VALUES: list[tuple[dict[str, Any], str, str]] = [
     ({"task.run_time": "02:00"}, "task.run_time", "not both"),
     ({"task.run_interval_minutes": 0}, "task.run_interval_minutes", "neither"),
     # enumerations list what is allowed
-    ({"erp.source": "sap"}, "erp.source", '"demo", "business_central" (got "sap")'),
+    ({"erp.source": "sap"}, "erp.source", '"demo", "business_central", "sql" (got "sap")'),
     ({"destination.app": "klaviyo"}, "destination.app", '"dotdigital", "mailchimp", "file"'),
     ({"dotdigital.region": "r4"}, "dotdigital.region", '"r1", "r2", "r3" (got "r4")'),
     ({"email.security": "ssl"}, "email.security", '"none", "starttls", "tls" (got "ssl")'),

@@ -114,12 +114,16 @@ EMAIL_LIST = Rule(
 )
 
 
+_USER_INFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)[^/\s\"'<>]*@", re.IGNORECASE)
+
+
 def show(value: object) -> str:
     """A value as the operator wrote it, shortened; a table is named, not dumped."""
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
+        # A URL's user-info may hold a password: a problem never repeats it.
+        text = json.dumps(_USER_INFO.sub(r"\g<scheme>***@", value), ensure_ascii=False)
     elif isinstance(value, dict):
         return "a table"
     elif isinstance(value, list):

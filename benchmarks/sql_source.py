@@ -1,0 +1,276 @@
+"""The SQL source on a real PostgreSQL: read rate beside a bare psycopg read, peak RSS, a run.
+
+    python benchmarks/sql_source.py                        # 100,000 and 1,000,000 orders
+    python benchmarks/sql_source.py --orders 100000        # one size
+
+A PostgreSQL server is started for the benchmark (as tests/support/postgres.py does: Debian's
+postgresql, run as the `postgres` user when this is root). For each size, N orders (3 lines
+each, dated over the last 25 days) are bulk-loaded with COPY into two tables behind the two
+views of interfaces.md §9. Each measurement then runs in a fresh child process, so its peak RSS
+(ru_maxrss) is that of the work alone:
+  - bare psycopg: the same two queries the source makes (the orders view through a named
+    cursor ordered by order_date, order_id; each chunk's lines by `order_id = ANY(...)`), rows
+    fetched as tuples and counted: the ceiling;
+  - source: `SqlSource.iter_orders` over the window, every document built;
+  - run: a whole export run with erp.source = "sql", SQL source -> engine -> file destination
+    (every order new).
+Goal (issue 23): the source >= 0.7x the bare read; peak RSS flat from 100,000 to 1,000,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+CHUNK = 1000
+LINES_PER_ORDER = 3
+ADDRESS = ("line1", "line2", "city", "region", "postcode", "country")
+ORDER_COLUMNS = (
+    "order_id", "order_date", "customer_id", "email", "first_name", "last_name", "currency",
+    "subtotal", "discount", "shipping_cost", "tax", "total", "shipping_method", "payment_method",
+    *(f"billing_{part}" for part in ADDRESS), *(f"shipping_{part}" for part in ADDRESS),
+    "shipping_status", "payment_status", "tracking_number", "tracking_url",
+)  # fmt: skip
+LINE_COLUMNS = (
+    "order_id", "line_no", "sku", "name", "quantity", "unit_price", "unit_price_incl_tax",
+    "product_url", "image_url", "categories",
+)  # fmt: skip
+_TYPES = {
+    "order_date": "timestamptz",
+    "line_no": "integer",
+    "quantity": "numeric(12,2)",
+    **{name: "numeric(18,2)" for name in ("subtotal", "discount", "shipping_cost", "tax")},
+    "total": "numeric(18,2)",
+    "unit_price": "numeric(18,2)",
+    "unit_price_incl_tax": "numeric(18,2)",
+}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---- loading ------------------------------------------------------------------------------
+
+
+def load(connect: Any, orders: int) -> float:
+    """Two tables and the two views, N orders COPYed in; seconds taken."""
+    started = time.perf_counter()
+    now = datetime.now(UTC)
+    with connect() as conn:
+        for name, columns, key in (
+            ("erp_orders", ORDER_COLUMNS, "order_id"),
+            ("erp_lines", LINE_COLUMNS, "order_id, line_no"),
+        ):
+            body = ", ".join(f"{c} {_TYPES.get(c, 'text')}" for c in columns)
+            conn.execute(f"CREATE TABLE {name} ({body}, PRIMARY KEY ({key}))")
+        with conn.cursor() as cursor:
+            with cursor.copy(f"COPY erp_orders ({', '.join(ORDER_COLUMNS)}) FROM STDIN") as copy:
+                for number in range(orders):
+                    copy.write_row(_order(number, orders, now))
+            with cursor.copy(f"COPY erp_lines ({', '.join(LINE_COLUMNS)}) FROM STDIN") as copy:
+                for number in range(orders):
+                    for line_no in range(1, LINES_PER_ORDER + 1):
+                        copy.write_row(_line(number, line_no))
+        conn.execute("CREATE INDEX erp_orders_date ON erp_orders (order_date, order_id)")
+        conn.execute("CREATE VIEW order_export_orders AS SELECT * FROM erp_orders")
+        conn.execute("CREATE VIEW order_export_order_lines AS SELECT * FROM erp_lines")
+        conn.execute("ANALYZE")
+    return time.perf_counter() - started
+
+
+def _order(number: int, orders: int, now: datetime) -> tuple[Any, ...]:
+    when = now - timedelta(days=25) + timedelta(seconds=number * (25 * 86400 // max(orders, 1)))
+    address = (f"Main St {number % 300}", "", "Utrecht", "", "3511", "NL")
+    return (
+        f"SO-{number:08d}", when, f"C-{number % 50_000}", f"c{number % 50_000}@example.com",
+        "Jane", "Doe", "EUR", Decimal("60.00"), Decimal("0.00"), Decimal("5.00"),
+        Decimal("12.60"), Decimal("77.60"), "DHL", "iDEAL", *address, *address,
+        "not_shipped", "paid", "", "",
+    )  # fmt: skip
+
+
+def _line(number: int, line_no: int) -> tuple[Any, ...]:
+    return (
+        f"SO-{number:08d}", line_no, f"ITEM-{(number + line_no) % 400:04d}", "Premium Umbrella",
+        Decimal("2"), Decimal("10.00"), Decimal("12.10"),
+        "https://shop.example.com/p/umbrella", "", "Accessories|Umbrellas",
+    )  # fmt: skip
+
+
+# ---- children -----------------------------------------------------------------------------
+
+
+def window_start() -> datetime:
+    return (datetime.now().astimezone() - timedelta(days=30)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+
+
+def child_bare(url: str) -> dict[str, float]:
+    import psycopg
+
+    from order_export_tui.sources.sql.settings import SqlSettings, engine_url
+
+    address = engine_url(SqlSettings(url=url, password_env=""), Path("/"))
+    started = time.perf_counter()
+    orders = lines = 0
+    with psycopg.connect(
+        host=address.host, port=address.port, user=address.username, dbname=address.database
+    ) as conn:
+        order_sql = (
+            f"SELECT {', '.join(ORDER_COLUMNS)} FROM order_export_orders"
+            " WHERE order_date >= %s ORDER BY order_date, order_id"
+        )
+        line_sql = (
+            f"SELECT {', '.join(LINE_COLUMNS)} FROM order_export_order_lines"
+            " WHERE order_id = ANY(%s) ORDER BY order_id, line_no"
+        )
+        with conn.cursor(name="orders") as cursor, conn.cursor() as line_cursor:
+            cursor.itersize = CHUNK
+            cursor.execute(order_sql, (window_start(),))
+            while rows := cursor.fetchmany(CHUNK):
+                orders += len(rows)
+                line_cursor.execute(line_sql, ([row[0] for row in rows],))
+                lines += len(line_cursor.fetchall())
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "orders": orders, "lines": lines, "rss_mb": peak_rss_mb()}
+
+
+async def child_source(url: str) -> dict[str, float]:
+    from order_export_tui.sources.sql.settings import SqlSettings
+    from order_export_tui.sources.sql.source import SqlSource
+
+    source = SqlSource.from_section(SqlSettings(url=url, password_env=""), Path("/"), {})
+    started = time.perf_counter()
+    orders = lines = 0
+    async for chunk in source.iter_orders(window_start()):
+        orders += len(chunk)
+        lines += sum(len(doc["lines"]) for doc in chunk)
+    seconds = time.perf_counter() - started
+    await source.close()
+    return {"seconds": seconds, "orders": orders, "lines": lines, "rss_mb": peak_rss_mb()}
+
+
+async def child_run(url: str, folder: str) -> dict[str, float]:
+    import tomli_w
+
+    from order_export_tui.engine.runner import ExportEngine
+    from order_export_tui.service.wiring import build_destination, build_source
+    from order_export_tui.settings import load_settings
+    from order_export_tui.state import StateStore
+
+    path = Path(folder) / "settings.toml"
+    settings_table = {
+        "task": {"run_on_schedule": False, "run_interval_minutes": 0, "batch_size": 1000,
+                 "max_days_to_export": 30, "max_items_to_skip": 1000},
+        "erp": {"source": "sql", "sql": {"url": url, "password_env": ""}},
+        "destination": {"app": "file"},
+        "file": {"path": "orders.jsonl"},
+        "storage": {"state_database": "state.sqlite", "logs_dir": "logs"},
+    }  # fmt: skip
+    path.write_bytes(tomli_w.dumps(settings_table).encode())
+    settings = load_settings(path)
+    state = StateStore(settings.state_database_path)
+    engine = ExportEngine(
+        settings, state, source_factory=build_source, destination_factory=build_destination
+    )
+    started = time.perf_counter()
+    report = await engine.run("benchmark")
+    seconds = time.perf_counter() - started
+    state.close()
+    assert report.outcome == "succeeded", report.error
+    return {"seconds": seconds, "orders": report.counts["read"], "rss_mb": peak_rss_mb()}
+
+
+def in_child(*args: str) -> dict[str, float]:
+    output = subprocess.run(
+        [sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+# ---- the report ---------------------------------------------------------------------------
+
+
+def measure(server: Any, orders: int, repeat: int, run: bool) -> None:
+    database = server.create_database("bench")
+    url = server.url(database)
+    try:
+        loaded = load(lambda: server.connect(database), orders)
+        bare = min((in_child("bare", url) for _ in range(repeat)), key=lambda f: f["seconds"])
+        read = min((in_child("source", url) for _ in range(repeat)), key=lambda f: f["seconds"])
+        assert read["orders"] == bare["orders"] == orders, (read, bare)
+        assert read["lines"] == bare["lines"] == orders * LINES_PER_ORDER
+        exported = None
+        if run:
+            with tempfile.TemporaryDirectory(prefix="order-export-bench-") as folder:
+                exported = in_child("run", url, folder)
+    finally:
+        server.drop_database(database)
+
+    def rate(figures: dict[str, float]) -> float:
+        return figures["orders"] / figures["seconds"]
+
+    print(f"\n{orders:,} orders, {LINES_PER_ORDER} lines each (COPY load {loaded:.1f}s)")
+    print(f"  bare psycopg read  {rate(bare):>9,.0f} orders/s  peak RSS {bare['rss_mb']:6.1f} MB")
+    print(
+        f"  SqlSource read     {rate(read):>9,.0f} orders/s  peak RSS {read['rss_mb']:6.1f} MB"
+        f"  ({rate(read) / rate(bare):.2f}x the bare read)"
+    )
+    if exported is not None:
+        print(
+            f"  run to file        {rate(exported):>9,.0f} orders/s"
+            f"  peak RSS {exported['rss_mb']:6.1f} MB  ({exported['seconds']:.1f}s)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--orders", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--repeat", type=int, default=2, help="reads of each kind; best kept")
+    parser.add_argument("--no-run", action="store_true", help="skip the whole export run")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        if kind == "bare":
+            figures = child_bare(rest[0])
+        elif kind == "source":
+            figures = asyncio.run(child_source(rest[0]))
+        else:
+            figures = asyncio.run(child_run(rest[0], rest[1]))
+        print(json.dumps(figures))
+        return
+
+    from tests.support.postgres import start_postgres
+
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores,"
+        f" Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
+    server = start_postgres()
+    try:
+        for orders in args.orders:
+            measure(server, orders, args.repeat, not args.no_run)
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
