@@ -52,7 +52,11 @@ class SortedSpill(Generic[T]):
         self._folder = Path(tempfile.mkdtemp(prefix="order-export-verify-"))  # 0700
         path = self._folder / "spill.sqlite"
         create_private_file(path)
-        self._db: sqlite3.Connection | None = sqlite3.connect(path, isolation_level=None)
+        # One thread at a time, but not always the one that made it (a file read runs in a
+        # worker thread).
+        self._db: sqlite3.Connection | None = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False
+        )
         for pragma in (
             "journal_mode = OFF",  # a scratch file: nothing to recover after a crash
             "synchronous = OFF",
@@ -77,6 +81,21 @@ class SortedSpill(Generic[T]):
             "INSERT OR REPLACE INTO items VALUES (?, ?, ?)", (order_id, variant, self._encode(item))
         )
         self.added += 1
+
+    def get(self, order_id: str, variant: str) -> T | None:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT data FROM items WHERE order_id = ? AND variant = ?", (order_id, variant)
+            )
+            .fetchone()
+        )
+        return None if row is None else self._decode(row[0])
+
+    def discard(self, order_id: str, variant: str) -> None:
+        self._connection().execute(
+            "DELETE FROM items WHERE order_id = ? AND variant = ?", (order_id, variant)
+        )
 
     def add_many(self, items: Iterable[T]) -> None:
         for item in items:
