@@ -179,10 +179,19 @@ def parameter_problems(
             if parameter.get("required"):
                 problems.append((name, "is required"))
             continue
-        problem = schema_problem(_parameter_validator(operation, index), values[name])
+        value = _typed(parameter.get("schema", {}), values[name])
+        problem = schema_problem(_parameter_validator(operation, index), value)
         if problem is not None:
             problems.append((name, problem.split(": ", 1)[-1]))
     return problems
+
+
+def _typed(schema: dict[str, Any], value: str) -> Any:
+    """A path or query value as its schema's type reads it (`limit=1000` is an integer)."""
+    if schema.get("type") == "integer":
+        with contextlib.suppress(ValueError):
+            return int(value)
+    return value
 
 
 # --- the account's data -------------------------------------------------------------------------
