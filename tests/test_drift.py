@@ -122,8 +122,7 @@ def repaired(
     for item in drift:
         if item.kind == "extra":
             held[item.order_id] = [
-                replace(o, payment_status="cancelled", cancelled=True)
-                for o in held[item.order_id]
+                replace(o, payment_status="cancelled", cancelled=True) for o in held[item.order_id]
             ]
         else:
             held[item.order_id] = [platform_view(by_id[item.order_id])]
@@ -188,3 +187,9 @@ def test_the_spill_is_private_sorted_replacing_and_gone_after() -> None:
     assert [doc["order_id"] for doc in out] == ["SO-1", "SO-2", "SO-3"]
     assert out[2]["payment_status"] == "paid"  # the last one added for an order wins
     assert not folder.exists()
+
+
+def test_an_order_the_erp_lists_but_cannot_send_is_not_extra() -> None:
+    broken = platform_view(copy.deepcopy(VALID))
+    assert list(compare([], [broken], listed={broken.order_id})) == []
+    assert list(compare([], [broken])) == [Drift(broken.order_id, "extra")]

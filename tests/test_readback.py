@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -136,7 +137,9 @@ async def test_mailchimp_reads_back_a_run_clean_and_names_each_kind_of_drift(
     )
 
     reads = mailchimp.requests_to("GET", "/orders")
-    assert len(reads) == 1  # 120 orders: one page of up to 1,000
+    assert len(reads) == 1  # 120 orders: one page of up to 1,000, only the compared fields
+    assert parse_qs(reads[0].query)["count"] == ["1000"]
+    assert "orders.financial_status" in parse_qs(reads[0].query)["fields"][0].split(",")
     gone = docs[3]["order_id"]
     changed = first_id(docs[4:], lambda doc: doc["payment_status"] != "refunded")
     shipped = first_id(docs[4:], lambda doc: doc["shipping_status"] == "not_shipped")

@@ -16,11 +16,11 @@ twice until the old record is deleted).
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import sqlite3
 import tempfile
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator
-from dataclasses import astuple
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -34,6 +34,7 @@ T = TypeVar("T")
 
 CACHE_KIB = 2048  # SQLite's page cache: what the sort may hold in memory
 FETCH_ROWS = 500  # rows read back at a time
+CHUNK_ROWS = 1000  # rows written at a time
 
 
 class SortedSpill(Generic[T]):
@@ -76,11 +77,7 @@ class SortedSpill(Generic[T]):
         return self._folder
 
     def add(self, item: T) -> None:
-        order_id, variant = self._key(item)
-        self._connection().execute(
-            "INSERT OR REPLACE INTO items VALUES (?, ?, ?)", (order_id, variant, self._encode(item))
-        )
-        self.added += 1
+        self.add_many((item,))
 
     def get(self, order_id: str, variant: str) -> T | None:
         row = (
@@ -98,12 +95,22 @@ class SortedSpill(Generic[T]):
         )
 
     def add_many(self, items: Iterable[T]) -> None:
-        for item in items:
-            self.add(item)
+        """Add items in order (a later one replaces an earlier one with its key), a chunk
+        per statement."""
+        db = self._connection()
+        rows = ((*self._key(item), self._encode(item)) for item in items)
+        while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+            db.executemany("INSERT OR REPLACE INTO items VALUES (?, ?, ?)", chunk)
+            self.added += len(chunk)
 
     async def add_stream(self, items: AsyncIterable[T]) -> None:
+        chunk: list[T] = []
         async for item in items:
-            self.add(item)
+            chunk.append(item)
+            if len(chunk) == CHUNK_ROWS:
+                self.add_many(chunk)
+                chunk.clear()
+        self.add_many(chunk)
 
     def sorted(self) -> Iterator[T]:
         """The items by order id; read lazily, a few hundred rows at a time."""
@@ -159,15 +166,14 @@ def _by_order_and_email(order: PlatformOrder) -> tuple[str, str]:
 
 
 def _encode_platform_order(order: PlatformOrder) -> bytes:
-    fields = astuple(order)
-    return orjson.dumps(fields)  # a NaN total (not a number at the platform) becomes null
+    return orjson.dumps(order)  # a NaN total (not a number at the platform) becomes null
 
 
 def _decode_platform_order(data: bytes) -> PlatformOrder:
     fields = orjson.loads(data)
-    total = fields[5]
-    fields[5] = float("nan") if total is None else float(total)
-    return PlatformOrder(*fields)
+    total = fields["total"]
+    fields["total"] = float("nan") if total is None else float(total)
+    return PlatformOrder(**fields)
 
 
 def document_spill() -> SortedSpill[OrderDocument]:

@@ -19,7 +19,7 @@ sorted (`ValueError` otherwise), as a merge of unsorted streams would name false
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any, Literal, TypeVar
@@ -90,9 +90,17 @@ def differences(platform: PlatformOrder, erp: PlatformOrder) -> Iterator[Drift]:
             yield Drift(erp.order_id, "different", name, shown, ours)
 
 
-def compare(erp: Iterable[OrderDocument], platform: Iterable[PlatformOrder]) -> Iterator[Drift]:
+def compare(
+    erp: Iterable[OrderDocument],
+    platform: Iterable[PlatformOrder],
+    *,
+    listed: Container[str] = (),
+) -> Iterator[Drift]:
     """The drift between the ERP's orders and the platform's copy, both sorted by order id
-    (the ERP's documents already valid and of the window), ordered by order id."""
+    (the ERP's documents already valid and of the window), ordered by order id. `listed`:
+    ids the ERP lists in the window that are not among `erp` (invalid documents, skipped by
+    every run): the platform's copy of one of them is not `extra`, so a repair never marks
+    an order cancelled only because the ERP's document of it broke."""
     ours = _ascending(((doc["order_id"], doc) for doc in erp), repeats=False)
     theirs = _ascending((order.order_id, order) for order in platform)
     copies = ((order_id, [o for _, o in group]) for order_id, group in groupby(theirs, _first))
@@ -105,7 +113,7 @@ def compare(erp: Iterable[OrderDocument], platform: Iterable[PlatformOrder]) -> 
             doc_item = next(ours, None)
         elif doc_item is None or copy_item[0] < doc_item[0]:
             order_id, held = copy_item
-            if not all(order.cancelled for order in held):
+            if order_id not in listed and not all(order.cancelled for order in held):
                 yield Drift(order_id, "extra")
             copy_item = next(copies, None)
         else:

@@ -86,6 +86,7 @@ class Exchange:
     path: str  # below /3.0, without the query
     body: Any
     status: int
+    query: str = ""  # the query string as sent
 
 
 class Problem(Exception):
@@ -511,7 +512,8 @@ class MailchimpFake(LoopbackServer):
             reply = self.faulted(fault, lambda: self._answer(request))
         with self.lock:
             status = 0 if reply is None else reply.status
-            self.exchanges.append(Exchange(request.method, path, request.body, status))
+            query = urlsplit(request.target).query
+            self.exchanges.append(Exchange(request.method, path, request.body, status, query))
         return reply
 
     def _answer(self, request: Request) -> Reply:
