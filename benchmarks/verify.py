@@ -6,11 +6,12 @@ Mailchimp and Dotdigital (tests/fakes, 20 ms latency on every request).
 
 This process runs each fake (in threads) and seeds its store directly (no engine run): the
 window's orders with some drift made (1 in 100 deleted, 1 in 97 changed, 1 in 200 extra). Each
-measurement runs in a child process of its own, so its peak RSS (`ru_maxrss`) is the read-back
-and comparison's alone, never the fake's: the child reads the platform's copy back through the
-destination (`read_back`: pages through the real request code, spilled to a sorted SQLite file),
-spills the ERP's side (the same orders, generated again in the child, in no particular order)
-and compares the two in one pass; it checks that the drift found is the drift made.
+measurement runs in a child process of its own, so its peak RSS (the kernel's `VmHWM`, see
+`peak_rss_kib`) is the read-back and comparison's alone, never the fake's: the child reads the
+platform's copy back through the destination (`read_back`: pages through the real request
+code, spilled to a sorted SQLite file), spills the ERP's side (the same orders, generated again
+in the child, in no particular order; `erp_spill`) and compares the two in one pass; it
+checks that the drift found is the drift made.
 Reported per platform and size: requests per 10,000 orders (goal <= 25), orders checked per
 second, and peak RSS (goal: flat between 10,000 and 100,000).
 """
@@ -38,7 +39,8 @@ from order_export_tui.destinations.dotdigital import DotdigitalDestination  # no
 from order_export_tui.destinations.dotdigital_records import order_record_json  # noqa: E402
 from order_export_tui.destinations.mailchimp import MailchimpDestination  # noqa: E402
 from order_export_tui.destinations.mailchimp_payloads import order_body  # noqa: E402
-from order_export_tui.destinations.readback_spill import document_spill  # noqa: E402
+from order_export_tui.destinations.readback import platform_view  # noqa: E402
+from order_export_tui.destinations.readback_spill import erp_spill  # noqa: E402
 from order_export_tui.engine.drift import compare  # noqa: E402
 from order_export_tui.orders import OrderDocument  # noqa: E402
 from order_export_tui.transport.retry import Retrier, RetryPolicy  # noqa: E402
@@ -119,8 +121,8 @@ async def measure(platform: str, url: str, count: int) -> dict[str, Any]:
     held = await destination.read_back(since, retrier)
     read = time.perf_counter()
     await destination.close()
-    with held, document_spill() as erp:
-        erp.add_many(erp_orders(count))
+    with held, erp_spill() as erp:
+        erp.add_many(platform_view(doc) for doc in erp_orders(count))
         spilled = time.perf_counter()
         kinds = Counter(item.kind for item in compare(erp.sorted(), held.sorted()))
         platform_orders = len(held)
@@ -133,8 +135,22 @@ async def measure(platform: str, url: str, count: int) -> dict[str, Any]:
         "platform_orders": platform_orders,
         "drift": dict(kinds),
         "retried": retrier.retried,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_kib() / 1024,
     }
+
+
+def peak_rss_kib() -> float:
+    """This process's peak resident set: the kernel's high-water mark of its own memory
+    (`VmHWM`). Linux's `ru_maxrss` is no use here: it keeps the peak of the process before
+    `exec`, the parent's, which holds the fake's 100,000 orders when it forks the child."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 # --- the parent: the fakes, their stores, the children ------------------------------------------

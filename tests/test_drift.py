@@ -14,7 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from order_export_tui.destinations.readback import PlatformOrder, platform_view
-from order_export_tui.destinations.readback_spill import document_spill, platform_spill
+from order_export_tui.destinations.readback_spill import (
+    document_spill,
+    erp_spill,
+    platform_spill,
+)
 from order_export_tui.engine.drift import Drift, compare
 from tests.support.orders import VALID
 
@@ -139,6 +143,9 @@ def test_the_comparison_names_exactly_the_drift_made_and_none_after_repair(
     found = list(compare(docs, sorted_copy(platform)))
 
     assert sorted(found, key=lambda d: d.order_id) == expected
+    with erp_spill() as views:  # the ERP's side as verify spills it: the same drift
+        views.add_many(platform_view(doc) for doc in reversed(docs))
+        assert list(compare(views.sorted(), sorted_copy(platform))) == found
     assert [d.order_id for d in found] == sorted(d.order_id for d in found)
     after = repaired(docs, platform, found)
     assert list(compare(docs, sorted_copy(after))) == []

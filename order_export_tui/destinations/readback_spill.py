@@ -176,8 +176,14 @@ def _decode_platform_order(data: bytes) -> PlatformOrder:
     return PlatformOrder(**fields)
 
 
+def erp_spill() -> SortedSpill[PlatformOrder]:
+    """For the ERP's side of a comparison: add `platform_view(doc)` of each valid document
+    of the window. A fifth of a whole document's bytes, so the faster choice for `verify`."""
+    return platform_spill(one_per_order=True)
+
+
 def document_spill() -> SortedSpill[OrderDocument]:
-    """For the ERP's side: its order documents, one per order id."""
+    """For the ERP's side when whole documents are wanted back: one per order id."""
     return SortedSpill(
         key=lambda doc: (doc["order_id"], ""),
         encode=orjson.dumps,

@@ -91,17 +91,18 @@ def differences(platform: PlatformOrder, erp: PlatformOrder) -> Iterator[Drift]:
 
 
 def compare(
-    erp: Iterable[OrderDocument],
+    erp: Iterable[OrderDocument | PlatformOrder],
     platform: Iterable[PlatformOrder],
     *,
     listed: Container[str] = (),
 ) -> Iterator[Drift]:
     """The drift between the ERP's orders and the platform's copy, both sorted by order id
-    (the ERP's documents already valid and of the window), ordered by order id. `listed`:
+    (the ERP's documents already valid and of the window, or their `platform_view`s: what
+    `erp_spill` keeps), ordered by order id. `listed`:
     ids the ERP lists in the window that are not among `erp` (invalid documents, skipped by
     every run): the platform's copy of one of them is not `extra`, so a repair never marks
     an order cancelled only because the ERP's document of it broke."""
-    ours = _ascending(((doc["order_id"], doc) for doc in erp), repeats=False)
+    ours = _ascending(((view.order_id, view) for view in map(_view, erp)), repeats=False)
     theirs = _ascending((order.order_id, order) for order in platform)
     copies = ((order_id, [o for _, o in group]) for order_id, group in groupby(theirs, _first))
     doc_item = next(ours, None)
@@ -117,9 +118,13 @@ def compare(
                 yield Drift(order_id, "extra")
             copy_item = next(copies, None)
         else:
-            yield from _compare_copies(platform_view(doc_item[1]), copy_item[1])
+            yield from _compare_copies(doc_item[1], copy_item[1])
             doc_item = next(ours, None)
             copy_item = next(copies, None)
+
+
+def _view(item: OrderDocument | PlatformOrder) -> PlatformOrder:
+    return item if isinstance(item, PlatformOrder) else platform_view(item)
 
 
 def _compare_copies(erp: PlatformOrder, held: list[PlatformOrder]) -> Iterator[Drift]:

@@ -453,7 +453,10 @@ class MailchimpFake(LoopbackServer):
         count, offset = int(params.get("count", 10)), int(params.get("offset", 0))
         theirs = (order for (sid, _), order in self.orders.items() if sid == store_id)
         page = [_order_json(order) for order in itertools.islice(theirs, offset, offset + count)]
-        total = sum(1 for sid, _ in self.orders if sid == store_id)
+        if len(self.stores) == 1:  # every order is this store's (a benchmark's 100,000)
+            total = len(self.orders)
+        else:
+            total = sum(1 for sid, _ in self.orders if sid == store_id)
         answer = {"store_id": store_id, "orders": page, "total_items": total}
         return shaped(answer, params.get("fields"), params.get("exclude_fields"))
 
