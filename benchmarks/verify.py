@@ -35,10 +35,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from order_export_tui.destinations.dotdigital import DotdigitalDestination  # noqa: E402
-from order_export_tui.destinations.dotdigital_records import order_record_json  # noqa: E402
-from order_export_tui.destinations.mailchimp import MailchimpDestination  # noqa: E402
-from order_export_tui.destinations.mailchimp_payloads import order_body  # noqa: E402
+from order_export_tui.destinations.dotdigital.destination import DotdigitalDestination  # noqa: E402
+from order_export_tui.destinations.dotdigital.records import order_record_json  # noqa: E402
+from order_export_tui.destinations.mailchimp.destination import MailchimpDestination  # noqa: E402
+from order_export_tui.destinations.mailchimp.payloads import order_body  # noqa: E402
 from order_export_tui.destinations.readback import platform_view  # noqa: E402
 from order_export_tui.destinations.readback_spill import erp_spill  # noqa: E402
 from order_export_tui.engine.drift import compare  # noqa: E402

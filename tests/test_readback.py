@@ -17,11 +17,12 @@ import httpx
 import pytest
 
 from order_export_tui.destinations.base import DestinationError, OrderChange
-from order_export_tui.destinations.dotdigital import DotdigitalDestination
-from order_export_tui.destinations.dotdigital_records import order_record_json
-from order_export_tui.destinations.file import FileDestination
-from order_export_tui.destinations.mailchimp import MailchimpDestination
-from order_export_tui.destinations.mailchimp_payloads import order_body
+from order_export_tui.destinations.dotdigital.destination import DotdigitalDestination
+from order_export_tui.destinations.dotdigital.records import order_record_json
+from order_export_tui.destinations.file.connector import file_path
+from order_export_tui.destinations.file.destination import FileDestination
+from order_export_tui.destinations.mailchimp.destination import MailchimpDestination
+from order_export_tui.destinations.mailchimp.payloads import order_body
 from order_export_tui.destinations.readback import PlatformOrder
 from order_export_tui.destinations.readback_spill import SortedSpill, document_spill
 from order_export_tui.engine.drift import Drift, compare
@@ -29,6 +30,7 @@ from order_export_tui.engine.runner import window_start
 from order_export_tui.orders import OrderDocument, order_problem
 from order_export_tui.settings import Settings
 from order_export_tui.sources.demo import DemoErpSource
+from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.transport.retry import Retrier, RetriesExhaustedError, RetryPolicy
 from tests.fakes.dotdigital import INSIGHT_SPEC, FakeDotdigital
 from tests.fakes.mailchimp import MailchimpFake
@@ -78,7 +80,7 @@ def since(settings: Settings) -> datetime:
 
 async def erp_documents(settings: Settings) -> list[OrderDocument]:
     """The ERP's side: the window's valid orders, sorted by order id through a spill."""
-    source = DemoErpSource(settings.demo_database_path)
+    source = DemoErpSource(demo_database_path(settings))
     with document_spill() as spill:
         async for chunk in source.iter_orders(since(settings)):
             spill.add_many(doc for doc in chunk if order_problem(doc) is None)
@@ -523,7 +525,7 @@ async def test_the_file_reads_back_its_latest_records_and_names_each_kind_of_dri
 ) -> None:
     settings = make_settings()
     docs = await exported(settings, state_factory)
-    destination = FileDestination(settings.file_path, store_name="Test webstore")
+    destination = FileDestination(file_path(settings), store_name="Test webstore")
 
     assert (
         await drift_of(settings, await destination.read_back(since(settings), retrier(fake_clock)))
@@ -533,20 +535,20 @@ async def test_the_file_reads_back_its_latest_records_and_names_each_kind_of_dri
     before = {doc["order_id"]: doc for doc in docs}
     gone = docs[1]["order_id"]
     changed = first_id(docs[2:], lambda doc: doc["payment_status"] != "paid")
-    lines = settings.file_path.read_text().splitlines()
+    lines = file_path(settings).read_text().splitlines()
     kept = []
     for line in lines:  # the deleted order: its records gone from the file
         request = json.loads(line)
         request["body"]["records"] = [r for r in request["body"]["records"] if r["key"] != gone]
         kept.append(json.dumps(request))
-    settings.file_path.write_text("\n".join(kept) + "\n")
+    file_path(settings).write_text("\n".join(kept) + "\n")
     later = copy.deepcopy(before[changed]) | {"payment_status": "paid", "tracking_number": "T-1"}
     extra = new_order(docs, "AA-EXTRA")
     await destination.open()
     await destination.send_one(OrderChange(later, "updated", None), retrier(fake_clock))
     await destination.send_batch([OrderChange(extra, "new", None)], retrier(fake_clock))
     await destination.close()
-    with settings.file_path.open("a") as file:
+    with file_path(settings).open("a") as file:
         file.write('{"method": "PUT", "path": "/insightData/v3/imp')  # a torn last line
 
     drift = await drift_of(
