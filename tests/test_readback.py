@@ -233,6 +233,9 @@ async def test_mailchimp_pages_validate_against_the_spec_and_cost_one_request_pe
         answer = httpx.get(f"{mailchimp.url}/ecommerce/stores/{STORE}/orders?{query}", auth=auth)
         assert answer.status_code == 200
         assert_valid_answer(answer.json(), MAILCHIMP, ORDERS_ROUTE, "get", closed=True)
+    assert [sorted(order) for order in answer.json()["orders"]] == [
+        sorted(key for key in order_body(doc) if key != "lines") for doc in docs[-1:-4:-1]
+    ]
     shaped = httpx.get(
         f"{mailchimp.url}/ecommerce/stores/{STORE}/orders?count=2&fields=orders.id,total_items",
         auth=auth,
