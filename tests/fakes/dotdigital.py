@@ -13,7 +13,12 @@ What it does as Dotdigital does:
   Dotdigital's error shape and listed in `invalid_requests` (tests assert it stays empty).
 - Insight data: collections (list, create), bulk imports processed in the background
   (`NotStarted`, `Processing`, then `Finished`) with a `failures[]` report, single-record
-  upserts. Records are upserts keyed by (collection, key), with a write count per key. A
+  upserts, reads and deletes, and the listing of every contact's records
+  (`GET /insightData/v3/contacts/{collectionName}`: pages of at most `limit`, never over the
+  1,000 its answer's schema allows, in the order the records were created, the next page's
+  `marker` in `_links.next`). A contact-scoped record belongs to its contact: records are
+  upserts keyed by (collection, contact, key), so an order sent under a new e-mail leaves
+  the old contact's record until it is deleted; a write count per (collection, key). A
   contact-scoped record needs its contact to exist.
 - Contacts: bulk import (processed in the background like the Insight import), single upsert
   (PATCH) and read.
@@ -39,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import bisect
 import contextlib
 import heapq
 import hmac
@@ -67,6 +73,7 @@ from tests.support.specs import SPECS_DIR, load_spec, require_specs, schema_for
 INSIGHT_SPEC = "dotdigital-insight-data-v3.openapi.json"
 CONTACTS_SPEC = "dotdigital-contacts-v3.openapi.json"
 MAX_ACTIVE_IMPORTS = 5
+LIST_PAGE_MAX = 1000  # the records listing's answer holds at most this many (`maxItems`)
 MAX_JSON_KEY = 100
 MAX_JSON_STRING = 4000
 _JSON_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -172,10 +179,19 @@ def parameter_problems(
             if parameter.get("required"):
                 problems.append((name, "is required"))
             continue
-        problem = schema_problem(_parameter_validator(operation, index), values[name])
+        value = _typed(parameter.get("schema", {}), values[name])
+        problem = schema_problem(_parameter_validator(operation, index), value)
         if problem is not None:
             problems.append((name, problem.split(": ", 1)[-1]))
     return problems
+
+
+def _typed(schema: dict[str, Any], value: str) -> Any:
+    """A path or query value as its schema's type reads it (`limit=1000` is an integer)."""
+    if schema.get("type") == "integer":
+        with contextlib.suppress(ValueError):
+            return int(value)
+    return value
 
 
 # --- the account's data -------------------------------------------------------------------------
@@ -286,6 +302,7 @@ def _now_text() -> str:
 
 
 Handler = Callable[[dict[str, str], dict[str, str], Any], Answer]
+RecordSlot = tuple[str, int, str]  # (lower-cased collection, owner contact id, key)
 
 
 @dataclass(frozen=True)
@@ -335,7 +352,11 @@ class FakeDotdigital(LoopbackServer):
         self._contact_ids = itertools.count(1001)
         self._contacts: dict[str, Contact] = {}  # lower-cased e-mail -> contact
         self._collections: dict[str, dict[str, str]] = {}  # lower-cased name -> summary
-        self._records: dict[tuple[str, str], dict[str, Any]] = {}
+        # (collection, owner contact id, key) -> the record: a contact-scoped record belongs
+        # to its contact, so one key may be held by two contacts (an order moved to another).
+        self._records: dict[RecordSlot, dict[str, Any]] = {}
+        self._listing: list[tuple[int, RecordSlot]] = []  # (sequence, slot) as created
+        self._record_sequence = itertools.count(1)
         self._writes: Counter[tuple[str, str]] = Counter()
         self._imports: dict[str, ImportJob] = {}
         self._due: list[tuple[float, int, str]] = []
@@ -357,13 +378,41 @@ class FakeDotdigital(LoopbackServer):
             self._wakeup.notify_all()
 
     def records(self, collection: str = "Orders") -> dict[str, dict[str, Any]]:
-        """Key -> the record's JSON, for one collection."""
+        """Key -> the record's JSON, for one collection (the last written, when two contacts
+        hold the key)."""
         with self._lock:
-            return {
-                key: stored["json"]
-                for (name, key), stored in self._records.items()
+            held = sorted(
+                (stored["written"], key, stored["json"])
+                for (name, _, key), stored in self._records.items()
                 if name == collection.lower()
-            }
+            )
+            return {key: value for _, key, value in held}
+
+    def held_by(self, key: str, collection: str = "Orders") -> list[str]:
+        """The e-mail addresses of the contacts that hold a record with this key."""
+        with self._lock:
+            return sorted(
+                stored["contactIdentity"]["value"]
+                for (name, _, held), stored in self._records.items()
+                if name == collection.lower() and held == key
+            )
+
+    def put_record(
+        self, email: str, key: str, value: dict[str, Any], collection: str = "Orders"
+    ) -> None:
+        """Store a record straight into the account (a test's drift, a benchmark's seed),
+        creating its contact and collection when missing; no request, no import."""
+        with self._lock:
+            if email.lower() not in self._contacts:
+                self._upsert_contact(email, {}, "overwrite")
+            self._ensure_collection(collection, "contact", "orders")
+            self._store_record(collection, key, {"identifier": "email", "value": email}, value)
+
+    def remove_record(self, key: str, collection: str = "Orders") -> None:
+        """Delete every contact's record with this key, as a person in Dotdigital would."""
+        with self._lock:
+            for slot in [s for s in self._records if s[0] == collection.lower() and s[2] == key]:
+                del self._records[slot]
 
     def write_count(self, key: str, collection: str = "Orders") -> int:
         with self._lock:
@@ -599,6 +648,20 @@ class FakeDotdigital(LoopbackServer):
                 self._get_record,
                 False,
             ),
+            (
+                INSIGHT_SPEC,
+                "/insightData/v3/contacts/{identifier}/{value}/{collectionName}/{recordId}",
+                "delete",
+                self._delete_record,
+                False,
+            ),
+            (
+                INSIGHT_SPEC,
+                "/insightData/v3/contacts/{collectionName}",
+                "get",
+                self._list_contact_records,
+                False,
+            ),
             (CONTACTS_SPEC, "/contacts/v3/import", "put", self._submit_contacts_import, False),
             (
                 CONTACTS_SPEC,
@@ -624,7 +687,7 @@ class FakeDotdigital(LoopbackServer):
     # --- Insight data -------------------------------------------------------------------------
 
     def _list_collections(self, path: dict[str, str], query: dict[str, str], body: Any) -> Answer:
-        counts = Counter(name for name, _ in self._records)
+        counts = Counter(name for name, _, _ in self._records)
         summaries = [
             {**summary, "recordCount": counts[name]} for name, summary in self._collections.items()
         ]
@@ -672,17 +735,116 @@ class FakeDotdigital(LoopbackServer):
         return Answer(201 if created else 204)
 
     def _get_record(self, path: dict[str, str], query: dict[str, str], body: Any) -> Answer:
-        stored = self._records.get((path["collectionName"].lower(), path["recordId"]))
+        stored = self._records.get(self._record_slot(path))
         if stored is None:
             raise Refusal(404, "insightData:recordNotFound", "The record could not be found")
-        return Answer(200, {"key": path["recordId"], **stored})
+        return Answer(
+            200,
+            {
+                "key": path["recordId"],
+                "contactIdentity": stored["contactIdentity"],
+                "json": stored["json"],
+            },
+        )
+
+    def _delete_record(self, path: dict[str, str], query: dict[str, str], body: Any) -> Answer:
+        collection = path["collectionName"]
+        if collection.lower() not in self._collections:
+            raise Refusal(
+                404,
+                "insightData:collectionNotFound",
+                "The collection could not be found",
+                [(collection, "Not found")],
+            )
+        if self._contact_at(path) is None:
+            raise Refusal(
+                404,
+                "insightData:contactNotFound",
+                "The following contacts could not be found",
+                [(path["value"], f"Not found using the identifier '{path['identifier']}'")],
+            )
+        slot = self._record_slot(path)
+        if slot not in self._records:
+            raise Refusal(
+                404,
+                "insightData:recordNotFound",
+                "The Insight data record could not be found",
+                [(path["recordId"], f"Not found in the contacts collection '{collection}'")],
+            )
+        del self._records[slot]
+        return Answer(204)
+
+    def _list_contact_records(
+        self, path: dict[str, str], query: dict[str, str], body: Any
+    ) -> Answer:
+        """A page of every contact's records, in the order they were created: at most
+        `limit` and never more than the 1,000 the answer's schema allows, after `marker`."""
+        collection = path["collectionName"]
+        name = collection.lower()
+        if name not in self._collections:
+            raise Refusal(
+                404,
+                "insightData:collectionNotFound",
+                "The collection could not be found",
+                [(collection, "Not found")],
+            )
+        limit = min(int(query.get("limit", LIST_PAGE_MAX)), LIST_PAGE_MAX)
+        marker = query.get("marker", "")
+        after = _marker_sequence(marker)
+        start = bisect.bisect_right(self._listing, after, key=_sequence_of)
+        items: list[dict[str, Any]] = []
+        last = after
+        more = False
+        for sequence, slot in itertools.islice(self._listing, start, None):
+            stored = self._records.get(slot)
+            if stored is None or stored["sequence"] != sequence:
+                continue  # deleted since (or deleted and created again, listed later)
+            if len(items) == limit:
+                more = True
+                break
+            items.append(
+                {
+                    "key": slot[2],
+                    "json": stored["json"],
+                    "created": stored["created"],
+                    "updated": stored["updated"],
+                    "ownerContactId": slot[1],
+                }
+            )
+            last = sequence
+        links = {
+            "self": _page_link(collection, limit, marker),
+            "first": _page_link(collection, limit, ""),
+        }
+        if more:
+            links["next"] = _page_link(collection, limit, _marker(last))
+        return Answer(200, {"_links": links, "_items": items})
+
+    def _record_slot(self, path: dict[str, str]) -> RecordSlot:
+        contact = self._contact_at(path)
+        owner = contact.contact_id if contact is not None else 0
+        return (path["collectionName"].lower(), owner, path["recordId"])
 
     def _store_record(self, collection: str, key: str, identity: Any, value: Any) -> bool:
-        """Upsert one record; True when it is new."""
-        slot = (collection.lower(), key)
-        created = slot not in self._records
-        self._records[slot] = {"contactIdentity": identity, "json": value}
-        self._writes[slot] += 1
+        """Upsert one record of the contact `identity` names; True when it is new."""
+        owner = 0
+        if isinstance(identity, dict):
+            contact = self._contact_at(
+                {"identifier": str(identity.get("identifier")), "value": str(identity.get("value"))}
+            )
+            owner = contact.contact_id if contact is not None else 0
+        slot = (collection.lower(), owner, key)
+        now = _now_text()
+        stored = self._records.get(slot)
+        created = stored is None
+        if stored is None:
+            stored = {"sequence": next(self._record_sequence), "created": now}
+            self._listing.append((stored["sequence"], slot))
+        stored.update(
+            contactIdentity=identity, json=value, updated=now, written=next(self._record_sequence)
+        )
+        self._records[slot] = stored
+        self._writes[(collection.lower(), key)] += 1
         return created
 
     def _owner_problem(self, identity: Any) -> tuple[str, list[str]]:
@@ -933,6 +1095,30 @@ class FakeDotdigital(LoopbackServer):
         if email.lower() in seen:
             return "duplicateIdentifier", f"Duplicate identifier detected for email '{email}'"
         return "", ""
+
+
+def _sequence_of(item: tuple[int, RecordSlot]) -> int:
+    return item[0]
+
+
+def _marker(sequence: int) -> str:
+    return base64.urlsafe_b64encode(f"after:{sequence}".encode()).decode()
+
+
+def _marker_sequence(marker: str) -> int:
+    """The sequence a page's marker starts after (0: the first page)."""
+    if not marker:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(marker.encode()).decode()
+        return int(text.removeprefix("after:"))
+    except ValueError as error:
+        raise Refusal(400, "insightData:invalidMarker", "The marker is not valid") from error
+
+
+def _page_link(collection: str, limit: int, marker: str) -> dict[str, str]:
+    query = f"limit={limit}" + (f"&marker={marker}" if marker else "")
+    return {"marker": marker, "link": f"/insightData/v3/contacts/{collection}?{query}"}
 
 
 def _failure_entry(

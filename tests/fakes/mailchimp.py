@@ -13,12 +13,14 @@ What it does as Mailchimp does:
 - Every request body is validated against the spec's schema for its operation; creates (POST,
   PUT) also may not carry properties the spec does not list. An invalid body is answered 400
   `application/problem+json` with `errors[]` (`field`, `message`) and kept in `schema_errors`
-  (tests assert it stays empty).
+  (tests assert it stays empty). So is every query parameter (declared for the operation,
+  of its type, within its bounds: `count` at most 1000).
 - Stores (their audience must exist, and `list_id` cannot change), customers (upserts),
-  products (created, updated) with their variants, orders (a store's list gives
-  `total_items`). Creating what exists answers 400 "... already
-  exists"; an order line whose product variant does not exist answers 400 "A product with
-  the provided variant ID does not exist"; what is missing answers 404.
+  products (created, updated) with their variants, orders (created, updated, deleted; a
+  store's list pages with `count`/`offset`, in the order the orders were created, gives
+  `total_items`, and honours `fields`/`exclude_fields`). Creating what exists answers 400
+  "... already exists"; an order line whose product variant does not exist answers 400 "A
+  product with the provided variant ID does not exist"; what is missing answers 404.
 - At most 10 requests in flight (Mailchimp's simultaneous connections per key): beyond that,
   429. `max_in_flight` is the most seen at once.
 - `is_syncing` history per store (`syncing_history`) and the automation e-mails Mailchimp
@@ -35,6 +37,7 @@ import argparse
 import base64
 import binascii
 import hmac
+import itertools
 import json
 import random
 import sys
@@ -45,7 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.support.loopback_server import Fault, LoopbackServer, Reply, Request
 from tests.support.specs import (
@@ -53,6 +56,7 @@ from tests.support.specs import (
     SPECS_DIR,
     require_specs,
     swagger_body_errors,
+    swagger_query_errors,
     swagger_route,
 )
 
@@ -82,6 +86,7 @@ class Exchange:
     path: str  # below /3.0, without the query
     body: Any
     status: int
+    query: str = ""  # the query string as sent
 
 
 class Problem(Exception):
@@ -228,8 +233,10 @@ class MailchimpFake(LoopbackServer):
             if not path.startswith(BASE_PATH):
                 raise _not_found("resource")
             body = self._parse(raw)
+            query = dict(parse_qsl(urlsplit(raw_path).query, keep_blank_values=True))
             with self.lock:
-                return 200, self._dispatch(method, path[len(BASE_PATH) :] or "/", body)
+                answer = self._dispatch(method, path[len(BASE_PATH) :] or "/", body, query)
+            return (204, None) if answer is None else (200, answer)
         except Problem as problem:
             return problem.status, problem.document
 
@@ -259,7 +266,9 @@ class MailchimpFake(LoopbackServer):
                 f"We encountered an unspecified JSON parsing error: {error}",
             ) from error
 
-    def _dispatch(self, method: str, path: str, body: Any) -> Json:
+    def _dispatch(
+        self, method: str, path: str, body: Any, query: dict[str, str] | None = None
+    ) -> Json | None:
         if method == "GET" and path in ("/", "/ping"):
             return {"health_status": "Everything's Chimpy!"}
         if method == "GET" and path.startswith("/lists/") and path.count("/") == 2:
@@ -276,7 +285,24 @@ class MailchimpFake(LoopbackServer):
         handler = _HANDLERS.get((method, template))
         if handler is None:
             raise Problem(405, "Method Not Allowed", f"The fake does not do {method} {template}.")
-        return handler(self, params, body)
+        arguments = self._query_arguments(method, path, template, query or {})
+        return handler(self, {**arguments, **params}, body)
+
+    def _query_arguments(
+        self, method: str, path: str, template: str, query: dict[str, str]
+    ) -> dict[str, str]:
+        """The query, each parameter checked against the spec's: declared for the operation,
+        of its type, within its bounds (an invalid one is a schema error, answered 400)."""
+        errors = swagger_query_errors(query, MAILCHIMP, template, method)
+        if errors:
+            self.schema_errors.extend((method, path, field, message) for field, message in errors)
+            raise Problem(
+                400,
+                "Invalid Resource",
+                VALIDATION_DETAIL,
+                [{"field": field, "message": message} for field, message in errors],
+            )
+        return query
 
     def _validate(self, method: str, path: str, template: str, body: Any) -> None:
         closed = method in ("POST", "PUT")
@@ -419,10 +445,36 @@ class MailchimpFake(LoopbackServer):
         return dict(order)
 
     def list_orders(self, params: dict[str, str], body: Any) -> Json:
+        """A page of the store's orders, in the order they were created (not by id):
+        `count` (default 10, at most 1000) from `offset`, shaped by `fields` and
+        `exclude_fields` (dotted paths, as Mailchimp reads them)."""
         store_id = params["store_id"]
         self._store(store_id)
-        orders = [dict(order) for (sid, _), order in self.orders.items() if sid == store_id]
-        return {"store_id": store_id, "orders": orders[:10], "total_items": len(orders)}
+        count, offset = int(params.get("count", 10)), int(params.get("offset", 0))
+        theirs = (order for (sid, _), order in self.orders.items() if sid == store_id)
+        page = [_order_json(order) for order in itertools.islice(theirs, offset, offset + count)]
+        if len(self.stores) == 1:  # every order is this store's (a benchmark's 100,000)
+            total = len(self.orders)
+        else:
+            total = sum(1 for sid, _ in self.orders if sid == store_id)
+        answer = {"store_id": store_id, "orders": page, "total_items": total}
+        return shaped(answer, params.get("fields"), params.get("exclude_fields"))
+
+    def delete_order(self, params: dict[str, str], body: Any) -> None:
+        store_id, order_id = params["store_id"], params["order_id"]
+        self._order(store_id, order_id)
+        del self.orders[(store_id, order_id)]
+
+    def put_order(self, store_id: str, order: Json) -> None:
+        """Put an order straight into a store (a test's drift, a benchmark's seed): no
+        request, no notification."""
+        with self.lock:
+            self.orders[(store_id, order["id"])] = dict(order)
+
+    def remove_order(self, store_id: str, order_id: str) -> None:
+        """Delete an order straight from the store, as a person in Mailchimp would."""
+        with self.lock:
+            del self.orders[(store_id, order_id)]
 
     def get_order(self, params: dict[str, str], body: Any) -> Json:
         return dict(self._order(params["store_id"], params["order_id"]))
@@ -463,7 +515,8 @@ class MailchimpFake(LoopbackServer):
             reply = self.faulted(fault, lambda: self._answer(request))
         with self.lock:
             status = 0 if reply is None else reply.status
-            self.exchanges.append(Exchange(request.method, path, request.body, status))
+            query = urlsplit(request.target).query
+            self.exchanges.append(Exchange(request.method, path, request.body, status, query))
         return reply
 
     def _answer(self, request: Request) -> Reply:
@@ -472,6 +525,57 @@ class MailchimpFake(LoopbackServer):
 
     def content_type(self, reply: Reply) -> str:
         return "application/problem+json" if reply.status >= 400 else "application/json"
+
+
+def _order_json(order: Json) -> Json:
+    """An order as Mailchimp shows it: what was sent, without the fake's own notes."""
+    return {key: value for key, value in order.items() if key != "created_while_syncing"}
+
+
+def shaped(answer: Json, fields: str | None, exclude_fields: str | None) -> Json:
+    """`answer` with only the dotted paths in `fields` (when given), without those in
+    `exclude_fields`; a path through an array applies to each of its items."""
+    if fields:
+        answer = _keep(answer, _path_tree(fields))
+    if exclude_fields:
+        answer = _drop(answer, _path_tree(exclude_fields))
+    return answer
+
+
+PathTree = dict[str, "PathTree"]
+
+
+def _path_tree(paths: str) -> PathTree:
+    tree: PathTree = {}
+    for path in filter(None, (p.strip() for p in paths.split(","))):
+        node = tree
+        for part in path.split("."):
+            node = node.setdefault(part, {})
+    return tree
+
+
+def _keep(value: Any, tree: PathTree) -> Any:
+    if isinstance(value, list):
+        return [_keep(item, tree) for item in value]
+    if not isinstance(value, dict):
+        return value
+    return {
+        key: _keep(value[key], below) if below else value[key]
+        for key, below in tree.items()
+        if key in value
+    }
+
+
+def _drop(value: Any, tree: PathTree) -> Any:
+    if isinstance(value, list):
+        return [_drop(item, tree) for item in value]
+    if not isinstance(value, dict):
+        return value
+    return {
+        key: _drop(item, tree[key]) if key in tree else item
+        for key, item in value.items()
+        if key not in tree or tree[key]
+    }
 
 
 def _product_json(product: Json) -> Json:
@@ -492,7 +596,7 @@ def _too_many() -> Problem:
 
 _STORES = "/ecommerce/stores"
 _STORE = f"{_STORES}/{{store_id}}"
-_HANDLERS: dict[tuple[str, str], Callable[[MailchimpFake, dict[str, str], Any], Json]] = {
+_HANDLERS: dict[tuple[str, str], Callable[[MailchimpFake, dict[str, str], Any], Json | None]] = {
     ("GET", _STORES): MailchimpFake.list_stores,
     ("POST", _STORES): MailchimpFake.create_store,
     ("GET", _STORE): MailchimpFake.get_store,
@@ -510,6 +614,7 @@ _HANDLERS: dict[tuple[str, str], Callable[[MailchimpFake, dict[str, str], Any], 
     ("POST", f"{_STORE}/orders"): MailchimpFake.create_order,
     ("GET", f"{_STORE}/orders/{{order_id}}"): MailchimpFake.get_order,
     ("PATCH", f"{_STORE}/orders/{{order_id}}"): MailchimpFake.update_order,
+    ("DELETE", f"{_STORE}/orders/{{order_id}}"): MailchimpFake.delete_order,
 }
 
 

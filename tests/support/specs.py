@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 from datetime import datetime
 from functools import cache
@@ -20,7 +21,12 @@ from typing import Any
 import jsonschema
 import pytest
 
-SPECS_DIR = Path(__file__).resolve().parents[3] / "shared" / "specs"
+# Beside the checkout (../shared/specs); ORDER_EXPORT_SPECS_DIR names them elsewhere (a git
+# worktree one folder deeper).
+SPECS_DIR = Path(
+    os.environ.get("ORDER_EXPORT_SPECS_DIR")
+    or Path(__file__).resolve().parents[3] / "shared" / "specs"
+)
 
 
 def require_specs(*names: str) -> None:
@@ -230,3 +236,65 @@ def swagger_route(spec_name: str, path: str) -> tuple[str, dict[str, str]] | Non
         if match is not None:
             return template, match.groupdict()
     return None
+
+
+def swagger_query_errors(
+    query: dict[str, str], spec_name: str, path: str, method: str
+) -> list[tuple[str, str]]:
+    """One `(parameter, message)` for each query parameter the operation does not declare, or
+    whose value is not of its type or breaks its bounds; [] when the query is valid."""
+    declared = {
+        parameter["name"]: parameter
+        for parameter in swagger_operation(spec_name, path, method).get("parameters", [])
+        if parameter.get("in") == "query"
+    }
+    errors = []
+    for name, value in sorted(query.items()):
+        parameter = declared.get(name)
+        if parameter is None:
+            errors.append((name, "is not a query parameter of this operation"))
+            continue
+        problem = _query_value_problem(parameter, value)
+        if problem:
+            errors.append((name, problem))
+    return errors
+
+
+def _query_value_problem(parameter: dict[str, Any], value: str) -> str | None:
+    kind = parameter.get("type")
+    if kind == "integer":
+        try:
+            number = int(value)
+        except ValueError:
+            return f"{value!r} is not an integer"
+        if "maximum" in parameter and number > parameter["maximum"]:
+            return f"{number} is above the maximum {parameter['maximum']}"
+        if "minimum" in parameter and number < parameter["minimum"]:
+            return f"{number} is below the minimum {parameter['minimum']}"
+    elif kind == "boolean" and value not in ("true", "false"):
+        return f"{value!r} is not true or false"
+    elif kind == "array" and not value:
+        return "is empty"
+    return None
+
+
+def swagger_response_schema(
+    spec_name: str, path: str, method: str, status: str = "200", *, closed: bool = False
+) -> dict[str, Any]:
+    """The JSON Schema of the operation's answer with this status."""
+    spec = load_spec(spec_name)
+    response = swagger_operation(spec_name, path, method)["responses"][status]
+    return _translate_swagger(spec, response.get("schema", {}), closed)  # type: ignore[no-any-return]
+
+
+def assert_valid_answer(
+    body: Any, spec_name: str, path: str, method: str, *, closed: bool = False
+) -> None:
+    """Raise AssertionError listing every way `body` breaks the operation's 200 answer."""
+    schema = swagger_response_schema(spec_name, path, method, closed=closed)
+    validator = jsonschema.Draft4Validator(schema, format_checker=_SWAGGER_FORMATS)
+    errors = sorted(
+        f"{'.'.join(str(p) for p in error.absolute_path)}: {error.message}"
+        for error in validator.iter_errors(body)
+    )
+    assert not errors, f"{method.upper()} {path} answer: " + "; ".join(errors[:10])

@@ -36,6 +36,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -68,6 +69,7 @@ from order_export_tui.destinations.dotdigital.imports import (
     wait_for_import,
 )
 from order_export_tui.destinations.dotdigital.pacing import ImportPacer
+from order_export_tui.destinations.dotdigital.readback import read_dotdigital_copy
 from order_export_tui.destinations.dotdigital.records import (
     bulk_import_body,
     contact_update_body,
@@ -75,6 +77,8 @@ from order_export_tui.destinations.dotdigital.records import (
     order_record_json,
     single_record_path,
 )
+from order_export_tui.destinations.readback import PlatformOrder
+from order_export_tui.destinations.readback_spill import SortedSpill
 from order_export_tui.destinations.rounds import Rounds
 from order_export_tui.orders import OrderDocument
 from order_export_tui.settings import Settings
@@ -212,6 +216,12 @@ class DotdigitalDestination:
             f"Dotdigital at {display_url(self.base_url)} as API user {self.api_user},"
             f" Insight data collection {self.collection} ({collection})"
         )
+
+    async def read_back(self, since: datetime, retrier: Retrier) -> SortedSpill[PlatformOrder]:
+        """The collection's orders dated from `since`, sorted by order id, in a spill the
+        caller closes (interfaces.md §8; `dotdigital.readback`)."""
+        self._api.open()
+        return await read_dotdigital_copy(self._api, self.collection, since, retrier)
 
     async def close(self) -> None:
         await self._contact_rounds.close()

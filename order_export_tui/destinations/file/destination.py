@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -21,6 +22,9 @@ from order_export_tui.destinations.dotdigital.records import (
     order_record_json,
     single_record_path,
 )
+from order_export_tui.destinations.file.readback import read_file_copy
+from order_export_tui.destinations.readback import PlatformOrder
+from order_export_tui.destinations.readback_spill import SortedSpill
 from order_export_tui.private_files import make_private_dirs, open_private
 from order_export_tui.transport.retry import Retrier
 
@@ -68,6 +72,11 @@ class FileDestination:
         """The dry-run file's folder must be writable."""
         await self.open()
         return f"file {self.path} (dry run: the requests Dotdigital would receive)"
+
+    async def read_back(self, since: datetime, retrier: Retrier) -> SortedSpill[PlatformOrder]:
+        """The file's orders dated from `since` (the latest record of each), sorted by order
+        id, in a spill the caller closes (interfaces.md §8; `file.readback`)."""
+        return await read_file_copy(self.path, self.collection, since)
 
     async def _write(self, data: bytes) -> None:
         assert self._fd is not None, "open() the destination first"

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,9 @@ from order_export_tui.destinations.mailchimp.backfill import (
     store_gate,
 )
 from order_export_tui.destinations.mailchimp.product_memory import SentProducts
+from order_export_tui.destinations.mailchimp.readback import read_mailchimp_copy
+from order_export_tui.destinations.readback import PlatformOrder
+from order_export_tui.destinations.readback_spill import SortedSpill
 from order_export_tui.destinations.shared_work import OncePerKey, all_or_first_failure
 from order_export_tui.orders import OrderDocument
 from order_export_tui.settings import Settings, secret_value
@@ -210,6 +214,12 @@ class MailchimpDestination:
             )
         name = store.get("name") or self.store_id
         return f"Mailchimp store {name} ({self.store_id}), {audience} at {where}"
+
+    async def read_back(self, since: datetime, retrier: Retrier) -> SortedSpill[PlatformOrder]:
+        """The store's orders dated from `since`, sorted by order id, in a spill the caller
+        closes (interfaces.md §8; `mailchimp.readback`)."""
+        self._api.ensure_client()
+        return await read_mailchimp_copy(self._api, self.store_id, since, retrier)
 
     async def close(self) -> None:
         try:
