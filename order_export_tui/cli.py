@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from order_export_tui import __version__
+from order_export_tui.engine.backfill import backfill_day
 from order_export_tui.engine.events import CANCELLED, SUCCEEDED, RunReport
 from order_export_tui.run_display import (
     RunDisplay,
@@ -52,7 +52,6 @@ EXIT_OK = 0
 EXIT_TASK_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
-_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,14 +119,9 @@ def add_order_commands(
 
 def _since_date(text: str) -> date:
     try:
-        if not _ISO_DAY.fullmatch(text):
-            raise ValueError(text)
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date as YYYY-MM-DD (got {text!r})") from None
-    if day > date.today():
-        raise argparse.ArgumentTypeError(f"{text} is in the future")
-    return day
+        return backfill_day(text, date.today())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _positive_int(text: str) -> int:

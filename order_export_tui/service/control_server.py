@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from order_export_tui.engine.backfill import backfill_day
 from order_export_tui.service.control import Event
 from order_export_tui.service.control_socket import bind_control_socket, remove_control_socket
 from order_export_tui.service.embedded_server import EmbeddedServer
@@ -158,6 +160,8 @@ class ControlServer:
                 raise ValueError(f"trigger must be one of {', '.join(TRIGGERS)}")
             if since is not None and not isinstance(since, str):
                 raise ValueError("since must be a day, YYYY-MM-DD")
+            if since is not None:
+                backfill_day(since, date.today())  # refused here as `run --since` refuses it
         except ValueError as error:
             return _problem(400, str(error))
         return _json(await self.control.start_run(trigger, only=only, since=since))

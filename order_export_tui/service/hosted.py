@@ -14,6 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from order_export_tui.engine.backfill import backfill_day
 from order_export_tui.engine.events import (
     BatchFinished,
     CancelRequested,
@@ -199,9 +200,9 @@ class HostedControl:
         if trigger == "resend" and not only:
             return Answer(False, "no order id given")
         try:
-            day = None if since is None else date.fromisoformat(since)
-        except ValueError:
-            return Answer(False, f"not a day as YYYY-MM-DD: {since!r}")
+            day = None if since is None else backfill_day(since, date.today())
+        except ValueError as error:
+            return Answer(False, str(error))
         chosen = None if only is None else frozenset(only)
         if not self.service.request_run(
             trigger, only=chosen, since=day, resend=trigger == "resend"
