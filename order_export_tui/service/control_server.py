@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
@@ -44,6 +44,22 @@ def _json(value: Any, status: int = 200) -> Response:
 
 def _problem(status: int, message: str) -> Response:
     return Response(orjson.dumps({"error": message}), status, media_type="application/json")
+
+
+class _Refused(Exception):
+    """A request refused before its body was read to the end (answered with `status`)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def _refused(request: Request, error: Exception) -> Response:
+    assert isinstance(error, _Refused)
+    answer = _problem(error.status, str(error))
+    # Closing is what stops the reading: kept open, the rest of the body would be drained.
+    answer.headers["connection"] = "close"
+    return answer
 
 
 class _Broadcast:
@@ -83,7 +99,8 @@ class ControlServer:
                 Route("/settings", self._settings, methods=["GET"]),
                 Route("/settings", self._save_settings, methods=["PUT"]),
                 Route("/events", self._events, methods=["GET"]),
-            ]
+            ],
+            exception_handlers={_Refused: _refused},
         )
         self._server: EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -125,9 +142,7 @@ class ControlServer:
     # --- endpoints ----------------------------------------------------------------------
 
     async def _body(self, request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if len(raw) > MAX_REQUEST_BYTES:
-            raise ValueError("request too large")
+        raw = await _read_body(request)
         if not raw:
             return {}
         data = orjson.loads(raw)
@@ -212,6 +227,26 @@ class ControlServer:
                 yield b"".join(lines)
         finally:
             self._broadcast.clients.discard(queue)
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refused by its declared length or as soon as it passes the limit: no more
+    than MAX_REQUEST_BYTES is ever held. A client that hangs up mid-body is no error here."""
+    too_large = _Refused(413, f"the body is larger than {MAX_REQUEST_BYTES} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_REQUEST_BYTES:
+                raise too_large
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise _Refused(400, "the client went away before the body ended") from None
+    return b"".join(chunks)
 
 
 def _limit(request: Request, default: int) -> int:
