@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from pathlib import Path
 
-from order_export_tui.service.control_server import MAX_REQUEST_BYTES
-from tests.support.daemon_process import DaemonProcess
+from order_export_tui.service.control_server import CLIENT_QUEUE_LIMIT, MAX_REQUEST_BYTES
+from tests.conftest import write_settings
+from tests.support.daemon_process import DaemonProcess, order_export
 from tests.test_attach import shop, socket_path, start_daemon
 
 
@@ -101,3 +103,45 @@ def test_a_client_that_hangs_up_mid_body_leaves_no_traceback(
     output = daemon.output
     assert "ClientDisconnect" not in output
     assert "Traceback" not in output
+
+
+def _run_over_the_socket(folder: Path) -> None:
+    body = b'{"trigger": "manual"}'
+    with _connect(folder) as client:
+        client.sendall(
+            b"POST /runs HTTP/1.1\r\nHost: control\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        answer = _answer(client)
+    assert answer.startswith(b"HTTP/1.1 200") and b'"ok":true' in answer, answer[:300]
+
+
+def test_an_event_reader_left_far_behind_sees_its_stream_end(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    # 20,000 malformed orders: a skipped-order event each, more than a reader may fall behind
+    # (CLIENT_QUEUE_LIMIT) plus what the socket buffers hold.
+    orders = 20_000
+    assert orders > CLIENT_QUEUE_LIMIT * 1.5
+    write_settings(tmp_path, {"task": {"batch_size": 1000, "max_items_to_skip": orders}})
+    made = order_export("demo", "--orders", str(orders), "--malformed", str(orders), cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    daemon = start_daemon(daemons, tmp_path)
+    with _connect(tmp_path) as slow:
+        slow.sendall(b"GET /events HTTP/1.1\r\nHost: control\r\n\r\n")
+        received = b""
+        while b"Hello" not in received:
+            received += slow.recv(65536)
+        # The reader stops reading while the run's events pile up.
+        _run_over_the_socket(tmp_path)
+        daemon.wait_for(lambda text: "run 1 failed" in text or "run 1 succeeded" in text)
+        # Now it reads again: its stream must end (it was dropped), not idle on heartbeats.
+        deadline = time.monotonic() + 30
+        while not received.endswith(b"\r\n0\r\n\r\n"):
+            assert time.monotonic() < deadline, received[-300:]
+            chunk = slow.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    assert b"ItemSkipped" in received
+    assert received.count(b"ItemSkipped") < orders  # it missed events: it was dropped

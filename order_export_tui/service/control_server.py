@@ -76,9 +76,16 @@ class _Broadcast:
             try:
                 queue.put_nowait(line)
             except asyncio.QueueFull:
-                self.clients.discard(queue)
-                with contextlib.suppress(asyncio.QueueFull):
-                    queue.put_nowait(None)
+                self.drop(queue)
+
+    def drop(self, queue: asyncio.Queue[bytes | None]) -> None:
+        """Stop sending to this client and end its stream. Its backlog goes: a client that far
+        behind reads the status afresh when it reconnects, and a full queue would have no room
+        for the end-of-stream marker (the stream would stay open on heartbeats alone)."""
+        self.clients.discard(queue)
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(None)
 
 
 class ControlServer:
