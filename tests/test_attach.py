@@ -10,6 +10,8 @@ import socket
 import stat
 from pathlib import Path
 
+import httpx
+
 from order_export_tui.settings import load_settings
 from tests.conftest import write_settings
 from tests.support.daemon_process import (
@@ -211,3 +213,20 @@ def test_resend_and_retry_go_through_the_running_daemon(
     nothing = order_export("retry", cwd=folder)
     assert nothing.returncode == 0 and "no skipped orders" in nothing.stderr
     assert daemon.running
+
+
+def test_the_socket_refuses_the_backfill_days_the_command_line_refuses(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    folder = shop(tmp_path, orders=20)
+    start_daemon(daemons, folder)
+    transport = httpx.HTTPTransport(uds=str(socket_path(folder)))
+    with httpx.Client(transport=transport, base_url="http://control", timeout=30) as client:
+        for day in ("0001-01-01", "9999-12-31", "2026-02-30"):
+            answer = client.post("/runs", json={"trigger": "backfill", "since": day})
+            refused = order_export("run", "--since", day, cwd=folder)
+            assert answer.status_code == 400, answer.text
+            assert refused.returncode == 2
+            # The same words both ways in.
+            assert f"argument --since: {answer.json()['error']}" in refused.stderr
+        assert client.get("/status").json()["last_run"] is None  # no run started

@@ -64,6 +64,30 @@ def test_bad_settings_exit_2_naming_the_key_without_a_traceback(tmp_path: Path) 
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("day", "words"),
+    [
+        ("0001-01-01", "0001-01-01 is before 1970-01-01"),
+        ("1969-12-31", "1969-12-31 is before 1970-01-01"),
+        ("9999-12-31", "9999-12-31 is in the future"),
+        ("2026-02-30", "not a date as YYYY-MM-DD (got '2026-02-30')"),
+    ],
+)
+def test_run_since_a_day_no_order_can_have_exits_2_and_records_no_run(
+    tmp_path: Path, day: str, words: str
+) -> None:
+    write_settings(tmp_path)
+    assert order_export("demo", "--orders", "20", cwd=tmp_path).returncode == 0
+
+    result = order_export("run", "--since", day, cwd=tmp_path)
+
+    assert result.returncode == 2, result.stderr
+    assert f"argument --since: {words}" in result.stderr
+    assert "Traceback" not in result.stderr
+    status = order_export("status", "--json", cwd=tmp_path)
+    assert json.loads(status.stdout)["last_run"] is None  # nothing ran, nothing failed
+
+
 def test_check_lists_every_problem(tmp_path: Path) -> None:
     write_settings(tmp_path, {"task": {"batch_size": 0, "max_retries": -1, "run_time": "25:00"}})
     result = order_export("check", cwd=tmp_path)

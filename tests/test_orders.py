@@ -156,3 +156,54 @@ def test_a_carrier_is_only_named_for_a_known_tracking_host(url: str) -> None:
     assert shipment_carrier("https://www.ups.com/track?tracknum=1Z999") == "UPS"
     assert shipment_carrier("https://tools.usps.com/go/TrackConfirmAction?tLabels=94") == "USPS"
     assert shipment_carrier("https://ups.com.evil.example/track") == ""
+
+
+def _web_url_as_first_written(value: str) -> bool:
+    """The URL rule as it was first written (a scan of every character): the compiled check
+    that replaced it for speed must accept and refuse exactly the same texts."""
+    scheme, _, rest = value.partition("://")
+    if scheme.lower() not in ("http", "https") or not rest:
+        return False
+    return not any(character.isspace() for character in value)
+
+
+# Texts near the rule's edges: schemes in any case (and look-alikes such as the long s, which
+# a case-folding regex takes for an s), "://" or near misses, Unicode whitespace and control
+# characters in any position.
+_edge = st.sampled_from(
+    [
+        " ",
+        "\t",
+        "\n",
+        "\x1c",
+        "\x85",
+        "\xa0",
+        "\u2028",
+        "\u3000",
+        "\u200b",
+        "\u017f",
+        "\u212a",
+        "\u0130",
+        "/",
+    ]
+)
+_url_like = st.builds(
+    lambda scheme, separator, rest: scheme + separator + "".join(rest),
+    st.sampled_from(["http", "https", "HTTP", "hTtPs", "http\u017f", "ftp", "https ", " http", ""]),
+    st.sampled_from(["://", ":/", ":///", ""]),
+    st.lists(st.one_of(_edge, st.text(max_size=6), st.just("://")), max_size=4),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(url=st.one_of(_url_like, st.text(max_size=20)))
+def test_url_fields_accept_and_refuse_what_the_first_rule_did(url: str) -> None:
+    for field, doc in (
+        ("lines[0].product_url", changed("lines.0.product_url", url)),
+        ("landing_site", changed("landing_site", url)),
+    ):
+        problem = order_problem(doc)
+        if url == "" or _web_url_as_first_written(url):
+            assert problem is None, (url, problem)
+        else:
+            assert problem is not None and problem.startswith(f"{field} must be an http(s) URL")

@@ -814,3 +814,21 @@ def test_every_key_has_a_one_line_description() -> None:
 
     assert sorted(SETTING_DESCRIPTIONS) == sorted(keys)
     assert all(text.strip() and "\n" not in text for text in SETTING_DESCRIPTIONS.values())
+
+
+@pytest.mark.parametrize(
+    "path", ["data/state.sqlite-wal", "data/state.sqlite-shm", "data/state.sqlite.lock"]
+)
+def test_the_dry_run_file_may_not_name_a_file_of_the_state_database(
+    tmp_path: Path, path: str
+) -> None:
+    settings_path = write_settings(
+        tmp_path,
+        {"storage": {"state_database": "data/state.sqlite"}, "file": {"path": path}},
+    )
+    with pytest.raises(SettingsError) as raised:
+        load_settings(settings_path)
+    assert any(
+        problem.startswith("file.path:") and "storage.state_database" in problem
+        for problem in raised.value.problems
+    ), raised.value.problems

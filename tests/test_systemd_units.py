@@ -46,6 +46,7 @@ def test_the_unit_is_hardened(unit: str) -> None:
     assert service["ReadWritePaths"]
     assert service["ExecStart"][0].endswith("/order-export daemon")
     assert service["KillSignal"] == ["SIGTERM"]
+    assert int(service["LimitNOFILE"][0]) >= 65536  # the intake's cap follows it
 
 
 def test_the_template_gives_each_webstore_its_own_settings_and_state() -> None:

@@ -11,16 +11,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import orjson
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from order_export_tui.engine.backfill import backfill_day
 from order_export_tui.service.control import Event, ExportControl
 from order_export_tui.service.control_socket import bind_control_socket, remove_control_socket
 from order_export_tui.service.embedded_server import EmbeddedServer
@@ -43,6 +45,22 @@ def _problem(status: int, message: str) -> Response:
     return Response(orjson.dumps({"error": message}), status, media_type="application/json")
 
 
+class _Refused(Exception):
+    """A request refused before its body was read to the end (answered with `status`)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def _refused(request: Request, error: Exception) -> Response:
+    assert isinstance(error, _Refused)
+    answer = _problem(error.status, str(error))
+    # Closing is what stops the reading: kept open, the rest of the body would be drained.
+    answer.headers["connection"] = "close"
+    return answer
+
+
 class _Broadcast:
     """Each event encoded once, then queued for every connected client."""
 
@@ -57,9 +75,16 @@ class _Broadcast:
             try:
                 queue.put_nowait(line)
             except asyncio.QueueFull:
-                self.clients.discard(queue)
-                with contextlib.suppress(asyncio.QueueFull):
-                    queue.put_nowait(None)
+                self.drop(queue)
+
+    def drop(self, queue: asyncio.Queue[bytes | None]) -> None:
+        """Stop sending to this client and end its stream. Its backlog goes: a client that far
+        behind reads the status afresh when it reconnects, and a full queue would have no room
+        for the end-of-stream marker (the stream would stay open on heartbeats alone)."""
+        self.clients.discard(queue)
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(None)
 
 
 class ControlServer:
@@ -81,7 +106,8 @@ class ControlServer:
                 Route("/logs", self._logs, methods=["GET"]),
                 Route("/settings", self._save_settings, methods=["PUT"]),
                 Route("/events", self._events, methods=["GET"]),
-            ]
+            ],
+            exception_handlers={_Refused: _refused},
         )
         self._server: EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -123,9 +149,7 @@ class ControlServer:
     # --- endpoints ----------------------------------------------------------------------
 
     async def _body(self, request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if len(raw) > MAX_REQUEST_BYTES:
-            raise ValueError("request too large")
+        raw = await _read_body(request)
         if not raw:
             return {}
         data = orjson.loads(raw)
@@ -161,6 +185,8 @@ class ControlServer:
                 raise ValueError(f"trigger must be one of {', '.join(TRIGGERS)}")
             if since is not None and not isinstance(since, str):
                 raise ValueError("since must be a day, YYYY-MM-DD")
+            if since is not None:
+                backfill_day(since, date.today())  # refused here as `run --since` refuses it
         except ValueError as error:
             return _problem(400, str(error))
         return _json(await self.control.start_run(trigger, only=only, since=since))
@@ -216,6 +242,26 @@ class ControlServer:
                 yield b"".join(lines)
         finally:
             self._broadcast.clients.discard(queue)
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refused by its declared length or as soon as it passes the limit: no more
+    than MAX_REQUEST_BYTES is ever held. A client that hangs up mid-body is no error here."""
+    too_large = _Refused(413, f"the body is larger than {MAX_REQUEST_BYTES} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_REQUEST_BYTES:
+                raise too_large
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise _Refused(400, "the client went away before the body ended") from None
+    return b"".join(chunks)
 
 
 def _limit(request: Request, default: int) -> int:

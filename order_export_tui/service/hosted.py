@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from order_export_tui.engine.backfill import backfill_day
 from order_export_tui.engine.fanout import Listeners
 from order_export_tui.engine.runlogs import run_log_files
 from order_export_tui.engine.runner import window_start
@@ -228,9 +229,9 @@ class HostedControl:
         if trigger == "resend" and not only:
             return Answer(False, "no order id given")
         try:
-            day = None if since is None else date.fromisoformat(since)
-        except ValueError:
-            return Answer(False, f"not a day as YYYY-MM-DD: {since!r}")
+            day = None if since is None else backfill_day(since, date.today())
+        except ValueError as error:
+            return Answer(False, str(error))
         chosen = None if only is None else frozenset(only)
         if not self.service.request_run(
             trigger, only=chosen, since=day, resend=trigger == "resend"

@@ -25,7 +25,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from order_export_tui.service.embedded_server import EmbeddedServer
-from order_export_tui.service.intake_guard import BodyBudget, IntakeLimits, guarded_protocol
+from order_export_tui.service.intake_guard import (
+    ACCEPTS_PER_TURN,
+    AcceptFailureLog,
+    BodyBudget,
+    IntakeLimits,
+    guarded_protocol,
+    raise_open_file_limit,
+)
 from order_export_tui.service.webhook_events import (
     CHECKS,
     InvalidEventError,
@@ -227,6 +234,7 @@ class IntakeServer:
     def __init__(self, intake: Intake, listen: str) -> None:
         self.listen = listen
         host, port = parse_listen(listen)
+        raise_open_file_limit()  # before the connection cap is derived from it
         limits = intake.limits
         config = uvicorn.Config(
             intake.app,
@@ -242,10 +250,12 @@ class IntakeServer:
             limit_concurrency=limits.connection_cap + 64,
             timeout_keep_alive=limits.keep_alive_seconds,
             h11_max_incomplete_event_size=limits.max_header_bytes,
+            backlog=ACCEPTS_PER_TURN,
         )
         self._server = EmbeddedServer(config)
         self._intake = intake
         self._task: asyncio.Task[None] | None = None
+        self._accept_failures: AcceptFailureLog | None = None
 
     @property
     def listening(self) -> bool:
@@ -255,9 +265,12 @@ class IntakeServer:
         # The socket is bound here, not by uvicorn: uvicorn calls sys.exit() when it cannot
         # bind, which no caller can catch cleanly. A taken address is an `IntakeError`.
         listening = self._bind()
+        self._accept_failures = AcceptFailureLog(asyncio.get_running_loop())
+        self._accept_failures.install()
         self._task = asyncio.create_task(self._serve(listening))
         while not self._server.started:
             if self._task.done():
+                self._accept_failures.uninstall()
                 await self._task
                 raise IntakeError(f"the webhook intake cannot listen on {self.listen}")
             await asyncio.sleep(0.01)
@@ -298,4 +311,6 @@ class IntakeServer:
         self._server.should_exit = True
         if self._task is not None:
             await self._task
+        if self._accept_failures is not None:
+            self._accept_failures.uninstall()
         self._intake.close()

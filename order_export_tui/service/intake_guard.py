@@ -6,27 +6,92 @@
   evicts the oldest connection still waiting for its headers, so a newcomer is served while
   hostile connections are held.
 - `BodyBudget`: the body bytes read at once across all requests.
+- `raise_open_file_limit` and `AcceptFailureLog`: descriptors to spare, and a quiet log when
+  they run out anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import resource
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+log = logging.getLogger("order_export.intake")
+
 MIB = 1024 * 1024
+# Connections the event loop accepts at one readiness of the listening socket (uvicorn's
+# `backlog`). Accepted connections hold a descriptor for a few turns of the loop before the
+# cap can close one, so the cap leaves room for several such bursts.
+ACCEPTS_PER_TURN = 64
+# Descriptors the process needs besides the intake's connections: the state database and its
+# journal, log files, the control socket and its clients, the ERP and the destination.
+OTHER_DESCRIPTORS = 128
+_ACCEPT_FAILURE = "socket.accept() out of system resource"
+
+
+def raise_open_file_limit() -> int:
+    """Raise the soft open-file limit to the hard one (systemd and most shells start at 1,024
+    whatever the hard limit allows); the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 def _connection_cap(wanted: int) -> int:
-    """`wanted`, kept well below the process's open-file limit (an accept that fails for
-    want of a descriptor would refuse everyone)."""
+    """`wanted`, kept below the process's open-file limit with room for the rest of the
+    process and for connections accepted but not yet counted: an accept that fails for want
+    of a descriptor refuses everyone."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return wanted
-    return max(16, min(wanted, soft - 128))
+    return max(16, min(wanted, soft - OTHER_DESCRIPTORS - 4 * ACCEPTS_PER_TURN))
+
+
+class AcceptFailureLog:
+    """An event loop exception handler that turns asyncio's traceback for every failed
+    accept (thousands a second once descriptors run out) into one log line a second at most;
+    anything else goes to the handler it replaces."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._previous = loop.get_exception_handler()
+        self._logged_at = -1.0
+        self._unlogged = 0
+
+    def install(self) -> None:
+        self._loop.set_exception_handler(self)
+
+    def uninstall(self) -> None:
+        if self._loop.get_exception_handler() is self:
+            self._loop.set_exception_handler(self._previous)
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") != _ACCEPT_FAILURE:
+            if self._previous is not None:
+                self._previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+            return
+        now = time.monotonic()
+        if now - self._logged_at < 1.0:
+            self._unlogged += 1
+            return
+        error = context.get("exception")
+        reason = getattr(error, "strerror", None) or str(error)
+        more = f" ({self._unlogged} more since the last line)" if self._unlogged else ""
+        log.warning("cannot accept a connection: %s; retrying in a second%s", reason, more)
+        self._logged_at = now
+        self._unlogged = 0
 
 
 @dataclass(frozen=True, slots=True)

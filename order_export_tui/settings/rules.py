@@ -340,6 +340,25 @@ def _storage_problems(s: Settings, rejected: set[str]) -> list[str]:
 # --- rules across keys -------------------------------------------------------------------------
 
 
+# Files the state database and the control socket make beside themselves.
+_DERIVED_SUFFIXES = ("-wal", "-shm", "-journal", ".lock")
+
+
+def _own_file_problems(s: Settings, rejected: set[str]) -> list[str]:
+    """`file.path` must not name a file of the state database (its journal, lock) or of the
+    control socket: the dry run would overwrite it."""
+    if "file.path" in rejected or "file" in rejected or not s.file.path.strip():
+        return []
+    target = os.path.realpath(resolve_path(s, s.file.path))
+    for key in ("storage.state_database", "storage.control_socket"):
+        if key in rejected or "storage" in rejected or not _key_value(s, key).strip():
+            continue
+        own = os.path.realpath(resolve_path(s, _key_value(s, key)))
+        if target in (own + suffix for suffix in _DERIVED_SUFFIXES):
+            return [_problem("file.path", f"names a file of {key} ({target})", s.file.path)]
+    return []
+
+
 def _cross_checks(s: Settings, rejected: set[str]) -> list[str]:
     """Rules that relate keys; a rule is skipped when a key it reads was already rejected."""
     problems: list[str] = []
@@ -399,6 +418,7 @@ def _cross_checks(s: Settings, rejected: set[str]) -> list[str]:
             )
         require("email.smtp_host", s.email.smtp_host, "send_email_on_failure = true")
     problems.extend(_storage_problems(s, rejected))
+    problems.extend(_own_file_problems(s, rejected))
     return problems
 
 
