@@ -10,7 +10,7 @@ from order_export_tui.tui.intake_status import IntakeStatus
 from order_export_tui.tui.run_progress import RunProgress
 
 RUN_COUNTERS = ("read", "new", "updated", "unchanged", "retried")
-REAL_TIME_COUNTERS = ("queued", "delivered", "retried", "skipped")
+REAL_TIME_COUNTERS = ("queued", "held", "delivered", "retried", "skipped")
 
 
 def skipped_text(progress: RunProgress) -> str:
@@ -37,6 +37,7 @@ class CountersPanel(Static):
         run_rows.append(("skipped", skipped_text(progress)))
         intake_values = {
             "queued": intake.queued,
+            "held": intake.held,
             "delivered": intake.delivered,
             "retried": intake.retried,
             "skipped": intake.skipped,

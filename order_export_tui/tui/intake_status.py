@@ -23,14 +23,25 @@ class IntakeStatus:
     state: str  # OFF | NOT_AVAILABLE | LISTENING | an error the intake reports
     listen: str = ""  # the address it listens on, "host:port"
     queued: int = 0  # events committed and waiting for delivery
+    held: int = 0  # payment statuses waiting for their order to be known
     delivered: int = 0
     retried: int = 0
     skipped: int = 0
 
     @property
+    def waiting(self) -> str:
+        """What waits: "3 queued", "1 held", "3 queued, 1 held" (held only when there is
+        one; short enough for the status panel's value column)."""
+        if not self.held:
+            return f"{self.queued:,} queued"
+        if not self.queued:
+            return f"{self.held:,} held"
+        return f"{self.queued:,} queued, {self.held:,} held"
+
+    @property
     def summary(self) -> str:
         if self.state == LISTENING:
-            return f"listening on {self.listen}, {self.queued:,} queued"
+            return f"listening on {self.listen}, {self.waiting}"
         if self.state == NOT_AVAILABLE and self.listen:
             return f"not available in this version (would listen on {self.listen})"
         return self.state
@@ -61,7 +72,8 @@ def intake_status(settings: Settings, status: StatusSnapshot | None) -> IntakeSt
     return IntakeStatus(
         LISTENING if status.intake.state == LISTENING else status.intake.state,
         listen=status.intake.listen,
-        queued=queue.queued + queue.held,
+        queued=queue.queued,
+        held=queue.held,
         delivered=queue.delivered,
         retried=status.intake.retried,
         skipped=queue.skipped,

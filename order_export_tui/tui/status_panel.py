@@ -101,7 +101,7 @@ def run_state_text(progress: RunProgress, *, compact: bool = False) -> Text:
 
 def intake_text(intake: IntakeStatus, *, compact: bool = False) -> str:
     if compact and intake.state == LISTENING:
-        return f"listening, {intake.queued:,} queued"
+        return f"listening, {intake.waiting}"
     return intake.summary
 
 

@@ -88,3 +88,35 @@ async def test_the_dashboard_says_when_real_time_delivery_fails_and_works_again(
     finally:
         if intake_state is not None:
             intake_state.close()
+
+
+async def test_a_held_payment_status_shows_as_held_not_queued(
+    make_settings, state_factory, monkeypatch
+) -> None:
+    monkeypatch.setenv("ORDER_EXPORT_WEBHOOK_SECRET", SECRET)
+    port = free_port()
+    settings = make_settings(webhook={"enabled": True, "listen": f"127.0.0.1:{port}"})
+    generate_demo_erp(demo_database_path(settings), orders=5, seed=2, days=5, malformed=0)
+    state = state_factory(settings)
+    service, intake_state = assemble_service(settings, state)
+    app = OrderExportApp(settings, control=hosted_control(service, state))
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: f"listening on 127.0.0.1:{port}" in screen_text(app))
+            # A payment status for an order nobody knows yet: accepted, held until it arrives.
+            answer = await post_to_intake(
+                port, "/webhooks/payment-status", payment("SO-NOT-YET", "paid")
+            )
+            assert answer.status_code == 202
+            await wait_until(
+                pilot,
+                lambda: re.search(r"held\s+1\b", screen_text(app)) is not None,
+                what="the held counter",
+            )
+            text = screen_text(app)
+            assert re.search(r"queued\s+0\b", text), text
+            assert f"listening on 127.0.0.1:{port}, 1 held" in text
+            assert "1 queued" not in text
+    finally:
+        if intake_state is not None:
+            intake_state.close()
