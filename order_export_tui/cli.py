@@ -34,6 +34,7 @@ from order_export_tui.settings import (
 )
 from order_export_tui.settings.connectors import registry
 from order_export_tui.settings.salvage import storage_of_broken_file
+from order_export_tui.settings.writable import unwritable_folders
 from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import (
     StateLockedError,
@@ -232,7 +233,7 @@ def check_command(args: argparse.Namespace, settings_path: Path, err: Console) -
     from order_export_tui.service.wiring import check_available
 
     settings = load_settings(settings_path)
-    problems = check_available(settings) + weak_secrets(settings)
+    problems = check_available(settings) + weak_secrets(settings) + unwritable_folders(settings)
     secrets = missing_secrets(settings)
     for broken in registry().problems():  # an installed connector package that is broken
         err.print(f"warning: {broken}", markup=False)

@@ -12,6 +12,7 @@ from order_export_tui.settings.connectors import (
     load_factory,
     source_connector,
 )
+from order_export_tui.settings.writable import unwritable_folders
 from order_export_tui.sources.base import OrderSource
 from order_export_tui.transport.retry import Retrier
 
@@ -38,7 +39,13 @@ def startup_problems(settings: Settings) -> list[str]:
     """What keeps `run`, `daemon` and the dashboard from starting: a connector this
     installation cannot build, a secret whose variable is unset, or one too weak to use (each
     problem names its key)."""
-    return check_available(settings) + missing_secrets(settings) + weak_secrets(settings)
+    available = check_available(settings)
+    return (
+        available
+        + missing_secrets(settings)
+        + weak_secrets(settings)
+        + unwritable_folders(settings)
+    )
 
 
 def check_available(settings: Settings) -> list[str]:
