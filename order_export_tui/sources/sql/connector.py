@@ -74,7 +74,7 @@ CONNECTOR = SourceConnector(
     },
     descriptions=DESCRIPTIONS,
     summary="two SQL views",
-    table_description='An ERP behind SQL (erp.source = "sql"), see docs/sql-source.md.',
+    table_description='An ERP behind SQL (erp.source = "sql"), see docs/source-sql.md.',
     title="SQL",
     required=(Required("url"), Required("orders"), Required("order_lines")),
     secrets=(Secret("password_env", when=lambda section: bool(section.password_env)),),

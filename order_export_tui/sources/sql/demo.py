@@ -3,7 +3,7 @@ views (interfaces.md §9) that show them to `erp.source = "sql"` (`order-export 
 
 The tables are named and shaped as an ERP's might be (`demo_sales_order`,
 `demo_sales_order_line`: order_no, ordered_at, ship_via, qty, ...), so that the views show what
-an integrator writes: a column renamed, a value computed. docs/sql-source.md prints them.
+an integrator writes: a column renamed, a value computed. docs/source-sql.md prints them.
 """
 
 from __future__ import annotations

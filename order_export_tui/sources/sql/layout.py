@@ -128,7 +128,7 @@ def _require(name: str, setting: str, present: dict[str, str], required: tuple[s
         plural = "s" if len(missing) > 1 else ""
         raise SourceError(
             f"{setting}: the view {name} has no column{plural} {', '.join(missing)}"
-            " (docs/sql-source.md lists the columns it needs)"
+            " (docs/source-sql.md lists the columns it needs)"
         )
 
 

@@ -45,7 +45,7 @@ DESCRIPTIONS: dict[str, str] = {
         'Name of the environment variable that holds the database password; "" when the URL '
         "needs none (SQLite, peer authentication)."
     ),
-    "orders": "The table or view with one row per order (columns: see docs/sql-source.md).",
+    "orders": "The table or view with one row per order (columns: see docs/source-sql.md).",
     "order_lines": "The table or view with one row per order line.",
 }
 
