@@ -119,10 +119,7 @@ class OrderExportApp(App[int]):
             self.status = await self.control.status()
         except NotAttachedError as error:
             last, self.connection = [], str(error)
-        if last:
-            self._tracker.seed(progress_of_record(last[0], self.settings.task.max_items_to_skip))
-        if self.status is not None and self.status.run is not None:
-            self._tracker.join(self.status.run, self.monotonic())
+        self._take_process_run(last, self.status)
         self.progress = self._tracker.snapshot()
         self._unsubscribe.append(self.control.subscribe(self._on_control_event))
         self._log_handler = NotifyingLogHandler(self, asyncio.get_running_loop())
@@ -148,6 +145,28 @@ class OrderExportApp(App[int]):
             self._log_handler.remove()
         if self._terminal is not None:
             self._terminal.stop()
+
+    def _take_process_run(self, last: list[RunRecord], status: StatusSnapshot | None) -> None:
+        """The run as the process knows it: the one it runs now, else its last recorded one."""
+        if last:
+            self._tracker.seed(progress_of_record(last[0], self.settings.task.max_items_to_skip))
+        if status is not None and status.run is not None:
+            self._tracker.join(status.run, self.monotonic())
+
+    def resync_run(self) -> None:
+        """After a re-attach the process's word replaces the run this dashboard followed: a
+        killed daemon's run sent no end, and the new daemon's history says it failed."""
+        self.run_worker(self._resync_run, group="resync", exclusive=True, exit_on_error=False)
+
+    async def _resync_run(self) -> None:
+        try:
+            last = await self.control.recent_runs(1)
+            self.status = await self.control.status()
+        except NotAttachedError:
+            return  # lost again: the connection's own events say so
+        self._take_process_run(last, self.status)
+        # As a run's end arrives: panels, tables and keys follow, and a run that ended is said.
+        self.post_message(RunProgressed(self._tracker.snapshot(), run_changed=True))
 
     @property
     def attached(self) -> bool:

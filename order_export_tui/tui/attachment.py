@@ -28,8 +28,7 @@ def connection_changed(app: OrderExportApp, event: Disconnected | Reattached) ->
     else:
         app.connection = None
         app.notify("Re-attached to the process that runs exports.")
-        app.reload_tables()
-        app.poller.refresh()
+        app.resync_run()
     app.poller.show_status()
     app.refresh_bindings()
 

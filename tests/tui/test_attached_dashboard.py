@@ -130,6 +130,46 @@ async def test_a_killed_daemon_is_said_and_a_new_one_is_reattached(
     assert second.stop() == 0
 
 
+async def test_a_run_killed_with_its_daemon_ends_on_the_reattached_dashboard(
+    shop: Path, daemons: list[DaemonProcess]
+) -> None:
+    """The dead daemon's run is not followed on: once re-attached, the dashboard shows it as
+    the history records it (failed, interrupted) and the keys act as if no run is going."""
+    first = start_daemon(daemons, shop)
+    app = await attached_app(shop)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: shows(app, f"pid {first.pid}"))
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.progress.active and app.progress.processed >= 20)
+        dead_run = app.progress.run_id
+        first.kill()
+        await wait_until(pilot, lambda: shows(app, "DISCONNECTED"), timeout=30)
+        second = start_daemon(daemons, shop)
+        await wait_until(
+            pilot,
+            lambda: shows(app, f"attached to order-export daemon, pid {second.pid}"),
+            timeout=30,
+        )
+        await wait_until(
+            pilot, lambda: not app.progress.active, timeout=30, what="the dead run dropped"
+        )
+        assert app.progress.run_id == dead_run
+        assert app.progress.outcome == "failed"
+        assert (app.progress.error or "").startswith("interrupted")
+        await wait_until(pilot, lambda: shows(app, f"run {dead_run} (manual) ✗ failed"))
+
+        await pilot.press("r")  # not refused: a new run starts on the new daemon
+        await wait_until(
+            pilot,
+            lambda: app.progress.active and app.progress.run_id != dead_run,
+            timeout=30,
+            what="a new run",
+        )
+        second.wait_for(lambda text: "started (manual)" in text)
+        await pilot.press("q")
+    assert second.stop() == 0
+
+
 async def test_an_attached_dashboard_lists_the_daemon_s_run_logs_through_the_socket(
     shop: Path, daemons: list[DaemonProcess], tmp_path: Path
 ) -> None:
