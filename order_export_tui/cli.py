@@ -515,8 +515,6 @@ def orders_command(
 
 
 def print_orders_answer(err: Console, answer: OrdersAnswer) -> None:
-    width = max((len(order.order_id) for order in answer.orders), default=0)
-    for order in answer.orders:
-        status = order.status.replace("_", " ")
-        err.print(f"{order.order_id:<{width}}  {status}: {order.reason}", markup=False)
+    for line in answer.order_lines():
+        err.print(line, markup=False)
     err.print(answer.message, markup=False)

@@ -32,6 +32,8 @@ from order_export_tui.engine.events import (
 from order_export_tui.service.control import StatusSnapshot
 
 PLAIN_PROGRESS_EVERY_SECONDS = 5.0
+# Runs limited to order ids someone chose; they read those ids, not a window.
+CHOSEN_ORDERS_TRIGGERS = frozenset({"resend", "retry"})
 
 
 def message_console() -> Console:
@@ -78,11 +80,7 @@ class RunDisplay:
 
     def _start(self, event: RunStarted) -> None:
         self._started = time.monotonic()
-        self.console.print(
-            f"run {event.run_id}: orders dated on or after {event.window_start:%Y-%m-%d %H:%M %z}"
-            f" ({'unknown number' if event.total is None else event.total} in the window)",
-            highlight=False,
-        )
+        self.console.print(first_line(event), highlight=False)
         if not self.console.is_terminal:
             return
         self._progress = Progress(
@@ -115,6 +113,22 @@ class RunDisplay:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def first_line(event: RunStarted) -> str:
+    """What the run reads: the chosen orders of a resend or retry (looked up by id, whatever
+    their date), else the orders of the window."""
+    if event.trigger in CHOSEN_ORDERS_TRIGGERS and event.total is not None:
+        return f"run {event.run_id}: {event.trigger} of {plural(event.total, 'order')}"
+    total = "unknown number" if event.total is None else event.total
+    return (
+        f"run {event.run_id}: orders dated on or after {event.window_start:%Y-%m-%d %H:%M %z}"
+        f" ({total} in the window)"
+    )
+
+
+def plural(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def print_summary(console: Console, report: RunReport) -> None:

@@ -86,6 +86,14 @@ class OrdersAnswer:
         succeeded = self.report is None or self.report.outcome == SUCCEEDED
         return succeeded and all(order.confirmed for order in self.orders)
 
+    def order_lines(self) -> list[str]:
+        """One line per chosen order, its id in a column: `SO-1  not found: <reason>`."""
+        width = max((len(order.order_id) for order in self.orders), default=0)
+        return [
+            f"{order.order_id:<{width}}  {order.status.replace('_', ' ')}: {order.reason}"
+            for order in self.orders
+        ]
+
     def as_json(self) -> dict[str, object]:
         return {
             "started": self.started,
@@ -385,7 +393,7 @@ class ExportService:
         report = await self.wait_for_run()
         if report is None:
             return OrdersAnswer(False, "the run ended before it reported")
-        return OrdersAnswer(True, _orders_message(report), report.orders, report)
+        return OrdersAnswer.of(report)
 
     def _refusal(self) -> str | None:
         if self._stopping:

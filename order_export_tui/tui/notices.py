@@ -15,12 +15,17 @@ from order_export_tui.service.events import (
     FailureEmailOutcome,
     RunRequestSkipped,
 )
+from order_export_tui.service.export_service import OrdersAnswer
 from order_export_tui.tui.formatting import count
 from order_export_tui.tui.run_progress import RunProgress
 
 
 def announce_run_end(app: App[object], progress: RunProgress) -> None:
-    """The run that just ended: its outcome, what it sent and skipped, its error."""
+    """The run that just ended: its outcome, what it sent and skipped, its error; a resend's
+    or retry's, each chosen order's outcome as `order-export resend` prints it."""
+    if progress.answer is not None:
+        announce_orders(app, progress.answer)
+        return
     counts = progress.counts
     summary = ", ".join(f"{count(counts.get(name))} {name}" for name in ("new", "updated"))
     summary += f", {count(counts.get('skipped'))} skipped"
@@ -29,6 +34,15 @@ def announce_run_end(app: App[object], progress: RunProgress) -> None:
         text += f". {progress.error}"
     severity = {SUCCEEDED: "information", FAILED: "error"}.get(progress.outcome or "", "warning")
     app.notify(text, severity=severity)  # type: ignore[arg-type]
+
+
+def announce_orders(app: App[object], answer: OrdersAnswer) -> None:
+    """`1 of 2 orders confirmed (run 4 succeeded)`, then one line per order; a warning unless
+    every order is confirmed (where the CLI exits 1)."""
+    text = "\n".join([answer.message, *answer.order_lines()])
+    failed = answer.report is not None and answer.report.outcome == FAILED
+    severity = "information" if answer.all_confirmed else "error" if failed else "warning"
+    app.notify(text, severity=severity, markup=False)  # a reason may hold brackets
 
 
 def say_service_notice(app: App[object], event: object) -> None:

@@ -22,6 +22,7 @@ from order_export_tui.service.events import (
     RunFinished,
     RunStarted,
 )
+from order_export_tui.service.export_service import OrdersAnswer
 from order_export_tui.service.records import COUNT_NAMES, RunRecord
 from order_export_tui.tui.formatting import between
 
@@ -53,6 +54,8 @@ class RunProgress:
     outcome: str | None = None
     error: str | None = None
     log_file: str | None = None
+    # A finished run limited to chosen ids (resend, retry): each id's outcome.
+    answer: OrdersAnswer | None = None
 
     @property
     def active(self) -> bool:
@@ -163,6 +166,7 @@ class RunTracker:
                         "outcome": report.outcome,
                         "error": report.error,
                         "log_file": report.log_file,
+                        "answer": OrdersAnswer.of(report) if report.orders else None,
                     },
                 )
                 return True

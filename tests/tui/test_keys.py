@@ -160,6 +160,22 @@ async def test_R_resends_the_selected_skipped_order_or_a_typed_id(make_app, loop
         assert any(text.startswith("Re-sending SO-100012") for text in notices(app))
 
 
+async def test_R_with_an_unknown_id_names_it_as_not_found_in_the_end_notice(make_app) -> None:
+    app = make_app(orders=20, malformed=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("R")
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press(*"SO-100003 SO-NOPE-1", "enter")
+        await finish_run(pilot, app)
+
+        [end] = [text for text in notices(app) if "orders confirmed" in text]
+        lines = end.splitlines()
+        assert lines[0] == "1 of 2 orders confirmed (run 1 succeeded)"
+        assert lines[1].startswith("SO-100003  sent: confirmed by ")
+        assert lines[2].startswith("SO-NOPE-1  not found: not in the ERP")
+        assert not any(text.startswith("Run 1 succeeded") for text in notices(app))
+
+
 async def test_backfill_from_the_palette_checks_the_day_then_runs(make_app) -> None:
     app = make_app(orders=50, malformed=0)
     async with app.run_test(size=(120, 40)) as pilot:
