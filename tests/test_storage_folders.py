@@ -32,7 +32,7 @@ def test_check_and_the_start_name_a_folder_that_cannot_be_written(
     for result in (checked, ran, daemon):
         assert result.returncode == 2, result.stderr
         assert f"{table}.{key}: cannot write to " in result.stderr
-        assert "is a file, not a folder" in result.stderr
+        assert f"{tmp_path / 'afile'}: is a file where a folder is needed" in result.stderr
         assert "Traceback" not in result.stderr
     assert not (tmp_path / "logs").exists() or key != "logs_dir"
 

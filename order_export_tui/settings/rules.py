@@ -349,11 +349,17 @@ def _own_file_problems(s: Settings, rejected: set[str]) -> list[str]:
     control socket: the dry run would overwrite it."""
     if "file.path" in rejected or "file" in rejected or not s.file.path.strip():
         return []
-    target = os.path.realpath(resolve_path(s, s.file.path))
+    try:
+        target = os.path.realpath(resolve_path(s, s.file.path))
+    except (ValueError, RuntimeError):  # a NUL or an unknown ~user: its own rule names it
+        return []
     for key in ("storage.state_database", "storage.control_socket"):
         if key in rejected or "storage" in rejected or not _key_value(s, key).strip():
             continue
-        own = os.path.realpath(resolve_path(s, _key_value(s, key)))
+        try:
+            own = os.path.realpath(resolve_path(s, _key_value(s, key)))
+        except (ValueError, RuntimeError):
+            continue
         if target in (own + suffix for suffix in _DERIVED_SUFFIXES):
             return [_problem("file.path", f"names a file of {key} ({target})", s.file.path)]
     return []

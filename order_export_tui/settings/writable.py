@@ -38,7 +38,7 @@ def _write_problem(folder: Path) -> str | None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        return f"{existing} is a file, not a folder"
+        return f"{existing}: is a file where a folder is needed"
     try:
         handle, name = tempfile.mkstemp(prefix=".order-export-probe-", dir=existing)
     except OSError as error:
@@ -55,5 +55,5 @@ def unwritable_folders(settings: Settings) -> list[str]:
     for key, folder in _folders(settings):
         reason = _write_problem(folder)
         if reason is not None:
-            problems.append(f"{key}: cannot write to {folder}: {reason}")
+            problems.append(f"{key}: cannot write to {folder} ({reason})")
     return problems
