@@ -171,17 +171,16 @@ def test_ctrl_c_cancels_at_a_batch_boundary_and_exits_130(tmp_path: Path) -> Non
     assert report["counts"]["new"] % 10 == 0  # whole batches only
 
 
-def test_an_unwritable_logs_folder_fails_the_run_with_a_clear_message(tmp_path: Path) -> None:
+def test_an_unwritable_logs_folder_refuses_the_run_with_a_clear_message(tmp_path: Path) -> None:
+    # Refused at the start, naming the key (issue 25, item 9), rather than failing the run.
     write_settings(tmp_path, {"storage": {"logs_dir": "blocked/logs"}})
     (tmp_path / "blocked").write_text("a file where the logs folder should be")
 
     result = order_export("run", "--json", cwd=tmp_path)
 
-    assert result.returncode == 1
-    report = json.loads(result.stdout)
-    assert report["outcome"] == "failed"
-    assert "cannot write a file" in report["error"]
-    assert report["log_file"] is None
+    assert result.returncode == 2
+    assert f"storage.logs_dir: cannot write to {tmp_path / 'blocked' / 'logs'}" in result.stderr
+    assert result.stdout == ""  # no run was recorded, so none is reported
     assert "Traceback" not in result.stderr
 
 

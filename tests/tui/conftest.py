@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from textual.app import App
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from order_export_tui.destinations.base import Destination
 from order_export_tui.engine.runner import ExportEngine, local_now
@@ -179,10 +180,14 @@ async def tables_loaded(pilot: Pilot[Any], app: OrderExportApp) -> None:
     """Wait for the history, skipped orders and status the dashboard is (re)loading."""
 
     def idle() -> bool:
-        return not any(
+        loading = any(
             worker.group in ("history", "skipped") and not worker.is_finished
             for worker in app.workers
         )
+        # A table sizes its columns on idle after rows arrive: a snapshot taken before that
+        # caught a column half sized on a loaded machine.
+        sizing = any(table._require_update_dimensions for table in app.screen.query(DataTable))
+        return not loading and not sizing
 
     await wait_until(pilot, idle, what="the tables to reload")
 

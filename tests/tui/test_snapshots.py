@@ -34,7 +34,7 @@ from tests.support.scripted_destinations import RefusingDestination
 from tests.support.service_thread import ServiceThread, run_once
 from tests.support.wall_clock import FakeWallClock
 from tests.support.webstore import SECRET
-from tests.tui.conftest import Gate, build_app, screen_text, wait_until
+from tests.tui.conftest import Gate, build_app, screen_text, tables_loaded, wait_until
 
 REALTIME_PORT = 38917
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
@@ -103,6 +103,7 @@ async def run_to_the_end(pilot: Pilot[Any]) -> None:
     await app.control.service.wait_for_run()
     await wait_until(pilot, lambda: not app.progress.active and app.progress.run_id == 1)
     app.clear_notifications()
+    await tables_loaded(pilot, app)
     await pilot.pause()
 
 
@@ -127,6 +128,7 @@ def test_dashboard_mid_run(snap_compare, scene, size) -> None:
         await wait_until(pilot, lambda: mid.gate.waiting and app.progress.processed == 150)
         mid.monotonic.now += 2.0  # two seconds into the run: 75 orders/s, ETA 0:05
         await pilot.pause(1.2)  # the once-a-second refresh shows the new rate
+        await tables_loaded(pilot, app)
 
     assert snap_compare(mid.app, terminal_size=size, run_before=stop_in_batch_four)
 
