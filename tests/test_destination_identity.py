@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from order_export_tui.settings import destination_identity, load_settings
-from order_export_tui.state import StateStore
+from order_export_tui.state import ExportedOrder, StateStore
 from tests.conftest import write_settings
 from tests.fakes.dotdigital import FakeDotdigital
 from tests.fakes.mailchimp import MailchimpFake
@@ -22,6 +24,7 @@ from tests.support.dotdigital_account import PASSWORD, PASSWORD_ENV, USER, dotdi
 from tests.support.engines import make_engine
 from tests.support.mailchimp_account import AUDIENCE, KEY, KEY_ENV, mailchimp_overrides
 from tests.support.old_state import make_old_state_file
+from tests.support.orders import order
 
 
 def run_json(folder: Path, env: dict[str, str] | None = None) -> dict[str, object]:
@@ -91,6 +94,14 @@ async def test_a_version_2_state_file_keeps_its_rows_for_the_destination_configu
     path = settings.state_database_path
     state = StateStore(path)
     assert (await make_engine(settings, state).run()).counts["new"] == len(valid)
+    live = order("RT-1", order_date=datetime.now(UTC).isoformat())  # sent in real time
+    state.record_batch(
+        run_id=None,
+        now=datetime.now(UTC),
+        exported=[ExportedOrder("RT-1", "h", "not_shipped", "paid", orjson.dumps(live))],
+        skipped={},
+        resolved=[],
+    )
     state.close()
     make_old_state_file(path, 2)  # as the release before destinations were told apart
 
@@ -102,8 +113,11 @@ async def test_a_version_2_state_file_keeps_its_rows_for_the_destination_configu
         assert report.counts["unchanged"] == len(valid)  # nothing sent again
         assert report.counts["new"] == 0
         identity = destination_identity(settings).identity
-        assert destinations_in(path) == {identity: len(valid)}
-        assert state.exported_count(destination=identity) == len(valid)
+        assert destinations_in(path) == {identity: len(valid) + 1}
+        # The e-mail an order was confirmed under comes from its kept document, if any.
+        kept = state.exported_orders(["RT-1", min(valid)], destination=identity)
+        assert kept["RT-1"].customer_email == live["customer"]["email"]
+        assert kept[min(valid)].customer_email is None
     finally:
         state.close()
     with sqlite3.connect(path) as db:
