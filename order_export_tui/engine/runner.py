@@ -40,7 +40,7 @@ from order_export_tui.engine.events import (
 from order_export_tui.engine.fanout import Listeners
 from order_export_tui.engine.runlogs import RunLog, log_file_name, prune_run_logs
 from order_export_tui.orders import OrderDocument
-from order_export_tui.settings import Settings
+from order_export_tui.settings import Settings, destination_identity
 from order_export_tui.sources.base import OrderSource, SourceError, lookup_orders
 from order_export_tui.state import StateStore, StateWriteError
 from order_export_tui.transport.redaction import redact
@@ -117,6 +117,8 @@ class ExportEngine:
         self._current_run_id: int | None = None
         self.last_report: RunReport | None = None
         state.close_interrupted_runs(clock())
+        # Exported orders are kept per destination; rows from before that become this one's.
+        state.use_destination(destination_identity(settings).identity)
 
     # --- the interface -------------------------------------------------------------------
 
@@ -295,7 +297,9 @@ class ExportEngine:
             start = datetime.combine(scope.since, clock_time.min).astimezone()
         source = self._source_factory(settings, retrier)
         destination = self._destination_factory(settings)
+        identity = destination_identity(settings).identity
         pipeline = BatchPipeline(
+            identity=identity,
             run_id=run_id,
             state=self.state,
             destination=destination,
@@ -323,7 +327,7 @@ class ExportEngine:
                 await self._export_window(source, start, pipeline, task.batch_size)
             await pipeline.drain()
             if only is None:
-                self._forget_gone(run_id, start, started_at, pipeline.read_ids)
+                self._forget_gone(run_id, start, started_at, pipeline.read_ids, identity)
         finally:
             await pipeline.abandon()
             await _close_quietly(source.close(), "the ERP source")
@@ -342,11 +346,13 @@ class ExportEngine:
             await pipeline.submit(pending)
 
     def _forget_gone(
-        self, run_id: int, start: datetime, started_at: datetime, read: set[str]
+        self, run_id: int, start: datetime, started_at: datetime, read: set[str], identity: str
     ) -> None:
         """The run read its whole window (from `start` on): the exported orders of that
         window it did not meet are gone from the ERP and no longer count as exported."""
-        forgotten = self.state.forget_unread(since=start, started_at=started_at, read=read)
+        forgotten = self.state.forget_unread(
+            since=start, started_at=started_at, read=read, destination=identity
+        )
         if forgotten:
             log.info(
                 "run %s: %s exported %s no longer in the ERP, forgotten (the destination"
@@ -375,13 +381,15 @@ class ExportEngine:
             docs = [doc for doc in (found.get(order_id) for order_id in chunk) if doc is not None]
             missing = [order_id for order_id in chunk if found.get(order_id) is None]
             if missing:
-                self._not_found(run_id, missing, results)
+                self._not_found(run_id, missing, results, pipeline.identity)
             if docs:
                 await pipeline.submit(docs)
 
-    def _not_found(self, run_id: int, missing: list[str], results: dict[str, OrderResult]) -> None:
+    def _not_found(
+        self, run_id: int, missing: list[str], results: dict[str, OrderResult], identity: str
+    ) -> None:
         skipped = set(self.state.skipped_order_ids(missing))
-        exported = self.state.exported_orders(missing)
+        exported = self.state.exported_orders(missing, destination=identity)
         self.state.forget_skipped(skipped)
         for order_id in missing:
             if order_id in skipped:
