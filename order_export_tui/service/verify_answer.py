@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from order_export_tui.engine.drift import Drift
+from order_export_tui.logsafe import escape_for_log
 
 KINDS = ("missing", "different", "extra")
 
@@ -95,9 +96,12 @@ class VerifyAnswer:
         with `(repaired)` after an order a repair fixed and a second read confirmed."""
         width = max((len(item.order_id) for item in self.drift), default=0)
         fixed = set(self.repaired)
+        # A platform's text (an extra order's id, a value) reaches a terminal: escaped.
         return [
-            f"{item.order_id:<{width}}  {item.kind:<9}  {item.describe()}"
-            + ("  (repaired)" if item.order_id in fixed else "")
+            escape_for_log(
+                f"{item.order_id:<{width}}  {item.kind:<9}  {item.describe()}"
+                + ("  (repaired)" if item.order_id in fixed else "")
+            )
             for item in self.drift
         ]
 
