@@ -218,7 +218,7 @@ async def test_the_daemon_verifies_and_repairs_on_its_interval(
     with drift_platform("file", tmp_path) as platform:
         settings = make_settings(**platform.overrides(), verify={"interval_hours": 6})
         service, docs = await exported_copy(settings, state_factory(settings), fake_clock, 10)
-        (job,) = service.scheduler.jobs
+        (job,) = service.verify_scheduler.jobs
         assert (job.interval, job.unit) == (6, "hours")
         platform.delete(docs[0])
         serving = asyncio.create_task(service.serve())
@@ -238,7 +238,8 @@ async def test_the_daemon_verifies_and_repairs_on_its_interval(
 def test_an_interval_of_zero_schedules_no_verify(make_settings: Any, state_factory: Any) -> None:
     settings = make_settings(verify={"interval_hours": 0})
     service = ExportService(settings, make_engine(settings, state_factory(settings)))
-    assert service.scheduler.jobs == []
+    assert service.verify_scheduler.jobs == []
+    assert service.next_run is None  # the run's schedule is the run's alone
 
 
 # --- any drift ------------------------------------------------------------------------------

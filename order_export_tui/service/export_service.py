@@ -263,6 +263,9 @@ class ExportService:
         self.subscribe(self.monitoring.tallies)
         self._monitoring_server: MonitoringServer | None = None
         self._build_schedule()
+        # The verify's own schedule: `next_run` and the run's job stay the run's alone.
+        self.verify_scheduler = schedule.Scheduler()
+        self._build_verify_schedule()
 
     # --- what the dashboard and the daemon read ---------------------------------------------
 
@@ -336,7 +339,7 @@ class ExportService:
         self._emit(SettingsApplied(tuple(restart_needed)))
         self._reschedule(previous.task, settings.task)
         if previous.verify.interval_hours != settings.verify.interval_hours:
-            self._build_schedule()
+            self._build_verify_schedule()
             self._wake.set()
         return restart_needed
 
@@ -505,6 +508,12 @@ class ExportService:
             trigger=trigger,
         )
 
+    def _build_verify_schedule(self) -> None:
+        self.verify_scheduler.clear()
+        hours = self.settings.verify.interval_hours
+        if hours > 0:
+            self.verify_scheduler.every(hours).hours.do(self._verify_on_schedule)
+
     def _verify_on_schedule(self) -> None:
         self._verify_due = True
         self._wake.set()
@@ -518,8 +527,9 @@ class ExportService:
         )
 
     def run_pending(self) -> None:
-        """Fire the schedule's job if it is due."""
+        """Fire the schedule's job if it is due (and the verify's)."""
         self.scheduler.run_pending()
+        self.verify_scheduler.run_pending()
 
     async def wait_for_run(self) -> RunReport | None:
         """The report of the run in flight (or the last one) once it has finished."""
@@ -547,7 +557,7 @@ class ExportService:
             while not self._stopping:
                 self.run_pending()
                 self._start_due_verify()
-                idle = self.scheduler.idle_seconds
+                idle = _earliest(self.scheduler.idle_seconds, self.verify_scheduler.idle_seconds)
                 timeout = (
                     MAX_IDLE_SECONDS if idle is None else min(max(idle, 0.0), MAX_IDLE_SECONDS)
                 )
@@ -585,9 +595,6 @@ class ExportService:
 
     def _build_schedule(self) -> None:
         self.scheduler.clear()
-        hours = self.settings.verify.interval_hours
-        if hours > 0:
-            self.scheduler.every(hours).hours.do(self._verify_on_schedule)
         task = self.settings.task
         if not task.run_on_schedule:
             return
@@ -623,6 +630,12 @@ class ExportService:
 
     def _emit(self, event: ServiceEvent) -> None:
         self._listeners.emit(event)
+
+
+def _earliest(*idle: float | None) -> float | None:
+    """The soonest of the schedules' waits (None: nothing scheduled)."""
+    due = [seconds for seconds in idle if seconds is not None]
+    return min(due) if due else None
 
 
 def assemble_service(
