@@ -241,6 +241,8 @@ class HostedControl:
             trigger, only=chosen, since=day, resend=trigger == "resend"
         ):
             reason = "the service is stopping" if self.service.stopping else "a run is in progress"
+            if self.service.verifying:
+                reason = "a verify is in progress"
             return Answer(False, f"not started: {reason}")
         # The run's id is known once its task has started it; let it.
         for _ in range(100):
