@@ -48,7 +48,6 @@ from order_export_tui.destinations.mailchimp.destination import MailchimpDestina
 from order_export_tui.destinations.mailchimp.payloads import order_body  # noqa: E402
 from order_export_tui.engine.verify import read_copy  # noqa: E402
 from order_export_tui.orders import OrderDocument  # noqa: E402
-from order_export_tui.settings import Settings  # noqa: E402
 from order_export_tui.state import StateStore  # noqa: E402
 from order_export_tui.transport.retry import Retrier, RetryPolicy  # noqa: E402
 
@@ -147,7 +146,6 @@ async def measure(platform: str, url: str, count: int) -> dict[str, Any]:
         state = StateStore(Path(folder) / "state.sqlite")
         started = time.perf_counter()
         reading = await read_copy(
-            Settings(),
             state,
             source=GeneratedSource(count),  # type: ignore[arg-type]
             destination=destination,

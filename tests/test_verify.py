@@ -11,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,8 +20,11 @@ from hypothesis import strategies as st
 from order_export_tui.destinations.readback_spill import document_spill
 from order_export_tui.engine.runner import window_start
 from order_export_tui.orders import OrderDocument, order_problem
+from order_export_tui.service.control_server import ControlServer
 from order_export_tui.service.export_service import ExportService
+from order_export_tui.service.hosted import HostedControl
 from order_export_tui.service.verify_answer import DriftItem, VerifyAnswer
+from order_export_tui.service.wire import decode
 from order_export_tui.settings import Settings, load_settings
 from order_export_tui.sources.demo import DemoErpSource
 from order_export_tui.sources.demo.connector import demo_database_path
@@ -31,7 +36,6 @@ from tests.support.dotdigital_account import PASSWORD, PASSWORD_ENV
 from tests.support.drift_platforms import (
     CHANGED_FIELDS,
     PLATFORMS,
-    DriftPlatform,
     changed,
     drift_platform,
     extra_order,
@@ -150,9 +154,9 @@ async def test_a_platform_that_cannot_be_read_is_never_in_sync(
         assert service.health().problems[-1].endswith("could not read the platform's copy")
 
 
-def break_by_dropping(platform: DriftPlatform) -> None:
-    fake: Any = getattr(platform, "fake")  # noqa: B009 - both fakes drop connections alike
-    fake.drop(100, when=lambda method, path: method == "GET" and "/orders" in path.lower())
+def break_by_dropping(platform: Any) -> None:
+    """Both fakes drop every read of the orders' listing (connections closed unanswered)."""
+    platform.fake.drop(100, when=lambda method, path: method == "GET" and "/orders" in path.lower())
 
 
 @pytest.mark.parametrize("name", ["mailchimp", "dotdigital"])
@@ -299,3 +303,48 @@ async def test_verify_names_exactly_any_drift_and_a_repair_leaves_none(
             assert platform.problems() == []
         finally:
             state.close()
+
+
+# --- the control socket's POST /verify --------------------------------------------------------
+
+Bodies = st.one_of(
+    st.dictionaries(
+        st.sampled_from(["since", "repair", "other"]),
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(-(2**53), 2**53),
+            st.text(max_size=12),
+            st.dates().map(lambda day: day.isoformat()),
+            st.lists(st.integers(0, 9), max_size=2),
+        ),
+    ),
+    st.lists(st.integers(0, 9), max_size=2),
+    st.text(max_size=8),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=Bodies)
+async def test_post_verify_answers_any_body_with_a_verify_or_a_400(body: object) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        configured = load_settings(write_settings(Path(folder), {"destination": {"app": "file"}}))
+        demo(configured, orders=5, malformed=1, days=5)
+        state = StateStore(configured.state_database_path)
+        try:
+            service = ExportService(configured, make_engine(configured, state, FakeClock()))
+            control = HostedControl(service, state, role="tui", since="now")
+            server = ControlServer(control, Path(folder) / "control.sock")
+            transport = httpx.ASGITransport(app=server.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://c") as client:
+                answer = await client.post("/verify", content=orjson.dumps(body))
+        finally:
+            state.close()
+    assert answer.status_code in (200, 400), answer.text
+    if answer.status_code == 400:
+        assert answer.json()["error"]
+        return
+    assert isinstance(body, dict)
+    verified = decode(answer.json(), VerifyAnswer)
+    assert verified.started and verified.error is None
+    assert body.get("repair", False) in (True, False)

@@ -203,7 +203,6 @@ class ExportEngine:
         destination = self._destination_factory(settings)
         try:
             return await read_copy(
-                settings,
                 self.state,
                 source=source,
                 destination=destination,

@@ -20,7 +20,6 @@ from order_export_tui.destinations.readback_spill import SortedSpill, erp_spill
 from order_export_tui.engine.cancelled_document import cancelled_document
 from order_export_tui.engine.drift import Drift, compare
 from order_export_tui.orders import OrderDocument, order_problem
-from order_export_tui.settings import Settings
 from order_export_tui.sources.base import OrderSource
 from order_export_tui.state import StateStore
 from order_export_tui.transport.retry import Retrier
@@ -53,7 +52,6 @@ class UnreadableCopyError(Exception):
 
 
 async def read_copy(
-    settings: Settings,
     state: StateStore,
     *,
     source: OrderSource,
