@@ -6,7 +6,10 @@ fails (never "in sync") when the platform cannot be read."""
 from __future__ import annotations
 
 import asyncio
+import copy
+import sqlite3
 import tempfile
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from order_export_tui.destinations.readback import platform_view
 from order_export_tui.destinations.readback_spill import document_spill
+from order_export_tui.engine.cancelled_document import cancelled_document
 from order_export_tui.engine.runner import window_start
 from order_export_tui.orders import OrderDocument, order_problem
 from order_export_tui.service.control_server import ControlServer
@@ -42,6 +47,7 @@ from tests.support.drift_platforms import (
 )
 from tests.support.engines import make_engine
 from tests.support.mailchimp_account import KEY, KEY_ENV
+from tests.support.orders import VALID
 
 
 @pytest.fixture(autouse=True)
@@ -135,6 +141,40 @@ async def test_an_extra_order_is_sent_as_cancelled_at_mailchimp(
         order = platform.fake.store_orders("demo-store")["ZZ-EXTRA-2"]  # type: ignore[attr-defined]
         assert order["financial_status"] == "cancelled"
         assert order["cancelled_at_foreign"]
+
+
+async def test_an_order_gone_from_the_erp_is_sent_as_cancelled_keeping_what_mailchimp_knew(
+    make_settings: Any, state_factory: Any, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    with drift_platform("mailchimp", tmp_path) as platform:
+        settings = make_settings(**platform.overrides())
+        service, docs = await exported_copy(settings, state_factory(settings), fake_clock, 10)
+        gone = docs[0]
+        with sqlite3.connect(demo_database_path(settings)) as erp:  # cancelled in the ERP
+            erp.execute("DELETE FROM sales_line WHERE order_no = ?", (gone["order_id"],))
+            erp.execute("DELETE FROM shipment WHERE order_no = ?", (gone["order_id"],))
+            erp.execute("DELETE FROM sales_header WHERE order_no = ?", (gone["order_id"],))
+        fake: Any = platform.fake  # type: ignore[attr-defined]
+        before = fake.store_orders("demo-store")[gone["order_id"]]
+
+        fixed = await service.verify(repair=True)
+
+        assert [item.kind for item in fixed.drift] == ["extra"] and fixed.in_sync
+        after = fake.store_orders("demo-store")[gone["order_id"]]
+        assert after["financial_status"] == "cancelled" and after["cancelled_at_foreign"]
+        for kept in ("customer", "currency_code", "order_total", "processed_at_foreign"):
+            assert after[kept] == before[kept], kept
+
+
+def test_the_cancelled_document_starts_from_the_one_last_sent_else_from_the_platform() -> None:
+    doc = copy.deepcopy(VALID)
+    stored = cancelled_document(orjson.dumps(doc), platform_view(doc))
+    assert stored == {**doc, "payment_status": "cancelled"}
+    made = cancelled_document(None, platform_view(doc))
+    assert order_problem(made) is None and made["payment_status"] == "cancelled"
+    assert platform_view(made) == replace(
+        platform_view(doc), payment_status="cancelled", cancelled=True, line_count=1
+    )
 
 
 @pytest.mark.parametrize("name", PLATFORMS)

@@ -204,6 +204,7 @@ class ExportEngine:
         try:
             return await read_copy(
                 self.state,
+                identity=destination_identity(settings).identity,
                 source=source,
                 destination=destination,
                 start=start,

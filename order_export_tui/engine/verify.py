@@ -54,12 +54,15 @@ class UnreadableCopyError(Exception):
 async def read_copy(
     state: StateStore,
     *,
+    identity: str | None = None,
     source: OrderSource,
     destination: Destination,
     start: datetime,
     retrier: Retrier,
 ) -> CopyReading:
-    """Compare the ERP's orders dated from `start` with the destination's copy of them."""
+    """Compare the ERP's orders dated from `start` with the destination's copy of them.
+    `identity`: the destination's, whose documents in the state an `extra` order's
+    cancelled version starts from (None: the state's current destination)."""
     read_back = getattr(destination, "read_back", None)
     if read_back is None:
         raise UnreadableCopyError(f"the {destination.name} destination cannot be read back")
@@ -78,7 +81,9 @@ async def read_copy(
         drift = tuple(compare(erp.sorted(), held.sorted(), listed=listed))
         extra = {item.order_id for item in drift if item.kind == "extra"}
         cancelled = {
-            order.order_id: cancelled_document(state.exported_document(order.order_id), order)
+            order.order_id: cancelled_document(
+                state.exported_document(order.order_id, destination=identity), order
+            )
             for order in _first_uncancelled(held.sorted(), extra)
         }
         checked = len(erp) + len(extra)
