@@ -436,7 +436,7 @@ class ExportService:
         run is in flight, nor beside another verify."""
         refusal = self._refusal()
         if refusal is not None:
-            return VerifyAnswer(False, f"not started: {refusal}", trigger=trigger)
+            return VerifyAnswer(False, refusal, trigger=trigger)
         self._verifying = True
         self._verify_task = asyncio.get_running_loop().create_task(
             self._verify(since, repair=repair, trigger=trigger)
