@@ -26,7 +26,7 @@ from order_export_tui.engine.cancelled_document import cancelled_document
 from order_export_tui.engine.runner import window_start
 from order_export_tui.orders import OrderDocument, order_problem
 from order_export_tui.service.control_server import ControlServer
-from order_export_tui.service.export_service import ExportService
+from order_export_tui.service.export_service import ExportService, wait_for_event
 from order_export_tui.service.hosted import HostedControl
 from order_export_tui.service.verify_answer import DriftItem, VerifyAnswer
 from order_export_tui.service.wire import decode
@@ -277,6 +277,42 @@ async def test_the_daemon_verifies_and_repairs_on_its_interval(
         answer = service.last_verify
         assert answer is not None and answer.trigger == "schedule"
         assert answer.repaired == (docs[0]["order_id"],) and answer.in_sync
+
+
+async def test_a_scheduled_verify_due_during_a_run_waits_for_its_end(
+    make_settings: Any, state_factory: Any, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    with drift_platform("file", tmp_path) as platform:
+        settings = make_settings(**platform.overrides(), verify={"interval_hours": 1})
+        demo(settings, orders=400, malformed=0, days=20)
+        engine = make_engine(settings, state_factory(settings), fake_clock)
+
+        async def briefly(event: asyncio.Event, timeout: float) -> None:
+            await wait_for_event(event, min(timeout, 0.02))
+
+        service = ExportService(settings, engine, wait=briefly)
+        runs: list[bool] = []
+        service.subscribe(lambda event: runs.append(service.run_in_progress))
+        assert service.request_run("manual")
+        serving = asyncio.create_task(service.serve())
+        (job,) = service.verify_scheduler.jobs
+        job.run()  # due while the run is in flight
+        assert service.run_in_progress
+        for _ in range(3000):
+            if service.last_verify is not None:
+                break
+            await asyncio.sleep(0.01)
+        report = await service.wait_for_run()
+        await service.stop()
+        await serving
+
+        answer = service.last_verify
+        assert answer is not None and answer.trigger == "schedule" and answer.in_sync
+        assert report is not None and report.outcome == "succeeded"
+        assert datetime.fromisoformat(answer.finished_at) >= report.finished_at.replace(
+            microsecond=0
+        )
+        assert runs == [False]  # the verify's VerifyFinished came with no run in flight
 
 
 def test_an_interval_of_zero_schedules_no_verify(make_settings: Any, state_factory: Any) -> None:
