@@ -1,17 +1,19 @@
-"""`verify`'s read-back and comparison at scale: 10,000 and 100,000 orders against the loopback
-Mailchimp and Dotdigital (tests/fakes, 20 ms latency on every request).
+"""`verify` at scale: 10,000 and 100,000 orders against the loopback Mailchimp and Dotdigital
+(tests/fakes, 20 ms latency on every request) and the dry-run file.
 
-    python benchmarks/verify.py                          # 10,000 and 100,000, both platforms
+    python benchmarks/verify.py                          # 10,000 and 100,000, every platform
     python benchmarks/verify.py --sizes 10000 --platforms dotdigital --latency-ms 50
 
-This process runs each fake (in threads) and seeds its store directly (no engine run): the
-window's orders with some drift made (1 in 100 deleted, 1 in 97 changed, 1 in 200 extra). Each
-measurement runs in a child process of its own, so its peak RSS (the kernel's `VmHWM`, see
-`peak_rss_kib`) is the read-back and comparison's alone, never the fake's: the child reads the
-platform's copy back through the destination (`read_back`: pages through the real request
-code, spilled to a sorted SQLite file), spills the ERP's side (the same orders, generated again
-in the child, in no particular order; `erp_spill`) and compares the two in one pass; it
-checks that the drift found is the drift made.
+This process runs each fake (in threads) and seeds its store directly (no engine run), or
+writes the dry-run file: the window's orders with some drift made (1 in 100 deleted, 1 in 97
+changed, 1 in 200 extra). Each measurement runs in a child process of its own, so its peak RSS
+(the kernel's `VmHWM`, see `peak_rss_kib`) is the verify's alone, never the fake's: the child
+runs the engine's verify (`engine.verify.read_copy`, what `order-export verify` runs): the
+platform's copy read back through the destination (pages through the real request code,
+spilled to a sorted SQLite file), the ERP's window read from a source (the same orders,
+generated again in the child, in no particular order, in chunks as a source yields them;
+validated, with the state database's payment statuses applied, spilled) and both compared in
+one pass; it checks that the drift found is the drift made.
 Reported per platform and size: requests per 10,000 orders (goal <= 25), orders checked per
 second, and peak RSS (goal: flat between 10,000 and 100,000).
 """
@@ -25,9 +27,10 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,13 +39,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from order_export_tui.destinations.dotdigital.destination import DotdigitalDestination  # noqa: E402
-from order_export_tui.destinations.dotdigital.records import order_record_json  # noqa: E402
+from order_export_tui.destinations.dotdigital.records import (  # noqa: E402
+    IMPORT_PATH,
+    order_record_json,
+)
+from order_export_tui.destinations.file.destination import FileDestination  # noqa: E402
 from order_export_tui.destinations.mailchimp.destination import MailchimpDestination  # noqa: E402
 from order_export_tui.destinations.mailchimp.payloads import order_body  # noqa: E402
-from order_export_tui.destinations.readback import platform_view  # noqa: E402
-from order_export_tui.destinations.readback_spill import erp_spill  # noqa: E402
-from order_export_tui.engine.drift import compare  # noqa: E402
+from order_export_tui.engine.verify import read_copy  # noqa: E402
 from order_export_tui.orders import OrderDocument  # noqa: E402
+from order_export_tui.state import StateStore  # noqa: E402
 from order_export_tui.transport.retry import Retrier, RetryPolicy  # noqa: E402
 
 API_KEY = "benchmark0000000000000000000000-us1"
@@ -92,14 +98,33 @@ def extras(count: int) -> range:
     return range(count, count + count // 200)
 
 
-# --- the child: read back and compare ---------------------------------------------------------
+# --- the child: the engine's verify ----------------------------------------------------------
+
+
+class GeneratedSource:
+    """The ERP's window as a source yields it: chunks of 1,000 documents, in no order."""
+
+    async def iter_orders(self, window_start: datetime) -> AsyncIterator[list[OrderDocument]]:
+        chunk: list[OrderDocument] = []
+        for doc in erp_orders(self.count):
+            chunk.append(doc)
+            if len(chunk) == 1000:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def __init__(self, count: int) -> None:
+        self.count = count
 
 
 async def measure(platform: str, url: str, count: int) -> dict[str, Any]:
     since = EPOCH - timedelta(days=1)
     retrier = Retrier(RetryPolicy(3, 60))
-    destination: MailchimpDestination | DotdigitalDestination
-    if platform == "mailchimp":
+    destination: MailchimpDestination | DotdigitalDestination | FileDestination
+    if platform == "file":
+        destination = FileDestination(Path(url), store_name="Bench")
+    elif platform == "mailchimp":
         destination = MailchimpDestination(
             api_key=API_KEY,
             api_key_env="UNUSED",
@@ -117,22 +142,23 @@ async def measure(platform: str, url: str, count: int) -> dict[str, Any]:
             collection=COLLECTION,
             store_name="Bench",
         )
-    started = time.perf_counter()
-    held = await destination.read_back(since, retrier)
-    read = time.perf_counter()
-    await destination.close()
-    with held, erp_spill() as erp:
-        erp.add_many(platform_view(doc) for doc in erp_orders(count))
-        spilled = time.perf_counter()
-        kinds = Counter(item.kind for item in compare(erp.sorted(), held.sorted()))
-        platform_orders = len(held)
-    done = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        state = StateStore(Path(folder) / "state.sqlite")
+        started = time.perf_counter()
+        reading = await read_copy(
+            state,
+            source=GeneratedSource(count),  # type: ignore[arg-type]
+            destination=destination,
+            start=since,
+            retrier=retrier,
+        )
+        done = time.perf_counter()
+        await destination.close()
+        state.close()
+    kinds = Counter(kind for kind, _ in {(item.kind, item.order_id) for item in reading.drift})
     return {
-        "read_seconds": read - started,
-        "erp_spill_seconds": spilled - read,
-        "compare_seconds": done - spilled,
         "total_seconds": done - started,
-        "platform_orders": platform_orders,
+        "checked": reading.checked,
         "drift": dict(kinds),
         "retried": retrier.retried,
         "peak_rss_mib": peak_rss_kib() / 1024,
@@ -174,9 +200,41 @@ def seed(fake: Any, platform: str, count: int) -> Counter[str]:
             doc["payment_status"] = "refunded"
         if platform == "mailchimp":
             fake.put_order(STORE, order_body(doc))
-        else:
+        elif platform == "dotdigital":
             fake.put_record(doc["customer"]["email"], doc["order_id"], order_record_json(doc, "B"))
+        else:
+            fake.append(doc)
     return expected
+
+
+class DryRunFile:
+    """The file destination's "store": bulk-import lines of 1,000 records, as a run writes."""
+
+    def __init__(self, path: Path) -> None:
+        self.url = str(path)
+        self.attempts = 0  # the file costs no request
+        self._file = path.open("w")
+        self._records: list[dict[str, Any]] = []
+
+    def append(self, doc: OrderDocument) -> None:
+        identity = {"identifier": "email", "value": doc["customer"]["email"]}
+        record = {"key": doc["order_id"], "contactIdentity": identity}
+        self._records.append(record | {"json": order_record_json(doc, "B")})
+        if len(self._records) == 1000:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._records:
+            body = {"collectionName": COLLECTION, "records": self._records}
+            self._file.write(json.dumps({"method": "PUT", "path": IMPORT_PATH, "body": body}))
+            self._file.write("\n")
+            self._records = []
+
+    def __enter__(self) -> DryRunFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._file.close()
 
 
 def run_one(platform: str, count: int, latency: float) -> dict[str, Any]:
@@ -184,13 +242,19 @@ def run_one(platform: str, count: int, latency: float) -> dict[str, Any]:
     from tests.fakes.mailchimp import MailchimpFake
 
     fake: Any
-    if platform == "mailchimp":
+    folder = tempfile.TemporaryDirectory()
+    if platform == "file":
+        fake = DryRunFile(Path(folder.name) / "orders.jsonl")
+    elif platform == "mailchimp":
         fake = MailchimpFake(API_KEY, lists=(AUDIENCE,), latency=latency)
         fake.stores[STORE] = {"id": STORE, "list_id": AUDIENCE, "name": "Bench"}
     else:
         fake = FakeDotdigital(DD_USER, DD_PASSWORD, faults=Faults(latency=latency))
-    with fake:
+    with folder, fake:
         expected = seed(fake, platform, count)
+        if platform == "file":
+            fake.flush()
+            fake._file.flush()
         before = fake.attempts
         child = subprocess.run(
             [
@@ -219,18 +283,17 @@ def run_one(platform: str, count: int, latency: float) -> dict[str, Any]:
 def report(results: list[dict[str, Any]]) -> bool:
     ok = True
     print(
-        f"{'platform':<11}{'orders':>9}{'requests':>10}{'per 10k':>9}{'read s':>8}"
-        f"{'compare s':>11}{'checked/s':>11}{'peak RSS MiB':>14}  drift"
+        f"{'platform':<11}{'orders':>9}{'requests':>10}{'per 10k':>9}{'seconds':>9}"
+        f"{'checked/s':>11}{'peak RSS MiB':>14}  drift"
     )
     for r in results:
         per_10k = r["requests"] * 10_000 / r["orders"]
-        checked = r["orders"] / r["total_seconds"]
-        compare_seconds = r["erp_spill_seconds"] + r["compare_seconds"]
+        checked = r["checked"] / r["total_seconds"]
         same = r["drift"] == r["expected"]
         ok = ok and same and per_10k <= REQUEST_GOAL
         print(
             f"{r['platform']:<11}{r['orders']:>9,}{r['requests']:>10}{per_10k:>9.1f}"
-            f"{r['read_seconds']:>8.2f}{compare_seconds:>11.2f}{checked:>11,.0f}"
+            f"{r['total_seconds']:>9.2f}{checked:>11,.0f}"
             f"{r['peak_rss_mib']:>14.1f}  {r['drift']}{'' if same else ' != ' + str(r['expected'])}"
         )
     for platform in sorted({r["platform"] for r in results}):
@@ -252,7 +315,7 @@ def report(results: list[dict[str, Any]]) -> bool:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--platforms", default="mailchimp,dotdigital")
+    parser.add_argument("--platforms", default="mailchimp,dotdigital,file")
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)

@@ -47,6 +47,7 @@ from order_export_tui.transport.redaction import redact
 if TYPE_CHECKING:
     from order_export_tui.service.export_service import OrdersAnswer
     from order_export_tui.service.session import HostedSession
+    from order_export_tui.service.verify_answer import VerifyAnswer
 
 # Each command imports the service layer it needs inside its function: the daemon, the
 # web servers and the destinations' clients are not loaded by `check`, `demo` or `--help`
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="this once, every order dated on or after this day, beyond max_days_to_export",
     )
     add_order_commands(commands, settings_option)
+    add_verify_command(commands, settings_option)
     check = commands.add_parser("check", parents=[settings_option], help="validate the settings")
     check.add_argument(
         "--connect", action="store_true", help="also reach the ERP and the destination"
@@ -125,6 +127,27 @@ def add_order_commands(
     )
     retry.add_argument("order_ids", nargs="*", metavar="ORDER_ID")
     retry.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+
+def add_verify_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    settings_option: argparse.ArgumentParser,
+) -> None:
+    verify = commands.add_parser(
+        "verify",
+        parents=[settings_option],
+        help="compare the platform's copy of the window's orders with the ERP",
+    )
+    verify.add_argument(
+        "--since",
+        type=_since_date,
+        metavar="YYYY-MM-DD",
+        help="the orders dated on or after this day, beyond max_days_to_export",
+    )
+    verify.add_argument(
+        "--repair", action="store_true", help="send what drifts, then verify again to confirm"
+    )
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _since_date(text: str) -> date:
@@ -162,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_command(args, settings_path, err)
         if command in ("resend", "retry"):
             return orders_command(command, args, settings_path, err)
+        if command == "verify":
+            return verify_command(args, settings_path, err)
         if command == "daemon":
             return daemon_command(settings_path, err)
         if command == "status":
@@ -518,3 +543,44 @@ def print_orders_answer(err: Console, answer: OrdersAnswer) -> None:
     for line in answer.order_lines():
         err.print(line, markup=False)
     err.print(answer.message, markup=False)
+
+
+# --- verify ----------------------------------------------------------------------------------
+
+
+def verify_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:
+    """`verify [--since DAY] [--repair] [--json]` (interfaces.md §8), through the running
+    daemon when there is one, else in this process holding the state lock: 0 the copy is
+    true (after a confirmed repair too), 1 drift remains or the copy could not be read."""
+    from order_export_tui.service.control_client import NotAttachedError, attach
+    from order_export_tui.service.session import hosted_session
+
+    settings, broken = settings_for_the_daemon(settings_path)
+    attached = asyncio.run(attach(settings.control_socket_path))
+    if attached is None:
+        if broken is not None:
+            raise broken
+        if refused_at_start(settings, err):
+            return EXIT_BAD_INPUT
+    elif broken is not None:
+        warn_broken(err, broken, daemon_runs=True)
+    since = None if args.since is None else args.since.isoformat()
+    try:
+        if attached is not None:
+            answer = asyncio.run(attached.verify(since, args.repair))
+        else:
+            with hosted_session(settings, role="verify") as session:
+                answer = asyncio.run(session.control.verify(since, args.repair))
+    except (NotAttachedError, StateLockedError) as error:
+        err.print(Text.assemble(("Not started:", "red"), f" {error}"))
+        return EXIT_TASK_FAILED
+    print_verify_answer(err, answer)
+    if args.json:
+        sys.stdout.write(json.dumps(answer.as_json()) + "\n")
+    return EXIT_OK if answer.in_sync else EXIT_TASK_FAILED
+
+
+def print_verify_answer(err: Console, answer: VerifyAnswer) -> None:
+    for line in answer.drift_lines():
+        err.print(line, markup=False, highlight=False)
+    err.print(answer.summary(), markup=False, highlight=False)

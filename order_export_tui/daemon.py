@@ -37,6 +37,7 @@ from order_export_tui.service.events import (
     FailureEmailOutcome,
     RunRequestSkipped,
     ServiceEvent,
+    VerifyFinished,
 )
 from order_export_tui.service.export_service import ExportService, schedule_description
 from order_export_tui.service.hosted import HostedControl
@@ -48,6 +49,7 @@ log = logging.getLogger("order_export.daemon")
 
 SETTINGS_POLL_SECONDS = 5.0
 PROGRESS_EVERY_SECONDS = 10.0
+VERIFY_ORDERS_LOGGED = 50  # drifting orders named one by one in the log; the rest counted
 
 
 class OneLineFormatter(logging.Formatter):
@@ -160,6 +162,14 @@ class DaemonLog:
                 log.warning(
                     "event %s for %s skipped: %s", event.event_id, event.order_id, event.reason
                 )
+            case VerifyFinished():
+                answer = event.answer
+                for item in answer.remaining[:VERIFY_ORDERS_LOGGED]:
+                    # The values stay out of the log: they may be customers' addresses.
+                    field = f" ({item.field})" if item.field else ""
+                    log.warning("verify: %s %s%s", escape_for_log(item.order_id), item.kind, field)
+                level = logging.INFO if answer.in_sync else logging.WARNING
+                log.log(level, "%s verify: %s", answer.trigger, answer.summary())
 
 
 async def serve(session: HostedSession) -> None:

@@ -7,8 +7,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from typing import TypeVar
@@ -39,6 +39,7 @@ from order_export_tui.engine.events import (
 )
 from order_export_tui.engine.fanout import Listeners
 from order_export_tui.engine.runlogs import RunLog, log_file_name, prune_run_logs
+from order_export_tui.engine.verify import CopyReading, read_copy
 from order_export_tui.orders import OrderDocument
 from order_export_tui.settings import Settings, destination_identity
 from order_export_tui.sources.base import OrderSource, SourceError, lookup_orders
@@ -147,6 +148,7 @@ class ExportEngine:
         only: frozenset[str] | None = None,
         since: date | None = None,
         resend: bool = False,
+        supplied: Mapping[str, OrderDocument] | None = None,
     ) -> asyncio.Task[RunReport]:
         """Start a run in the background; raises `RunInProgressError` if one is in flight.
 
@@ -155,6 +157,8 @@ class ExportEngine:
         `resend`: send them even when the destination already has them as they are.
         `since`: this once, every order dated on or after that day, beyond the window (a
         backfill: the destination is opened with `backfill=True`).
+        `supplied`: documents to send for chosen ids the ERP does not have (a verify repair's
+        orders marked cancelled).
         """
         if self.running:
             raise RunInProgressError("an export run is already in progress")
@@ -162,7 +166,7 @@ class ExportEngine:
             raise ValueError("resend needs the order ids to send again")
         self._cancel_requested = False
         self._interrupt = asyncio.Event()
-        scope = RunScope(only=only, since=since, resend=resend)
+        scope = RunScope(only=only, since=since, resend=resend, supplied=supplied or {})
         self._task = asyncio.get_running_loop().create_task(
             self._run(trigger, self.settings, scope)
         )
@@ -175,8 +179,40 @@ class ExportEngine:
         only: frozenset[str] | None = None,
         since: date | None = None,
         resend: bool = False,
+        supplied: Mapping[str, OrderDocument] | None = None,
     ) -> RunReport:
-        return await self.start_run(trigger, only=only, since=since, resend=resend)
+        return await self.start_run(
+            trigger, only=only, since=since, resend=resend, supplied=supplied
+        )
+
+    async def verify(self, since: date | None = None) -> CopyReading:
+        """Read the destination's copy of the window (from `since` when given) and name its
+        drift from the ERP (interfaces.md §8). Writes nothing; raises when either side
+        cannot be read after the retries."""
+        settings = self.settings
+        task = settings.task
+        retrier = Retrier(
+            RetryPolicy(task.max_retries, task.max_retry_interval_seconds),
+            clock=self._monotonic,
+            sleep=self._sleep,
+        )
+        start = window_start(self._clock(), task.max_days_to_export)
+        if since is not None:
+            start = datetime.combine(since, clock_time.min).astimezone()
+        source = self._source_factory(settings, retrier)
+        destination = self._destination_factory(settings)
+        try:
+            return await read_copy(
+                self.state,
+                identity=destination_identity(settings).identity,
+                source=source,
+                destination=destination,
+                start=start,
+                retrier=retrier,
+            )
+        finally:
+            await _close_quietly(source.close(), "the ERP source")
+            await _close_quietly(destination.close(), "the destination")
 
     def cancel(self) -> bool:
         """Ask the run in flight to stop at the next batch boundary, or at once where its
@@ -321,7 +357,7 @@ class ExportEngine:
             await (destination.open(backfill=True) if scope.since else destination.open())
             if only is not None and results is not None:
                 await self._export_chosen(
-                    run_id, source, sorted(only), pipeline, results, task.batch_size
+                    run_id, source, sorted(only), pipeline, results, task.batch_size, scope.supplied
                 )
             else:
                 await self._export_window(source, start, pipeline, task.batch_size)
@@ -370,16 +406,19 @@ class ExportEngine:
         pipeline: BatchPipeline,
         results: dict[str, OrderResult],
         batch_size: int,
+        supplied: Mapping[str, OrderDocument],
     ) -> None:
         """The chosen orders, looked up by id a batch at a time (no window scan); those the
-        ERP does not have are named, and leave the skipped list."""
+        ERP does not have are sent as `supplied` when there, else named, and leave the
+        skipped list."""
         for first in range(0, len(order_ids), batch_size):
             chunk = order_ids[first : first + batch_size]
             found = await lookup_orders(source, chunk)
             if found is None:  # a source that cannot look orders up: read everything
                 found = await _scan_for(source, set(chunk))
-            docs = [doc for doc in (found.get(order_id) for order_id in chunk) if doc is not None]
-            missing = [order_id for order_id in chunk if found.get(order_id) is None]
+            chosen = [found.get(order_id) or supplied.get(order_id) for order_id in chunk]
+            docs = [doc for doc in chosen if doc is not None]
+            missing = [order_id for order_id, doc in zip(chunk, chosen, strict=True) if doc is None]
             if missing:
                 self._not_found(run_id, missing, results, pipeline.identity)
             if docs:
@@ -409,6 +448,7 @@ class RunScope:
     only: frozenset[str] | None = None
     since: date | None = None
     resend: bool = False
+    supplied: Mapping[str, OrderDocument] = field(default_factory=dict)
 
 
 def _order_results(

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from order_export_tui.service.events import ControlEvent
 from order_export_tui.service.records import RealtimeEventRecord, RunRecord, SkippedOrder
+from order_export_tui.service.verify_answer import VerifyAnswer
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +216,11 @@ class ExportControl(Protocol):
     ) -> SaveAnswer:
         """Set these dotted keys in the settings file, leaving the rest of it as it is, then
         apply it; refused (`changed_since_read`) when `revision` no longer names the file."""
+        ...
+
+    async def verify(self, since: str | None = None, repair: bool = False) -> VerifyAnswer:
+        """Read the platform's copy of the window (from `since`, YYYY-MM-DD) and compare it
+        with the ERP; with `repair`, send what drifts and read again (interfaces.md §8)."""
         ...
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:

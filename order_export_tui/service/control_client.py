@@ -30,9 +30,12 @@ from order_export_tui.service.control import (
 )
 from order_export_tui.service.control_socket import short_address
 from order_export_tui.service.records import RealtimeEventRecord, RunRecord, SkippedOrder
+from order_export_tui.service.verify_answer import VerifyAnswer
 from order_export_tui.service.wire import WireError, decode, decode_event
 
 REQUEST_TIMEOUT_SECONDS = 10.0
+# A verify answers once it has read the whole copy (and repaired it): no read deadline.
+VERIFY_TIMEOUT = httpx.Timeout(REQUEST_TIMEOUT_SECONDS, read=None)
 # No line (not even a heartbeat) for this long: the process is gone or stuck.
 STREAM_SILENCE_SECONDS = 6.0
 RECONNECT_SECONDS = 0.5
@@ -149,13 +152,23 @@ class AttachedControl:
         body = {"changes": changes, "revision": revision}
         return await self._call("PUT", "/settings", SaveAnswer, body)
 
+    async def verify(self, since: str | None = None, repair: bool = False) -> VerifyAnswer:
+        body = {"since": since, "repair": repair}
+        return await self._call("POST", "/verify", VerifyAnswer, body, timeout=VERIFY_TIMEOUT)
+
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._listeners.subscribe(listener)
 
     # --- inside -------------------------------------------------------------------------
 
     async def _call(
-        self, method: str, path: str, answer: Any, body: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        answer: Any,
+        body: dict[str, Any] | None = None,
+        *,
+        timeout: httpx.Timeout | float = REQUEST_TIMEOUT_SECONDS,
     ) -> Any:
         """The control socket's answer to `method path`, decoded as the type `answer`."""
         try:
@@ -164,7 +177,7 @@ class AttachedControl:
                 async with httpx.AsyncClient(
                     transport=transport,
                     base_url="http://order-export",
-                    timeout=REQUEST_TIMEOUT_SECONDS,
+                    timeout=timeout,
                 ) as client:
                     content = None if body is None else orjson.dumps(body)
                     response = await client.request(method, path, content=content)

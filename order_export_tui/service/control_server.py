@@ -105,6 +105,7 @@ class ControlServer:
                 Route("/settings", self._settings, methods=["GET"]),
                 Route("/logs", self._logs, methods=["GET"]),
                 Route("/settings", self._save_settings, methods=["PUT"]),
+                Route("/verify", self._verify, methods=["POST"]),
                 Route("/events", self._events, methods=["GET"]),
             ],
             exception_handlers={_Refused: _refused},
@@ -214,6 +215,20 @@ class ControlServer:
         except ValueError as error:
             return _problem(400, str(error))
         return _json(await self.control.save_settings(changes, revision))
+
+    async def _verify(self, request: Request) -> Response:
+        try:
+            body = await self._body(request)
+            since, repair = body.get("since"), body.get("repair", False)
+            if since is not None and not isinstance(since, str):
+                raise ValueError("since must be a day, YYYY-MM-DD")
+            if since is not None:
+                backfill_day(since, date.today())  # refused as `verify --since` refuses it
+            if not isinstance(repair, bool):
+                raise ValueError("repair must be true or false")
+        except ValueError as error:
+            return _problem(400, str(error))
+        return _json(await self.control.verify(since, repair))
 
     async def _events(self, request: Request) -> Response:
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(CLIENT_QUEUE_LIMIT)

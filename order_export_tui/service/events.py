@@ -36,6 +36,7 @@ from order_export_tui.engine.events import (
     RunStarted,
 )
 from order_export_tui.service.notify import NotificationResult
+from order_export_tui.service.verify_answer import VerifyAnswer
 
 __all__ = [
     "CANCELLED",
@@ -75,6 +76,7 @@ __all__ = [
     "RunStarted",
     "ServiceEvent",
     "SettingsApplied",
+    "VerifyFinished",
     "is_engine_event",
 ]
 
@@ -168,7 +170,19 @@ RealtimeActivity = (
     | EventSuperseded
     | DeliveryStateChanged
 )
-ServiceEvent = RunRequestSkipped | FailureEmailOutcome | SettingsApplied | RealtimeActivity
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyFinished:
+    """A verify of the platform's copy ended (whoever asked for it: the schedule, a command,
+    a dashboard), with what it found and repaired."""
+
+    answer: VerifyAnswer
+
+
+ServiceEvent = (
+    RunRequestSkipped | FailureEmailOutcome | SettingsApplied | RealtimeActivity | VerifyFinished
+)
 
 # Everything `ExportControl.subscribe` delivers from the process that runs exports, whether
 # that process is this one or one behind the control socket (`typing.get_args` lists them).

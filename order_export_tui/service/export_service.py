@@ -22,6 +22,7 @@ import schedule
 from order_export_tui.destinations.base import Destination
 from order_export_tui.engine.fanout import Listeners
 from order_export_tui.engine.runner import ExportEngine, RunScope, local_now
+from order_export_tui.engine.verify import CopyReading
 from order_export_tui.service.delivery import OUTAGE_BACKOFF_SECONDS, RealtimeDelivery
 from order_export_tui.service.events import (
     SUCCEEDED,
@@ -33,16 +34,19 @@ from order_export_tui.service.events import (
     RunRequestSkipped,
     ServiceEvent,
     SettingsApplied,
+    VerifyFinished,
 )
 from order_export_tui.service.health import HealthSnapshot, build_health
 from order_export_tui.service.intake import Intake, IntakeLimits, IntakeServer
 from order_export_tui.service.monitoring import Monitoring, MonitoringServer
 from order_export_tui.service.notify import notify_run_failed
+from order_export_tui.service.verify_answer import DriftItem, VerifyAnswer
 from order_export_tui.settings import Settings, TaskSettings, secret_value, settings_to_dict
 from order_export_tui.settings.connectors import destination_key_prefixes, restart_keys
 from order_export_tui.settings.rules import with_values_of
 from order_export_tui.sources.base import OrderSource
 from order_export_tui.state import StateStore, StateWriteError
+from order_export_tui.transport.redaction import redact
 from order_export_tui.transport.retry import Retrier
 
 log = logging.getLogger("order_export.service")
@@ -51,6 +55,7 @@ log = logging.getLogger("order_export.service")
 MAX_IDLE_SECONDS = 60.0
 
 SCHEDULE = "schedule"
+REPAIR = "repair"  # the trigger of a verify's repair run
 
 # Settings that only a restart applies: what the running process bound or opened at start (the
 # webhook server and its secret, the monitoring address, the state database, the logs folder
@@ -241,6 +246,11 @@ class ExportService:
         self._wake = asyncio.Event()
         self._stopping = False
         self._run_task: asyncio.Task[RunReport | None] | None = None
+        self._verify_task: asyncio.Task[VerifyAnswer] | None = None
+        self._verifying = False
+        self._verify_due = False  # the schedule asked for a verify while busy
+        self._scheduled_verify: asyncio.Task[VerifyAnswer] | None = None
+        self.last_verify: VerifyAnswer | None = None
         # Why the last requested run could not start, when the state database refused it.
         self.start_failure: StateWriteError | None = None
         self._listeners: Listeners[ServiceEvent] = Listeners("service")
@@ -253,6 +263,9 @@ class ExportService:
         self.subscribe(self.monitoring.tallies)
         self._monitoring_server: MonitoringServer | None = None
         self._build_schedule()
+        # The verify's own schedule: `next_run` and the run's job stay the run's alone.
+        self.verify_scheduler = schedule.Scheduler()
+        self._build_verify_schedule()
 
     # --- what the dashboard and the daemon read ---------------------------------------------
 
@@ -286,6 +299,7 @@ class ExportService:
             destination_app=self.settings.destination.app,
             intake_listening=realtime is not None and realtime.listening,
             delivery=None if realtime is None else realtime.delivery.health(),
+            last_verify=self.last_verify,
         )
 
     def subscribe(self, listener: Callable[[ServiceEvent], None]) -> Callable[[], None]:
@@ -324,6 +338,9 @@ class ExportService:
             log.warning("needs a restart to take effect: %s", ", ".join(restart_needed))
         self._emit(SettingsApplied(tuple(restart_needed)))
         self._reschedule(previous.task, settings.task)
+        if previous.verify.interval_hours != settings.verify.interval_hours:
+            self._build_verify_schedule()
+            self._wake.set()
         return restart_needed
 
     def _reschedule(self, before: TaskSettings, after: TaskSettings) -> None:
@@ -400,11 +417,119 @@ class ExportService:
             return "the service is stopping"
         if self.run_in_progress:
             return "a run is already in progress"
+        if self._verifying:
+            return "a verify is in progress"
         return None
 
+    # --- verify (interfaces.md §8) ------------------------------------------------------
+
+    @property
+    def verifying(self) -> bool:
+        return self._verifying
+
+    async def verify(
+        self, since: date | None = None, *, repair: bool = False, trigger: str = "manual"
+    ) -> VerifyAnswer:
+        """Read the platform's copy of the window (from `since`) and name its drift from the
+        ERP; with `repair`, send what drifts through a run (`repair`: a resend of the ERP's
+        version, the extra orders as cancelled) and read again to confirm. Never while a
+        run is in flight, nor beside another verify."""
+        refusal = self._refusal()
+        if refusal is not None:
+            return VerifyAnswer(False, refusal, trigger=trigger)
+        self._verifying = True
+        self._verify_task = asyncio.get_running_loop().create_task(
+            self._verify(since, repair=repair, trigger=trigger)
+        )
+        try:
+            answer = await self._verify_task
+        finally:
+            self._verifying = False
+        self.last_verify = answer
+        self._emit(VerifyFinished(answer))
+        return answer
+
+    async def _verify(self, since: date | None, *, repair: bool, trigger: str) -> VerifyAnswer:
+        first = await self._read_copy(since)
+        if isinstance(first, str):
+            return self._verify_answer(trigger, error=first)
+        found = tuple(map(DriftItem.of, first.drift))
+        if not (repair and found) or self._stopping:
+            return self._verify_answer(trigger, first, drift=found, remaining=found)
+        scope = RunScope(only=frozenset(first.drifted_ids), resend=True, supplied=first.cancelled)
+        self._run_task = asyncio.get_running_loop().create_task(self._run(REPAIR, scope))
+        report = await self.wait_for_run()
+        run_id = None if report is None else report.run_id
+        if self._stopping:
+            error = "the service stopped before the repair was confirmed"
+            return self._verify_answer(trigger, first, drift=found, error=error, run_id=run_id)
+        second = await self._read_copy(since)
+        if isinstance(second, str):
+            error = f"the repair could not be confirmed: {second}"
+            return self._verify_answer(trigger, first, drift=found, error=error, run_id=run_id)
+        left = tuple(map(DriftItem.of, second.drift))
+        unrepaired = {item.order_id for item in left}
+        repaired = tuple(i for i in first.drifted_ids if i not in unrepaired)
+        return self._verify_answer(
+            trigger, first, drift=found, remaining=left, repaired=repaired, run_id=run_id
+        )
+
+    async def _read_copy(self, since: date | None) -> CopyReading | str:
+        """The drift the engine reads, or why the copy (or the ERP) could not be read."""
+        try:
+            return await self.engine.verify(since)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning("verify: the copy could not be read: %s", redact(str(error)))
+            return redact(str(error) or type(error).__name__)
+
+    def _verify_answer(
+        self,
+        trigger: str,
+        reading: CopyReading | None = None,
+        *,
+        drift: tuple[DriftItem, ...] = (),
+        remaining: tuple[DriftItem, ...] = (),
+        repaired: tuple[str, ...] = (),
+        error: str | None = None,
+        run_id: int | None = None,
+    ) -> VerifyAnswer:
+        return VerifyAnswer(
+            started=True,
+            message="failed" if error else "verified",
+            checked=0 if reading is None else reading.checked,
+            drift=drift,
+            repaired=repaired,
+            remaining=remaining if error is None else drift,
+            error=error,
+            repair_run_id=run_id,
+            finished_at=self._clock().isoformat(timespec="seconds"),
+            trigger=trigger,
+        )
+
+    def _build_verify_schedule(self) -> None:
+        self.verify_scheduler.clear()
+        hours = self.settings.verify.interval_hours
+        if hours > 0:
+            self.verify_scheduler.every(hours).hours.do(self._verify_on_schedule)
+
+    def _verify_on_schedule(self) -> None:
+        self._verify_due = True
+        self._wake.set()
+
+    def _start_due_verify(self) -> None:
+        if not self._verify_due or self._refusal() is not None:
+            return
+        self._verify_due = False
+        self._scheduled_verify = asyncio.get_running_loop().create_task(
+            self.verify(repair=self.settings.verify.repair, trigger=SCHEDULE)
+        )
+
     def run_pending(self) -> None:
-        """Fire the schedule's job if it is due."""
+        """Fire the schedule's job if it is due (and the verify's)."""
         self.scheduler.run_pending()
+        self.verify_scheduler.run_pending()
 
     async def wait_for_run(self) -> RunReport | None:
         """The report of the run in flight (or the last one) once it has finished."""
@@ -431,7 +556,8 @@ class ExportService:
         try:
             while not self._stopping:
                 self.run_pending()
-                idle = self.scheduler.idle_seconds
+                self._start_due_verify()
+                idle = _earliest(self.scheduler.idle_seconds, self.verify_scheduler.idle_seconds)
                 timeout = (
                     MAX_IDLE_SECONDS if idle is None else min(max(idle, 0.0), MAX_IDLE_SECONDS)
                 )
@@ -452,13 +578,18 @@ class ExportService:
         `abandon_batch`, at once: the batch in flight is recorded nowhere and sent again later)."""
         self._stopping = True
         self._wake.set()
-        if self._run_task is None or self._run_task.done():
-            return
-        if abandon_batch:
-            self._run_task.cancel()
-        else:
-            self.engine.cancel()
-        await self.wait_for_run()
+        verify = self._verify_task
+        if verify is not None and not verify.done() and not self.run_in_progress:
+            verify.cancel()  # it only reads: nothing is left half-done
+        if self._run_task is not None and not self._run_task.done():
+            if abandon_batch:
+                self._run_task.cancel()
+            else:
+                self.engine.cancel()
+            await self.wait_for_run()
+        if verify is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await verify
 
     # --- inside -------------------------------------------------------------------------
 
@@ -480,7 +611,11 @@ class ExportService:
     async def _run(self, trigger: str, scope: RunScope) -> RunReport | None:
         try:
             report = await self.engine.run(
-                trigger, only=scope.only, since=scope.since, resend=scope.resend
+                trigger,
+                only=scope.only,
+                since=scope.since,
+                resend=scope.resend,
+                supplied=scope.supplied,
             )
         except StateWriteError as error:  # the run could not even be recorded as started
             log.error("%s run not started: %s", trigger, error)
@@ -495,6 +630,12 @@ class ExportService:
 
     def _emit(self, event: ServiceEvent) -> None:
         self._listeners.emit(event)
+
+
+def _earliest(*idle: float | None) -> float | None:
+    """The soonest of the schedules' waits (None: nothing scheduled)."""
+    due = [seconds for seconds in idle if seconds is not None]
+    return min(due) if due else None
 
 
 def assemble_service(

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from order_export_tui.service.events import DELIVERY_OK, FAILED
+from order_export_tui.service.verify_answer import VerifyAnswer
 from order_export_tui.state import StateStore
 
 # The oldest queued real-time event may wait this long before /healthz says unhealthy.
@@ -39,6 +40,8 @@ class HealthSnapshot:
     delivery: dict[str, Any] | None  # real-time delivery's state; None without a webhook
     skipped_orders: int
     last_success_at: datetime | None
+    drift_orders: int = 0  # what the last verify left unrepaired
+    last_verify_at: datetime | None = None
 
     @property
     def healthy(self) -> bool:
@@ -100,6 +103,7 @@ def build_health(
     destination_app: str,
     intake_listening: bool,
     delivery: dict[str, Any] | None,
+    last_verify: VerifyAnswer | None = None,
 ) -> HealthSnapshot:
     """The snapshot, with the problems of interfaces.md §6: the last run failed, a scheduled
     run is overdue, a real-time event has waited too long, or real-time delivery fails."""
@@ -123,6 +127,7 @@ def build_health(
     if delivery is not None and delivery.get("state") != DELIVERY_OK:
         # The error text stays in the log: whoever reaches these ports may not read it.
         problems.append("real-time delivery is failing; its error is in the log")
+    problems.extend(verify_problems(last_verify))
     last_success = state.last_success_at()
     return HealthSnapshot(
         problems=tuple(problems),
@@ -135,4 +140,28 @@ def build_health(
         delivery=delivery,
         skipped_orders=state.skipped_count(),
         last_success_at=None if last_success is None else datetime.fromisoformat(last_success),
+        drift_orders=0 if last_verify is None else last_verify.drifting_orders,
+        last_verify_at=None
+        if last_verify is None
+        else datetime.fromisoformat(last_verify.finished_at),
     )
+
+
+def _verified_at(answer: VerifyAnswer) -> datetime | None:
+    return datetime.fromisoformat(answer.finished_at) if answer.finished_at else None
+
+
+def verify_problems(last_verify: VerifyAnswer | None) -> list[str]:
+    """interfaces.md §8: unhealthy while the last verify could not read the platform's copy
+    or left drift unrepaired (the next verify that finds the copy true clears it)."""
+    if last_verify is None:
+        return []
+    if last_verify.error is not None:
+        # The error text stays in the log and the verify's answer.
+        return [f"the last verify ({last_verify.finished_at}) could not read the platform's copy"]
+    if last_verify.drifting_orders:
+        return [
+            f"the last verify ({last_verify.finished_at}) left"
+            f" {last_verify.drifting_orders} orders drifting from the ERP"
+        ]
+    return []

@@ -48,6 +48,7 @@ from order_export_tui.service.state_records import (
     run_record,
     skipped_order,
 )
+from order_export_tui.service.verify_answer import VerifyAnswer
 from order_export_tui.settings import (
     SettingsError,
     destination_identity,
@@ -240,6 +241,8 @@ class HostedControl:
             trigger, only=chosen, since=day, resend=trigger == "resend"
         ):
             reason = "the service is stopping" if self.service.stopping else "a run is in progress"
+            if self.service.verifying:
+                reason = "a verify is in progress"
             return Answer(False, f"not started: {reason}")
         # The run's id is known once its task has started it; let it.
         for _ in range(100):
@@ -271,6 +274,13 @@ class HostedControl:
             return SaveAnswer(False, error.problems)
         needs_restart = self.service.apply_settings(settings)
         return SaveAnswer(True, [], needs_restart=needs_restart)
+
+    async def verify(self, since: str | None = None, repair: bool = False) -> VerifyAnswer:
+        try:
+            day = None if since is None else backfill_day(since, date.today())
+        except ValueError as error:
+            return VerifyAnswer(False, str(error))
+        return await self.service.verify(day, repair=repair)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._listeners.subscribe(listener)

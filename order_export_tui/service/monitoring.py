@@ -131,6 +131,17 @@ class _Collector(Collector):
             "When the last successful run finished (Unix time; 0: none yet).",
             value=0 if last_success is None else last_success.timestamp(),
         )
+        yield GaugeMetricFamily(
+            "order_export_drift_orders",
+            "Orders whose platform copy the last verify found drifting and left unrepaired.",
+            value=health.drift_orders,
+        )
+        last_verify = health.last_verify_at
+        yield GaugeMetricFamily(
+            "order_export_last_verify_timestamp_seconds",
+            "When the last verify of the platform's copy finished (Unix time; 0: none yet).",
+            value=0 if last_verify is None else last_verify.timestamp(),
+        )
 
 
 class Monitoring:

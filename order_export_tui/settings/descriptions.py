@@ -76,6 +76,11 @@ _CORE_DESCRIPTIONS: dict[str, str] = {
         'Where GET /healthz and GET /metrics are served, "host:port" (e.g. "127.0.0.1:9187"); '
         '"" turns monitoring off.'
     ),
+    "verify.interval_hours": (
+        "The daemon (or hosting dashboard) verifies the platform's copy against the ERP every "
+        "N hours; 0 = never by itself (`order-export verify` still works)."
+    ),
+    "verify.repair": "Repair what a scheduled verify finds (sent like a resend).",
     "storage.state_database": "The state database (SQLite) that remembers what was exported.",
     "storage.logs_dir": "The folder that holds the per-run log files.",
     "storage.control_socket": (
@@ -92,6 +97,7 @@ _CORE_TABLE_DESCRIPTIONS: dict[str, str] = {
     "email": "The failure e-mail (task.send_email_on_failure = true).",
     "webhook": "Real-time orders and payment statuses from the webstore.",
     "monitoring": "Health and metrics for monitoring tools.",
+    "verify": "Reading the platform's copy back and comparing it with the ERP.",
     "storage": "What order-export keeps on disk.",
 }
 

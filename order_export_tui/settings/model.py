@@ -141,6 +141,12 @@ class MonitoringSettings:
 
 
 @dataclass
+class VerifySettings:
+    interval_hours: int = 24  # 0: the daemon never verifies by itself
+    repair: bool = True
+
+
+@dataclass
 class StorageSettings:
     state_database: str = "data/state.sqlite"
     logs_dir: str = "logs"
@@ -160,6 +166,7 @@ class Settings:
     webhook: WebhookSettings
     monitoring: MonitoringSettings
     storage: StorageSettings
+    verify: VerifySettings
     # The settings file's absolute path; not a TOML key. Relative paths resolve against its folder.
     path: Path
     sections: dict[str, Any]  # destination connector name -> its settings
@@ -176,6 +183,7 @@ class Settings:
         storage: StorageSettings | None = None,
         path: Path | None = None,
         sections: dict[str, Any] | None = None,
+        verify: VerifySettings | None = None,
         **by_table: Any,
     ) -> None:
         self.task = task or TaskSettings()
@@ -186,6 +194,7 @@ class Settings:
         self.webhook = webhook or WebhookSettings()
         self.monitoring = monitoring or MonitoringSettings()
         self.storage = storage or StorageSettings()
+        self.verify = verify or VerifySettings()
         self.path = path if path is not None else Path.cwd() / DEFAULT_SETTINGS_FILE
         self.sections = _sections(registry().destinations, sections, by_table, "settings")
 
@@ -217,6 +226,7 @@ CORE_TABLES: dict[str, type] = {
     "email": EmailSettings,
     "webhook": WebhookSettings,
     "monitoring": MonitoringSettings,
+    "verify": VerifySettings,
     "storage": StorageSettings,
 }
 

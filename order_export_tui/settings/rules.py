@@ -98,6 +98,8 @@ _CORE_RULES: dict[str, Rule] = {
         'must be "" or "host:port" with a port from 1 to 65535 (IPv6 as "[::1]:9187")',
         lambda v: v == "" or is_listen(v),
     ),
+    "verify.interval_hours": integer(0, 8760),
+    "verify.repair": BOOL,
     "storage.state_database": NON_EMPTY_STR,
     "storage.logs_dir": NON_EMPTY_STR,
     "storage.control_socket": NON_EMPTY_STR,

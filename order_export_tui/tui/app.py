@@ -375,6 +375,9 @@ class OrderExportApp(App[int]):
     def action_show_help(self) -> None:
         self.navigator.show_help()
 
+    def action_show_verify(self) -> None:
+        self.navigator.show_verify()
+
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from app_commands(self, screen)
         for command in super().get_system_commands(screen):

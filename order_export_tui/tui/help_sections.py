@@ -22,6 +22,7 @@ from order_export_tui.tui.logs_screen import LogsScreen
 from order_export_tui.tui.realtime_screen import RealtimeScreen
 from order_export_tui.tui.settings_screen import SettingsScreen
 from order_export_tui.tui.skipped_table import SkippedOrdersTable
+from order_export_tui.tui.verify_screen import VerifyScreen
 
 # A class whose `BINDINGS` the section lists (read when the help opens), or a note.
 Part = type | KeyHelp
@@ -67,6 +68,7 @@ SECTIONS: Sequence[Section] = [
         ],
     ),
     ("Settings", [SettingsScreen, ("tab / shift+tab", "Next field")]),
+    ("Verify", [VerifyScreen]),
 ]
 
 

@@ -126,6 +126,16 @@ APP_COMMANDS: Sequence[Command] = [
         title="Resend orders",
         summary="Send orders by id again, even if unchanged",
     ),
+    Key(
+        "v",
+        "show_verify",
+        "Verify",
+        id="show_verify",
+        show=False,
+        tooltip="Verify the platform's copy against the ERP (and repair it)",
+        title="Verify the platform's copy",
+        summary="Read the platform's orders back and name every difference from the ERP",
+    ),
     PaletteCommand(
         "Backfill from a date",
         "Export every order dated on or after a day (YYYY-MM-DD), beyond the window",

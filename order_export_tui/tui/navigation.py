@@ -22,6 +22,7 @@ from order_export_tui.tui.intake_status import realtime_summary
 from order_export_tui.tui.logs_screen import LogsScreen
 from order_export_tui.tui.realtime_screen import RealtimeScreen
 from order_export_tui.tui.settings_screen import SaveOutcome, SettingsScreen
+from order_export_tui.tui.verify_screen import VerifyScreen
 
 if TYPE_CHECKING:
     from order_export_tui.tui.app import OrderExportApp
@@ -80,6 +81,11 @@ class Navigator:
             return realtime_summary(app.settings, app.status)
 
         self.go(lambda: app.push_screen(RealtimeScreen(app.control.recent_events, summary)))
+
+    def show_verify(self) -> None:
+        control = self.app.control
+        screen = VerifyScreen(lambda repair: control.verify(repair=repair))
+        self.go(lambda: self.app.push_screen(screen))
 
     def show_history(self) -> None:
         self.go(lambda: self.app.dashboard.show_table(HISTORY))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from textual.app import App
+from textual.notifications import SeverityLevel
 
 from order_export_tui.service.events import (
     DELIVERY_FAILING,
@@ -14,6 +15,7 @@ from order_export_tui.service.events import (
     DeliveryStateChanged,
     FailureEmailOutcome,
     RunRequestSkipped,
+    VerifyFinished,
 )
 from order_export_tui.service.export_service import OrdersAnswer
 from order_export_tui.tui.formatting import count
@@ -60,6 +62,11 @@ def say_service_notice(app: App[object], event: object) -> None:
             )
         else:
             app.notify("Real-time delivery works again.")
+    elif isinstance(event, VerifyFinished) and event.answer.trigger != "manual":
+        # A manual verify shows its answer on its own screen; a scheduled one says it here.
+        answer = event.answer
+        severity: SeverityLevel = "information" if answer.in_sync else "warning"
+        app.notify(f"Scheduled verify: {answer.summary()}", severity=severity, markup=False)
 
 
 class NoticesShown:
