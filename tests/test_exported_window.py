@@ -216,8 +216,9 @@ def test_forgetting_keeps_what_was_exported_after_the_run_started_or_lately_in_r
 
 def make_old_state_file(path: Path) -> None:
     """Turn a state file into one the previous release wrote: no order_date column, no
-    index on it, schema version 1."""
+    index on it, schema version 1, and no document kept for the orders a run exported."""
     with sqlite3.connect(path) as db:
+        db.execute("UPDATE exported_order SET document = NULL WHERE run_id IS NOT NULL")
         db.execute("DROP INDEX exported_order_by_date")
         db.execute("ALTER TABLE exported_order DROP COLUMN order_date")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
@@ -279,7 +280,7 @@ async def test_a_state_file_from_before_order_dates_is_migrated_and_counts_right
         (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         indexes = {row[1] for row in db.execute("PRAGMA index_list(exported_order)")}
     db.close()
-    assert version == "2" and "exported_order_by_date" in indexes
+    assert version == "3" and "exported_order_by_date" in indexes
 
 
 def test_a_migration_that_cannot_finish_leaves_the_file_as_it_was(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import orjson
+
 from order_export_tui.destinations.base import Destination, OrderChange
 from order_export_tui.engine.events import (
     REFUSED,
@@ -82,6 +84,15 @@ def classify(
     return batch
 
 
+def cancellable_document(doc: OrderDocument) -> bytes | None:
+    """The document kept with an exported order that may still be cancelled (not shipped):
+    should the ERP stop listing it, it is sent once more as cancelled (`engine.cancellations`).
+    A shipped order is never cancelled, and keeps none."""
+    if doc["shipping_status"] == "shipped":
+        return None
+    return orjson.dumps(doc)
+
+
 class BatchPipeline:
     """Sends up to `destination.max_batches_in_flight` batches at once and records each, in
     the order they were read, once its send has finished. Nothing of a batch is recorded
@@ -122,6 +133,10 @@ class BatchPipeline:
         self._limit = max(1, int(getattr(destination, "max_batches_in_flight", 1)))
         self._in_flight: deque[tuple[ClassifiedBatch, asyncio.Task[dict[str, str]]]] = deque()
         self._batch_no = 0
+
+    @property
+    def batches_started(self) -> int:
+        return self._batch_no
 
     async def submit(self, docs: list[OrderDocument]) -> None:
         """Start sending one batch; waits while the pipeline is full."""
@@ -210,7 +225,8 @@ class BatchPipeline:
                     batch.hashes[change.order_id],
                     change.document["shipping_status"],
                     change.document["payment_status"],
-                    order_date=change.document["order_date"],
+                    cancellable_document(change.document),
+                    change.document["order_date"],
                 )
                 for change in confirmed
             ],

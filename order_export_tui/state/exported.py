@@ -61,30 +61,48 @@ class ExportedOrders:
     def forget_unread(self, *, since: datetime, started_at: datetime, read: set[str]) -> int:
         """After a run that read every order of its window (dated from `since` on): forget
         the exported orders dated in that window that the run did not read, because the ERP
-        no longer has them. Only those exported before the run started (`started_at`), and
-        of those sent in real time only, the ones sent over a day before: such an order may
-        not have reached the ERP yet. Nothing at the destination changes. Returns how many
-        were forgotten."""
-        with self._db.transaction() as db:
-            # The ids alone come from the date index; only the few unread rows are looked up.
-            rows = db.execute(
-                "SELECT order_id FROM exported_order WHERE order_date >= ?",
-                (instant_key(since),),
-            )
-            unread = [order_id for (order_id,) in rows if order_id not in read]
-            # An order the webstore sent in real time that no run has sent may not be in the
-            # ERP yet: it is forgotten only once it has had a day to get there.
-            realtime_before = started_at - REALTIME_GRACE
-            gone = [
-                (order_id,)
-                for order_id, exported_at, run_id in db.rows_for_ids(
-                    "SELECT order_id, exported_at, run_id FROM exported_order", unread
+        no longer has them (`gone_unread`). Nothing at the destination changes. Returns how
+        many were forgotten."""
+        gone = self.gone_unread(since=since, started_at=started_at, read=read)
+        return self.forget([order.order_id for order in gone])
+
+    def gone_unread(
+        self, *, since: datetime, started_at: datetime, read: set[str]
+    ) -> list[ExportedOrder]:
+        """After a run that read every order of its window (dated from `since` on): the
+        exported orders dated in that window that the run did not read, because the ERP no
+        longer has them. Only those exported before the run started (`started_at`), and of
+        those sent in real time only, the ones sent over a day before: such an order may not
+        have reached the ERP yet. Each with its document where one was kept."""
+        # The ids alone come from the date index; only the few unread rows are looked up.
+        rows = self._db.execute(
+            "SELECT order_id FROM exported_order WHERE order_date >= ?",
+            (instant_key(since),),
+        )
+        unread = [order_id for (order_id,) in rows if order_id not in read]
+        # An order the webstore sent in real time that no run has sent may not be in the
+        # ERP yet: it is forgotten only once it has had a day to get there.
+        realtime_before = started_at - REALTIME_GRACE
+        return [
+            ExportedOrder(order_id, digest, shipping, payment, document, order_date)
+            for order_id, exported_at, run_id, digest, shipping, payment, document, order_date in (
+                self._db.rows_for_ids(
+                    "SELECT order_id, exported_at, run_id, content_hash, shipping_status,"
+                    " payment_status, document, order_date FROM exported_order",
+                    unread,
                 )
-                if datetime.fromisoformat(exported_at)
-                < (started_at if run_id is not None else realtime_before)
-            ]
-            db.executemany("DELETE FROM exported_order WHERE order_id = ?", gone)
-        return len(gone)
+            )
+            if datetime.fromisoformat(exported_at)
+            < (started_at if run_id is not None else realtime_before)
+        ]
+
+    def forget(self, order_ids: Sequence[str]) -> int:
+        """Forget these exported orders (the ERP no longer has them). Returns how many."""
+        with self._db.transaction() as db:
+            db.executemany(
+                "DELETE FROM exported_order WHERE order_id = ?", [(i,) for i in order_ids]
+            )
+        return len(order_ids)
 
     def record(
         self,

@@ -10,7 +10,7 @@ import sqlite3
 
 from order_export_tui.state.dates import order_date_key
 
-SCHEMA_VERSION = 2  # 2: exported_order.order_date
+SCHEMA_VERSION = 3  # 2: exported_order.order_date; 3: run.cancelled
 
 # The real-time events by state, kept by triggers in the writer's own transaction: every
 # status refresh reads it, and counting a year of events there took 23 ms each time.
@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS run (
     unchanged INTEGER NOT NULL DEFAULT 0,
     retried INTEGER NOT NULL DEFAULT 0,
     skipped INTEGER NOT NULL DEFAULT 0,
+    cancelled INTEGER NOT NULL DEFAULT 0, -- orders sent as cancelled (interfaces.md §7)
     error TEXT,
     log_file TEXT
 );
@@ -133,12 +134,20 @@ def migrate(db: sqlite3.Connection) -> None:
     event_columns = {row[1] for row in db.execute("PRAGMA table_info(realtime_event)")}
     if "send_started_at" not in event_columns:  # a database from before re-sends were told
         db.execute("ALTER TABLE realtime_event ADD COLUMN send_started_at TEXT")
+    _add_run_cancelled(db)
     db.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         " WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
         (str(SCHEMA_VERSION),),
     )
+
+
+def _add_run_cancelled(db: sqlite3.Connection) -> None:
+    """Version 3: each run's count of orders sent as cancelled (0 for the runs before it)."""
+    run_columns = {row[1] for row in db.execute("PRAGMA table_info(run)")}
+    if "cancelled" not in run_columns:
+        db.execute("ALTER TABLE run ADD COLUMN cancelled INTEGER NOT NULL DEFAULT 0")
 
 
 def _has_table(db: sqlite3.Connection, name: str) -> bool:

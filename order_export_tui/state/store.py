@@ -84,6 +84,14 @@ class StateStore:
     def forget_unread(self, *, since: datetime, started_at: datetime, read: set[str]) -> int:
         return self.exported.forget_unread(since=since, started_at=started_at, read=read)
 
+    def gone_unread(
+        self, *, since: datetime, started_at: datetime, read: set[str]
+    ) -> list[ExportedOrder]:
+        return self.exported.gone_unread(since=since, started_at=started_at, read=read)
+
+    def forget_exported(self, order_ids: Sequence[str]) -> int:
+        return self.exported.forget(order_ids)
+
     # --- real-time events (`RealtimeQueue`) ---------------------------------------------
 
     def enqueue_event(
