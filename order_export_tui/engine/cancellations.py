@@ -183,8 +183,7 @@ class Removals:
         if not forgotten:
             return
         log.info(
-            "run %s: %s exported %s no longer in the ERP, forgotten (the destination keeps"
-            " them)",
+            "run %s: %s exported %s no longer in the ERP, forgotten (the destination keeps them)",
             self.run_id,
             len(forgotten),
             "order is" if len(forgotten) == 1 else "orders are",
