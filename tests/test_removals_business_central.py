@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -153,10 +154,16 @@ async def test_a_credit_memo_for_the_whole_invoice_refunds_the_order_once(
         assert docs["SO-1"]["payment_status"] == "refunded"
         assert docs["SO-2"]["payment_status"] == docs["SO-3"]["payment_status"] == "pending"
 
+        # The webstore said both were paid; the credit memo came after: it wins for SO-1.
+        for number in ("SO-1", "SO-3"):
+            engine.state.set_payment_override(
+                number, "paid", occurred_at="2026-01-01T10:00:00+00:00", now=datetime.now(UTC)
+            )
+
         second = await engine.run()
-        assert second.counts["updated"] == 1 and second.counts["cancelled"] == 0
-        last = sent_records(bc_settings)[-1]
-        assert (last["key"], last["json"]["paymentStatus"]) == ("SO-1", "refunded")
+        assert second.counts["updated"] == 2 and second.counts["cancelled"] == 0
+        sent = {r["key"]: r["json"]["paymentStatus"] for r in sent_records(bc_settings)[-2:]}
+        assert sent == {"SO-1": "refunded", "SO-3": "paid"}
         assert (await engine.run()).counts["updated"] == 0  # sent once
         # One read of the window's credit memos per run (read_all's included), never one
         # request per order.

@@ -28,6 +28,8 @@ from order_export_tui.state import ExportedOrder, StateStore
 from order_export_tui.transport.redaction import redact
 from order_export_tui.transport.retry import Retrier
 
+ERP_TAKEN_BACK = frozenset({"refunded", "partially_refunded", "cancelled"})
+
 
 class SkipBudgetExceededError(Exception):
     pass
@@ -69,7 +71,9 @@ def classify(
     for doc in valid:
         order_id = doc["order_id"]
         batch.order_dates[order_id] = doc["order_date"]
-        if order_id in overrides:  # a payment callback's status wins over the ERP's
+        # A payment callback's status wins over the ERP's, bar what the ERP took back
+        # itself (a credit memo's refund, a cancellation: interfaces.md §7).
+        if order_id in overrides and doc["payment_status"] not in ERP_TAKEN_BACK:
             doc = {**doc, "payment_status": overrides[order_id]}
         digest = content_hash(doc)
         before = previous.get(order_id)
