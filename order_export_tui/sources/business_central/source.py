@@ -22,6 +22,11 @@ A run reads, in this order:
    date, so their first shipment's posting date stands in for it (for the window too: on a
    first run, an order placed just before the window and shipped inside it is exported).
 
+Before the orders, the window's posted `salesCreditMemos` (one paged read, a few fields) and
+the invoices they name: each order they credit is yielded `refunded` or `partially_refunded`
+(`business_central_refunds`, interfaces.md §7). `invoiced(order_ids)` tells the engine which
+orders that left `salesOrders` were invoiced, not cancelled.
+
 Why a full window scan of `salesOrders` every run, and an incremental read of shipments:
 - An order's `lastModifiedDateTime` does not move when what its document is made of changes
   elsewhere (the customer's e-mail, a shipment method's name); an incremental read would keep
