@@ -100,6 +100,35 @@ async def test_a_shipped_order_that_left_the_erp_is_forgotten_without_a_send(
         state.close()
 
 
+async def test_an_order_whose_date_moved_out_of_the_window_is_not_cancelled(
+    make_settings: Any,
+) -> None:
+    settings = make_settings()
+    demo(settings)
+    docs = await window_orders(settings)
+    moved = recent(docs, "not_shipped")
+    state = StateStore(settings.state_database_path)
+    engine = make_engine(settings, state)
+    try:
+        await engine.run()
+        records = len(file_records(settings))
+        with sqlite3.connect(demo_database_path(settings)) as erp:
+            erp.execute(
+                "UPDATE sales_header SET order_date_utc = '2001-01-01T10:00:00+00:00'"
+                " WHERE order_no = ?",
+                (moved,),
+            )
+        erp.close()
+
+        report = await engine.run()
+
+        assert report.counts["cancelled"] == 0
+        assert len(file_records(settings)) == records
+        assert state.exported_orders([moved]) == {}  # left the window: forgotten as before
+    finally:
+        state.close()
+
+
 async def test_a_failed_run_cancels_nothing(make_settings: Any) -> None:
     settings = make_settings(task={"max_items_to_skip": 3})
     demo(settings, malformed=3)

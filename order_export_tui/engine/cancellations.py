@@ -11,6 +11,7 @@ a day to reach the ERP). Each one is then:
   invoiced_orders`: a Business Central order that left `salesOrders` with a posted invoice
   was invoiced, not cancelled);
 - forgotten without a send otherwise (shipped, invoiced, already cancelled at the platform,
+  still in the ERP under a date outside the window (looked up by id, where the source can),
   or exported before the state kept documents: there is nothing to send it from).
 
 A cancellation the destination refuses is a skipped order (with the platform's reason) and
@@ -36,7 +37,7 @@ from order_export_tui.engine.events import (
     RunCounts,
 )
 from order_export_tui.orders import OrderDocument, order_problem
-from order_export_tui.sources.base import OrderSource, invoiced_orders
+from order_export_tui.sources.base import OrderSource, invoiced_orders, lookup_orders
 from order_export_tui.state import ExportedOrder, StateStore
 from order_export_tui.transport.redaction import redact
 from order_export_tui.transport.retry import Retrier
@@ -110,11 +111,13 @@ class Removals:
         if not gone:
             return
         candidates = [order for order in gone if may_be_cancelled(order)]
-        invoiced = await invoiced_orders(self.source, [order.order_id for order in candidates])
+        ids = [order.order_id for order in candidates]
+        elsewhere = await still_listed(self.source, ids)
+        invoiced = await invoiced_orders(self.source, [i for i in ids if i not in elsewhere])
         changes: list[OrderChange] = []
         unsendable: list[str] = []
         for order in candidates:
-            if order.order_id in invoiced:
+            if order.order_id in invoiced or order.order_id in elsewhere:
                 continue
             doc = cancelled_document(order)
             if doc is None:
@@ -197,6 +200,18 @@ class Removals:
                 self.run_id,
                 _named(unsendable),
             )
+
+
+async def still_listed(source: OrderSource, order_ids: Sequence[str]) -> set[str]:
+    """Those of these ids the ERP still has, looked up by id whatever their date (an order
+    whose date moved out of the window left the window, it was not cancelled); none where
+    the source cannot look orders up."""
+    if not order_ids:
+        return set()
+    found = await lookup_orders(source, order_ids)
+    if found is None:
+        return set()
+    return {order_id for order_id, doc in found.items() if doc is not None}
 
 
 def _named(order_ids: Sequence[str]) -> str:
