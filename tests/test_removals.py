@@ -317,3 +317,25 @@ def test_the_run_summary_and_its_json_name_the_cancelled_count(
     assert re.search(r"^cancelled\s+0$", summary.stdout + summary.stderr, re.MULTILINE)
     status = json.loads(order_export("status", "--json", cwd=tmp_path).stdout)
     assert status["last_run"]["counts"]["cancelled"] == 0
+
+
+async def test_orders_sent_as_cancelled_count_as_sent_orders_in_the_metrics(
+    make_settings: Any,
+) -> None:
+    from order_export_tui.service.monitoring import Tallies
+
+    settings = make_settings(task={"batch_size": 25})
+    demo(settings)
+    docs = await window_orders(settings)
+    state = StateStore(settings.state_database_path)
+    engine = make_engine(settings, state)
+    tallies = Tallies()
+    engine.subscribe(tallies)
+    try:
+        first = await engine.run()
+        cancel_order(demo_database_path(settings), recent(docs, "not_shipped"))
+        second = await engine.run()
+        assert second.counts["cancelled"] == 1
+        assert tallies.orders_sent == first.counts["new"] + 1
+    finally:
+        state.close()
