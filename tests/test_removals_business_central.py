@@ -232,3 +232,35 @@ async def test_an_unposted_order_cancelled_on_a_failed_run_is_not_sent_as_cancel
         assert (await engine.run()).counts["cancelled"] == 1
     finally:
         engine.state.close()
+
+
+async def test_credit_memos_are_read_page_by_page_through_next_links(
+    fake: BusinessCentralFake, bc_settings: Settings
+) -> None:
+    from datetime import datetime as moment
+
+    from order_export_tui.engine.runner import window_start
+    from order_export_tui.sources.business_central.source import BusinessCentralSource
+    from order_export_tui.transport.retry import Retrier, RetryPolicy
+
+    add_jane(fake)
+    numbers = [f"SO-{n}" for n in range(1, 6)]
+    for number in numbers:
+        add_order(fake, number)
+        fake.post_shipment(number)
+        fake.post_credit_memo(fake.post_invoice(number))
+    source = BusinessCentralSource.from_settings(
+        bc_settings, Retrier(RetryPolicy(3, 60)), page_size=2
+    )
+    start = window_start(moment.now().astimezone(), bc_settings.task.max_days_to_export)
+    try:
+        docs = [doc async for chunk in source.iter_orders(start) for doc in chunk]
+    finally:
+        await source.close()
+
+    assert {doc["order_id"]: doc["payment_status"] for doc in docs} == dict.fromkeys(
+        numbers, "refunded"
+    )
+    pages = fake.requests_to("salesCreditMemos")
+    assert len(pages) == 3  # 2 + 2 + 1, each page after the first from @odata.nextLink
+    assert all("$skiptoken" in page.query for page in pages[1:])
