@@ -216,9 +216,8 @@ def test_forgetting_keeps_what_was_exported_after_the_run_started_or_lately_in_r
 
 def make_old_state_file(path: Path) -> None:
     """Turn a state file into one the previous release wrote: no order_date column, no
-    index on it, schema version 1, and no document kept for the orders a run exported."""
+    index on it, schema version 1."""
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE exported_order SET document = NULL WHERE run_id IS NOT NULL")
         db.execute("DROP INDEX exported_order_by_date")
         db.execute("ALTER TABLE exported_order DROP COLUMN order_date")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")

@@ -15,7 +15,8 @@ REALTIME_GRACE = timedelta(days=1)  # how long the ERP may take to list an order
 @dataclass(frozen=True, slots=True)
 class ExportedOrder:
     """What the destination last confirmed for an order. `document` (the order document as
-    JSON) is written with it, and read only where needed (`exported_document`).
+    JSON) is written with it (a run's: that of an order not shipped yet, in `kept_document`),
+    and read only where needed (`exported_document`, `gone_unread`).
     `order_date`: the document's `order_date` (what the export window counts by)."""
 
     order_id: str
@@ -43,7 +44,9 @@ class ExportedOrders:
     def exported_document(self, order_id: str) -> bytes | None:
         """The order document (JSON) the destination last confirmed, None when never sent."""
         row = self._db.execute(
-            "SELECT document FROM exported_order WHERE order_id = ?", (order_id,)
+            "SELECT coalesce(e.document, k.document) FROM exported_order AS e"
+            " LEFT JOIN kept_document AS k USING (order_id) WHERE order_id = ?",
+            (order_id,),
         ).fetchone()
         return None if row is None else row[0]
 
@@ -88,7 +91,8 @@ class ExportedOrders:
             for order_id, exported_at, run_id, digest, shipping, payment, document, order_date in (
                 self._db.rows_for_ids(
                     "SELECT order_id, exported_at, run_id, content_hash, shipping_status,"
-                    " payment_status, document, order_date FROM exported_order",
+                    " payment_status, coalesce(e.document, k.document), order_date"
+                    " FROM exported_order AS e LEFT JOIN kept_document AS k USING (order_id)",
                     unread,
                 )
             )
@@ -98,10 +102,10 @@ class ExportedOrders:
 
     def forget(self, order_ids: Sequence[str]) -> int:
         """Forget these exported orders (the ERP no longer has them). Returns how many."""
+        ids = [(order_id,) for order_id in order_ids]
         with self._db.transaction() as db:
-            db.executemany(
-                "DELETE FROM exported_order WHERE order_id = ?", [(i,) for i in order_ids]
-            )
+            db.executemany("DELETE FROM exported_order WHERE order_id = ?", ids)
+            db.executemany("DELETE FROM kept_document WHERE order_id = ?", ids)
         return len(order_ids)
 
     def record(
@@ -116,6 +120,10 @@ class ExportedOrders:
         when sent in real time), and the dates of unchanged orders as read (`seen`: order id
         -> order date) where the state does not know them yet (rows from before it kept
         dates)."""
+        confirmed = list(exported)
+        # A run's documents go to `kept_document`, a rowid table: the ~1.5 KB of a document
+        # overflows a page of `exported_order` (WITHOUT ROWID), which then takes 4 KB a row.
+        by_run = run_id is not None
         rows = [
             (
                 e.order_id,
@@ -124,11 +132,13 @@ class ExportedOrders:
                 e.payment_status,
                 stamp,
                 run_id,
-                e.document,
+                None if by_run else e.document,
                 order_date_key(e.order_date),
             )
-            for e in exported
+            for e in confirmed
         ]
+        kept = [(e.order_id, e.document) for e in confirmed if by_run and e.document is not None]
+        dropped = [(e.order_id,) for e in confirmed if by_run and e.document is None]
         with self._db.transaction() as db:
             db.executemany(
                 "INSERT INTO exported_order (order_id, content_hash, shipping_status,"
@@ -143,6 +153,14 @@ class ExportedOrders:
                 " order_date = coalesce(excluded.order_date, exported_order.order_date)",
                 rows,
             )
+            if kept:
+                db.executemany(
+                    "INSERT INTO kept_document (order_id, document) VALUES (?, ?)"
+                    " ON CONFLICT (order_id) DO UPDATE SET document = excluded.document",
+                    kept,
+                )
+            if dropped:
+                db.executemany("DELETE FROM kept_document WHERE order_id = ?", dropped)
             if seen and self._has_undated():
                 db.executemany(
                     "UPDATE exported_order SET order_date = ?"

@@ -10,7 +10,7 @@ import sqlite3
 
 from order_export_tui.state.dates import order_date_key
 
-SCHEMA_VERSION = 3  # 2: exported_order.order_date; 3: run.cancelled
+SCHEMA_VERSION = 3  # 2: exported_order.order_date; 3: run.cancelled, kept_document
 
 # The real-time events by state, kept by triggers in the writer's own transaction: every
 # status refresh reads it, and counting a year of events there took 23 ms each time.
@@ -48,6 +48,12 @@ CREATE TABLE IF NOT EXISTS exported_order (
     document BLOB,
     order_date TEXT
 ) WITHOUT ROWID;
+-- The document of each order a run exported that is not shipped yet: sent once as cancelled
+-- should the ERP stop listing it (interfaces.md §7). A rowid table: documents fit its pages.
+CREATE TABLE IF NOT EXISTS kept_document (
+    order_id TEXT PRIMARY KEY,
+    document BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS run (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT,
     trigger TEXT NOT NULL,
