@@ -339,3 +339,44 @@ async def test_orders_sent_as_cancelled_count_as_sent_orders_in_the_metrics(
         assert tallies.orders_sent == first.counts["new"] + 1
     finally:
         state.close()
+
+
+def test_a_run_keeps_the_document_until_the_order_ships_or_is_forgotten(tmp_path: Path) -> None:
+    state = StateStore(tmp_path / "state.sqlite")
+    now = datetime.now().astimezone()
+    doc = order("SO-1")
+    shipped = {**doc, "shipping_status": "shipped"}
+
+    def export(document: dict[str, Any], run_id: int | None, kept: bytes | None) -> None:
+        state.record_batch(
+            run_id=run_id,
+            now=now,
+            exported=[
+                ExportedOrder(
+                    "SO-1",
+                    content_hash(document),
+                    document["shipping_status"],
+                    document["payment_status"],
+                    kept,
+                    document["order_date"],
+                )
+            ],
+            skipped={},
+            resolved=[],
+        )
+
+    try:
+        export(doc, 1, orjson.dumps(doc))
+        assert orjson.loads(state.exported_document("SO-1") or b"") == doc
+        export(shipped, 2, None)  # shipped: never cancelled, nothing kept
+        assert state.exported_document("SO-1") is None
+        export(doc, None, orjson.dumps(doc))  # real time keeps its own
+        assert orjson.loads(state.exported_document("SO-1") or b"") == doc
+        export(doc, 3, orjson.dumps(doc))
+        assert state.forget_exported(["SO-1"]) == 1
+        assert state.exported_document("SO-1") is None
+        with sqlite3.connect(tmp_path / "state.sqlite") as db:
+            assert db.execute("SELECT count(*) FROM kept_document").fetchone() == (0,)
+        db.close()
+    finally:
+        state.close()
