@@ -365,18 +365,50 @@ def test_a_run_keeps_the_document_until_the_order_ships_or_is_forgotten(tmp_path
             resolved=[],
         )
 
+    def kept() -> list[Any]:
+        with sqlite3.connect(tmp_path / "state.sqlite") as db:
+            rows = [
+                orjson.loads(row[0]) for row in db.execute("SELECT document FROM kept_document")
+            ]
+        db.close()
+        return rows
+
+    def gone() -> list[ExportedOrder]:
+        later = now + timedelta(days=3)
+        return state.gone_unread(since=now - timedelta(days=30), started_at=later, read=set())
+
     try:
         export(doc, 1, orjson.dumps(doc))
-        assert orjson.loads(state.exported_document("SO-1") or b"") == doc
+        assert kept() == [doc]
+        assert [orjson.loads(o.document or b"") for o in gone()] == [doc]
         export(shipped, 2, None)  # shipped: never cancelled, nothing kept
-        assert state.exported_document("SO-1") is None
-        export(doc, None, orjson.dumps(doc))  # real time keeps its own
+        assert kept() == [] and [o.document for o in gone()] == [None]
+        export(doc, None, orjson.dumps(doc))  # real time keeps its own, as before
         assert orjson.loads(state.exported_document("SO-1") or b"") == doc
         export(doc, 3, orjson.dumps(doc))
+        assert state.exported_document("SO-1") is None  # a run's is not the real-time copy
+        assert [orjson.loads(o.document or b"") for o in gone()] == [doc]
         assert state.forget_exported(["SO-1"]) == 1
-        assert state.exported_document("SO-1") is None
-        with sqlite3.connect(tmp_path / "state.sqlite") as db:
-            assert db.execute("SELECT count(*) FROM kept_document").fetchone() == (0,)
-        db.close()
+        assert kept() == [] and gone() == []
     finally:
         state.close()
+
+
+def test_order_export_demo_activity_makes_the_next_run_cancel_and_refund(
+    make_settings: Any, tmp_path: Path
+) -> None:
+    make_settings()
+    assert order_export("demo", "--orders", "80", cwd=tmp_path).returncode == 0
+    assert order_export("run", cwd=tmp_path).returncode == 0
+
+    activity = order_export("demo", "--activity", "--seed", "2", cwd=tmp_path)
+
+    assert activity.returncode == 0, activity.stderr
+    lines = activity.stderr.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "cancelled (deleted)",
+        "refunded",
+        "partially refunded",
+    ]
+    report = json.loads(order_export("run", "--json", cwd=tmp_path).stdout)
+    assert report["counts"]["cancelled"] == 3 and report["counts"]["updated"] == 4

@@ -264,3 +264,19 @@ async def test_credit_memos_are_read_page_by_page_through_next_links(
     pages = fake.requests_to("salesCreditMemos")
     assert len(pages) == 3  # 2 + 2 + 1, each page after the first from @odata.nextLink
     assert all("$skiptoken" in page.query for page in pages[1:])
+
+
+async def test_check_connect_names_a_missing_right_to_read_credit_memos(
+    fake: BusinessCentralFake, bc_settings: Settings
+) -> None:
+    from order_export_tui.sources.base import SourceError
+
+    fake.forbidden.add("salesCreditMemos")
+    source = source_for(bc_settings)
+    try:
+        with pytest.raises(SourceError, match="salesCreditMemos"):
+            await source.check_connection()
+        fake.forbidden.clear()
+        assert "Business Central company" in await source.check_connection()
+    finally:
+        await source.close()

@@ -347,8 +347,7 @@ class RealtimeDelivery:
         return _DEFERRED
 
     async def _known_document(self, event: RealtimeEvent) -> dict[str, Any] | None:
-        """The order as the destination last confirmed it where the state keeps it (sent in
-        real time, or by a run while not shipped), else as the ERP has it now if a run has
+        """The order as last sent in real time, else as the ERP has it now if a run has
         exported it; None while the order is unknown (the payment status is then held)."""
         stored = self.state.exported_document(event.order_id)
         if stored is not None:

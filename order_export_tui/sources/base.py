@@ -70,8 +70,8 @@ async def lookup_orders(
 
 async def fetch_order(source: OrderSource, order_id: str) -> OrderDocument | None:
     """One order by its id; None when the source cannot look one up or does not have it.
-    Payment callbacks use it to re-send an order whose document the state does not keep (runs
-    keep only those of orders not shipped yet: every document would slow them down)."""
+    Payment callbacks use it to re-send an order that a run exported (runs keep no copy of
+    every document: it would halve their speed)."""
     found = await lookup_orders(source, [order_id])
     return None if found is None else found.get(order_id)
 

@@ -16,7 +16,7 @@ REALTIME_GRACE = timedelta(days=1)  # how long the ERP may take to list an order
 class ExportedOrder:
     """What the destination last confirmed for an order. `document` (the order document as
     JSON) is written with it (a run's: that of an order not shipped yet, in `kept_document`),
-    and read only where needed (`exported_document`, `gone_unread`).
+    and read only where needed (`exported_document` the real-time one, `gone_unread`).
     `order_date`: the document's `order_date` (what the export window counts by)."""
 
     order_id: str
@@ -42,11 +42,11 @@ class ExportedOrders:
         return {row[0]: ExportedOrder(*row) for row in rows}
 
     def exported_document(self, order_id: str) -> bytes | None:
-        """The order document (JSON) the destination last confirmed, None when never sent."""
+        """The order document (JSON) the destination last confirmed in real time, None when
+        never sent so (a run's kept documents are for `gone_unread` alone: a payment callback
+        reads a run's order from the ERP, as it has it now)."""
         row = self._db.execute(
-            "SELECT coalesce(e.document, k.document) FROM exported_order AS e"
-            " LEFT JOIN kept_document AS k USING (order_id) WHERE order_id = ?",
-            (order_id,),
+            "SELECT document FROM exported_order WHERE order_id = ?", (order_id,)
         ).fetchone()
         return None if row is None else row[0]
 

@@ -238,7 +238,7 @@ class BusinessCentralSource:
 
     async def check_connection(self) -> str:
         """Prove the token (client id, secret, tenant), the environment, the company and the
-        right to read sales orders; names the company reached."""
+        right to read sales orders and credit memos; names the company reached."""
         connection = self.client.connection
         body = await self.client.get_json(
             f"{connection.base_url}/companies?$select=id,name,displayName", "GET companies"
@@ -247,6 +247,12 @@ class BusinessCentralSource:
         company = _company(companies if isinstance(companies, list) else [], connection.company_id)
         await self.client.get_json(
             f"{connection.company_url}/salesOrders?$top=1&$select=number", "GET salesOrders"
+        )
+        # Every run reads the credit memos too (refunds): a permission set without them
+        # would fail the first run, so it fails here.
+        await self.client.get_json(
+            f"{connection.company_url}/salesCreditMemos?$top=1&$select=number",
+            "GET salesCreditMemos",
         )
         name = str(company.get("displayName") or company.get("name") or connection.company_id)
         return f"Business Central company {name} at {display_url(connection.base_url)}"
