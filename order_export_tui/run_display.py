@@ -180,6 +180,13 @@ def print_status(console: Console, status: StatusSnapshot) -> None:
         )
     console.print(f"next run: {status.next_run_at or 'none scheduled'}", markup=False)
     console.print(f"skipped orders: {status.skipped_orders:,}", markup=False)
+    if status.destination.identity:
+        noun = "order" if status.exported == 1 else "orders"
+        console.print(
+            f"exported: {status.exported:,} {noun} of the export window confirmed by"
+            f" {status.destination.identity}",
+            markup=False,
+        )
     console.print(
         f"real-time queue: {status.queue.queued:,} queued, {status.queue.held:,} held",
         markup=False,

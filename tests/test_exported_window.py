@@ -29,20 +29,10 @@ from tests.support.daemon_process import DaemonProcess, order_export
 from tests.support.demo_erp import expected_orders
 from tests.support.engines import make_engine
 from tests.support.intake_server import payment, running_channel
+from tests.support.old_state import OLD_COLUMNS, make_old_state_file
 from tests.support.orders import order
 
 PAYMENT_PATH = "/webhooks/payment-status"
-
-# exported_order as the state files of the release before this change hold it.
-OLD_EXPORTED_ORDER = [
-    "order_id",
-    "content_hash",
-    "shipping_status",
-    "payment_status",
-    "exported_at",
-    "run_id",
-    "document",
-]
 
 
 def now_window(settings) -> datetime:  # type: ignore[no-untyped-def]
@@ -214,20 +204,6 @@ def test_forgetting_keeps_what_was_exported_after_the_run_started_or_lately_in_r
         state.close()
 
 
-def make_old_state_file(path: Path) -> None:
-    """Turn a state file into one the previous release wrote: no order_date column, no
-    index on it, schema version 1."""
-    with sqlite3.connect(path) as db:
-        db.execute("DROP INDEX exported_order_by_date")
-        db.execute("ALTER TABLE exported_order DROP COLUMN order_date")
-        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    db.close()
-    with sqlite3.connect(path) as db:
-        columns = [row[1] for row in db.execute("PRAGMA table_info(exported_order)")]
-    db.close()
-    assert columns == OLD_EXPORTED_ORDER
-
-
 async def test_a_state_file_from_before_order_dates_is_migrated_and_counts_right(
     make_settings,
 ) -> None:
@@ -259,7 +235,7 @@ async def test_a_state_file_from_before_order_dates_is_migrated_and_counts_right
         resolved=[],
     )
     state.close()
-    make_old_state_file(path)
+    make_old_state_file(path, 1)
 
     state = StateStore(path)
     try:
@@ -279,13 +255,13 @@ async def test_a_state_file_from_before_order_dates_is_migrated_and_counts_right
         (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         indexes = {row[1] for row in db.execute("PRAGMA index_list(exported_order)")}
     db.close()
-    assert version == "3" and "exported_order_by_date" in indexes
+    assert version == "4" and "exported_order_by_date" in indexes
 
 
 def test_a_migration_that_cannot_finish_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
     StateStore(path).close()
-    make_old_state_file(path)
+    make_old_state_file(path, 1)
     with sqlite3.connect(path) as db:
         # A row whose date cannot be written: the migration's UPDATE fails inside the
         # transaction that added the column (the same as a crash in the middle of it).
@@ -310,7 +286,7 @@ def test_a_migration_that_cannot_finish_leaves_the_file_as_it_was(tmp_path: Path
         columns = [row[1] for row in db.execute("PRAGMA table_info(exported_order)")]
         db.execute("DROP TRIGGER refuse")
     db.close()
-    assert columns == OLD_EXPORTED_ORDER  # rolled back whole
+    assert columns == OLD_COLUMNS[1]  # rolled back whole
     state = StateStore(path)
     try:
         assert state.exported_count(datetime(2026, 11, 1, tzinfo=UTC)) == 1  # order() is 11-27

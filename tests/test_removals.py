@@ -281,12 +281,13 @@ def test_the_run_table_of_an_older_state_file_gains_the_cancelled_count(tmp_path
     StateStore(path).close()
     with sqlite3.connect(path) as db:
         db.execute("ALTER TABLE run DROP COLUMN cancelled")
+        db.execute("DROP TABLE kept_document")
         db.execute(
             "INSERT INTO run (trigger, started_at, finished_at, outcome, read, new)"
             " VALUES ('scheduled', '2026-11-01T10:00:00+00:00', '2026-11-01T10:01:00+00:00',"
             " 'succeeded', 5, 5)"
         )
-        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     db.close()
     state = StateStore(path)
     try:
@@ -296,8 +297,9 @@ def test_the_run_table_of_an_older_state_file_gains_the_cancelled_count(tmp_path
         state.close()
     with sqlite3.connect(path) as db:
         (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     db.close()
-    assert version == "3"
+    assert version == "4" and "kept_document" in tables
 
 
 def test_the_run_summary_and_its_json_name_the_cancelled_count(

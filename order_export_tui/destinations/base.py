@@ -23,6 +23,17 @@ class OrderChange:
     def order_id(self) -> str:
         return self.document["order_id"]
 
+    @property
+    def moved_from(self) -> str | None:
+        """The e-mail the destination holds this order under when the ERP's is another one
+        (the order moved to another customer): the destination removes it from that customer
+        as well as sending it under the new one. None: no move (e-mails differing only in
+        case are one customer)."""
+        if self.previous is None or self.previous.customer_email is None:
+            return None
+        old = self.previous.customer_email
+        return None if old.lower() == self.document["customer"]["email"].lower() else old
+
 
 class DestinationError(Exception):
     """The destination cannot take orders at all (bad credentials, missing store...).
@@ -33,6 +44,11 @@ class DestinationError(Exception):
 
 class Destination(Protocol):
     """Sends orders. Every write is an upsert keyed by the order id, so a repeat is harmless.
+
+    An order whose customer e-mail changed (`OrderChange.moved_from`) is held once, under the
+    new e-mail, once confirmed: the destination removes it from the old customer and sends it
+    under the new one, and confirms it only when both steps are done (interfaces.md §7). A
+    removal that finds nothing there is done: a repeat after a crash is harmless.
 
     `send_batch` returns the orders the destination refused, each with the platform's reason;
     every other order in the batch is confirmed. Requests go through `retrier.call(...)` so the

@@ -51,11 +51,17 @@ class ClassifiedBatch:
 
 
 def classify(
-    batch_no: int, docs: list[OrderDocument], state: StateStore, *, force: bool = False
+    batch_no: int,
+    docs: list[OrderDocument],
+    state: StateStore,
+    *,
+    force: bool = False,
+    identity: str | None = None,
 ) -> ClassifiedBatch:
     """Invalid orders get their reason; valid ones are new, updated or unchanged according to
-    the content hash of what the destination last confirmed. `force` (a resend): none is
-    unchanged, each one the destination has is sent again as an update."""
+    the content hash of what the destination (`identity`; None: the state's) last confirmed.
+    `force` (a resend): none is unchanged, each one the destination has is sent again as an
+    update."""
     batch = ClassifiedBatch(batch_no, len(docs))
     valid: list[OrderDocument] = []
     for doc in docs:
@@ -66,7 +72,7 @@ def classify(
             order_id = doc.get("order_id") if isinstance(doc, dict) else None
             batch.invalid[str(order_id)] = f"invalid order: {problem}"
     order_ids = [doc["order_id"] for doc in valid]
-    previous = state.exported_orders(order_ids)
+    previous = state.exported_orders(order_ids, destination=identity)
     overrides = state.payment_overrides(order_ids)
     for doc in valid:
         order_id = doc["order_id"]
@@ -116,9 +122,12 @@ class BatchPipeline:
         cancel_requested: Callable[[], bool],
         force: bool = False,
         results: dict[str, OrderResult] | None = None,
+        identity: str | None = None,
     ) -> None:
         """`force`: send every valid order, changed or not (a resend). `results`: when given,
-        each recorded order's outcome is put there (runs limited to chosen ids)."""
+        each recorded order's outcome is put there (runs limited to chosen ids). `identity`:
+        the destination's, whose confirmations the state keeps (None: the state's)."""
+        self.identity = state.destination if identity is None else identity
         self.run_id = run_id
         self.state = state
         self.destination = destination
@@ -154,7 +163,7 @@ class BatchPipeline:
             if isinstance(doc, dict) and isinstance(doc.get("order_id"), str)
         )
         self.emit(BatchStarted(self.run_id, self._batch_no, len(docs)))
-        batch = classify(self._batch_no, docs, self.state, force=self.force)
+        batch = classify(self._batch_no, docs, self.state, force=self.force, identity=self.identity)
         send = asyncio.ensure_future(self._send(batch))
         self._in_flight.append((batch, send))
         # A new send starts as soon as any slot frees up; an answered batch waits (at most as
@@ -229,11 +238,13 @@ class BatchPipeline:
                     batch.hashes[change.order_id],
                     change.document["shipping_status"],
                     change.document["payment_status"],
-                    cancellable_document(change.document),
-                    change.document["order_date"],
+                    document=cancellable_document(change.document),
+                    order_date=change.document["order_date"],
+                    customer_email=change.document["customer"]["email"],
                 )
                 for change in confirmed
             ],
+            destination=self.identity,
             skipped=skipped,
             resolved=batch.unchanged,
             seen={order_id: batch.order_dates[order_id] for order_id in batch.unchanged},

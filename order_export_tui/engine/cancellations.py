@@ -76,6 +76,7 @@ class Removals:
     def __init__(
         self,
         *,
+        identity: str,
         run_id: int,
         state: StateStore,
         source: OrderSource,
@@ -89,6 +90,7 @@ class Removals:
         cancel_requested: Callable[[], bool],
         first_batch_no: int,
     ) -> None:
+        self.identity = identity  # whose copy: the destination's identity
         self.run_id = run_id
         self.state = state
         self.source = source
@@ -107,7 +109,9 @@ class Removals:
         (`read`: the ids the run met; the engine's pipeline holds them already)."""
         if self.cancel_requested():
             raise CancelledAtBoundaryError
-        gone = self.state.gone_unread(since=since, started_at=started_at, read=read)
+        gone = self.state.gone_unread(
+            since=since, started_at=started_at, read=read, destination=self.identity
+        )
         if not gone:
             return
         candidates = [order for order in gone if may_be_cancelled(order)]
@@ -126,7 +130,7 @@ class Removals:
                 changes.append(OrderChange(doc, "updated", order))
         sending = {change.order_id for change in changes}
         quiet = [order.order_id for order in gone if order.order_id not in sending]
-        self.state.forget_exported(quiet)
+        self.state.forget_exported(quiet, destination=self.identity)
         self._log_forgotten(quiet, invoiced, unsendable)
         for first in range(0, len(changes), self.batch_size):
             if self.cancel_requested():
@@ -144,13 +148,14 @@ class Removals:
             for order_id, reason in rejected.items()
         }
         with self.state.transaction():
-            self.state.forget_exported(confirmed)
+            self.state.forget_exported(confirmed, destination=self.identity)
             self.state.record_batch(
                 run_id=self.run_id,
                 now=self.clock(),
                 exported=[],
                 skipped=skipped,
                 resolved=confirmed,
+                destination=self.identity,
             )
         counts = self.counts
         counts.cancelled += len(confirmed)

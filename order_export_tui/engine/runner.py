@@ -41,7 +41,7 @@ from order_export_tui.engine.events import (
 from order_export_tui.engine.fanout import Listeners
 from order_export_tui.engine.runlogs import RunLog, log_file_name, prune_run_logs
 from order_export_tui.orders import OrderDocument
-from order_export_tui.settings import Settings
+from order_export_tui.settings import Settings, destination_identity
 from order_export_tui.sources.base import OrderSource, SourceError, lookup_orders
 from order_export_tui.state import StateStore, StateWriteError
 from order_export_tui.transport.redaction import redact
@@ -118,6 +118,8 @@ class ExportEngine:
         self._current_run_id: int | None = None
         self.last_report: RunReport | None = None
         state.close_interrupted_runs(clock())
+        # Exported orders are kept per destination; rows from before that become this one's.
+        state.use_destination(destination_identity(settings).identity)
 
     # --- the interface -------------------------------------------------------------------
 
@@ -296,7 +298,9 @@ class ExportEngine:
             start = datetime.combine(scope.since, clock_time.min).astimezone()
         source = self._source_factory(settings, retrier)
         destination = self._destination_factory(settings)
+        identity = destination_identity(settings).identity
         pipeline = BatchPipeline(
+            identity=identity,
             run_id=run_id,
             state=self.state,
             destination=destination,
@@ -325,6 +329,7 @@ class ExportEngine:
             await pipeline.drain()
             if only is None:  # the whole window (from `since` on) was read: §7's removals
                 removals = Removals(
+                    identity=identity,
                     run_id=run_id,
                     state=self.state,
                     source=source,
@@ -375,13 +380,15 @@ class ExportEngine:
             docs = [doc for doc in (found.get(order_id) for order_id in chunk) if doc is not None]
             missing = [order_id for order_id in chunk if found.get(order_id) is None]
             if missing:
-                self._not_found(run_id, missing, results)
+                self._not_found(run_id, missing, results, pipeline.identity)
             if docs:
                 await pipeline.submit(docs)
 
-    def _not_found(self, run_id: int, missing: list[str], results: dict[str, OrderResult]) -> None:
+    def _not_found(
+        self, run_id: int, missing: list[str], results: dict[str, OrderResult], identity: str
+    ) -> None:
         skipped = set(self.state.skipped_order_ids(missing))
-        exported = self.state.exported_orders(missing)
+        exported = self.state.exported_orders(missing, destination=identity)
         self.state.forget_skipped(skipped)
         for order_id in missing:
             if order_id in skipped:

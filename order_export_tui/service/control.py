@@ -80,6 +80,15 @@ class IntakeInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class DestinationInfo:
+    """The destination whose copy `exported` counts: its app and identity (app and account,
+    `settings.destination_identity`), never a secret."""
+
+    app: str = ""
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StatusSnapshot:
     process: ProcessInfo | None
     run: RunInProgress | None
@@ -91,6 +100,7 @@ class StatusSnapshot:
     exported: int = 0
     intake: IntakeInfo = field(default_factory=IntakeInfo)
     scheduler_problem: str | None = None
+    destination: DestinationInfo = field(default_factory=DestinationInfo)
 
     def as_json(self) -> dict[str, Any]:
         """The `status --json` object of interfaces.md §1."""
@@ -122,6 +132,7 @@ class StatusSnapshot:
             "queue": {"queued": self.queue.queued, "held": self.queue.held},
             "schedule": self.schedule,
             "exported_orders": self.exported,
+            "destination": {"app": self.destination.app, "identity": self.destination.identity},
         }
 
 

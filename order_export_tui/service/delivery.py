@@ -39,7 +39,7 @@ from order_export_tui.service.events import (
     EventSuperseded,
     RealtimeActivity,
 )
-from order_export_tui.settings import Settings
+from order_export_tui.settings import Settings, destination_identity
 from order_export_tui.sources.base import OrderSource, fetch_order
 from order_export_tui.state import (
     DELIVERED,
@@ -107,6 +107,9 @@ class RealtimeDelivery:
         self._health = DeliveryHealth(emit, clock)
         # When an event deferred by an error is tried again (monotonic time).
         self._not_before: dict[int, float] = {}
+        # Whose confirmations the state keeps: the destination the settings in force name.
+        # An event queued before a switch goes to the destination open when it is delivered.
+        self._identity = destination_identity(settings).identity
 
     @property
     def delivery_state(self) -> str:
@@ -194,6 +197,7 @@ class RealtimeDelivery:
             await _close_quietly(current)
         self._reopen = False
         app = self.settings.destination.app
+        self._identity = destination_identity(self.settings).identity
         destination: Destination | None = None
         try:
             destination = self._destination_factory(self.settings)
@@ -349,10 +353,11 @@ class RealtimeDelivery:
     async def _known_document(self, event: RealtimeEvent) -> dict[str, Any] | None:
         """The order as last sent in real time, else as the ERP has it now if a run has
         exported it; None while the order is unknown (the payment status is then held)."""
-        stored = self.state.exported_document(event.order_id)
+        stored = self.state.exported_document(event.order_id, destination=self._identity)
         if stored is not None:
             return orjson.loads(stored)  # type: ignore[no-any-return]
-        if self._source_factory is None or not self.state.exported_orders([event.order_id]):
+        known = self.state.exported_orders([event.order_id], destination=self._identity)
+        if self._source_factory is None or not known:
             return None
         what = f"cannot read the ERP for {event.order_id}"
         try:
@@ -380,7 +385,7 @@ class RealtimeDelivery:
             self._skip(event, order_id, f"invalid order: {problem}")
             return _DONE
         digest = content_hash(doc)
-        previous = self.state.exported_orders([order_id]).get(order_id)
+        previous = self.state.exported_orders([order_id], destination=self._identity).get(order_id)
         if previous is not None and previous.content_hash == digest:
             # The destination has it already; the order date is noted if not known yet.
             self._delivered(event, order_id, sent=None, order_date=doc["order_date"])
@@ -408,6 +413,7 @@ class RealtimeDelivery:
                 doc["payment_status"],
                 orjson.dumps(doc),
                 doc["order_date"],
+                doc["customer"]["email"],
             ),
         )
         return _DONE
@@ -441,6 +447,7 @@ class RealtimeDelivery:
             skipped={},
             resolved=[order_id],
             seen=None if order_date is None else {order_id: order_date},
+            destination=self._identity,
         )
         self.state.finish_event(event.event_id, status=DELIVERED, now=now)
         latency = (now - datetime.fromisoformat(event.received_at)).total_seconds()

@@ -20,6 +20,7 @@ from order_export_tui.engine.runlogs import run_log_files
 from order_export_tui.engine.runner import window_start
 from order_export_tui.service.control import (
     Answer,
+    DestinationInfo,
     Event,
     IntakeInfo,
     Listener,
@@ -49,6 +50,7 @@ from order_export_tui.service.state_records import (
 )
 from order_export_tui.settings import (
     SettingsError,
+    destination_identity,
     load_settings,
     required_secrets,
     secret_value,
@@ -195,6 +197,7 @@ class HostedControl:
             exported=window_exported_count(state, service.settings, service.now()),
             intake=intake,
             scheduler_problem=self.scheduler_problem,
+            destination=destination_info(service.settings),
         )
 
     async def recent_runs(self, limit: int = 50) -> list[RunRecord]:
@@ -285,8 +288,17 @@ class HostedControl:
 
 def window_exported_count(state: StateStore, settings: Settings, now: datetime) -> int:
     """The orders of the export window (the last `task.max_days_to_export` days, as a run
-    reads them) that the destination holds as last confirmed."""
-    return state.exported_count(window_start(now, settings.task.max_days_to_export))
+    reads them) that the configured destination holds as last confirmed."""
+    return state.exported_count(
+        window_start(now, settings.task.max_days_to_export),
+        destination=destination_identity(settings).identity,
+    )
+
+
+def destination_info(settings: Settings) -> DestinationInfo:
+    """The destination whose copy the status counts."""
+    identity = destination_identity(settings)
+    return DestinationInfo(identity.app, identity.identity)
 
 
 def queue_counts(state: StateStore) -> QueueCounts:

@@ -13,7 +13,12 @@ from order_export_tui.engine.events import RunFinished, RunReport
 from order_export_tui.engine.runner import local_now
 from order_export_tui.service.control import ProcessInfo, RunInProgress, StatusSnapshot
 from order_export_tui.service.control_client import AttachedControl, Disconnected, attach
-from order_export_tui.service.hosted import queue_counts, run_record_json, window_exported_count
+from order_export_tui.service.hosted import (
+    destination_info,
+    queue_counts,
+    run_record_json,
+    window_exported_count,
+)
 from order_export_tui.service.state_records import run_record
 from order_export_tui.settings import Settings
 from order_export_tui.state import RunRow, StateStore, lock_holder
@@ -133,6 +138,7 @@ async def read_status(settings: Settings) -> StatusSnapshot:
     holder = lock_holder(settings.state_database_path)
     state = StateStore(settings.state_database_path)
     try:
+        state.use_destination(destination_info(settings).identity)  # a migrated file's rows
         recent = state.recent_runs(2)
         finished = [run for run in recent if run.finished_at is not None]
         running = [run for run in recent if run.finished_at is None]
@@ -147,6 +153,7 @@ async def read_status(settings: Settings) -> StatusSnapshot:
             skipped_orders=state.skipped_count(),
             queue=queue_counts(state),
             exported=window_exported_count(state, settings, local_now()),
+            destination=destination_info(settings),
         )
     finally:
         state.close()

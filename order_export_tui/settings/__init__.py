@@ -9,9 +9,11 @@ Everything a caller needs is importable from here.
 
 from order_export_tui.settings.connectors import (
     DestinationConnector,
+    DestinationIdentity,
     Required,
     Secret,
     SourceConnector,
+    destination_identity,
     destination_names,
     source_names,
 )
@@ -62,6 +64,7 @@ __all__ = [
     "TABLE_DESCRIPTIONS",
     "WEBHOOK_SCHEMES",
     "DestinationConnector",
+    "DestinationIdentity",
     "DestinationSettings",
     "EmailSettings",
     "ErpSettings",
@@ -76,6 +79,7 @@ __all__ = [
     "WebhookSettings",
     "WebstoreSettings",
     "default_settings_path",
+    "destination_identity",
     "destination_names",
     "is_url",
     "is_valid_email",

@@ -13,7 +13,9 @@ connector's ``factory`` (what builds the working source or destination) only whe
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -121,7 +123,14 @@ class SourceConnector(Connector[SectionT]):
 
 @dataclass(frozen=True)
 class DestinationConnector(Connector[SectionT]):
+    """``identity``: which account (and collection, store, file...) its settings send to, as
+    ``"<name>:<account>"``, never a secret: the state keeps what each identity confirmed, so
+    switching to another account starts a fresh copy. None: the name and a hash of the
+    section's non-secret keys (`identity_of`)."""
+
     kind: ClassVar[str] = "destination"
+
+    identity: Callable[[SectionT, Settings], str] | None = field(default=None, repr=False)
 
 
 def load_factory(factory: str | Callable[..., Any]) -> Callable[..., Any]:
@@ -232,6 +241,37 @@ def _declaration_problem(connector: Connector[Any]) -> str:
     except TypeError as error:
         return f"its settings need a default for every key ({error})"
     return ""
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationIdentity:
+    """Which copy of the orders a destination holds: its app and, in `identity`, the app
+    plus its account (`dotdigital:<api user>/<collection>`...): what the state database keys
+    what was confirmed by. Human readable, never a secret."""
+
+    app: str
+    identity: str
+
+
+def identity_of(connector: DestinationConnector[Any], settings: Settings) -> str:
+    """The connector's own identity, else its name and a stable hash of its non-secret keys
+    (a change to any of them is another account: a fresh copy)."""
+    section = connector.section_of(settings)
+    if connector.identity is not None:
+        return connector.identity(section, settings)
+    secret_keys = {secret.key for secret in connector.secrets}
+    values = {
+        name: getattr(section, name) for name in connector.key_names() if name not in secret_keys
+    }
+    text = json.dumps(values, sort_keys=True, default=str)
+    return f"{connector.name}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def destination_identity(settings: Settings) -> DestinationIdentity:
+    """The configured destination's identity (an app no package registers: its name)."""
+    app = settings.destination.app
+    connector = destination_connector(app)
+    return DestinationIdentity(app, app if connector is None else identity_of(connector, settings))
 
 
 # --- what the rest of the program asks ---------------------------------------------------------

@@ -98,13 +98,19 @@ class Database:
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
         return self._connection.executemany(sql, rows)
 
-    def rows_for_ids(self, select: str, ids: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    def rows_for_ids(
+        self, select: str, ids: Sequence[str], leading: Sequence[Any] = ()
+    ) -> Iterator[tuple[Any, ...]]:
         """Rows of `select ... WHERE order_id IN (<ids>)`, in chunks of what one statement
-        may take."""
+        may take. A `select` that ends in `WHERE ... AND` gets its own conditions first,
+        with their parameters in `leading`."""
+        joiner = " " if select.endswith(" AND") else " WHERE "
         for start in range(0, len(ids), _IDS_PER_STATEMENT):
             chunk = ids[start : start + _IDS_PER_STATEMENT]
             marks = ",".join("?" * len(chunk))
-            yield from self._connection.execute(f"{select} WHERE order_id IN ({marks})", chunk)
+            yield from self._connection.execute(
+                f"{select}{joiner}order_id IN ({marks})", [*leading, *chunk]
+            )
 
 
 class Transaction:

@@ -10,7 +10,13 @@ import sqlite3
 
 from order_export_tui.state.dates import order_date_key
 
-SCHEMA_VERSION = 3  # 2: exported_order.order_date; 3: run.cancelled, kept_document
+# 2: exported_order.order_date; 3: exported_order by destination;
+# 4: run.cancelled and kept_document (interfaces.md §7: orders sent as cancelled)
+SCHEMA_VERSION = 4
+
+# Rows from before exported_order was keyed by destination belong to none yet: the first
+# process that opens the file with its settings claims them (`ExportedOrders.claim_unowned`).
+UNOWNED_DESTINATION = ""
 
 # The real-time events by state, kept by triggers in the writer's own transaction: every
 # status refresh reads it, and counting a year of events there took 23 ms each time.
@@ -39,20 +45,25 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS exported_order (
-    order_id TEXT PRIMARY KEY,
+    destination TEXT NOT NULL, -- the destination's identity: app and account, no secret
+    order_id TEXT NOT NULL,
     content_hash TEXT NOT NULL,
     shipping_status TEXT NOT NULL,
     payment_status TEXT NOT NULL,
     exported_at TEXT NOT NULL,
     run_id INTEGER, -- the last run that sent it, NULL when only ever sent in real time
     document BLOB,
-    order_date TEXT
+    order_date TEXT,
+    customer_email TEXT, -- the e-mail the destination holds the order under
+    PRIMARY KEY (destination, order_id)
 ) WITHOUT ROWID;
 -- The document of each order a run exported that is not shipped yet: sent once as cancelled
 -- should the ERP stop listing it (interfaces.md §7). A rowid table: documents fit its pages.
 CREATE TABLE IF NOT EXISTS kept_document (
-    order_id TEXT PRIMARY KEY,
-    document BLOB NOT NULL
+    destination TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    document BLOB NOT NULL,
+    PRIMARY KEY (destination, order_id)
 );
 CREATE TABLE IF NOT EXISTS run (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -136,7 +147,12 @@ def migrate(db: sqlite3.Connection) -> None:
     if "order_date" not in columns:  # a database from before the window count
         db.execute("ALTER TABLE exported_order ADD COLUMN order_date TEXT")
         _fill_order_dates(db)
-    db.execute("CREATE INDEX IF NOT EXISTS exported_order_by_date ON exported_order (order_date)")
+    if "destination" not in columns:  # a database from before destinations were told apart
+        _key_by_destination(db)
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS exported_order_by_date"
+        " ON exported_order (destination, order_date)"
+    )
     event_columns = {row[1] for row in db.execute("PRAGMA table_info(realtime_event)")}
     if "send_started_at" not in event_columns:  # a database from before re-sends were told
         db.execute("ALTER TABLE realtime_event ADD COLUMN send_started_at TEXT")
@@ -150,7 +166,7 @@ def migrate(db: sqlite3.Connection) -> None:
 
 
 def _add_run_cancelled(db: sqlite3.Connection) -> None:
-    """Version 3: each run's count of orders sent as cancelled (0 for the runs before it)."""
+    """Version 4: each run's count of orders sent as cancelled (0 for the runs before it)."""
     run_columns = {row[1] for row in db.execute("PRAGMA table_info(run)")}
     if "cancelled" not in run_columns:
         db.execute("ALTER TABLE run ADD COLUMN cancelled INTEGER NOT NULL DEFAULT 0")
@@ -176,3 +192,26 @@ def _fill_order_dates(db: sqlite3.Connection) -> None:
     ).fetchall()
     dated = [(key, order_id) for order_id, value in rows if (key := order_date_key(value))]
     db.executemany("UPDATE exported_order SET order_date = ? WHERE order_id = ?", dated)
+
+
+def _key_by_destination(db: sqlite3.Connection) -> None:
+    """Schema 3: `exported_order` keyed by (destination, order id), with the e-mail each
+    order was confirmed under. SQLite cannot change a primary key in place: the table is
+    built again, in the migration's transaction. The rows keep everything and belong to no
+    destination yet (`UNOWNED_DESTINATION`); the e-mail comes from the kept documents (rows a
+    run exported have none: a move between customers needs the e-mail they were sent under,
+    so the first change of those orders' e-mail is sent as an update, as before)."""
+    db.execute("DROP INDEX IF EXISTS exported_order_by_date")
+    db.execute("ALTER TABLE exported_order RENAME TO exported_order_before_destinations")
+    statement = next(s for s in _SCHEMA.split(";") if "TABLE IF NOT EXISTS exported_order" in s)
+    db.execute(statement)
+    db.execute(
+        "INSERT INTO exported_order (destination, order_id, content_hash, shipping_status,"
+        " payment_status, exported_at, run_id, document, order_date, customer_email)"
+        " SELECT ?, order_id, content_hash, shipping_status, payment_status, exported_at,"
+        " run_id, document, order_date, CASE WHEN json_valid(CAST(document AS TEXT))"
+        " THEN json_extract(CAST(document AS TEXT), '$.customer.email') END"
+        " FROM exported_order_before_destinations",
+        (UNOWNED_DESTINATION,),
+    )
+    db.execute("DROP TABLE exported_order_before_destinations")

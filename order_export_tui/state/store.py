@@ -34,6 +34,16 @@ class StateStore:
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def destination(self) -> str:
+        """The destination identity whose exported orders a call given none works on."""
+        return self.exported.destination
+
+    def use_destination(self, destination: str) -> None:
+        """Work on this destination's exported orders by default; the rows a migration left
+        to no destination become its own (`ExportedOrders.use_destination`)."""
+        self.exported.use_destination(destination)
+
     def transaction(self) -> Transaction:
         """One write transaction (`Database.transaction`): what the aggregates write in it
         is committed together."""
@@ -48,8 +58,10 @@ class StateStore:
         skipped: dict[str, str],
         resolved: Iterable[str],
         seen: dict[str, str] | None = None,
+        destination: str | None = None,
     ) -> None:
-        """Record one batch's outcome in one transaction.
+        """Record one batch's outcome in one transaction (`destination`: whose confirmation
+        it is; None: the store's).
 
         `exported`: orders the destination confirmed; `skipped`: order id -> reason;
         `resolved`: orders that need no export (unchanged), whose old skip is void.
@@ -62,7 +74,9 @@ class StateStore:
         sent_ids = [order.order_id for order in confirmed]
         cleared = [*resolved, *sent_ids]
         with self._db.transaction():
-            self.exported.record(confirmed, run_id=run_id, stamp=stamp, seen=seen)
+            self.exported.record(
+                confirmed, run_id=run_id, stamp=stamp, seen=seen, destination=destination
+            )
             if sent_ids:
                 self.realtime.deliver_held(sent_ids, stamp=stamp)
             if cleared:
@@ -72,25 +86,45 @@ class StateStore:
 
     # --- exported orders (`ExportedOrders`) ---------------------------------------------
 
-    def exported_orders(self, order_ids: Sequence[str]) -> dict[str, ExportedOrder]:
-        return self.exported.exported_orders(order_ids)
+    def exported_orders(
+        self, order_ids: Sequence[str], *, destination: str | None = None
+    ) -> dict[str, ExportedOrder]:
+        return self.exported.exported_orders(order_ids, destination=destination)
 
-    def exported_document(self, order_id: str) -> bytes | None:
-        return self.exported.exported_document(order_id)
+    def exported_document(self, order_id: str, *, destination: str | None = None) -> bytes | None:
+        return self.exported.exported_document(order_id, destination=destination)
 
-    def exported_count(self, since: datetime | None = None) -> int:
-        return self.exported.exported_count(since)
+    def exported_count(
+        self, since: datetime | None = None, *, destination: str | None = None
+    ) -> int:
+        return self.exported.exported_count(since, destination=destination)
 
-    def forget_unread(self, *, since: datetime, started_at: datetime, read: set[str]) -> int:
-        return self.exported.forget_unread(since=since, started_at=started_at, read=read)
+    def forget_unread(
+        self,
+        *,
+        since: datetime,
+        started_at: datetime,
+        read: set[str],
+        destination: str | None = None,
+    ) -> int:
+        return self.exported.forget_unread(
+            since=since, started_at=started_at, read=read, destination=destination
+        )
 
     def gone_unread(
-        self, *, since: datetime, started_at: datetime, read: set[str]
+        self,
+        *,
+        since: datetime,
+        started_at: datetime,
+        read: set[str],
+        destination: str | None = None,
     ) -> list[ExportedOrder]:
-        return self.exported.gone_unread(since=since, started_at=started_at, read=read)
+        return self.exported.gone_unread(
+            since=since, started_at=started_at, read=read, destination=destination
+        )
 
-    def forget_exported(self, order_ids: Sequence[str]) -> int:
-        return self.exported.forget(order_ids)
+    def forget_exported(self, order_ids: Sequence[str], *, destination: str | None = None) -> int:
+        return self.exported.forget(order_ids, destination=destination)
 
     # --- real-time events (`RealtimeQueue`) ---------------------------------------------
 

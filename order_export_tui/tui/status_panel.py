@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from order_export_tui.service.export_service import schedule_description
-from order_export_tui.settings import Settings
+from order_export_tui.settings import Settings, destination_identity
 from order_export_tui.settings.connectors import (
     Connector,
     destination_connector,
@@ -36,6 +36,9 @@ class StatusView:
     scheduler_problem: str | None = None
     process: str = ""  # which process runs the exports this dashboard shows
     process_compact: str = ""  # the same in the few words of an 80-column panel
+    # The identity of the destination whose copy `exported` counts (the status's): named
+    # on the Exported row when the Destination row (these settings) names another one.
+    destination: str = ""
 
 
 def erp_text(settings: Settings, *, compact: bool = False) -> str:
@@ -125,6 +128,8 @@ def rows_of(view: StatusView, *, compact: bool) -> list[tuple[str, Text]]:
     rows.append(("Run", run_state_text(view.progress, compact=compact)))
     if view.exported is not None:
         exported = exported_text(view.exported, view.settings, compact=compact)
+        if view.destination and view.destination != destination_identity(view.settings).identity:
+            exported += f" by {view.destination}"
         rows.append(("Exported", Text(exported)))
     rows.append(("Real-time", Text(intake_text(view.intake, compact=compact))))
     return rows

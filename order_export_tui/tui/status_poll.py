@@ -66,6 +66,7 @@ class StatusPoller:
             self.scheduler_problem or (None if status is None else status.scheduler_problem),
             app.process_text(),
             app.process_text(compact=True),
+            "" if status is None else status.destination.identity,
         )
         app.dashboard.show_status(view)
 

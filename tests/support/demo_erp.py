@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,3 +54,14 @@ async def expected_orders(settings: Settings) -> tuple[set[str], set[str]]:
             (malformed if order_problem(doc) else valid).add(doc["order_id"])
     await source.close()
     return valid, malformed
+
+
+def move_order(path: Path, order_no: str, email: str) -> None:
+    """Give an order of the demo ERP another customer e-mail, as an ERP user would."""
+    with sqlite3.connect(path) as db:
+        changed = db.execute(
+            "UPDATE sales_header SET sell_to_email = ?, modified_at = ? WHERE order_no = ?",
+            (email, datetime.now(UTC).isoformat(), order_no),
+        ).rowcount
+    db.close()
+    assert changed == 1, f"no order {order_no}"

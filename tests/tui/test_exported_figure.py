@@ -16,12 +16,14 @@ from hypothesis import strategies as st
 from order_export_tui.engine.runner import ExportEngine
 from order_export_tui.service.export_service import ExportService, RealtimeChannel
 from order_export_tui.service.wiring import build_destination, build_source
-from order_export_tui.settings import Settings, load_settings
+from order_export_tui.settings import Settings, destination_identity, load_settings
 from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import ExportedOrder, StateStore
 from order_export_tui.tui import OrderExportApp
-from order_export_tui.tui.status_panel import COMPACT_WIDTH, exported_text
+from order_export_tui.tui.intake_status import OFF, IntakeStatus
+from order_export_tui.tui.run_progress import RunProgress
+from order_export_tui.tui.status_panel import COMPACT_WIDTH, StatusView, exported_text, rows_of
 from tests.conftest import write_settings
 from tests.support.orders import order
 from tests.support.ports import free_port
@@ -176,3 +178,18 @@ def test_the_figure_says_what_it_counts_and_fits_the_narrow_panel(tmp_path: Path
     check()
     assert exported_text(1, base) == "1 order of the last 30 days confirmed"
     assert exported_text(200_494, base, compact=True) == "200,494, last 30 days"
+
+
+def test_the_exported_row_names_the_destination_it_counts_when_the_settings_name_another(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(write_settings(tmp_path))
+    own = destination_identity(settings).identity
+    view = StatusView(settings, RunProgress(), None, IntakeStatus(OFF), 497, destination=own)
+    other = dataclasses.replace(view, destination="dotdigital:apiuser@example.com/Orders")
+
+    def exported(shown: StatusView) -> str:
+        return next(str(text) for name, text in rows_of(shown, compact=False) if name == "Exported")
+
+    assert exported(view) == figure(497)  # the Destination row above names it
+    assert exported(other) == f"{figure(497)} by dotdigital:apiuser@example.com/Orders"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from order_export_tui.settings import SettingsError, load_settings
+from order_export_tui.settings import SettingsError, destination_identity, load_settings
 from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import StateLock, StateStore
@@ -130,7 +130,8 @@ def test_a_dropped_terminal_stops_the_run_cleanly_and_ends_the_process(tmp_path:
         run = state.recent_runs(1)[0]
         # Stopped at a batch boundary, as `c` would: every answered batch recorded.
         assert run.outcome == "cancelled" and 200 <= run.counts["read"] < 30_000
-        assert state.exported_count() == run.counts["new"] == run.counts["read"]
+        exported = state.exported_count(destination=destination_identity(settings).identity)
+        assert exported == run.counts["new"] == run.counts["read"]
         log = Path(run.log_file or "").read_text()
         assert "cancel requested: stopping at the next batch boundary" in log
     finally:

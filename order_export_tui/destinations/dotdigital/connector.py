@@ -62,5 +62,7 @@ CONNECTOR = DestinationConnector(
         ("", section.region),
         ("collection", section.collection),
     ],
+    # The API user is the account; its collection is the copy.
+    identity=lambda section, settings: f"dotdigital:{section.api_user}/{section.collection}",
     order=10,
 )

@@ -11,6 +11,13 @@ record: those it does not are rejected too, with that reason (`answers`). A sing
 order (real time, a status update) is one synchronous upsert of its record. At most five
 imports run at once, contacts and Insight data together, as Dotdigital allows.
 
+An order moved to another customer (its e-mail changed in the ERP: `OrderChange.moved_from`)
+is sent under the new contact first, then its record under the old contact is deleted
+(`DELETE .../contacts/email/{old}/{collection}/{orderId}`, 204; a 404 means it is gone
+already). In that order the platform never lacks the order, and a new contact that
+Dotdigital refuses leaves the old record where it was; the engine records the move only when
+both steps are confirmed, so a crash between them repeats both next time, harmlessly.
+
 Only the documented success counts: its status code and a body as the spec says (an import
 id, a report with a status, no body or JSON for the single-record PUT). A web page, an empty
 or unreadable body, JSON of another shape or a 2xx the spec does not list is a transient
@@ -75,6 +82,7 @@ from order_export_tui.destinations.dotdigital.records import (
     contact_update_body,
     contacts_import_body,
     order_record_json,
+    record_path,
     single_record_path,
 )
 from order_export_tui.destinations.readback import PlatformOrder
@@ -182,7 +190,19 @@ class DotdigitalDestination:
         contact_problems: dict[str, str] = {}
         if self.create_missing_contacts:
             contact_problems = await self._ensure_contacts(docs, retrier)
-        return await self._import_orders(docs, retrier, contact_problems)
+        rejected = await self._import_orders(docs, retrier, contact_problems)
+        moves = [
+            (change.order_id, change.moved_from)
+            for change in changes
+            if change.moved_from is not None and change.order_id not in rejected
+        ]
+        refusals = await asyncio.gather(
+            *(self._delete_record(old, order_id, retrier) for order_id, old in moves)
+        )
+        for (order_id, _), refusal in zip(moves, refusals, strict=True):
+            if refusal is not None:
+                rejected[order_id] = refusal
+        return rejected
 
     async def send_one(self, change: OrderChange, retrier: Retrier) -> str | None:
         await self._check_account(retrier)
@@ -192,7 +212,10 @@ class DotdigitalDestination:
             problem = await self._ensure_contact(doc, retrier)
             if problem is not None:
                 return problem
-        return await self._upsert_record(doc, retrier)
+        refusal = await self._upsert_record(doc, retrier)
+        if refusal is None and change.moved_from is not None:
+            refusal = await self._delete_record(change.moved_from, doc["order_id"], retrier)
+        return refusal
 
     async def check_connection(self) -> str:
         if not COLLECTION_NAME.match(self.collection):
@@ -389,6 +412,22 @@ class DotdigitalDestination:
         elif code == "insightData:contactNotFound":
             self._ensured_contacts.discard(doc["customer"]["email"].lower())
         return platform_error(response)
+
+    async def _delete_record(self, email: str, order_id: str, retrier: Retrier) -> str | None:
+        """Delete the order's record under a contact it no longer belongs to; None once it is
+        gone (a 404: the record, the contact or the collection is not there)."""
+        response = await self._api.call(
+            retrier,
+            "DELETE Insight data record",
+            "DELETE",
+            record_path(email, self.collection, order_id),
+            documented=(204,),
+            check=expect_no_body_or_json,
+        )
+        if response.status_code in (204, 404):
+            return None
+        why = platform_error(response)
+        return f"its record under the previous e-mail could not be deleted: {why}"
 
     # --- asynchronous imports -------------------------------------------------------------
 

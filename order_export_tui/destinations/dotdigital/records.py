@@ -83,9 +83,15 @@ def bulk_import_body(
 
 def single_record_path(doc: OrderDocument, collection: str) -> str:
     """The path of `PUT .../contacts/email/{email}/{collectionName}/{orderId}` for an order."""
-    email = quote(doc["customer"]["email"], safe="@")
-    return f"/insightData/v3/contacts/email/{email}/{quote(collection, safe='')}/" + quote(
-        doc["order_id"], safe=""
+    return record_path(doc["customer"]["email"], collection, doc["order_id"])
+
+
+def record_path(email: str, collection: str, order_id: str) -> str:
+    """`.../contacts/email/{email}/{collectionName}/{orderId}`: an order's record under one
+    contact (upserted with PUT, deleted with DELETE when the order moves to another)."""
+    contact = quote(email, safe="@")
+    return f"/insightData/v3/contacts/email/{contact}/{quote(collection, safe='')}/" + quote(
+        order_id, safe=""
     )
 
 

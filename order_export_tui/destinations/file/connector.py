@@ -50,5 +50,6 @@ CONNECTOR = DestinationConnector(
     required=(Required("path"),),
     file_keys=("path",),
     status_facts=lambda section, settings: [("", shown_path(settings, section.path))],
+    identity=lambda section, settings: f"file:{file_path(settings)}",
     order=30,
 )

@@ -1,7 +1,8 @@
 """How Mailchimp's answers are read, and which one is each request's documented success.
 
 Only the documented success counts: HTTP 200 with the JSON object of what was asked for (its
-`id` that of the store, customer, product, variant or order the request was about). A web
+`id` that of the store, customer, product, variant or order the request was about); for a
+DELETE, HTTP 204 with no body (the spec's "Empty Response"). A web
 page, an empty or unreadable body, another shape, or an error status without Mailchimp's
 problem document is not Mailchimp's answer: a transient failure, like no answer at all.
 """
@@ -17,7 +18,8 @@ import orjson
 
 from order_export_tui.transport.answers import not_the_platform, read_json, read_json_object
 
-DOCUMENTED_SUCCESS = 200  # every request this destination makes answers 200 when it worked
+DOCUMENTED_SUCCESS = 200  # every request but a DELETE answers 200 when it worked
+DELETED = 204  # a DELETE's documented success: no body
 MISSING_VARIANT = "variant id does not exist"
 _MAX_REASON_TEXT = 300
 _COLLECTIONS = frozenset({"stores", "products", "orders", "customers", "variants"})
@@ -75,13 +77,19 @@ def read_answer(response: httpx.Response) -> Answer:
     return Answer(response.status_code, body if isinstance(body, dict) else {})
 
 
-def check_answer(response: httpx.Response, what: str, expected: tuple[str, str | None]) -> None:
+def check_answer(
+    response: httpx.Response, what: str, expected: tuple[str, str | None], method: str = "GET"
+) -> None:
     """Raise `TransientError` unless this is Mailchimp's own answer: on success HTTP 200 with
     the JSON object asked for (`expected`: the field it must hold, and its value when known:
     the `id` of the store, customer, product, variant or order; `total_items` for a list;
-    `health_status` for `/ping`), on a refusal its problem document."""
+    `health_status` for `/ping`), for a DELETE HTTP 204 with no body; on a refusal its
+    problem document."""
     status = response.status_code
-    if 200 <= status < 300:
+    if method == "DELETE" and 200 <= status < 300:
+        if status != DELETED or response.content.strip():
+            raise not_the_platform(response, what, "the documented success is HTTP 204, no body")
+    elif 200 <= status < 300:
         if status != DOCUMENTED_SUCCESS:
             raise not_the_platform(response, what, "the documented success is HTTP 200")
         name, value = expected

@@ -151,7 +151,7 @@ class MailchimpApi:
                 request = client.build_request(method, path, content=content, headers=headers)
                 response = await send(client, request, what)
             if response.status_code not in (401, 403):
-                check_answer(response, what, expected)
+                check_answer(response, what, expected, method)
             return response
 
         answer = read_answer(await retrier.call(what, attempt))

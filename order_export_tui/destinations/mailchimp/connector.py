@@ -43,5 +43,7 @@ CONNECTOR = DestinationConnector(
     required=(Required("store_id"), Required("list_id")),
     secrets=(Secret("api_key_env"),),
     status_facts=lambda section, settings: [("store", section.store_id or "—")],
+    # The key's data centre is part of the secret; the audience id names the account.
+    identity=lambda section, settings: f"mailchimp:{section.list_id}/{section.store_id}",
     order=20,
 )

@@ -11,6 +11,10 @@ than Mailchimp's 10 per key), shared by everything this destination does:
 - a new order is created (`POST`); one that already exists (a crash between sending and
   recording) is updated instead, never skipped. An updated order is `PATCH`ed with only its
   statuses when nothing else changed, else whole; a `PATCH` that finds no order creates it;
+- an order moved to another customer (its e-mail changed in the ERP) is deleted (`DELETE`,
+  204; a 404 means a crash came between the steps: it is gone already) and created again
+  under the new customer, since a `PATCH` cannot change an order's customer; the engine
+  records the move only once both steps are confirmed;
 - only a backfill marks the store `is_syncing` (no automation e-mails): the first run to a
   store that holds none of its orders yet, or a run made with `backfill = True` (`run
   --since`); `close()` clears the flag however the run ended, and a flag that a killed run
@@ -335,6 +339,9 @@ class MailchimpDestination:
         problem = payloads.unsendable(doc)
         if problem is not None:
             return problem
+        if change.moved_from is not None:
+            refusal = await self._delete_order(doc["order_id"], retrier)
+            return refusal if refusal is not None else await self._create(doc, retrier)
         if change.kind == "updated":
             outcome = await self._update(doc, change, retrier)
             if isinstance(outcome, str):
@@ -378,6 +385,14 @@ class MailchimpDestination:
                 " (deleted during the run?)"
             )
         return self._verdict(answer)
+
+    async def _delete_order(self, order_id: str, retrier: Retrier) -> str | None:
+        """Delete the order (the first step of a move); None once it is gone, whether this
+        request or an earlier one deleted it."""
+        answer = await self._api.request(retrier, "DELETE", self._order_path(order_id))
+        if answer.ok or answer.not_found:
+            return None
+        return self._api.redact(f"the order could not be moved: {answer.reason()}")
 
     def _verdict(self, answer: Answer) -> str | None:
         return None if answer.ok else self._api.redact(answer.reason())
