@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -104,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, metavar="S")
     demo.add_argument("--days", type=_positive_int, default=30, metavar="D")
     demo.add_argument("--malformed", type=_non_negative_int, default=3, metavar="K")
+    demo.add_argument(
+        "--activity",
+        action="store_true",
+        help="in the existing demo ERP, cancel 3 orders and refund 4 (2 in part), as an ERP"
+        " does between runs; the next run sends them",
+    )
     demo.add_argument(
         "--sql",
         metavar="URL",
@@ -214,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def demo_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:
     if args.sql is not None:
         return demo_sql_command(args, settings_path, err)
+    if args.activity:
+        return demo_activity_command(args, settings_path, err)
     from order_export_tui.sources.demo import generate_demo_erp
 
     settings = load_settings(settings_path)
@@ -231,6 +240,30 @@ def demo_command(args: argparse.Namespace, settings_path: Path, err: Console) ->
         f" (seed {args.seed}, {args.malformed} malformed)",
         markup=False,
     )
+    return EXIT_OK
+
+
+def demo_activity_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:
+    from order_export_tui.engine.runner import window_start
+    from order_export_tui.sources.demo import simulate_activity
+
+    settings = load_settings(settings_path)
+    path = demo_database_path(settings)
+    if not path.exists():
+        err.print(f"No demo ERP at {path}: create it with order-export demo", markup=False)
+        return EXIT_BAD_INPUT
+    first = window_start(datetime.now().astimezone(), settings.task.max_days_to_export)
+    try:
+        done = simulate_activity(path, seed=args.seed, since=first)
+    except (OSError, sqlite3.Error) as error:
+        err.print(f"The demo ERP could not be changed: {path}: {error}", markup=False)
+        return EXIT_TASK_FAILED
+    for what, numbers in (
+        ("cancelled (deleted)", done.cancelled),
+        ("refunded", done.refunded),
+        ("partially refunded", done.partially_refunded),
+    ):
+        err.print(f"{what}: {', '.join(numbers) or 'none'}", markup=False)
     return EXIT_OK
 
 

@@ -34,7 +34,7 @@ RUNS_JSON = (
     '[{"type": "RunRecord", "run_id": 1, "trigger": "schedule", "started_at":'
     ' "2026-11-27T09:00:00+00:00", "finished_at": "2026-11-27T09:01:30+00:00", "outcome":'
     ' "partial", "counts": {"read": 5, "new": 2, "updated": 1, "unchanged": 1, "retried": 3,'
-    ' "skipped": 1}, "error": null, "log_file": "logs/run-1.log"}]'
+    ' "skipped": 1, "cancelled": 0}, "error": null, "log_file": "logs/run-1.log"}]'
 )
 SKIPPED_JSON = (
     '[{"type": "SkippedOrder", "order_id": "SO-1", "reason": "no e-mail address", "attempts":'

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import orjson
+
 from order_export_tui.destinations.base import Destination, OrderChange
 from order_export_tui.engine.events import (
     REFUSED,
@@ -25,6 +27,8 @@ from order_export_tui.orders import OrderDocument, content_hash, order_problem
 from order_export_tui.state import ExportedOrder, StateStore
 from order_export_tui.transport.redaction import redact
 from order_export_tui.transport.retry import Retrier
+
+ERP_TAKEN_BACK = frozenset({"refunded", "partially_refunded", "cancelled"})
 
 
 class SkipBudgetExceededError(Exception):
@@ -73,7 +77,9 @@ def classify(
     for doc in valid:
         order_id = doc["order_id"]
         batch.order_dates[order_id] = doc["order_date"]
-        if order_id in overrides:  # a payment callback's status wins over the ERP's
+        # A payment callback's status wins over the ERP's, bar what the ERP took back
+        # itself (a credit memo's refund, a cancellation: interfaces.md §7).
+        if order_id in overrides and doc["payment_status"] not in ERP_TAKEN_BACK:
             doc = {**doc, "payment_status": overrides[order_id]}
         digest = content_hash(doc)
         before = previous.get(order_id)
@@ -86,6 +92,15 @@ def classify(
             continue
         batch.hashes[order_id] = digest
     return batch
+
+
+def cancellable_document(doc: OrderDocument) -> bytes | None:
+    """The document kept with an exported order that may still be cancelled (not shipped):
+    should the ERP stop listing it, it is sent once more as cancelled (`engine.cancellations`).
+    A shipped order is never cancelled, and keeps none."""
+    if doc["shipping_status"] == "shipped":
+        return None
+    return orjson.dumps(doc)
 
 
 class BatchPipeline:
@@ -131,6 +146,10 @@ class BatchPipeline:
         self._limit = max(1, int(getattr(destination, "max_batches_in_flight", 1)))
         self._in_flight: deque[tuple[ClassifiedBatch, asyncio.Task[dict[str, str]]]] = deque()
         self._batch_no = 0
+
+    @property
+    def batches_started(self) -> int:
+        return self._batch_no
 
     async def submit(self, docs: list[OrderDocument]) -> None:
         """Start sending one batch; waits while the pipeline is full."""
@@ -219,6 +238,7 @@ class BatchPipeline:
                     batch.hashes[change.order_id],
                     change.document["shipping_status"],
                     change.document["payment_status"],
+                    document=cancellable_document(change.document),
                     order_date=change.document["order_date"],
                     customer_email=change.document["customer"]["email"],
                 )

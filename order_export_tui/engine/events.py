@@ -28,6 +28,7 @@ class RunCounts:
     unchanged: int = 0
     retried: int = 0
     skipped: int = 0
+    cancelled: int = 0  # orders sent as cancelled: the ERP no longer lists them (§7)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -20,6 +20,7 @@ from order_export_tui.engine.batches import (
     CancelledAtBoundaryError,
     SkipBudgetExceededError,
 )
+from order_export_tui.engine.cancellations import Removals
 from order_export_tui.engine.events import (
     CANCELLED,
     FAILED,
@@ -362,8 +363,23 @@ class ExportEngine:
             else:
                 await self._export_window(source, start, pipeline, task.batch_size)
             await pipeline.drain()
-            if only is None:
-                self._forget_gone(run_id, start, started_at, pipeline.read_ids, identity)
+            if only is None:  # the whole window (from `since` on) was read: §7's removals
+                removals = Removals(
+                    identity=identity,
+                    run_id=run_id,
+                    state=self.state,
+                    source=source,
+                    destination=destination,
+                    retrier=retrier,
+                    counts=counts,
+                    skip_budget=task.max_items_to_skip,
+                    batch_size=task.batch_size,
+                    emit=self._emit,
+                    clock=self._clock,
+                    cancel_requested=lambda: self._cancel_requested,
+                    first_batch_no=pipeline.batches_started + 1,
+                )
+                await removals.settle(since=start, started_at=started_at, read=pipeline.read_ids)
         finally:
             await pipeline.abandon()
             await _close_quietly(source.close(), "the ERP source")
@@ -380,23 +396,6 @@ class ExportEngine:
                 del pending[:batch_size]
         if pending:
             await pipeline.submit(pending)
-
-    def _forget_gone(
-        self, run_id: int, start: datetime, started_at: datetime, read: set[str], identity: str
-    ) -> None:
-        """The run read its whole window (from `start` on): the exported orders of that
-        window it did not meet are gone from the ERP and no longer count as exported."""
-        forgotten = self.state.forget_unread(
-            since=start, started_at=started_at, read=read, destination=identity
-        )
-        if forgotten:
-            log.info(
-                "run %s: %s exported %s no longer in the ERP, forgotten (the destination"
-                " keeps them)",
-                run_id,
-                forgotten,
-                "order is" if forgotten == 1 else "orders are",
-            )
 
     async def _export_chosen(
         self,

@@ -98,7 +98,9 @@ class _RunWatch:
                     run,
                     orders_total=event.total if event.total is not None else run.orders_total,
                     orders_done=event.processed,
-                    sent=counts.get("new", 0) + counts.get("updated", 0),
+                    sent=counts.get("new", 0)
+                    + counts.get("updated", 0)
+                    + counts.get("cancelled", 0),
                     skipped=counts.get("skipped", 0),
                     retried=counts.get("retried", 0),
                 )

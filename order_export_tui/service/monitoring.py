@@ -76,7 +76,8 @@ class Tallies:
                 self.orders_sent += 1
 
     def _count_sent(self, run_id: int, counts: dict[str, int]) -> None:
-        sent = counts.get("new", 0) + counts.get("updated", 0)
+        # Orders sent as cancelled (interfaces.md §7) are sent orders too.
+        sent = counts.get("new", 0) + counts.get("updated", 0) + counts.get("cancelled", 0)
         self.orders_sent += max(0, sent - self._sent_in_run.get(run_id, 0))
         self._sent_in_run[run_id] = max(sent, self._sent_in_run.get(run_id, 0))
 

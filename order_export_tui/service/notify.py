@@ -27,7 +27,7 @@ from order_export_tui.settings import EmailSettings, Settings, secret_value
 
 logger = logging.getLogger("order_export.notify")
 
-COUNT_NAMES = ("read", "new", "updated", "unchanged", "retried", "skipped")
+COUNT_NAMES = ("read", "new", "updated", "unchanged", "retried", "skipped", "cancelled")
 DEFAULT_TIMEOUT = 30.0
 _POLICY = email.policy.default.clone(cte_type="7bit")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # A run's counts, in the order the dashboard and the reports show them.
-COUNT_NAMES = ("read", "new", "updated", "unchanged", "retried", "skipped")
+COUNT_NAMES = ("read", "new", "updated", "unchanged", "retried", "skipped", "cancelled")
 
 # What a real-time event is (`RealtimeEventRecord.kind`) ...
 ORDER_COMPLETED = "order_completed"

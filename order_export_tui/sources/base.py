@@ -46,6 +46,16 @@ class OrderSource(Protocol):
     async def close(self) -> None: ...
 
 
+class InvoicingSource(Protocol):
+    """The optional capability of a source whose ERP posts invoices (Business Central): an
+    order it no longer lists was invoiced, not cancelled, when it has a posted invoice
+    (interfaces.md §7). A source without it invoices nothing (`invoiced_orders`)."""
+
+    async def invoiced(self, order_ids: Sequence[str]) -> set[str]:
+        """Those of these order ids that have a posted invoice."""
+        ...
+
+
 async def lookup_orders(
     source: OrderSource, order_ids: Sequence[str]
 ) -> dict[str, OrderDocument | None] | None:
@@ -64,3 +74,13 @@ async def fetch_order(source: OrderSource, order_id: str) -> OrderDocument | Non
     every document: it would halve their speed)."""
     found = await lookup_orders(source, [order_id])
     return None if found is None else found.get(order_id)
+
+
+async def invoiced_orders(source: OrderSource, order_ids: Sequence[str]) -> set[str]:
+    """`source.invoiced(order_ids)`: the orders of these that the ERP invoiced; none for a
+    source without invoices (the capability is optional, like `get_orders`)."""
+    invoiced = getattr(source, "invoiced", None)
+    if invoiced is None or not order_ids:
+        return set()
+    found: set[str] = await invoiced(list(order_ids))
+    return found & set(order_ids)

@@ -21,7 +21,8 @@ REALTIME_GRACE = timedelta(days=1)  # how long the ERP may take to list an order
 @dataclass(frozen=True, slots=True)
 class ExportedOrder:
     """What the destination last confirmed for an order. `document` (the order document as
-    JSON) is written with it, and read only where needed (`exported_document`).
+    JSON) is written with it (a run's: that of an order not shipped yet, in `kept_document`),
+    and read only where needed (`exported_document` the real-time one, `gone_unread`).
     `order_date`: the document's `order_date` (what the export window counts by)."""
 
     order_id: str
@@ -82,7 +83,9 @@ class ExportedOrders:
         return {row[0]: ExportedOrder(*row[:4], customer_email=row[4]) for row in rows}
 
     def exported_document(self, order_id: str, *, destination: str | None = None) -> bytes | None:
-        """The order document (JSON) the destination last confirmed, None when never sent."""
+        """The order document (JSON) the destination last confirmed in real time, None when
+        never sent so (a run's kept documents are for `gone_unread` alone: a payment callback
+        reads a run's order from the ERP, as it has it now)."""
         row = self._db.execute(
             "SELECT document FROM exported_order WHERE destination = ? AND order_id = ?",
             (self._of(destination), order_id),
@@ -117,36 +120,62 @@ class ExportedOrders:
     ) -> int:
         """After a run that read every order of its window (dated from `since` on): forget
         the exported orders dated in that window that the run did not read, because the ERP
-        no longer has them. Only those exported before the run started (`started_at`), and
-        of those sent in real time only, the ones sent over a day before: such an order may
-        not have reached the ERP yet. Nothing at the destination changes. Returns how many
-        were forgotten."""
+        no longer has them (`gone_unread`). Nothing at the destination changes. Returns how
+        many were forgotten."""
+        gone = self.gone_unread(
+            since=since, started_at=started_at, read=read, destination=destination
+        )
+        return self.forget([order.order_id for order in gone], destination=destination)
+
+    def gone_unread(
+        self,
+        *,
+        since: datetime,
+        started_at: datetime,
+        read: set[str],
+        destination: str | None = None,
+    ) -> list[ExportedOrder]:
+        """After a run that read every order of its window (dated from `since` on): the
+        exported orders dated in that window that the run did not read, because the ERP no
+        longer has them. Only those exported before the run started (`started_at`), and of
+        those sent in real time only, the ones sent over a day before: such an order may not
+        have reached the ERP yet. Each with its document where one was kept."""
         destination = self._of(destination)
+        # The ids alone come from the date index; only the few unread rows are looked up.
+        rows = self._db.execute(
+            "SELECT order_id FROM exported_order WHERE destination = ? AND order_date >= ?",
+            (destination, instant_key(since)),
+        )
+        unread = [order_id for (order_id,) in rows if order_id not in read]
+        # An order the webstore sent in real time that no run has sent may not be in the
+        # ERP yet: it is gone only once it has had a day to get there.
+        realtime_before = started_at - REALTIME_GRACE
+        rows = self._db.rows_for_ids(
+            "SELECT exported_at, run_id, order_id, content_hash, shipping_status,"
+            " payment_status, coalesce(e.document, k.document), order_date, customer_email"
+            " FROM exported_order AS e"
+            " LEFT JOIN kept_document AS k USING (destination, order_id)"
+            " WHERE destination = ? AND",
+            unread,
+            (destination,),
+        )
+        return [
+            ExportedOrder(*order)
+            for exported_at, run_id, *order in rows
+            if datetime.fromisoformat(exported_at)
+            < (started_at if run_id is not None else realtime_before)
+        ]
+
+    def forget(self, order_ids: Sequence[str], *, destination: str | None = None) -> int:
+        """Forget these exported orders (the ERP no longer has them). Returns how many."""
+        destination = self._of(destination)
+        keys = [(destination, order_id) for order_id in order_ids]
         with self._db.transaction() as db:
-            # The ids alone come from the date index; only the few unread rows are looked up.
-            rows = db.execute(
-                "SELECT order_id FROM exported_order WHERE destination = ? AND order_date >= ?",
-                (destination, instant_key(since)),
-            )
-            unread = [order_id for (order_id,) in rows if order_id not in read]
-            # An order the webstore sent in real time that no run has sent may not be in the
-            # ERP yet: it is forgotten only once it has had a day to get there.
-            realtime_before = started_at - REALTIME_GRACE
-            gone = [
-                (destination, order_id)
-                for order_id, exported_at, run_id in db.rows_for_ids(
-                    "SELECT order_id, exported_at, run_id FROM exported_order"
-                    " WHERE destination = ? AND",
-                    unread,
-                    (destination,),
-                )
-                if datetime.fromisoformat(exported_at)
-                < (started_at if run_id is not None else realtime_before)
-            ]
             db.executemany(
-                "DELETE FROM exported_order WHERE destination = ? AND order_id = ?", gone
+                "DELETE FROM exported_order WHERE destination = ? AND order_id = ?", keys
             )
-        return len(gone)
+            db.executemany("DELETE FROM kept_document WHERE destination = ? AND order_id = ?", keys)
+        return len(order_ids)
 
     def record(
         self,
@@ -162,6 +191,10 @@ class ExportedOrders:
         -> order date) where the state does not know them yet (rows from before it kept
         dates)."""
         destination = self._of(destination)
+        confirmed = list(exported)
+        # A run's documents go to `kept_document`, a rowid table: the ~1.5 KB of a document
+        # overflows a page of `exported_order` (WITHOUT ROWID), which then takes 4 KB a row.
+        by_run = run_id is not None
         rows = [
             (
                 destination,
@@ -171,12 +204,18 @@ class ExportedOrders:
                 e.payment_status,
                 stamp,
                 run_id,
-                e.document,
+                None if by_run else e.document,
                 order_date_key(e.order_date),
                 e.customer_email,
             )
-            for e in exported
+            for e in confirmed
         ]
+        kept = [
+            (destination, e.order_id, e.document)
+            for e in confirmed
+            if by_run and e.document is not None
+        ]
+        dropped = [(destination, e.order_id) for e in confirmed if by_run and e.document is None]
         with self._db.transaction() as db:
             db.executemany(
                 "INSERT INTO exported_order (destination, order_id, content_hash,"
@@ -194,6 +233,17 @@ class ExportedOrders:
                 " exported_order.customer_email)",
                 rows,
             )
+            if kept:
+                db.executemany(
+                    "INSERT INTO kept_document (destination, order_id, document) VALUES (?, ?, ?)"
+                    " ON CONFLICT (destination, order_id) DO UPDATE"
+                    " SET document = excluded.document",
+                    kept,
+                )
+            if dropped:
+                db.executemany(
+                    "DELETE FROM kept_document WHERE destination = ? AND order_id = ?", dropped
+                )
             if seen and self._has_undated(destination):
                 db.executemany(
                     "UPDATE exported_order SET order_date = ?"

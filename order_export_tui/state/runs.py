@@ -14,7 +14,7 @@ INTERRUPTED_ERROR = (
     " finished"
 )
 # A run's counts, in the order of their columns.
-COUNT_NAMES = ("read", "new", "updated", "unchanged", "retried", "skipped")
+COUNT_NAMES = ("read", "new", "updated", "unchanged", "retried", "skipped", "cancelled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +61,12 @@ class Runs:
         with self._db.transaction() as db:
             db.execute(
                 "UPDATE run SET finished_at = ?, outcome = ?, read = ?, new = ?, updated = ?,"
-                " unchanged = ?, retried = ?, skipped = ?, error = ? WHERE run_id = ?",
+                " unchanged = ?, retried = ?, skipped = ?, cancelled = ?, error = ?"
+                " WHERE run_id = ?",
                 (
                     finished_at.isoformat(),
                     outcome,
-                    *(counts[name] for name in COUNT_NAMES),
+                    *(counts.get(name, 0) for name in COUNT_NAMES),
                     error,
                     run_id,
                 ),
@@ -96,7 +97,7 @@ class Runs:
         where = f" WHERE outcome != '{RUNNING}'" if finished else ""
         rows = self._db.execute(
             "SELECT run_id, trigger, started_at, finished_at, outcome, read, new, updated,"
-            f" unchanged, retried, skipped, error, log_file FROM run{where}"
+            f" unchanged, retried, skipped, cancelled, error, log_file FROM run{where}"
             " ORDER BY run_id DESC LIMIT ?",
             (limit,),
         )
@@ -107,9 +108,9 @@ class Runs:
                 started_at=row[2],
                 finished_at=row[3],
                 outcome=row[4],
-                counts=dict(zip(COUNT_NAMES, row[5:11], strict=True)),
-                error=row[11],
-                log_file=row[12],
+                counts=dict(zip(COUNT_NAMES, row[5:12], strict=True)),
+                error=row[12],
+                log_file=row[13],
             )
             for row in rows
         ]

@@ -10,7 +10,9 @@ import sqlite3
 
 from order_export_tui.state.dates import order_date_key
 
-SCHEMA_VERSION = 3  # 2: exported_order.order_date; 3: exported_order by destination
+# 2: exported_order.order_date; 3: exported_order by destination;
+# 4: run.cancelled and kept_document (interfaces.md §7: orders sent as cancelled)
+SCHEMA_VERSION = 4
 
 # Rows from before exported_order was keyed by destination belong to none yet: the first
 # process that opens the file with its settings claims them (`ExportedOrders.claim_unowned`).
@@ -55,6 +57,14 @@ CREATE TABLE IF NOT EXISTS exported_order (
     customer_email TEXT, -- the e-mail the destination holds the order under
     PRIMARY KEY (destination, order_id)
 ) WITHOUT ROWID;
+-- The document of each order a run exported that is not shipped yet: sent once as cancelled
+-- should the ERP stop listing it (interfaces.md §7). A rowid table: documents fit its pages.
+CREATE TABLE IF NOT EXISTS kept_document (
+    destination TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    document BLOB NOT NULL,
+    PRIMARY KEY (destination, order_id)
+);
 CREATE TABLE IF NOT EXISTS run (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT,
     trigger TEXT NOT NULL,
@@ -67,6 +77,7 @@ CREATE TABLE IF NOT EXISTS run (
     unchanged INTEGER NOT NULL DEFAULT 0,
     retried INTEGER NOT NULL DEFAULT 0,
     skipped INTEGER NOT NULL DEFAULT 0,
+    cancelled INTEGER NOT NULL DEFAULT 0, -- orders sent as cancelled (interfaces.md §7)
     error TEXT,
     log_file TEXT
 );
@@ -145,12 +156,20 @@ def migrate(db: sqlite3.Connection) -> None:
     event_columns = {row[1] for row in db.execute("PRAGMA table_info(realtime_event)")}
     if "send_started_at" not in event_columns:  # a database from before re-sends were told
         db.execute("ALTER TABLE realtime_event ADD COLUMN send_started_at TEXT")
+    _add_run_cancelled(db)
     db.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         " WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
         (str(SCHEMA_VERSION),),
     )
+
+
+def _add_run_cancelled(db: sqlite3.Connection) -> None:
+    """Version 4: each run's count of orders sent as cancelled (0 for the runs before it)."""
+    run_columns = {row[1] for row in db.execute("PRAGMA table_info(run)")}
+    if "cancelled" not in run_columns:
+        db.execute("ALTER TABLE run ADD COLUMN cancelled INTEGER NOT NULL DEFAULT 0")
 
 
 def _has_table(db: sqlite3.Connection, name: str) -> bool:

@@ -111,6 +111,21 @@ class StateStore:
             since=since, started_at=started_at, read=read, destination=destination
         )
 
+    def gone_unread(
+        self,
+        *,
+        since: datetime,
+        started_at: datetime,
+        read: set[str],
+        destination: str | None = None,
+    ) -> list[ExportedOrder]:
+        return self.exported.gone_unread(
+            since=since, started_at=started_at, read=read, destination=destination
+        )
+
+    def forget_exported(self, order_ids: Sequence[str], *, destination: str | None = None) -> int:
+        return self.exported.forget(order_ids, destination=destination)
+
     # --- real-time events (`RealtimeQueue`) ---------------------------------------------
 
     def enqueue_event(

@@ -9,7 +9,7 @@ from order_export_tui.tui.formatting import count
 from order_export_tui.tui.intake_status import IntakeStatus
 from order_export_tui.tui.run_progress import RunProgress
 
-RUN_COUNTERS = ("read", "new", "updated", "unchanged", "retried")
+RUN_COUNTERS = ("read", "new", "updated", "unchanged", "cancelled", "retried")
 REAL_TIME_COUNTERS = ("queued", "held", "delivered", "retried", "skipped")
 
 

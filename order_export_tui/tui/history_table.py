@@ -18,7 +18,7 @@ from order_export_tui.tui.outcomes import outcome_text
 HISTORY_LIMIT = 100
 # What an 80-column terminal must show comes first: when, how it ended, what it skipped;
 # the rest scrolls in (← →).
-COUNTS_SHOWN = ("skipped", "new", "updated", "unchanged", "retried", "read")
+COUNTS_SHOWN = ("skipped", "new", "updated", "unchanged", "retried", "read", "cancelled")
 COLUMNS = [
     ("run", 5),
     ("trigger", 9),

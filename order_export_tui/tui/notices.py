@@ -30,6 +30,8 @@ def announce_run_end(app: App[object], progress: RunProgress) -> None:
         return
     counts = progress.counts
     summary = ", ".join(f"{count(counts.get(name))} {name}" for name in ("new", "updated"))
+    if counts.get("cancelled"):
+        summary += f", {count(counts.get('cancelled'))} cancelled"
     summary += f", {count(counts.get('skipped'))} skipped"
     text = f"Run {progress.run_id} {progress.outcome}: {summary}"
     if progress.error:

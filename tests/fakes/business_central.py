@@ -16,13 +16,17 @@ What it does as Business Central and the identity platform do:
   seconds. Refusals carry the platform's AADSTS codes: 90002 unknown tenant, 700016 unknown
   client id (400), 7000215 wrong secret (401 `invalid_client`), 70011 bad scope.
 - `GET /v2.0/<tenant>/<environment>/api/v2.0/companies[(<id>)]`, and below a company
-  `customers`, `shipmentMethods`, `salesOrders`, `salesShipments`, `salesInvoices` (`/$count`
+  `customers`, `shipmentMethods`, `salesOrders`, `salesShipments`, `salesInvoices`,
+  `salesCreditMemos` (`/$count`
   too), each with the properties of its reference page; `$filter` (eq ne gt ge lt le, and, or,
   parentheses; strings, numbers, dates, datetimes, GUIDs, booleans), `$select`, `$expand`
   (lines and `customer`, with a nested `$select`), `$top` (a limit on the whole result) and
   server-driven paging: `Prefer: odata.maxpagesize=N` (at most `max_page_size`), then
   `@odata.nextLink` with a `$skiptoken` (the last key sent, so deletions between pages skip
   nothing). Entities come in key (`number`) order.
+- `salesCreditMemos` (posted sales credit memos: `invoiceId` / `invoiceNumber` name the
+  invoice credited; `post_credit_memo`, a draft with `status="Draft"`), `delete_order` (an
+  order cancelled: deleted unposted) and `invoice_without_shipment` (invoiced, never shipped).
 - `POST .../salesOrders(<id>)/Microsoft.NAV.shipAndInvoice` (the documented bound action),
   and from Python `post_shipment` (all that is left, or chosen quantities per line) and
   `post_invoice`: posted shipments and invoices copy the order's header (with `orderNumber`),
@@ -131,6 +135,16 @@ PROPERTIES: dict[str, tuple[str, ...]] = {
         "invoiceDiscountAllocation", "netAmount", "netTaxAmount", "netAmountIncludingTax",
         "shipmentDate", "itemVariantId",
     ),
+    "salesCreditMemos": (
+        "id", "number", "externalDocumentNumber", "creditMemoDate", "postingDate", "dueDate",
+        "customerId", "customerNumber", "customerName", "billToName", "billToCustomerId",
+        "billToCustomerNumber", *(f"{party}{part}" for party in ("sellTo", "billTo")
+        for part in _ADDRESS), "currencyId", "currencyCode", "paymentTermsId",
+        "shipmentMethodId", "salesperson", "pricesIncludeTax", "discountAmount",
+        "discountAppliedBeforeTax", "totalAmountExcludingTax", "totalTaxAmount",
+        "totalAmountIncludingTax", "status", "lastModifiedDateTime", "invoiceId",
+        "invoiceNumber", "phoneNumber", "email", "customerReturnReasonId",
+    ),
 }  # fmt: skip
 
 # Navigation properties: entity set -> name -> (target entity set, is a collection).
@@ -157,6 +171,7 @@ ENTITY_TYPES = {
     "salesOrders": "salesOrder",
     "salesShipments": "salesShipment",
     "salesInvoices": "salesInvoice",
+    "salesCreditMemos": "salesCreditMemo",
     "salesOrderLines": "salesOrderLine",
     "salesShipmentLines": "salesShipmentLine",
     "salesInvoiceLines": "salesInvoiceLine",
@@ -334,10 +349,16 @@ class BusinessCentralFake(LoopbackServer):
                 "salesOrders",
                 "salesShipments",
                 "salesInvoices",
+                "salesCreditMemos",
             )
         }
         self._by_id: dict[str, dict[str, Json]] = {name: {} for name in self.tables}
-        self._numbers = {"salesOrders": 100000, "salesShipments": 200000, "salesInvoices": 300000}
+        self._numbers = {
+            "salesOrders": 100000,
+            "salesShipments": 200000,
+            "salesInvoices": 300000,
+            "salesCreditMemos": 400000,
+        }
         self._tokens: dict[str, float] = {}  # token -> monotonic expiry
         self.tokens_issued = 0
         self.looping_next_link = False  # every page after the first links to itself
@@ -710,6 +731,75 @@ class BusinessCentralFake(LoopbackServer):
                 self._delete("salesOrders", order_number)
             else:
                 order["lastModifiedDateTime"] = _now_text()
+            return number
+
+    def delete_order(self, order_number: str) -> None:
+        """A user deletes an open sales order (how an order is cancelled in Business Central:
+        nothing of it was posted)."""
+        with self.lock:
+            self._delete("salesOrders", order_number)
+
+    def invoice_without_shipment(
+        self, order_number: str, *, posting_date: date | None = None
+    ) -> str:
+        """Invoice all of an order directly, no shipment posted (services, or lines posted
+        to an account), and delete it from `salesOrders` as Business Central does once it is
+        fully invoiced. Returns the invoice's number."""
+        with self.lock:
+            order = self.tables["salesOrders"].rows[order_number]
+            for line in order["_lines"]:
+                line["shippedQuantity"] = line["quantity"]
+            try:
+                return self.post_invoice(order_number, posting_date=posting_date)
+            finally:
+                for line in order["_lines"]:
+                    line["shippedQuantity"] = 0
+
+    def post_credit_memo(
+        self,
+        invoice_number: str,
+        amount: float | None = None,
+        *,
+        status: str = "Open",
+        posting_date: date | None = None,
+        name_invoice_by: str = "both",
+    ) -> str:
+        """A sales credit memo of `amount` including tax (by default the invoice's whole
+        total) naming an invoice: by `invoiceId`, `invoiceNumber` or `both` (the other left
+        empty, as Business Central leaves what the user did not apply). `status` "Draft" is
+        an unposted one. Returns its number."""
+        with self.lock:
+            invoice = self.tables["salesInvoices"].rows[invoice_number]
+            total = invoice["totalAmountIncludingTax"] if amount is None else _money(amount)
+            tax_share = invoice["totalTaxAmount"] / max(invoice["totalAmountIncludingTax"], 0.01)
+            tax = _money(total * tax_share)
+            number = self._next_number("salesCreditMemos", "CM")
+            day = (posting_date or date.today()).isoformat()
+            memo = {
+                name: invoice[name]
+                for name in PROPERTIES["salesCreditMemos"]
+                if name in invoice and name in PROPERTIES["salesInvoices"]
+            }
+            memo.update(
+                {
+                    "id": self._new_id(),
+                    "number": number,
+                    "externalDocumentNumber": "",
+                    "creditMemoDate": day,
+                    "postingDate": day,
+                    "dueDate": day,
+                    "discountAmount": 0,
+                    "totalAmountExcludingTax": _money(total - tax),
+                    "totalTaxAmount": tax,
+                    "totalAmountIncludingTax": total,
+                    "status": status,
+                    "lastModifiedDateTime": _now_text(),
+                    "invoiceId": invoice["id"] if name_invoice_by != "number" else _ZERO_GUID,
+                    "invoiceNumber": invoice_number if name_invoice_by != "id" else "",
+                    "customerReturnReasonId": _ZERO_GUID,
+                }
+            )
+            self._put("salesCreditMemos", number, memo)
             return number
 
     def ship_and_invoice(self, order_number: str) -> None:

@@ -41,6 +41,7 @@ async def test_r_runs_an_export_and_the_panels_end_at_the_run_s_final_values(mak
             "unchanged": 0,
             "retried": 0,
             "skipped": 3,
+            "cancelled": 0,
         }
         text = screen_text(app)
         assert "batch 40 of 40, 2,000 of 2,000 orders" in text

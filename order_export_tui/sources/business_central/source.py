@@ -22,6 +22,11 @@ A run reads, in this order:
    date, so their first shipment's posting date stands in for it (for the window too: on a
    first run, an order placed just before the window and shipped inside it is exported).
 
+Before the orders, the window's posted `salesCreditMemos` (one paged read, a few fields) and
+the invoices they name: each order they credit is yielded `refunded` or `partially_refunded`
+(`business_central_refunds`, interfaces.md §7). `invoiced(order_ids)` tells the engine which
+orders that left `salesOrders` were invoiced, not cancelled.
+
 Why a full window scan of `salesOrders` every run, and an incremental read of shipments:
 - An order's `lastModifiedDateTime` does not move when what its document is made of changes
   elsewhere (the customer's e-mail, a shipment method's name); an incremental read would keep
@@ -83,6 +88,12 @@ from order_export_tui.sources.business_central.mapping import (
     with_shipped_quantities,
     with_tracking,
 )
+from order_export_tui.sources.business_central.refunds import (
+    CREDIT_MEMO_FIELDS,
+    CREDITED_INVOICE_FIELDS,
+    credited_invoices,
+    refund_statuses,
+)
 from order_export_tui.transport.http import display_url
 from order_export_tui.transport.retry import Retrier
 
@@ -92,6 +103,7 @@ SHIPMENTS_OVERLAP = timedelta(minutes=10)
 LEFT_ORDERS_CHUNK = 500
 INVOICE_LOOKUP_BATCH = 20  # order numbers per salesInvoices request (keeps the URL short)
 ORDER_LOOKUP_BATCH = 20  # order numbers per salesOrders / salesShipments lookup request
+CREDIT_MEMO_LOOKUP_BATCH = 10  # invoices per salesCreditMemos lookup (two terms each)
 
 
 def ledger_path(settings: Settings) -> Path:
@@ -174,15 +186,16 @@ class BusinessCentralSource:
         await self._read_shipments(ledger, first_day)
         if self.tracking.field:
             await self._read_tracking(ledger, first_day)
+        refunds = await self._refunds_since(first_day)
         async with aclosing(self._open_orders(ledger, first_day, methods)) as chunks:
             async for chunk in chunks:
-                yield chunk
+                yield _with_refunds(chunk, refunds)
         async with aclosing(self._left_orders(ledger, first_day)) as chunks:
             async for chunk in chunks:
-                yield chunk
+                yield _with_refunds(chunk, refunds)
         async with aclosing(self._unread_invoiced_orders(ledger, first_day, methods)) as chunks:
             async for chunk in chunks:
-                yield chunk
+                yield _with_refunds(chunk, refunds)
 
     async def get_orders(self, order_ids: Sequence[str]) -> dict[str, OrderDocument | None]:
         """These orders by number, whatever their date, without reading the window:
@@ -202,11 +215,30 @@ class BusinessCentralSource:
             left = [number for number in numbers if number not in open_orders]
             if left:
                 found.update(await self._left_orders_numbered(left, methods))
+            refunds = await self._refunds_of_orders(numbers)
+            for number in numbers:
+                doc = found.get(number)
+                if doc is not None and number in refunds:
+                    found[number] = {**doc, "payment_status": refunds[number]}
         return found
+
+    async def invoiced(self, order_ids: Sequence[str]) -> set[str]:
+        """Those of these orders that have a posted sales invoice (`salesInvoices` with their
+        `orderNumber`): an order that left `salesOrders` with one was invoiced, not cancelled
+        (interfaces.md §7)."""
+        found: set[str] = set()
+        numbers = [number for number in dict.fromkeys(order_ids) if number]
+        for start in range(0, len(numbers), INVOICE_LOOKUP_BATCH):
+            chunk = numbers[start : start + INVOICE_LOOKUP_BATCH]
+            params = {"$filter": _any_equal("orderNumber", chunk), "$select": "number,orderNumber"}
+            async with self._pages("salesInvoices", params) as pages:
+                async for page in pages:
+                    found.update(str(invoice.get("orderNumber")) for invoice in page)
+        return found & set(numbers)
 
     async def check_connection(self) -> str:
         """Prove the token (client id, secret, tenant), the environment, the company and the
-        right to read sales orders; names the company reached."""
+        right to read sales orders and credit memos; names the company reached."""
         connection = self.client.connection
         body = await self.client.get_json(
             f"{connection.base_url}/companies?$select=id,name,displayName", "GET companies"
@@ -215,6 +247,12 @@ class BusinessCentralSource:
         company = _company(companies if isinstance(companies, list) else [], connection.company_id)
         await self.client.get_json(
             f"{connection.company_url}/salesOrders?$top=1&$select=number", "GET salesOrders"
+        )
+        # Every run reads the credit memos too (refunds): a permission set without them
+        # would fail the first run, so it fails here.
+        await self.client.get_json(
+            f"{connection.company_url}/salesCreditMemos?$top=1&$select=number",
+            "GET salesCreditMemos",
         )
         name = str(company.get("displayName") or company.get("name") or connection.company_id)
         return f"Business Central company {name} at {display_url(connection.base_url)}"
@@ -438,6 +476,81 @@ class BusinessCentralSource:
             invoices.sort(key=lambda invoice: str(invoice.get("number")))
         return found
 
+    async def _refunds_since(self, first_day: str) -> dict[str, str]:
+        """Order number -> refunded / partially_refunded, from the credit memos posted in the
+        window (one paged read of `salesCreditMemos`) and the invoices they name."""
+        params = {
+            "$filter": f"postingDate ge {first_day}",
+            "$select": ",".join(CREDIT_MEMO_FIELDS),
+        }
+        return await self._refunds(await self._read_all("salesCreditMemos", params))
+
+    async def _refunds_of_orders(self, order_numbers: Sequence[str]) -> dict[str, str]:
+        """The same for a few orders looked up by number: their invoices, then the credit
+        memos naming one of them."""
+        invoices = await self._read_all(
+            "salesInvoices",
+            {
+                "$filter": _any_equal("orderNumber", order_numbers),
+                "$select": ",".join(CREDITED_INVOICE_FIELDS),
+            },
+        )
+        terms = [
+            term
+            for invoice in invoices
+            for term in (
+                f"invoiceNumber eq {_odata_text(str(invoice.get('number')))}",
+                f"invoiceId eq {invoice.get('id')}",
+            )
+            if isinstance(invoice.get("id"), str) and isinstance(invoice.get("number"), str)
+        ]
+        memos: list[dict[str, Any]] = []
+        for start in range(0, len(terms), 2 * CREDIT_MEMO_LOOKUP_BATCH):
+            chunk = terms[start : start + 2 * CREDIT_MEMO_LOOKUP_BATCH]
+            memos += await self._read_all(
+                "salesCreditMemos",
+                {"$filter": " or ".join(chunk), "$select": ",".join(CREDIT_MEMO_FIELDS)},
+            )
+        return refund_statuses(memos, invoices)
+
+    async def _refunds(self, memos: list[dict[str, Any]]) -> dict[str, str]:
+        ids, numbers = credited_invoices(memos)
+        named: list[dict[str, Any]] = []
+        select = ",".join(CREDITED_INVOICE_FIELDS)
+        for field, values in (("id", sorted(ids)), ("number", sorted(numbers))):
+            for start in range(0, len(values), INVOICE_LOOKUP_BATCH):
+                chunk = values[start : start + INVOICE_LOOKUP_BATCH]
+                terms = (
+                    " or ".join(f"id eq {value}" for value in chunk)
+                    if field == "id"
+                    else _any_equal("number", chunk)
+                )
+                named += await self._read_all(
+                    "salesInvoices", {"$filter": terms, "$select": select}
+                )
+        orders = sorted(
+            {
+                order
+                for invoice in named
+                if isinstance(order := invoice.get("orderNumber"), str) and order
+            }
+        )
+        invoices: list[dict[str, Any]] = []
+        for start in range(0, len(orders), INVOICE_LOOKUP_BATCH):
+            chunk = orders[start : start + INVOICE_LOOKUP_BATCH]
+            invoices += await self._read_all(
+                "salesInvoices", {"$filter": _any_equal("orderNumber", chunk), "$select": select}
+            )
+        return refund_statuses(memos, invoices)
+
+    async def _read_all(self, entity_set: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Every entity of a small read (a few fields each), all pages."""
+        found: list[dict[str, Any]] = []
+        async with self._pages(entity_set, params) as pages:
+            async for page in pages:
+                found.extend(entity for entity in page if isinstance(entity, dict))
+        return found
+
     async def _shipment_methods(self) -> dict[str, str]:
         params = {"$select": ",".join(SHIPMENT_METHOD_FIELDS)}
         names: dict[str, str] = {}
@@ -465,6 +578,18 @@ class BusinessCentralSource:
         if self._ledger is None:
             self._ledger = await asyncio.to_thread(Ledger, self.ledger_file, self._identity)
         return self._ledger
+
+
+def _with_refunds(docs: list[OrderDocument], refunds: Mapping[str, str]) -> list[OrderDocument]:
+    """Each order a credit memo refunds with that payment status (interfaces.md §7)."""
+    if not refunds:
+        return docs
+    return [
+        {**doc, "payment_status": refunds[doc["order_id"]]}
+        if doc.get("order_id") in refunds
+        else doc
+        for doc in docs
+    ]
 
 
 async def _remember_left(ledger: Ledger, docs: list[OrderDocument]) -> None:

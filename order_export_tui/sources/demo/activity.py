@@ -1,4 +1,6 @@
-"""Simulated ERP activity between runs: shipping an order, changing a payment status."""
+"""Simulated ERP activity between runs: shipping an order, changing a payment status,
+cancelling an order (deleting it), and a round of cancellations and refunds
+(`simulate_activity`, what `order-export demo --activity` does)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import contextlib
 import random
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from order_export_tui.sources.demo.helpers import _now_text
@@ -129,3 +133,84 @@ def order_numbers(path: Path) -> list[str]:
         return [row[0] for row in conn.execute("SELECT order_no FROM sales_header ORDER BY 1")]
     finally:
         conn.close()
+
+
+def cancel_order(path: Path, order_no: str) -> None:
+    """Cancel an order as many ERPs do: delete it, with its lines (and any shipment).
+    Raises LookupError for an unknown order."""
+    with _write_transaction(path) as conn:
+        deleted = conn.execute("DELETE FROM sales_header WHERE order_no = ?", (order_no,))
+        if deleted.rowcount == 0:
+            raise LookupError(f"unknown order {order_no!r}")
+        conn.execute("DELETE FROM sales_line WHERE order_no = ?", (order_no,))
+        conn.execute(
+            "DELETE FROM shipment_line WHERE shipment_no IN"
+            " (SELECT shipment_no FROM shipment WHERE order_no = ?)",
+            (order_no,),
+        )
+        conn.execute("DELETE FROM shipment WHERE order_no = ?", (order_no,))
+
+
+# Orders of the window that a run sends (the malformed ones it skips are left alone).
+_SENDABLE = """SELECT h.order_no FROM sales_header AS h WHERE h.order_date_utc >= ?
+AND h.sell_to_email != '' AND length(h.currency) = 3 AND h.currency != 'XYZ'
+AND EXISTS (SELECT 1 FROM sales_line AS l WHERE l.order_no = h.order_no)
+AND NOT EXISTS (SELECT 1 FROM sales_line AS l WHERE l.order_no = h.order_no AND l.quantity <= 0)"""
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """What one round of `simulate_activity` did: the order numbers of each kind."""
+
+    cancelled: tuple[str, ...]
+    refunded: tuple[str, ...]
+    partially_refunded: tuple[str, ...]
+
+
+def simulate_activity(
+    path: Path,
+    *,
+    seed: int = 1,
+    cancel: int = 3,
+    refund: int = 2,
+    partially_refund: int = 2,
+    since: datetime | None = None,
+) -> Activity:
+    """A round of what happens in an ERP between runs (`order-export demo --activity`):
+    `cancel` orders that nothing was shipped of are cancelled (deleted), `refund` paid orders
+    are refunded and `partially_refund` more partly refunded. Orders are drawn (with `seed`)
+    from those dated on or after `since` (by default the last 30 days), so a run's window
+    sees them. Fewer when fewer qualify."""
+    first = (since or datetime.now(UTC) - timedelta(days=30)).astimezone(UTC)
+    first_text = first.isoformat(timespec="seconds")
+    conn = sqlite3.connect(_read_only_uri(Path(path)), uri=True)
+    try:
+        unshipped = [
+            row[0]
+            for row in conn.execute(
+                f"{_SENDABLE} AND h.payment_status IN ('paid', 'pending') AND NOT EXISTS"
+                " (SELECT 1 FROM shipment AS s WHERE s.order_no = h.order_no) ORDER BY 1",
+                (first_text,),
+            )
+        ]
+        paid = [
+            row[0]
+            for row in conn.execute(
+                f"{_SENDABLE} AND h.payment_status = 'paid' ORDER BY 1", (first_text,)
+            )
+        ]
+    finally:
+        conn.close()
+    rng = random.Random(f"activity/{seed}")
+    cancelled = rng.sample(unshipped, min(cancel, len(unshipped)))
+    left = [order_no for order_no in paid if order_no not in set(cancelled)]
+    refunds = rng.sample(left, min(refund + partially_refund, len(left)))
+    for order_no in cancelled:
+        cancel_order(path, order_no)
+    for order_no in refunds[:refund]:
+        set_payment_status(path, order_no, "refunded")
+    for order_no in refunds[refund:]:
+        set_payment_status(path, order_no, "partially_refunded")
+    return Activity(
+        tuple(sorted(cancelled)), tuple(sorted(refunds[:refund])), tuple(sorted(refunds[refund:]))
+    )
