@@ -166,6 +166,28 @@ async def test_an_order_gone_from_the_erp_is_sent_as_cancelled_keeping_what_mail
             assert after[kept] == before[kept], kept
 
 
+async def test_a_run_sent_order_not_shipped_yet_is_cancelled_with_its_own_lines(
+    make_settings: Any, state_factory: Any, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    with drift_platform("mailchimp", tmp_path) as platform:
+        settings = make_settings(**platform.overrides())
+        service, docs = await exported_copy(settings, state_factory(settings), fake_clock, 10)
+        gone = next(doc for doc in docs if doc["shipping_status"] != "shipped")
+        with sqlite3.connect(demo_database_path(settings)) as erp:  # cancelled in the ERP
+            erp.execute("DELETE FROM sales_line WHERE order_no = ?", (gone["order_id"],))
+            erp.execute("DELETE FROM sales_header WHERE order_no = ?", (gone["order_id"],))
+        fake: Any = platform.fake  # type: ignore[attr-defined]
+        before = fake.store_orders("demo-store")[gone["order_id"]]
+
+        fixed = await service.verify(repair=True)
+
+        assert fixed.repaired == (gone["order_id"],)
+        after = fake.store_orders("demo-store")[gone["order_id"]]
+        assert after["financial_status"] == "cancelled"
+        sold = [(line["product_id"], line["quantity"]) for line in before["lines"]]
+        assert [(line["product_id"], line["quantity"]) for line in after["lines"]] == sold
+
+
 def test_the_cancelled_document_starts_from_the_one_last_sent_else_from_the_platform() -> None:
     doc = copy.deepcopy(VALID)
     stored = cancelled_document(orjson.dumps(doc), platform_view(doc))

@@ -2,7 +2,7 @@
 verify repair sends for an `extra` order, one the platform holds and the ERP does not list.
 
 Built from the document the destination last confirmed when the state keeps it (real-time
-orders: runs keep only the content hash; only the payment status changes), else
+orders, and a run's orders not shipped yet: only the payment status changes), else
 from the platform's own copy of the order: what the read-back knows of it (customer, money,
 statuses, tracking), with one line standing for the order's lines, which the read-back does
 not keep.

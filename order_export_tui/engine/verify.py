@@ -82,7 +82,7 @@ async def read_copy(
         extra = {item.order_id for item in drift if item.kind == "extra"}
         cancelled = {
             order.order_id: cancelled_document(
-                state.exported_document(order.order_id, destination=identity), order
+                state.confirmed_document(order.order_id, destination=identity), order
             )
             for order in _first_uncancelled(held.sorted(), extra)
         }

@@ -92,6 +92,17 @@ class ExportedOrders:
         ).fetchone()
         return None if row is None else row[0]
 
+    def confirmed_document(self, order_id: str, *, destination: str | None = None) -> bytes | None:
+        """The order document (JSON) the destination last confirmed, kept by a run or by
+        real-time delivery; None when the state kept none (a shipped order's, say)."""
+        row = self._db.execute(
+            "SELECT coalesce(e.document, k.document) FROM exported_order AS e"
+            " LEFT JOIN kept_document AS k USING (destination, order_id)"
+            " WHERE destination = ? AND order_id = ?",
+            (self._of(destination), order_id),
+        ).fetchone()
+        return None if row is None else row[0]
+
     def exported_count(
         self, since: datetime | None = None, *, destination: str | None = None
     ) -> int:

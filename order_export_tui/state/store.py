@@ -94,6 +94,9 @@ class StateStore:
     def exported_document(self, order_id: str, *, destination: str | None = None) -> bytes | None:
         return self.exported.exported_document(order_id, destination=destination)
 
+    def confirmed_document(self, order_id: str, *, destination: str | None = None) -> bytes | None:
+        return self.exported.confirmed_document(order_id, destination=destination)
+
     def exported_count(
         self, since: datetime | None = None, *, destination: str | None = None
     ) -> int:
