@@ -175,7 +175,7 @@ class DocumentMaker:
             if type(value) is not str:
                 return None
             if column == "categories":
-                names = _categories_of(value)
+                names = categories_of(value)
                 if names:
                     line[column] = list(names)
             else:
@@ -276,7 +276,7 @@ _CATEGORIES_CACHE_SIZE = 4096
 _categories_cache: dict[str, tuple[str, ...]] = {}
 
 
-def _categories_of(names: str) -> tuple[str, ...]:
+def categories_of(names: str) -> tuple[str, ...]:
     """`categories` split (the same few texts come back line after line: kept)."""
     found = _categories_cache.get(names)
     if found is None:
