@@ -2,7 +2,8 @@
 the first row: each column's reading is settled once per run instead of once per value.
 
 - The query does §9's NULL rules for the columns whose type allows it: text columns come as
-  `coalesce(c, '')`, numeric and float amounts as `coalesce(c, 0)`.
+  `coalesce(c, '')`, numeric and float amounts as `coalesce(c, 0)`; a `timestamptz` order date
+  comes as the very ISO 8601 text `values.moment` would write.
 - The rows are psycopg's own tuples (a `DECLARE`d cursor fetched a chunk at a time, through
   SQLAlchemy's connection so that its events and error handling still apply), never
   SQLAlchemy `Row` objects; they are unpacked at fixed positions. Only the columns whose type
@@ -12,13 +13,14 @@ the first row: each column's reading is settled once per run instead of once per
   its column's function refuses) is built by `DocumentMaker.document`, the careful path, which
   gives the same document, or the same reason, as for any other row.
 
-Amounts as floats: psycopg loads `numeric` straight into a float on this read's connection
-(its C loader, no `Decimal` in between). float(text) and float(Decimal(text)) are the same
-correctly rounded double, so the amounts are exactly those of the careful path, which turns
-every `Decimal` into a float too (a document's amounts are JSON numbers, §3). The loader
-refuses a numeric beyond a float's range with an exception that would end the whole read, so
-the query reads a numeric of 1e300 or more (never a real amount) as NaN, which is refused by
-name like any amount that is not finite.
+Amounts as floats: a document's amounts are JSON numbers (§3), so every path turns a numeric
+into a float; for this read psycopg's C loader does it, no `Decimal` in between. float(text)
+and float(Decimal(text)) are the same correctly rounded double, so the amounts are exactly the
+careful path's; and any amount of up to 15 significant digits (below 10**13 with cents) comes
+back from that double as the very decimal the ERP holds. That loader refuses a numeric beyond a float's range with an exception that would end
+the whole read, so the query reads a numeric of 1e300 or more (never a real amount) as NaN,
+refused by name like any amount that is not finite. Every other read on a psycopg connection
+loads numeric with `SafeFloatLoader` (the same floats, infinity beyond the range).
 """
 
 from __future__ import annotations
@@ -37,7 +39,13 @@ from sqlalchemy.engine import Connection, CursorResult
 from order_export_tui.orders import OrderDocument
 from order_export_tui.sources.sql.columns import MONEY_COLUMNS
 from order_export_tui.sources.sql.layout import Layout, Relation
-from order_export_tui.sources.sql.mapping import DocumentMaker, Row, categories_of, order_key
+from order_export_tui.sources.sql.mapping import (
+    DocumentMaker,
+    Row,
+    categories_cache,
+    categories_of,
+    order_key,
+)
 from order_export_tui.sources.sql.values import (
     UnreadableError,
     amount,
@@ -188,7 +196,7 @@ class TypedStream:
         conn.exec_driver_sql(
             f"DECLARE {_CURSOR} NO SCROLL CURSOR FOR {compiled}", compiled.params
         ).close()
-        self._float_amounts()  # for this read's rows only: close() restores Decimal
+        self._float_amounts()  # for this read's rows only: close() restores SafeFloatLoader
         line_id = lines.column("order_id")
         self.lines_query = (
             sa.select(*(_expression(lines, name) for name in maker.line_columns))
@@ -269,6 +277,7 @@ class TypedStream:
         careful: set[str] = set()
         fixups, optionals, text_ids = self.line_fixups, self.line_optionals, self.text_ids
         product_at, image_at, categories_at = self.line_optional_positions
+        known_categories = categories_cache.get
         current: list[dict[str, Any]] = []
         previous: object = _NOTHING
         for row in line_rows:
@@ -308,7 +317,7 @@ class TypedStream:
                 if categories_at:
                     value = values[categories_at]
                     if value:
-                        names = categories_of(value)
+                        names = known_categories(value) or categories_of(value)
                         if names:
                             line["categories"] = list(names)
             current.append(line)
