@@ -17,10 +17,11 @@ Amounts as floats: a document's amounts are JSON numbers (§3), so every path tu
 into a float; for this read psycopg's C loader does it, no `Decimal` in between. float(text)
 and float(Decimal(text)) are the same correctly rounded double, so the amounts are exactly the
 careful path's; and any amount of up to 15 significant digits (below 10**13 with cents) comes
-back from that double as the very decimal the ERP holds. That loader refuses a numeric beyond a float's range with an exception that would end
-the whole read, so the query reads a numeric of 1e300 or more (never a real amount) as NaN,
-refused by name like any amount that is not finite. Every other read on a psycopg connection
-loads numeric with `SafeFloatLoader` (the same floats, infinity beyond the range).
+back from that double as the very decimal the ERP holds. That loader refuses a numeric beyond
+a float's range with an exception that would end the whole read, so the query reads a numeric
+of 1e300 or more (never a real amount) as NaN, refused by name like any amount that is not
+finite. Every other read on a psycopg connection loads numeric with `SafeFloatLoader` (the
+same floats, infinity beyond the range).
 """
 
 from __future__ import annotations
