@@ -7,8 +7,8 @@ a named cursor; memory holds one chunk whatever the window's size), ordered by
 SQLAlchemy is synchronous: every database call runs in a worker thread, one chunk per call (the
 engine reads the next chunk while it sends one), and the connect and statement timeouts keep
 any of them from waiting forever. On PostgreSQL through psycopg the window's read is
-`typed.TypedStream` (column types known up front, the driver's tuples, the next chunk fetched
-while one is built); elsewhere, and for lookups by id, SQLAlchemy rows and `mapping`.
+`typed.TypedStream` (column types known up front, the driver's tuples); elsewhere, and for
+lookups by id, SQLAlchemy rows and `mapping`.
 """
 
 from __future__ import annotations
