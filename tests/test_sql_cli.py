@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from order_export_tui.sources.sql.demo import write_demo_sql
@@ -129,3 +131,27 @@ def test_a_run_on_postgresql_with_a_password_never_shows_it(
     for secret in (postgres_server.password, "Wrong-pw-1234"):
         assert secret not in everything and secret not in logs
         assert secret.encode() not in state
+
+
+@pytest.mark.parametrize(
+    ("url", "module", "extra"),
+    [
+        ("mysql+pymysql://order_export@db.example.com/erp", "pymysql", "mysql"),
+        ("mssql+pyodbc://order_export@db.example.com/erp?driver=ODBC+Driver+18", "pyodbc", "mssql"),
+    ],
+)
+def test_a_driver_that_is_not_installed_names_the_extra_to_install(
+    tmp_path: Path, url: str, module: str, extra: str
+) -> None:
+    if importlib.util.find_spec(module) is not None:
+        pytest.skip(f"{module} is installed here: this URL's driver is not missing")
+    drivername = url.split("://")[0]
+    said = f"the driver for {drivername} is not installed ({module}): install order-export[{extra}]"
+    sql_settings(tmp_path, url)
+    checked = order_export("check", "--connect", cwd=tmp_path)
+    assert checked.returncode == 2
+    assert f"erp.source: cannot read the ERP: {said}" in checked.stderr
+    ran = order_export("run", cwd=tmp_path)
+    assert ran.returncode == 1
+    assert said in ran.stderr
+    assert "Traceback" not in checked.stderr + ran.stderr

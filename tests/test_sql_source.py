@@ -370,6 +370,27 @@ async def test_a_read_stopped_early_gives_its_connection_back(sql_erp: SqlErp) -
         await source.close()
 
 
+def test_a_missing_driver_says_which_extra_or_package_to_install() -> None:
+    def problem(url: str, error: ImportError) -> str:
+        return SqlSource(sa.make_url(url), orders="o", order_lines="l").problem(error)
+
+    missing = ModuleNotFoundError("No module named 'MySQLdb'", name="MySQLdb")
+    assert problem("mysql://me@db/erp", missing) == (
+        "the driver for mysql is not installed (MySQLdb): install it, or install"
+        " order-export[mysql] and write erp.sql.url as mysql+pymysql://..."
+    )
+    missing = ModuleNotFoundError("No module named 'oracledb'", name="oracledb")
+    assert problem("oracle+oracledb://me@db/erp", missing) == (
+        "the driver for oracle+oracledb is not installed (oracledb): install the Python package"
+        " SQLAlchemy names for oracle+oracledb"
+    )
+    unloadable = ImportError("libodbc.so.2: cannot open shared object file: No such file")
+    assert problem("mssql+pyodbc://me@db/erp", unloadable) == (
+        "the driver for mssql+pyodbc cannot load: libodbc.so.2: cannot open shared object"
+        " file: No such file"
+    )
+
+
 async def test_a_statement_that_takes_too_long_is_given_up_on(
     postgres_server: PostgresServer, postgres_database: str, tmp_path: Path
 ) -> None:

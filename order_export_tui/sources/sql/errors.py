@@ -70,20 +70,37 @@ def timed_out(error: BaseException) -> bool:
     return _sqlstate(error) in _TIMED_OUT
 
 
+# The drivers the extras install: backend -> (extra, its driver's module, the URL's drivername).
+_EXTRAS = {
+    "mysql": ("mysql", "pymysql", "mysql+pymysql"),
+    "mariadb": ("mysql", "pymysql", "mysql+pymysql"),
+    "mssql": ("mssql", "pyodbc", "mssql+pyodbc"),
+}
+
+
 def driver_missing(error: BaseException, url: URL) -> str | None:
+    """The operator's message when the URL's driver is not installed or cannot load."""
     if isinstance(error, NoSuchModuleError):
         return f"erp.sql.url names a database this version cannot reach ({url.drivername})"
+    if not isinstance(error, ImportError):
+        return None
+    extra, module, drivername = _EXTRAS.get(url.get_backend_name(), ("", "", ""))
     if isinstance(error, ModuleNotFoundError):
-        extra = {"mysql": "mysql", "mariadb": "mysql", "mssql": "mssql"}.get(
-            url.get_backend_name(), ""
-        )
-        hint = f": install order-export[{extra}]" if extra else ""
-        return f"the driver for {url.drivername} is not installed ({error.name}){hint}"
-    return None
+        said = f"the driver for {url.drivername} is not installed ({error.name})"
+        if extra and error.name == module:
+            return f"{said}: install order-export[{extra}]"
+        if extra:
+            return (
+                f"{said}: install it, or install order-export[{extra}] and write erp.sql.url"
+                f" as {drivername}://..."
+            )
+        return f"{said}: install the Python package SQLAlchemy names for {url.drivername}"
+    # Installed, but a library it needs is missing (pyodbc without unixODBC, say).
+    return f"the driver for {url.drivername} cannot load: {redact(' '.join(str(error).split()))}"
 
 
 def is_database_error(error: BaseException) -> bool:
-    return isinstance(error, SQLAlchemyError | ModuleNotFoundError)
+    return isinstance(error, SQLAlchemyError | ImportError)
 
 
 def _is_relation_problem(error: BaseException) -> bool:

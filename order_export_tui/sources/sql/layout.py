@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
@@ -32,6 +33,8 @@ class Relation:
     name: str  # as configured: schema.view or view
     table: sa.TableClause
     spelled: dict[str, str]  # our column name -> as the database spells it
+    # Our column name -> its PostgreSQL type OID; empty unless the driver is psycopg.
+    type_oids: Mapping[str, int] = field(default_factory=dict)
 
     def column(self, name: str) -> sa.ColumnClause[Any]:
         return self.table.c[self.spelled[name]]  # type: ignore[no-any-return]
@@ -50,6 +53,11 @@ class Layout:
     date_kind: DateKind
     integer_ids: bool  # order_id is a number: ids given as text are compared as numbers
     sqlite: bool
+
+    @property
+    def typed(self) -> bool:
+        """Every column's type is known before the first row (PostgreSQL through psycopg)."""
+        return bool(self.orders.type_oids) and bool(self.lines.type_oids)
 
     def window_parameter(self, window_start: datetime) -> Any:
         """What `order_date >= ?` compares with: exact for typed columns; for text a day
@@ -86,14 +94,18 @@ def first_order_day(window_start: datetime) -> date:
 def probe(conn: Connection, orders_name: str, lines_name: str) -> Layout:
     """Check both views (cheap: no row is read) and settle how to read them; a missing view
     or required column is a `SourceError` naming it."""
-    order_names = _column_names(conn, "erp.sql.orders", orders_name)
-    line_names = _column_names(conn, "erp.sql.order_lines", lines_name)
+    order_names, order_oids = _column_names(conn, "erp.sql.orders", orders_name)
+    line_names, line_oids = _column_names(conn, "erp.sql.order_lines", lines_name)
     _require(orders_name, "erp.sql.orders", order_names, ORDER_COLUMNS)
     _require(lines_name, "erp.sql.order_lines", line_names, LINE_COLUMNS)
     order_optionals = tuple(c for c in OPTIONAL_ORDER_COLUMNS if c in order_names)
     line_optionals = tuple(c for c in OPTIONAL_LINE_COLUMNS if c in line_names)
-    orders = _relation("erp.sql.orders", orders_name, order_names, ORDER_COLUMNS + order_optionals)
-    lines = _relation("erp.sql.order_lines", lines_name, line_names, LINE_COLUMNS + line_optionals)
+    orders = _relation(
+        "erp.sql.orders", orders_name, order_names, order_oids, ORDER_COLUMNS + order_optionals
+    )
+    lines = _relation(
+        "erp.sql.order_lines", lines_name, line_names, line_oids, LINE_COLUMNS + line_optionals
+    )
     kinds = _column_kinds(conn, orders_name, order_names)
     return Layout(
         orders=orders,
@@ -106,20 +118,28 @@ def probe(conn: Connection, orders_name: str, lines_name: str) -> Layout:
     )
 
 
-def _column_names(conn: Connection, setting: str, name: str) -> dict[str, str]:
-    """Lower-case column name -> as the database spells it."""
+def _column_names(
+    conn: Connection, setting: str, name: str
+) -> tuple[dict[str, str], dict[str, int]]:
+    """Lower-case column name -> as the database spells it; and, through psycopg, lower-case
+    column name -> its type OID (empty for other drivers)."""
     schema, relation = split_relation(name)
     table = sa.table(relation, schema=schema)
     try:
         result = conn.execute(sa.select(sa.text("*")).select_from(table).where(sa.false()))
         keys = list(result.keys())
+        oids: dict[str, int] = {}
+        if conn.dialect.driver == "psycopg":
+            for key, column in zip(keys, result.cursor.description or (), strict=False):
+                if isinstance(column.type_code, int):
+                    oids[key.lower()] = column.type_code
         result.close()
     except sa.exc.DBAPIError as error:
         if relation_missing(error):
             conn.rollback()
             raise SourceError(f"{setting}: the table or view {name} does not exist") from None
         raise
-    return {key.lower(): key for key in keys}
+    return {key.lower(): key for key in keys}, oids
 
 
 def _require(name: str, setting: str, present: dict[str, str], required: tuple[str, ...]) -> None:
@@ -133,11 +153,18 @@ def _require(name: str, setting: str, present: dict[str, str], required: tuple[s
 
 
 def _relation(
-    setting: str, name: str, spelled: dict[str, str], wanted: tuple[str, ...]
+    setting: str,
+    name: str,
+    spelled: dict[str, str],
+    oids: dict[str, int],
+    wanted: tuple[str, ...],
 ) -> Relation:
     schema, relation = split_relation(name)
     table = sa.table(relation, *(sa.column(spelled[c]) for c in wanted), schema=schema)
-    return Relation(setting=setting, name=name, table=table, spelled=spelled)
+    type_oids = {c: oids[c] for c in wanted if c in oids}
+    if len(type_oids) != len(wanted):
+        type_oids = {}
+    return Relation(setting=setting, name=name, table=table, spelled=spelled, type_oids=type_oids)
 
 
 def _column_kinds(conn: Connection, name: str, spelled: dict[str, str]) -> dict[str, Any]:

@@ -175,7 +175,7 @@ class DocumentMaker:
             if type(value) is not str:
                 return None
             if column == "categories":
-                names = _categories_of(value)
+                names = categories_of(value)
                 if names:
                     line[column] = list(names)
             else:
@@ -273,17 +273,17 @@ def _plain_amounts(values: tuple[Any, ...]) -> list[float] | None:
 
 
 _CATEGORIES_CACHE_SIZE = 4096
-_categories_cache: dict[str, tuple[str, ...]] = {}
+categories_cache: dict[str, tuple[str, ...]] = {}
 
 
-def _categories_of(names: str) -> tuple[str, ...]:
+def categories_of(names: str) -> tuple[str, ...]:
     """`categories` split (the same few texts come back line after line: kept)."""
-    found = _categories_cache.get(names)
+    found = categories_cache.get(names)
     if found is None:
         found = tuple(categories(names, "categories"))
-        if len(_categories_cache) >= _CATEGORIES_CACHE_SIZE:
-            _categories_cache.clear()
-        _categories_cache[names] = found
+        if len(categories_cache) >= _CATEGORIES_CACHE_SIZE:
+            categories_cache.clear()
+        categories_cache[names] = found
     return found
 
 

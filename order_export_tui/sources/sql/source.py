@@ -6,7 +6,9 @@ a named cursor; memory holds one chunk whatever the window's size), ordered by
 (`order_id = ANY(...)` on PostgreSQL, `IN (...)` elsewhere), never one query per order.
 SQLAlchemy is synchronous: every database call runs in a worker thread, one chunk per call (the
 engine reads the next chunk while it sends one), and the connect and statement timeouts keep
-any of them from waiting forever.
+any of them from waiting forever. On PostgreSQL through psycopg the window's read is
+`typed.TypedStream` (column types known up front, the driver's tuples); elsewhere, and for
+lookups by id, SQLAlchemy rows and `mapping`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine, Result
 
 from order_export_tui.orders import OrderDocument
 from order_export_tui.sources.base import SourceError
@@ -36,6 +38,7 @@ from order_export_tui.sources.sql.errors import (
 from order_export_tui.sources.sql.layout import Layout, probe
 from order_export_tui.sources.sql.mapping import DocumentMaker, Row, order_key
 from order_export_tui.sources.sql.settings import SqlSettings, engine_url
+from order_export_tui.sources.sql.typed import TypedStream, numeric_as_float
 from order_export_tui.transport.redaction import redact
 
 _T = TypeVar("_T")
@@ -167,7 +170,7 @@ class SqlSource:
             hide_parameters=True,
         )
         if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
-            sa.event.listen(engine, "connect", _numeric_as_float)
+            sa.event.listen(engine, "connect", numeric_as_float)
         return engine
 
     def _connect_args(self) -> dict[str, Any]:
@@ -279,9 +282,16 @@ class _Stream:
         self.source = source
         self.window_start = window_start
         self.conn = source.engine().connect()
+        self.typed: TypedStream | None = None
+        self.result: Result[Any] | None = None
         try:
             self.layout = source._probe(self.conn)
             self.maker = source.maker(self.layout)
+            if self.layout.typed:
+                self.typed = TypedStream(
+                    self.conn, self.layout, self.maker, window_start, source.chunk_size
+                )
+                return
             orders = self.layout.orders
             order_date = orders.column("order_date")
             query = (
@@ -299,17 +309,25 @@ class _Stream:
     def next_chunk(self, _: object = None) -> list[OrderDocument] | None:
         """The next chunk's documents, its lines read in one query; None once the window is
         read."""
-        rows = next(self.partitions, None)
-        if rows is None:
-            return None
-        docs = documents(self.maker, rows, self.source._lines_of(self.conn, self.layout, rows))
-        if self.layout.date_kind == "text":  # the query only narrowed it down to the day before
+        if self.typed is not None:
+            docs = self.typed.next_chunk()
+        else:
+            rows = next(self.partitions, None)
+            if rows is None:
+                return None
+            line_rows = self.source._lines_of(self.conn, self.layout, rows)
+            docs = documents(self.maker, rows, line_rows)
+        if docs and self.layout.date_kind == "text":  # the query only narrowed it to the day before
             docs = [doc for doc in docs if not _before(doc, self.window_start)]
         return docs
 
     def close(self) -> None:
+        if self.typed is not None:
+            self.typed.close()
+            return
         try:
-            self.result.close()
+            if self.result is not None:
+                self.result.close()
         finally:
             self.conn.close()
 
@@ -335,16 +353,6 @@ def documents(
 
 
 _first = itemgetter(0)
-
-
-def _numeric_as_float(dbapi_connection: Any, _: Any) -> None:
-    """PostgreSQL numeric read as float, not Decimal: a document's amounts are JSON numbers
-    anyway, and Decimal costs a third of the read. A numeric too large for a float reads as
-    infinity, which the mapping refuses by name."""
-    from psycopg.types.numeric import FloatLoader
-
-    connection = getattr(dbapi_connection, "driver_connection", dbapi_connection)
-    connection.adapters.register_loader("numeric", FloatLoader)
 
 
 def _before(doc: OrderDocument, window_start: datetime) -> bool:

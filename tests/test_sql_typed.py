@@ -1,0 +1,237 @@
+"""The window's read on PostgreSQL (sources/sql/typed.py): the database does the NULL rules,
+rows stay psycopg's tuples, amounts load as floats; every order it gives is the one the careful
+path gives (what `get_orders` builds, through SQLAlchemy rows and Decimal amounts), and what it
+cannot take is skipped with its reason, never the end of the read."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from order_export_tui.orders import order_problem
+from order_export_tui.sources.sql.settings import SqlSettings
+from order_export_tui.sources.sql.source import SqlSource
+from tests.support.postgres import PostgresServer
+from tests.support.sql_erp import SqlErp, line_row, order_row
+
+LONG_AGO = datetime(1900, 1, 1, tzinfo=UTC)
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def erp(
+    postgres_server: PostgresServer, postgres_database: str, tmp_path: Path
+) -> Iterator[SqlErp]:
+    url = postgres_server.url(postgres_database)
+    # The tables change their column types between examples: no statement kept prepared.
+    engine = sa.create_engine(url, connect_args={"prepare_threshold": None})
+    try:
+        yield SqlErp("postgresql", url, engine, settings_folder=tmp_path)
+    finally:
+        engine.dispose()
+
+
+def source_for(erp: SqlErp, **options: Any) -> SqlSource:
+    section = SqlSettings(url=erp.url, password_env="")
+    return SqlSource.from_section(section, erp.settings_folder / "settings.toml", {}, **options)
+
+
+async def window_and_lookup(erp: SqlErp, **options: Any) -> tuple[list[Any], dict[str, Any]]:
+    """The window read (the typed path) and the same orders by id (the careful path)."""
+    source = source_for(erp, **options)
+    try:
+        docs = [doc async for chunk in source.iter_orders(LONG_AGO) for doc in chunk]
+        looked_up = await source.get_orders([doc["order_id"] for doc in docs])
+        assert source._layout is not None and source._layout.typed
+    finally:
+        await source.close()
+    return docs, looked_up
+
+
+# ---- every order the typed read gives is the careful path's ------------------------------
+
+texts = st.one_of(
+    st.none(),
+    st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=8),
+    st.sampled_from(["", " ", "EUR", "jane@example.com", "paid", "shipped", "a| b||c", "NL"]),
+)
+numerics = st.one_of(
+    st.none(),
+    st.decimals(min_value=-(10**20), max_value=10**20, places=4),
+    st.decimals(min_value=-(10**17), max_value=10**17, allow_nan=False),
+    st.sampled_from([Decimal("NaN"), Decimal("0"), Decimal("2.50"), Decimal("1e16")]),
+)
+moments = st.one_of(
+    st.none(),
+    st.datetimes(
+        min_value=datetime(1901, 1, 1),
+        max_value=datetime(9998, 12, 31),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=-14))]),
+    ),
+)
+# Column type -> the values a column of it can hold.
+KINDS: dict[str, st.SearchStrategy[Any]] = {
+    "TEXT": texts,
+    "NUMERIC": numerics,
+    "NUMERIC(12,2)": st.one_of(st.none(), st.decimals(-(10**9), 10**9, places=2)),
+    "INTEGER": st.one_of(st.none(), st.integers(-(2**31), 2**31 - 1)),
+    "BIGINT": st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+    "DOUBLE PRECISION": st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+    "TIMESTAMPTZ": moments,
+}
+# Columns whose type varies between examples, and the types each may have.
+ORDER_TYPES = {
+    "customer_id": ("TEXT", "INTEGER"),
+    "email": ("TEXT",),
+    "currency": ("TEXT",),
+    "subtotal": ("NUMERIC", "NUMERIC(12,2)", "INTEGER", "DOUBLE PRECISION", "TEXT"),
+    "discount": ("NUMERIC", "INTEGER"),
+    "total": ("NUMERIC", "DOUBLE PRECISION"),
+    "billing_line2": ("TEXT",),
+    "tracking_url": ("TEXT",),
+    "coupon_code": ("TEXT", "INTEGER"),
+    "order_date": ("TIMESTAMPTZ",),
+}
+LINE_TYPES = {
+    "line_no": ("INTEGER", "BIGINT", "NUMERIC"),
+    "name": ("TEXT",),
+    "quantity": ("NUMERIC", "INTEGER", "DOUBLE PRECISION"),
+    "unit_price": ("NUMERIC", "TEXT"),
+    "categories": ("TEXT",),
+    "product_url": ("TEXT",),
+}
+
+
+@st.composite
+def layouts_and_rows(
+    draw: st.DrawFn,
+) -> tuple[dict[str, str], dict[str, str], dict[str, Any], list[dict[str, Any]]]:
+    order_types = {column: draw(st.sampled_from(kinds)) for column, kinds in ORDER_TYPES.items()}
+    line_types = {column: draw(st.sampled_from(kinds)) for column, kinds in LINE_TYPES.items()}
+    changed = draw(st.lists(st.sampled_from(sorted(ORDER_TYPES)), max_size=4, unique=True))
+    if order_types["customer_id"] == "INTEGER":  # "C-4711" does not fit
+        changed.append("customer_id")
+    order = order_row("SO-1", NOW - timedelta(days=1))
+    order.update({column: draw(KINDS[order_types[column]]) for column in changed})
+    lines = []
+    for number in range(1, draw(st.integers(0, 3)) + 1):
+        line = line_row("SO-1", number, categories="Men|Shoes", product_url="")
+        for column in draw(st.lists(st.sampled_from(sorted(LINE_TYPES)), max_size=3, unique=True)):
+            line[column] = draw(KINDS[line_types[column]])
+        lines.append(line)
+    return order_types, line_types, order, lines
+
+
+def _fits(value: Any, kind: str) -> Any:
+    """A generated value as its column stores it (a text column takes any value's text)."""
+    if value is None or kind != "TEXT" or isinstance(value, str):
+        return value
+    return str(value)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(case=layouts_and_rows())
+def test_any_row_reads_as_the_careful_path_reads_it(erp: SqlErp, case: Any) -> None:
+    order_types, line_types, order, lines = case
+    erp.create(order_types=order_types, line_types=line_types)
+    erp.add_order(**{c: _fits(v, order_types.get(c, "")) for c, v in order.items()})
+    for line in lines:
+        erp.add_line(**{c: _fits(v, line_types.get(c, "")) for c, v in line.items()})
+    docs, looked_up = asyncio.run(window_and_lookup(erp))
+    if order["order_date"] is None:
+        assert docs == []  # NULL is never in a window
+        return
+    (doc,) = docs
+    careful = looked_up[doc["order_id"]]
+    assert careful is not None
+    assert doc == careful
+    assert order_problem(doc) == order_problem(careful)
+
+
+# ---- what the typed read cannot take is one order's skip, named --------------------------
+
+
+async def test_a_value_beyond_a_float_or_a_time_skips_only_its_order(erp: SqlErp) -> None:
+    erp.create()
+    when = NOW - timedelta(days=1)
+    erp.add_orders(
+        [order_row("SO-1", when), order_row("SO-2", when), order_row("SO-3", when),
+         order_row("SO-4", when)],
+        [line_row("SO-1"), line_row("SO-2"), line_row("SO-3"), line_row("SO-4")],
+    )  # fmt: skip
+    erp.execute("UPDATE erp_orders SET total = 1e400 WHERE order_id = 'SO-1'")
+    erp.execute("UPDATE erp_lines SET unit_price = 'NaN' WHERE order_id = 'SO-2'")
+    erp.execute("UPDATE erp_orders SET order_date = 'infinity' WHERE order_id = 'SO-3'")
+    source = source_for(erp)
+    try:
+        docs = [doc async for chunk in source.iter_orders(LONG_AGO) for doc in chunk]
+    finally:
+        await source.close()
+    problems = {doc["order_id"]: order_problem(doc) for doc in docs}
+    assert set(problems) == {"SO-1", "SO-2", "SO-3", "SO-4"}
+    assert (
+        problems["SO-1"] == "order_export_orders.total of order 'SO-1': nan is not a finite number"
+    )
+    assert problems["SO-2"] == (
+        "order_export_order_lines.unit_price of order 'SO-2': nan is not a finite number"
+    )
+    assert problems["SO-3"] is not None and "order_date" in problems["SO-3"]
+    assert problems["SO-4"] is None
+
+
+async def test_lines_the_fast_build_refuses_send_their_order_the_careful_way(
+    erp: SqlErp,
+) -> None:
+    """A NULL line number in the middle of a chunk: that order is skipped naming it, its
+    neighbours (and a second order with the same id) keep their lines."""
+    erp.create()
+    when = NOW - timedelta(days=1)
+    erp.add_orders(
+        [order_row("SO-1", when), order_row("SO-2", when), order_row("SO-3", when),
+         order_row("SO-3", when + timedelta(seconds=1))],
+        [line_row("SO-1", 1), line_row("SO-1", 2), line_row("SO-2", 1),
+         {**line_row("SO-2", 2), "line_no": None}, line_row("SO-3", 1), line_row("SO-3", 2)],
+    )  # fmt: skip
+    docs, looked_up = await window_and_lookup(erp, chunk_size=3)
+    assert [doc["order_id"] for doc in docs] == ["SO-1", "SO-2", "SO-3", "SO-3"]
+    assert [len(doc["lines"]) for doc in docs if order_problem(doc) is None] == [2, 2, 2]
+    assert docs[1] == looked_up["SO-2"]
+    assert order_problem(docs[1]) == (
+        "order_export_order_lines.line_no of order 'SO-2': None is not a whole number below 2**53"
+    )
+    assert docs[2]["lines"] == docs[3]["lines"] and docs[2]["lines"] is not docs[3]["lines"]
+
+
+async def test_the_connection_goes_back_reading_any_numeric(erp: SqlErp) -> None:
+    """After a window's read the pooled connection reads a numeric beyond a float's range
+    again (as infinity, which a lookup refuses by name) instead of raising."""
+    erp.create()
+    erp.add_orders([order_row("SO-1", NOW - timedelta(days=1))], [line_row("SO-1")])
+    source = source_for(erp)
+    try:
+        docs = [doc async for chunk in source.iter_orders(LONG_AGO) for doc in chunk]
+        assert docs[0]["total"] == 29.2
+        with source.engine().connect() as conn:
+            value = conn.execute(sa.text("SELECT 1e400::numeric, 2.5::numeric")).one()
+        assert tuple(value) == (float("inf"), 2.5)
+        erp.execute("UPDATE erp_orders SET total = 1e400")
+        found = (await source.get_orders(["SO-1"]))["SO-1"]
+        assert found is not None
+        assert order_problem(found) == (
+            "order_export_orders.total of order 'SO-1': inf is not a finite number"
+        )
+    finally:
+        await source.close()
