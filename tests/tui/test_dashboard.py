@@ -52,8 +52,8 @@ async def test_r_runs_an_export_and_the_panels_end_at_the_run_s_final_values(mak
         assert "idle; run 1 ✓ succeeded" in text
         assert exported_figure(app) == "1,997 orders of the last 30 days confirmed"
         # The history and the skipped orders come from the state database.
-        # skipped, new, updated, unchanged, retried, read
-        history_row = r"1\s+manual\s+\S+ \S+\s+0:0\d\s+✓ succeeded\s+3\s+1,997\s+0\s+0\s+0\s+2,000"
+        # when, outcome, skipped, new, updated, unchanged, retried, read, duration, trigger, run
+        history_row = r"\S+ \S+\s+✓ succeeded\s+3\s+1,997\s+0\s+0\s+0\s+2,000\s+0:0\d\s+manual\s+1\b"
         assert re.search(history_row, text)
         skipped = app.query_one(SkippedOrdersTable)
         assert skipped.row_count == 3
@@ -75,7 +75,7 @@ async def test_progress_moves_while_the_run_is_in_flight(make_app) -> None:
         assert "running (run 1, manual)" in text
         assert app.query_one("#run-bar", ProgressBar).percentage == 0.3
         assert re.search(r"\bnew\s+150\b", text)
-        history_row = r"1\s+manual\s+\S+ \S+\s+\S+\s+▶ running\s+0\s+150\s+0\s+0\s+0\s+150"
+        history_row = r"\S+ \S+\s+▶ running\s+0\s+150\s+0\s+0\s+0\s+150\s+\S+\s+manual\s+1\b"
         await wait_until(pilot, lambda: re.search(history_row, screen_text(app)) is not None)
         gate.open()
         await finish_run(pilot, app)
