@@ -73,3 +73,14 @@ def test_the_next_run_shows_its_seconds_within_a_minute() -> None:
     later = now + timedelta(minutes=5)
     assert next_run_time(later, now) == later.strftime("%Y-%m-%d %H:%M")
     assert next_run_time(later, None) == later.strftime("%Y-%m-%d %H:%M")
+
+
+async def test_a_terminal_too_small_says_so_and_what_it_needs(make_app) -> None:
+    app = make_app(orders=10, malformed=0)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await wait_until(pilot, lambda: "Terminal too small" in flat(app))
+        assert "Terminal too small (60x20): need at least 80x24" in flat(app)
+        await pilot.resize_terminal(80, 24)
+        await wait_until(pilot, lambda: "Terminal too small" not in flat(app))
+        await pilot.resize_terminal(100, 22)
+        await wait_until(pilot, lambda: "(100x22): need at least 80x24" in flat(app))
