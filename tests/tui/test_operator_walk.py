@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 from textual.widgets import Switch
 
 from order_export_tui.tui.formatting import next_run_time
+from order_export_tui.tui.full_lines_screen import FullLinesScreen
 from order_export_tui.tui.history_table import RunHistoryTable
+from order_export_tui.tui.logs_screen import LogsScreen
 from order_export_tui.tui.settings_screen import SettingsScreen
 from tests.tui.conftest import finish_run, screen_text, wait_until
 
@@ -84,3 +86,28 @@ async def test_a_terminal_too_small_says_so_and_what_it_needs(make_app) -> None:
         await wait_until(pilot, lambda: "Terminal too small" not in flat(app))
         await pilot.resize_terminal(100, 22)
         await wait_until(pilot, lambda: "(100x22): need at least 80x24" in flat(app))
+
+
+async def test_a_log_line_wider_than_80_columns_can_be_read_in_full(make_app) -> None:
+    app = make_app(orders=40, malformed=3)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("r")
+        await finish_run(pilot, app)
+        await pilot.press("l")
+        await wait_until(pilot, lambda: isinstance(app.screen, LogsScreen))
+        logs = app.screen
+        assert isinstance(logs, LogsScreen)
+        view = logs.view
+        await wait_until(pilot, lambda: not view.scanning and view.index.line_count > 0)
+        await pilot.press("slash", *"invalid order", "enter")
+        await wait_until(pilot, lambda: view.match_line is not None)
+        assert view.match_line is not None
+        line = view.line_text(view.match_line)
+        assert len(line) > 80 and line not in flat(app)  # cut at the view's edge
+        await wait_until(pilot, lambda: "long lines in full" in flat(app))
+        await pilot.press("v")
+        await wait_until(pilot, lambda: isinstance(app.screen, FullLinesScreen))
+        words = " ".join(line.split())
+        await wait_until(pilot, lambda: words in " ".join(flat(app).replace("│", " ").split()))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is logs)
