@@ -167,10 +167,10 @@ class LogsScreen(Screen[None]):
             live = self._live_log()
             if live is not None and Path(live) == view.path:
                 text += ", live"
-            if view.index.widest > view.scrollable_content_region.width:
-                text += " · ← → or v: long lines in full"
             if note:
                 text += f" · {note}"
+            elif view.index.widest > view.scrollable_content_region.width:
+                text += " · ← → or v: long lines in full"
         self.query_one("#log-status", Static).update(text)
 
     @staticmethod

@@ -99,12 +99,12 @@ async def test_a_log_line_wider_than_80_columns_can_be_read_in_full(make_app) ->
         assert isinstance(logs, LogsScreen)
         view = logs.view
         await wait_until(pilot, lambda: not view.scanning and view.index.line_count > 0)
+        await wait_until(pilot, lambda: "long lines in full" in flat(app))
         await pilot.press("slash", *"invalid order", "enter")
         await wait_until(pilot, lambda: view.match_line is not None)
         assert view.match_line is not None
         line = view.line_text(view.match_line)
         assert len(line) > 80 and line not in flat(app)  # cut at the view's edge
-        await wait_until(pilot, lambda: "long lines in full" in flat(app))
         await pilot.press("v")
         await wait_until(pilot, lambda: isinstance(app.screen, FullLinesScreen))
         words = " ".join(line.split())
