@@ -53,7 +53,9 @@ async def test_r_runs_an_export_and_the_panels_end_at_the_run_s_final_values(mak
         assert exported_figure(app) == "1,997 orders of the last 30 days confirmed"
         # The history and the skipped orders come from the state database.
         # when, outcome, skipped, new, updated, unchanged, retried, read, duration, trigger, run
-        history_row = r"\S+ \S+\s+✓ succeeded\s+3\s+1,997\s+0\s+0\s+0\s+2,000\s+0:0\d\s+manual\s+1\b"
+        history_row = (
+            r"\S+ \S+\s+✓ succeeded\s+3\s+1,997\s+0\s+0\s+0\s+2,000\s+0:0\d\s+manual\s+1\b"
+        )
         assert re.search(history_row, text)
         skipped = app.query_one(SkippedOrdersTable)
         assert skipped.row_count == 3
