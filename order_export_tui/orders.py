@@ -483,6 +483,23 @@ def content_hash(doc: OrderDocument) -> str:
     return _sha256_prefix(orjson.dumps(_without_empty_optionals(doc), option=_SORTED))
 
 
+def _has_mistyped_empty(doc: OrderDocument) -> bool:
+    """An empty optional of the other kind: [] for a text, "" for the categories."""
+    if any(_empty_list(doc.get(key)) for key in _ORDER_OPTIONALS):
+        return True
+    for line in doc["lines"]:
+        if isinstance(line, dict) and (
+            any(_empty_list(line.get(key)) for key in OPTIONAL_LINE_URLS)
+            or (isinstance(line.get("categories"), str) and not line["categories"])
+        ):
+            return True
+    return False
+
+
+def _empty_list(value: object) -> bool:
+    return isinstance(value, list) and not value
+
+
 def known_hash(doc: object) -> str | None:
     """`content_hash(doc)` for a document that may not be valid, or None when it holds what
     no valid order does (so it can never equal a confirmed order's hash): the engine compares
@@ -490,8 +507,11 @@ def known_hash(doc: object) -> str | None:
     confirmed one is one that passed validation."""
     if type(doc) is not dict or type(doc.get("lines")) is not list:
         return None
+    normal = _without_empty_optionals(doc)
+    if normal is not doc and _has_mistyped_empty(doc):
+        return None  # `categories = ""` hashes as absent, yet is no valid order
     try:
-        data = orjson.dumps(_without_empty_optionals(doc), option=_SORTED_PLAIN)
+        data = orjson.dumps(normal, option=_SORTED_PLAIN)
     except (TypeError, orjson.JSONEncodeError):
         return None
     return _sha256_prefix(data)

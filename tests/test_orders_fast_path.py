@@ -183,6 +183,21 @@ def test_an_order_hashing_like_a_valid_one_is_valid(
         assert known_hash(doc) in (None, content_hash(doc))
 
 
+def test_an_empty_optional_of_the_wrong_kind_never_hashes_as_a_valid_order() -> None:
+    """Found by the property above: "" for the categories and [] for a URL trim away like
+    absent fields, yet break the rules."""
+    for path, value in [
+        ("lines.0.categories", ""),
+        ("lines.0.product_url", []),
+        ("coupon_code", []),
+        ("landing_site", []),
+    ]:
+        doc = _mutated([(path, value)], optional_line=False)
+        assert order_problem(doc) is not None
+        assert content_hash(doc) == content_hash(VALID)  # the stored values stay as they were
+        assert known_hash(doc) is None
+
+
 def test_the_fast_pass_knows_the_plain_valid_order() -> None:
     assert _plainly_valid(VALID)
     assert _plainly_valid(_mutated([], optional_line=True))
