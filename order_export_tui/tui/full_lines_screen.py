@@ -1,4 +1,4 @@
-"""The log lines on screen in full, wrapped (v in the log browser): a reason longer than the
+"""The log lines on screen in full, wrapped (w in the log browser): a reason longer than the
 log view is wide, read without scrolling sideways."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from textual.widgets import Footer, Header, Static
 
 
 class FullLinesScreen(Screen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,v", "leave", "Back")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,w", "leave", "Back")]
 
     def __init__(self, title: str, lines: Sequence[tuple[int, str]]) -> None:
         """`lines`: (line number from 0, text) in file order."""

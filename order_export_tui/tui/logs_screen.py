@@ -54,7 +54,7 @@ class LogsScreen(Screen[None]):
         ),
         Binding("n", "next_match", "Next", id="next_match"),
         Binding("N", "previous_match", "Previous", key_display="N", id="previous_match"),
-        Binding("v", "full_lines", "Full lines", show=False, id="full_lines"),
+        Binding("w", "full_lines", "Full lines, wrapped", show=False, id="full_lines"),
     ]
 
     def __init__(
@@ -170,7 +170,7 @@ class LogsScreen(Screen[None]):
             if note:
                 text += f" · {note}"
             elif view.index.widest > view.scrollable_content_region.width:
-                text += " · ← → or v: long lines in full"
+                text += " · ← → or w: long lines in full"
         self.query_one("#log-status", Static).update(text)
 
     @staticmethod

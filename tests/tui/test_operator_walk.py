@@ -105,7 +105,7 @@ async def test_a_log_line_wider_than_80_columns_can_be_read_in_full(make_app) ->
         assert view.match_line is not None
         line = view.line_text(view.match_line)
         assert len(line) > 80 and line not in flat(app)  # cut at the view's edge
-        await pilot.press("v")
+        await pilot.press("w")
         await wait_until(pilot, lambda: isinstance(app.screen, FullLinesScreen))
         words = " ".join(line.split())
         await wait_until(pilot, lambda: words in " ".join(flat(app).replace("│", " ").split()))
