@@ -211,6 +211,143 @@ def _customer_problem(customer: object) -> str | None:
 
 def order_problem(doc: object) -> str | None:
     """Why `doc` is not a valid order document, or None when it is."""
+    if _plainly_valid(doc):
+        return None
+    return _first_problem(doc)
+
+
+# The fast path: nearly every order a run reads is valid, and a run reads millions. One
+# function with the checks inlined answers "valid" only where `_first_problem` would find no
+# problem (it may answer "not sure" for more: a str subclass, an int where a float is usual);
+# `_first_problem` then names the reason. tests/test_orders_fast_path.py holds the two equal.
+_KNOWN_GOOD_URLS: set[str] = set()  # product and image URLs recur in every order of an item
+_KNOWN_GOOD_URLS_LIMIT = 20_000
+_MAX_TEXT = MAX_OPTIONAL_TEXT_LENGTH
+_M = _MAX_SAFE_INTEGER
+_ORDER_ID_MATCH = _ORDER_ID.fullmatch
+_EMAIL_MATCH = _EMAIL.match
+_WEB_URL_MATCH = _WEB_URL.fullmatch
+
+
+def _good_url(value: object) -> bool:
+    """An optional URL field as `_optional_text_flaw(url=True)` accepts it: absent, "" or an
+    absolute http(s) URL of at most 2,048 characters."""
+    if value is None or (value == "" and type(value) is str):
+        return True
+    if type(value) is not str:
+        return False
+    if value in _KNOWN_GOOD_URLS:
+        return True
+    if len(value) > _MAX_TEXT or _WEB_URL_MATCH(value) is None:
+        return False
+    if len(_KNOWN_GOOD_URLS) >= _KNOWN_GOOD_URLS_LIMIT:
+        _KNOWN_GOOD_URLS.clear()
+    _KNOWN_GOOD_URLS.add(value)
+    return True
+
+
+def _plainly_valid(doc: object) -> bool:
+    if type(doc) is not dict:
+        return False
+    try:  # required keys by subscript (a third of .get's cost): a missing one is not plain
+        return _plain_order(doc)
+    except KeyError:
+        return False
+
+
+def _plain_order(doc: dict[str, Any]) -> bool:
+    order_id = doc["order_id"]
+    if type(order_id) is not str or _ORDER_ID_MATCH(order_id) is None:
+        return False
+    if UNREADABLE in doc or not _is_timestamp_with_offset(doc["order_date"]):
+        return False
+    customer = doc["customer"]
+    if type(customer) is not dict:
+        return False
+    customer_id = customer["id"]
+    email = customer["email"]
+    if (
+        type(customer_id) is not str
+        or not customer_id
+        or type(email) is not str
+        or len(email) > 254
+        or _EMAIL_MATCH(email) is None
+        or type(customer["first_name"]) is not str
+        or type(customer["last_name"]) is not str
+    ):
+        return False
+    currency = doc["currency"]
+    if type(currency) is not str or currency not in CURRENCY_CODES:
+        return False
+    lines = doc["lines"]
+    if type(lines) is not list or not lines:
+        return False
+    for line in lines:
+        if type(line) is not dict:
+            return False
+        sku = line["sku"]
+        quantity = line["quantity"]
+        price = line["unit_price"]
+        price_incl = line["unit_price_incl_tax"]
+        if (
+            type(line["line_no"]) is not int
+            or type(sku) is not str
+            or not sku
+            or type(line["name"]) is not str
+            or (type(quantity) is not int and type(quantity) is not float)
+            or not 0 < quantity < _M
+            or (type(price) is not int and type(price) is not float)
+            or not 0 <= price < _M
+            or (type(price_incl) is not int and type(price_incl) is not float)
+            or not 0 <= price_incl < _M
+            or not _good_url(line.get("product_url"))
+            or not _good_url(line.get("image_url"))
+        ):
+            return False
+        categories = line.get("categories")
+        if categories is not None:
+            if type(categories) is not list or len(categories) > MAX_CATEGORIES:
+                return False
+            for category in categories:
+                if type(category) is not str or len(category) > _MAX_TEXT or not category.strip():
+                    return False
+    for field in MONEY_FIELDS:
+        amount = doc[field]
+        if (type(amount) is not int and type(amount) is not float) or not 0 <= amount < _M:
+            return False
+    if (
+        type(doc["shipping_method"]) is not str
+        or type(doc["payment_method"]) is not str
+        or type(doc["tracking_number"]) is not str
+        or type(doc["tracking_url"]) is not str
+    ):
+        return False
+    for field in ("billing_address", "shipping_address"):
+        address = doc[field]
+        if type(address) is not dict:
+            return False
+        for key in ADDRESS_FIELDS:
+            if type(address[key]) is not str:
+                return False
+    shipping_status = doc["shipping_status"]
+    payment_status = doc["payment_status"]
+    if (
+        type(shipping_status) is not str
+        or shipping_status not in SHIPPING_STATUSES
+        or type(payment_status) is not str
+        or payment_status not in PAYMENT_STATUSES
+    ):
+        return False
+    get = doc.get
+    for field in OPTIONAL_ORDER_TEXTS:
+        value = get(field)
+        if value is not None and (type(value) is not str or len(value) > _MAX_TEXT):
+            return False
+    return _good_url(get("landing_site"))
+
+
+def _first_problem(doc: object) -> str | None:
+    """The first rule `doc` breaks, checked in order (the reference `_plainly_valid` follows)."""
     if not isinstance(doc, dict):
         return "order must be a JSON object"
     problem = order_id_problem(doc.get("order_id"))
@@ -268,17 +405,46 @@ def order_problem(doc: object) -> str | None:
 
 
 _EMPTY = ("", [], None)
+_ABSENT = object()
 _ORDER_OPTIONALS = (*OPTIONAL_ORDER_TEXTS, *OPTIONAL_ORDER_URLS)
 _LINE_OPTIONALS = (*OPTIONAL_LINE_URLS, "categories")
+_SORTED = orjson.OPT_SORT_KEYS
+# The same bytes for every valid order; an order holding what no valid one can (a datetime,
+# a dataclass, a subclass of str or dict) cannot be hashed this way (`known_hash`).
+_SORTED_PLAIN = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _has_empty(mapping: dict[str, Any], optional: tuple[str, ...]) -> bool:
+    get = mapping.get
+    for key in optional:  # noqa: SIM110 (a loop costs a third of any()'s generator here)
+        if get(key, _ABSENT) in _EMPTY:
+            return True
+    return False
 
 
 def _without_empty(mapping: dict[str, Any], optional: tuple[str, ...]) -> dict[str, Any]:
     """`mapping` without the `optional` keys whose value is empty; itself when there are none
     (the usual case: no copy)."""
-    empty = [key for key in optional if key in mapping and mapping[key] in _EMPTY]
-    if not empty:
+    if not _has_empty(mapping, optional):
         return mapping
+    empty = [key for key in optional if key in mapping and mapping[key] in _EMPTY]
     return {key: value for key, value in mapping.items() if key not in empty}
+
+
+def _any_line_has_empty(lines: list[Any]) -> bool:
+    for line in lines:  # _LINE_OPTIONALS inlined: this runs for every line of every order
+        if isinstance(line, dict) and (
+            line.get("product_url", _ABSENT) in _EMPTY
+            or line.get("image_url", _ABSENT) in _EMPTY
+            or line.get("categories", _ABSENT) in _EMPTY
+        ):
+            return True
+    return False
 
 
 def _without_empty_optionals(doc: OrderDocument) -> OrderDocument:
@@ -286,21 +452,69 @@ def _without_empty_optionals(doc: OrderDocument) -> OrderDocument:
     field and an empty one are the same order, and so are orders from before these fields."""
     trimmed = _without_empty(doc, _ORDER_OPTIONALS)
     lines = doc.get("lines")
-    if isinstance(lines, list):
+    if isinstance(lines, list) and _any_line_has_empty(lines):
         kept = [
             _without_empty(line, _LINE_OPTIONALS) if isinstance(line, dict) else line
             for line in lines
         ]
-        if any(new is not old for new, old in zip(kept, lines, strict=True)):
-            trimmed = {**trimmed, "lines": kept}
+        trimmed = {**trimmed, "lines": kept}
     return trimmed
+
+
+# hashlib lets go of the GIL for every update of 2,048 bytes or more; in a run the source's
+# reading thread then takes it and the engine waits up to a switch interval (5 ms) to get it
+# back, per order. Smaller updates keep it: the same digest, without the wait.
+_GIL_KEPT = 2047
+
+
+def _sha256_prefix(data: bytes) -> str:
+    if len(data) <= _GIL_KEPT:
+        return hashlib.sha256(data).hexdigest()[:32]
+    digest = hashlib.sha256()
+    view = memoryview(data)
+    for start in range(0, len(data), _GIL_KEPT):
+        digest.update(view[start : start + _GIL_KEPT])
+    return digest.hexdigest()[:32]
 
 
 def content_hash(doc: OrderDocument) -> str:
     """A fingerprint of everything a valid order says, independent of key order (and of
     whether an empty optional field is present)."""
+    return _sha256_prefix(orjson.dumps(_without_empty_optionals(doc), option=_SORTED))
+
+
+def _has_mistyped_empty(doc: OrderDocument) -> bool:
+    """An empty optional of the other kind: [] for a text, "" for the categories."""
+    if any(_empty_list(doc.get(key)) for key in _ORDER_OPTIONALS):
+        return True
+    for line in doc["lines"]:
+        if isinstance(line, dict) and (
+            any(_empty_list(line.get(key)) for key in OPTIONAL_LINE_URLS)
+            or (isinstance(line.get("categories"), str) and not line["categories"])
+        ):
+            return True
+    return False
+
+
+def _empty_list(value: object) -> bool:
+    return isinstance(value, list) and not value
+
+
+def known_hash(doc: object) -> str | None:
+    """`content_hash(doc)` for a document that may not be valid, or None when it holds what
+    no valid order does (so it can never equal a confirmed order's hash): the engine compares
+    it with what the destination confirmed before validating, because an order equal to a
+    confirmed one is one that passed validation."""
+    if type(doc) is not dict or type(doc.get("lines")) is not list:
+        return None
     normal = _without_empty_optionals(doc)
-    return hashlib.sha256(orjson.dumps(normal, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    if normal is not doc and _has_mistyped_empty(doc):
+        return None  # `categories = ""` hashes as absent, yet is no valid order
+    try:
+        data = orjson.dumps(normal, option=_SORTED_PLAIN)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    return _sha256_prefix(data)
 
 
 def line_text(line: dict[str, Any], field: str) -> str:

@@ -4,6 +4,7 @@ the console every command writes its messages to."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -29,7 +30,9 @@ from order_export_tui.engine.events import (
     RunReport,
     RunStarted,
 )
-from order_export_tui.service.control import StatusSnapshot
+
+if TYPE_CHECKING:  # a type only: the control interface (and its events) load with a command
+    from order_export_tui.service.control import StatusSnapshot
 
 PLAIN_PROGRESS_EVERY_SECONDS = 5.0
 # Runs limited to order ids someone chose; they read those ids, not a window.

@@ -195,11 +195,17 @@ class AttachedControl:
 
 
 def _reason(error: BaseException) -> str:
+    """Why the connection ended, in an operator's words: never the HTTP library's own text
+    ("peer closed connection without sending complete message body ...")."""
     if isinstance(error, httpx.ReadTimeout):
         return "the process stopped answering"
     if isinstance(error, FileNotFoundError | ConnectionRefusedError | httpx.ConnectError):
         return "no process answers on the control socket"
-    return str(error) or type(error).__name__
+    if isinstance(error, NotAttachedError):
+        return str(error) or "no process answers on the control socket"
+    if isinstance(error, WireError | ValueError):
+        return "the process sent what this dashboard cannot read (is it another version?)"
+    return "the connection to the process broke off"
 
 
 async def attach(socket_path: Path) -> AttachedControl | None:

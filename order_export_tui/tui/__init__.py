@@ -15,7 +15,8 @@ from order_export_tui.service.control_client import AttachedControl, NotAttached
 from order_export_tui.service.control_socket import ControlSocketError, is_live
 from order_export_tui.service.session import StateLockedError, hosted_session
 from order_export_tui.service.wiring import startup_problems
-from order_export_tui.settings import Settings, load_settings, settings_from_dict
+from order_export_tui.settings import Settings, SettingsError, load_settings, settings_from_dict
+from order_export_tui.settings.salvage import storage_of_broken_file
 from order_export_tui.tui.app import OrderExportApp
 
 EXIT_OK = 0
@@ -32,12 +33,16 @@ def run_dashboard(settings_path: Path) -> int:
     service itself (and serves the control socket, so commands and other dashboards can
     attach to it).
 
-    Bad settings raise `SettingsError` (the CLI prints each problem, exit 2). An unusable
+    Bad settings raise `SettingsError` (the CLI prints each problem, exit 2), unless a daemon
+    answers on the control socket of the file's `[storage]`: then the dashboard attaches and
+    names the problems, to be fixed on its settings screen. An unusable
     configuration (a connector this version lacks, a missing secret) prints its problems and
     returns 2. A process that holds the state database but serves no control socket (a
     `run`) is named, and 1 returned. Otherwise returns 0 once the app has stopped cleanly.
     """
-    settings = load_settings(settings_path)
+    settings, file_problems = dashboard_settings(settings_path)
+    if file_problems:
+        return _attached(settings, file_problems=file_problems)
     if is_live(settings.control_socket_path):
         return _attached(settings)
     problems = startup_problems(settings)
@@ -68,7 +73,24 @@ def run_dashboard(settings_path: Path) -> int:
     return _exit_code(app)
 
 
-def _attached(settings: Settings) -> int:
+def dashboard_settings(settings_path: Path) -> tuple[Settings, list[str]]:
+    """The settings and, for a file that does not validate while a daemon answers on its
+    control socket, the file's problems (the settings are then the file's `[storage]` paths,
+    to attach with). A broken file with no daemon to attach to raises `SettingsError`."""
+    try:
+        return load_settings(settings_path), []
+    except SettingsError as error:
+        # A broken file does not lock the operator out of a healthy daemon: it keeps its last
+        # good settings, and the file's `[storage]` (or the defaults) says where it answers.
+        salvaged = storage_of_broken_file(settings_path) if settings_path.is_file() else None
+        if salvaged is None or not is_live(salvaged.control_socket_path):
+            raise
+        return salvaged, list(error.problems) or [str(error)]
+
+
+def _attached(settings: Settings, *, file_problems: list[str] | None = None) -> int:
+    """`file_problems`: why the settings file does not validate (the daemon runs on its last
+    good settings): the dashboard says so, and its settings screen is where to fix it."""
     try:
         remote = asyncio.run(remote_settings(settings.control_socket_path))
     except NotAttachedError as error:
@@ -78,6 +100,7 @@ def _attached(settings: Settings) -> int:
         remote,
         control=AttachedControl(settings.control_socket_path),
         watch_terminal=_is_terminal(),
+        file_problems=file_problems,
     )
     app.run()
     return _exit_code(app)
@@ -102,4 +125,4 @@ def _exit_code(app: OrderExportApp) -> int:
     return app.return_code or EXIT_OK
 
 
-__all__ = ["OrderExportApp", "remote_settings", "run_dashboard"]
+__all__ = ["OrderExportApp", "dashboard_settings", "remote_settings", "run_dashboard"]

@@ -74,9 +74,13 @@ class OrderExportApp(App[int]):
         clock: Callable[[], datetime] = local_now,
         monotonic: Callable[[], float] = time.monotonic,
         watch_terminal: bool = False,
+        file_problems: list[str] | None = None,
     ) -> None:
+        """`file_problems`: the settings file does not validate (the attached process keeps
+        its last good settings); said at the start, fixed on the settings screen."""
         super().__init__()
         self.settings = settings
+        self.file_problems = list(file_problems or [])
         self.control = control
         self.clock = clock
         self.monotonic = monotonic
@@ -135,6 +139,14 @@ class OrderExportApp(App[int]):
         self.poller.show_run()
         self.reload_tables()
         self._shown_skipped = self.progress.counts.get("skipped", 0)
+        if self.file_problems:
+            self.notify(
+                "The settings file is not valid; the process keeps its last good settings."
+                " Press s to fix it: " + "; ".join(self.file_problems),
+                severity="error",
+                timeout=30,
+                markup=False,
+            )
 
     def on_unmount(self) -> None:
         self.feed.close()

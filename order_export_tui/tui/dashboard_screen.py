@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 from typing import ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -28,6 +28,7 @@ from order_export_tui.tui.keys import APP_COMMANDS, footer_repeats
 from order_export_tui.tui.list_table import ListTable
 from order_export_tui.tui.progress_panel import ProgressPanel
 from order_export_tui.tui.run_progress import RunProgress
+from order_export_tui.tui.size_hint import SizeHint
 from order_export_tui.tui.skipped_table import SKIPPED_LIMIT, SkippedOrdersTable
 from order_export_tui.tui.status_panel import StatusPanel, StatusView
 from order_export_tui.tui.table_filter import TableFilter
@@ -60,6 +61,7 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield SizeHint(id="size-hint")  # first: the panels below it may not all fit
         with Horizontal(id="overview"):
             yield StatusPanel(id="status")
             with Vertical(id="run-column"):
@@ -74,6 +76,10 @@ class DashboardScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._show_switch()
+        self.query_one(SizeHint).show_for(self.app.size)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.query_one(SizeHint).show_for(event.size)
 
     # --- what the app pushes in ----------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from pathlib import Path
 
@@ -11,6 +12,16 @@ def clock_time(moment: datetime | None) -> str:
     if moment is None:
         return "—"
     return moment.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def next_run_time(moment: datetime, now: datetime | None) -> str:
+    """When the next run starts: to the minute, and within a minute to the second with the
+    seconds left ("in 42 s, 10:15:00"), so an operator waiting for it sees it move."""
+    if now is not None and (now.tzinfo is None) == (moment.tzinfo is None):
+        left = (moment - now).total_seconds()
+        if 0 <= left < 60:
+            return f"in {math.ceil(left)} s, {moment.astimezone().strftime('%H:%M:%S')}"
+    return clock_time(moment)
 
 
 def stamp(iso_text: str | None) -> str:

@@ -65,6 +65,7 @@ SECTIONS: Sequence[Section] = [
             ("j k ↑ ↓", "Move in the file list, scroll the log"),
             ("g / G", "Top / end of the list or log (the end follows a live log)"),
             ("tab", "Between the file list and the log"),
+            ("← →", "Scroll a long log line sideways"),
         ],
     ),
     ("Settings", [SettingsScreen, ("tab / shift+tab", "Next field")]),

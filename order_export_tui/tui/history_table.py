@@ -20,12 +20,12 @@ HISTORY_LIMIT = 100
 # the rest scrolls in (← →).
 COUNTS_SHOWN = ("skipped", "new", "updated", "unchanged", "retried", "read", "cancelled")
 COLUMNS = [
-    ("run", 5),
-    ("trigger", 9),
-    ("started", 14),
-    ("duration", 8),
+    ("when", 14),
     ("outcome", 11),
     *((name, max(len(name), 7)) for name in COUNTS_SHOWN),
+    ("duration", 8),
+    ("trigger", 9),
+    ("run", 5),
 ]
 
 
@@ -73,12 +73,12 @@ class RunHistoryTable(ListTable):
             (
                 str(record.run_id),
                 [
-                    str(record.run_id),
-                    record.trigger,
                     short_stamp(record.started_at),
-                    duration(between(record.started_at, record.finished_at)),
                     outcome_text(record.outcome),
                     *(count(record.counts.get(name)) for name in COUNTS_SHOWN),
+                    duration(between(record.started_at, record.finished_at)),
+                    record.trigger,
+                    str(record.run_id),
                 ],
             )
             for record in records

@@ -22,6 +22,7 @@ from textual.widgets.option_list import Option
 from order_export_tui.service.control import RunLogFile
 from order_export_tui.service.control_client import NotAttachedError
 from order_export_tui.tui.formatting import count, size
+from order_export_tui.tui.full_lines_screen import FullLinesScreen
 from order_export_tui.tui.keys import Key
 from order_export_tui.tui.log_view import LogView
 
@@ -53,6 +54,7 @@ class LogsScreen(Screen[None]):
         ),
         Binding("n", "next_match", "Next", id="next_match"),
         Binding("N", "previous_match", "Previous", key_display="N", id="previous_match"),
+        Binding("w", "full_lines", "Full lines, wrapped", show=False, id="full_lines"),
     ]
 
     def __init__(
@@ -167,6 +169,8 @@ class LogsScreen(Screen[None]):
                 text += ", live"
             if note:
                 text += f" · {note}"
+            elif view.index.widest > view.scrollable_content_region.width:
+                text += " · ← → or w: long lines in full"
         self.query_one("#log-status", Static).update(text)
 
     @staticmethod
@@ -176,6 +180,18 @@ class LogsScreen(Screen[None]):
         except OSError:
             return "…"
         return f"{(view.index.scanned * 100 // total) if total else 100}%"
+
+    def action_full_lines(self) -> None:
+        view = self.view
+        if view.path is None or not view.index.line_count:
+            self.notify("No log lines to show.", severity="warning")
+            return
+        first = int(view.scroll_offset.y)
+        shown = range(first, min(first + view.size.height, view.index.line_count))
+        if view.match_line is not None and view.match_line not in shown:
+            shown = range(view.match_line, view.match_line + 1)
+        title = f"{view.path.name}, lines {shown.start + 1:,}-{shown.stop:,} in full"
+        self.app.push_screen(FullLinesScreen(title, [(n, view.line_text(n)) for n in shown]))
 
     # --- search ------------------------------------------------------------------------------
 

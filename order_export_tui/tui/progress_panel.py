@@ -36,7 +36,8 @@ def _batch_text(progress: RunProgress, of_word: str) -> str:
     orders = f"{count(progress.processed)}{total} {plural(progress.total or progress.processed)}"
     if progress.active:
         return f"batch {progress.batch_no:,}{of}, {orders}"
-    if not progress.processed:
+    sent = progress.counts.get("new", 0) + progress.counts.get("updated", 0)
+    if not progress.processed or not sent:  # every order unchanged (or skipped): say so
         return f"nothing sent, {orders}"
     if not progress.batch_no and not progress.batch_size:
         return orders  # a run this dashboard knows from its record only: no batches

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.app import ComposeResult
+from textual.app import ComposeResult, RenderResult
 from textual.containers import Vertical
 from textual.content import Content
+from textual.geometry import Size
 from textual.widget import Widget
 from textual.widgets import Input, Select, Static, Switch
 
@@ -26,6 +27,19 @@ def secret_state(variable: str) -> str:
     if not variable:
         return ""
     return "set" if secret_value(variable) is not None else "missing"
+
+
+class OnOffSwitch(Switch):
+    """A switch that says "on" or "off" in words where colour is off (NO_COLOR): there its
+    slider is drawn in the one colour of its background, a blank."""
+
+    def render(self) -> RenderResult:
+        if not self.app.no_color:
+            return super().render()
+        return Content("[on ]" if self.value else "[off]")
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        return 5 if self.app.no_color else super().get_content_width(container, viewport)
 
 
 class SettingField(Vertical):
@@ -53,7 +67,7 @@ class SettingField(Vertical):
             "editor-" + self.spec.key.replace(".", "-"),
         )
         if spec.kind == BOOL:
-            return Switch(value=bool(value), id=editor_id)
+            return OnOffSwitch(value=bool(value), id=editor_id)
         if spec.kind == CHOICE:
             options = [(choice, choice) for choice in spec.choices]
             return Select(options, value=value, allow_blank=False, id=editor_id, compact=True)

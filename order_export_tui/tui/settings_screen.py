@@ -71,6 +71,9 @@ class SettingsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        problems = Static(self._file_problems_text(), id="settings-file-problems", markup=False)
+        problems.display = bool(self.file_problems)
+        yield problems
         with VerticalScroll(id="settings-form"):
             for group, specs in groupby(field_specs(self.settings), key=attrgetter("group")):
                 with Vertical(classes="settings-group") as box:
@@ -94,6 +97,19 @@ class SettingsScreen(Screen[None]):
                 timeout=30,
             )
         self.query(SettingField).first().editor.focus()
+
+    def _file_problems_text(self) -> str:
+        lines = "\n".join(f"  {problem}" for problem in self.file_problems)
+        return (
+            "The settings file is not valid (the settings in force are shown; saving writes"
+            f" the keys named here as the form has them):\n{lines}"
+        )
+
+    def _broken_keys(self) -> set[str]:
+        """The keys the file's problems name: a save writes them even when the form holds the
+        value in force, so that saving fixes the file."""
+        named = {problem.split(":", 1)[0].strip() for problem in self.file_problems}
+        return named & set(self._saved)
 
     # --- reading the form --------------------------------------------------------------------
 
@@ -155,8 +171,14 @@ class SettingsScreen(Screen[None]):
         return True
 
     def changes(self) -> dict[str, Any]:
-        """The keys edited here, with their new values."""
-        return {key: value for key, value in self.values().items() if value != self._saved[key]}
+        """The keys edited here, with their new values (and the keys the broken file's
+        problems name)."""
+        broken = self._broken_keys()
+        return {
+            key: value
+            for key, value in self.values().items()
+            if value != self._saved[key] or key in broken
+        }
 
     async def _save(self, settings: Settings) -> None:
         outcome = await self._apply(settings, self.changes(), self.revision)
@@ -169,6 +191,8 @@ class SettingsScreen(Screen[None]):
         self.settings = settings
         self.revision = outcome.revision
         self._saved = flat_values(settings)
+        self.file_problems = []  # the file validates now: it was saved through the same rules
+        self.query_one("#settings-file-problems", Static).display = False
         self._show_status()
 
     def _offer_reload(self) -> None:

@@ -17,7 +17,7 @@ from order_export_tui.settings.connectors import (
     destination_connector,
     source_connector,
 )
-from order_export_tui.tui.formatting import clock_time
+from order_export_tui.tui.formatting import next_run_time
 from order_export_tui.tui.intake_status import LISTENING, IntakeStatus
 from order_export_tui.tui.outcomes import outcome_text
 from order_export_tui.tui.run_progress import CANCELLING, RUNNING, RunProgress
@@ -39,6 +39,7 @@ class StatusView:
     # The identity of the destination whose copy `exported` counts (the status's): named
     # on the Exported row when the Destination row (these settings) names another one.
     destination: str = ""
+    now: datetime | None = None  # the wall clock, for the seconds before the next run
 
 
 def erp_text(settings: Settings, *, compact: bool = False) -> str:
@@ -87,7 +88,7 @@ def scheduler_text(view: StatusView) -> str:
     plan = schedule_description(view.settings)
     if view.next_run is None:
         return plan
-    return f"{plan}; next run {clock_time(view.next_run)}"
+    return f"{plan}; next run {next_run_time(view.next_run, view.now)}"
 
 
 def run_state_text(progress: RunProgress, *, compact: bool = False) -> Text:
@@ -122,7 +123,7 @@ def rows_of(view: StatusView, *, compact: bool) -> list[tuple[str, Text]]:
     if compact:
         rows.append(("Scheduler", Text(scheduler_text(replace(view, next_run=None)))))
         if view.next_run is not None and not view.scheduler_problem:
-            rows.append(("Next run", Text(clock_time(view.next_run))))
+            rows.append(("Next run", Text(next_run_time(view.next_run, view.now))))
     else:
         rows.append(("Scheduler", Text(scheduler_text(view))))
     rows.append(("Run", run_state_text(view.progress, compact=compact)))

@@ -67,6 +67,7 @@ class StatusPoller:
             app.process_text(),
             app.process_text(compact=True),
             "" if status is None else status.destination.identity,
+            app.clock(),
         )
         app.dashboard.show_status(view)
 

@@ -11,6 +11,7 @@ from order_export_tui.destinations.file.connector import file_path
 from order_export_tui.engine.events import CANCELLED, SUCCEEDED
 from order_export_tui.tui.confirm_screen import ConfirmScreen
 from order_export_tui.tui.help_screen import HelpScreen
+from order_export_tui.tui.history_table import RunHistoryTable
 from order_export_tui.tui.skipped_table import SkippedOrdersTable
 from tests.support.loopback_destination import LoopbackDestination
 from tests.tui.conftest import exported_figure, finish_run, gated, screen_text, wait_until
@@ -52,9 +53,12 @@ async def test_r_runs_an_export_and_the_panels_end_at_the_run_s_final_values(mak
         assert "idle; run 1 ✓ succeeded" in text
         assert exported_figure(app) == "1,997 orders of the last 30 days confirmed"
         # The history and the skipped orders come from the state database.
-        # skipped, new, updated, unchanged, retried, read
-        history_row = r"1\s+manual\s+\S+ \S+\s+0:0\d\s+✓ succeeded\s+3\s+1,997\s+0\s+0\s+0\s+2,000"
+        # when, outcome, skipped, new, updated, unchanged, retried, read, cancelled, duration;
+        # trigger and run scroll in from the right
+        history_row = r"\S+ \S+\s+✓ succeeded\s+3\s+1,997\s+0\s+0\s+0\s+2,000\s+0\s+0:0\d"
         assert re.search(history_row, text)
+        history = app.query_one(RunHistoryTable)
+        assert (history.get_cell("1", "trigger"), history.get_cell("1", "run")) == ("manual", "1")
         skipped = app.query_one(SkippedOrdersTable)
         assert skipped.row_count == 3
         assert {order.order_id for order in app.control.state.skipped_orders()} == {
@@ -75,8 +79,10 @@ async def test_progress_moves_while_the_run_is_in_flight(make_app) -> None:
         assert "running (run 1, manual)" in text
         assert app.query_one("#run-bar", ProgressBar).percentage == 0.3
         assert re.search(r"\bnew\s+150\b", text)
-        history_row = r"1\s+manual\s+\S+ \S+\s+\S+\s+▶ running\s+0\s+150\s+0\s+0\s+0\s+150"
+        history_row = r"\S+ \S+\s+▶ running\s+0\s+150\s+0\s+0\s+0\s+150\s+0\s+\S+"
         await wait_until(pilot, lambda: re.search(history_row, screen_text(app)) is not None)
+        history = app.query_one(RunHistoryTable)
+        assert (history.get_cell("1", "trigger"), history.get_cell("1", "run")) == ("manual", "1")
         gate.open()
         await finish_run(pilot, app)
         assert "batch 10 of 10, 500 of 500 orders" in screen_text(app)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from order_export_tui.orders import OrderDocument, line_categories, line_text, order_text
+from order_export_tui.orders import OrderDocument, order_text
 
 IMPORT_PATH = "/insightData/v3/import"
 
@@ -50,11 +50,15 @@ def product_json(line: dict[str, Any]) -> dict[str, Any]:
         "price": line["unit_price"],
         "priceInclTax": line["unit_price_incl_tax"],
     }
-    for field, key in (("product_url", "url"), ("image_url", "imageUrl")):
-        value = line_text(line, field)
-        if value:
-            product[key] = value
-    categories = line_categories(line)
+    # `line_text` and `line_categories` inlined: this runs for every line a run sends.
+    url, image_url, categories = line.get("product_url"), line.get("image_url"), None
+    if url and isinstance(url, str):
+        product["url"] = url
+    if image_url and isinstance(image_url, str):
+        product["imageUrl"] = image_url
+    listed = line.get("categories")
+    if listed and isinstance(listed, list):
+        categories = [c for c in listed if isinstance(c, str)]
     if categories:
         product["categories"] = categories
     return product

@@ -22,7 +22,6 @@ from order_export_tui.destinations.dotdigital.records import (
     order_record_json,
     single_record_path,
 )
-from order_export_tui.destinations.file.readback import read_file_copy
 from order_export_tui.destinations.readback import PlatformOrder
 from order_export_tui.destinations.readback_spill import SortedSpill
 from order_export_tui.private_files import make_private_dirs, open_private
@@ -76,6 +75,9 @@ class FileDestination:
     async def read_back(self, since: datetime, retrier: Retrier) -> SortedSpill[PlatformOrder]:
         """The file's orders dated from `since` (the latest record of each), sorted by order
         id, in a spill the caller closes (interfaces.md §8; `file.readback`)."""
+        # Imported here: the read-back brings Dotdigital's client (httpx) that a run never uses.
+        from order_export_tui.destinations.file.readback import read_file_copy
+
         return await read_file_copy(self.path, self.collection, since)
 
     async def _write(self, data: bytes) -> None:

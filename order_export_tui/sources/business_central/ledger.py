@@ -91,6 +91,15 @@ GROUP BY sh.order_number HAVING min(sh.posting_date) >= ?
 ORDER BY sh.order_number LIMIT ?
 """
 
+# The run's count (`count_orders`): the in-window orders the ledger holds a document of that
+# have posted shipments, in number order, whether already known to have left (gone).
+_SHIPPED_IN_WINDOW = """
+SELECT o.number, o.document, o.gone FROM orders AS o
+WHERE o.number > ? AND o.order_date >= ? AND o.document IS NOT NULL
+    AND EXISTS (SELECT 1 FROM shipments AS sh WHERE sh.order_number = o.number)
+ORDER BY o.number LIMIT ?
+"""
+
 OrderRow = tuple[str, str, OrderDocument]  # number, order date (YYYY-MM-DD), document
 ShipmentRow = tuple[str, str, str, dict[int, float]]  # number, order number, posting date, lines
 TrackingRow = tuple[str, str, str, str]  # shipment number, order number, posting date, tracking
@@ -112,24 +121,6 @@ class Ledger:
         self._conn.executescript(_SCHEMA)
         if self._meta("identity") != identity:
             self._reset(identity)
-
-    @staticmethod
-    def count_left(path: Path, identity: str, first_day: str) -> int:
-        """Orders already known to have left `salesOrders` that are in the window (0 without a
-        ledger); read without creating anything."""
-        if not Path(path).is_file():
-            return 0
-        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'identity'").fetchone()
-            if row is None or row[0] != identity:
-                return 0
-            query = "SELECT count(*) FROM orders WHERE gone = 1 AND document IS NOT NULL"
-            return int(conn.execute(f"{query} AND order_date >= ?", (first_day,)).fetchone()[0])
-        except sqlite3.Error:
-            return 0
-        finally:
-            conn.close()
 
     @staticmethod
     def documents_of(path: Path, identity: str, numbers: Sequence[str]) -> dict[str, bytes]:
@@ -200,6 +191,14 @@ class Ledger:
         read from `salesOrders`, numbers above `after`, in number order."""
         with self._lock:
             return self._conn.execute(_LEFT_ORDERS, (after, first_day, limit)).fetchall()
+
+    def shipped_in_window(
+        self, first_day: str, after: str, limit: int
+    ) -> list[tuple[str, bytes, int]]:
+        """(number, document, gone) of in-window orders with posted shipments, numbers above
+        `after`: those `left_orders` may yield once the run has read the open ones."""
+        with self._lock:
+            return self._conn.execute(_SHIPPED_IN_WINDOW, (after, first_day, limit)).fetchall()
 
     def unread_shipped_orders(
         self, first_day: str, after: str, limit: int

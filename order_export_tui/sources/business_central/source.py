@@ -148,6 +148,7 @@ class BusinessCentralSource:
         self.ledger_file = Path(ledger_file)
         self.tracking = tracking or Tracking("")
         self._ledger: Ledger | None = None
+        self._shipments_read_for: str | None = None  # by `count_orders`, for this window
 
     @classmethod
     def from_settings(
@@ -168,22 +169,77 @@ class BusinessCentralSource:
     # --- the protocol ----------------------------------------------------------------------
 
     async def count_orders(self, window_start: datetime) -> int:
-        """Open orders in the window (one `$count` request), plus those known to have left."""
+        """What `iter_orders` reads: the open orders in the window (one `$count` request) and
+        those that left `salesOrders`. For the second the posted shipments are read first (as
+        the run does next, which then does not read them again): the orders known to have left,
+        the fully shipped ones no longer open (looked up by number, a few per request), and
+        those never read whose invoices rebuild them (the first run's many)."""
         first_day = first_order_day(window_start).isoformat()
         open_orders = await self.client.count(
             "salesOrders", {"$filter": f"orderDate ge {first_day}"}, "GET salesOrders/$count"
         )
-        left = await asyncio.to_thread(
-            Ledger.count_left, self.ledger_file, self._identity, first_day
+        ledger = await self._open_ledger()
+        await asyncio.to_thread(ledger.start_run, first_day)
+        await self._read_shipments(ledger, first_day)
+        self._shipments_read_for = first_day
+        return open_orders + await self._count_left(ledger, first_day)
+
+    async def _count_left(self, ledger: Ledger, first_day: str) -> int:
+        """The orders `iter_orders` will read after the open ones: not among the open orders
+        of the window (`_open_in_window`), and known to the ledger or rebuilt from invoices."""
+        left = 0
+        after = ""
+        while rows := await asyncio.to_thread(
+            ledger.shipped_in_window, first_day, after, LEFT_ORDERS_CHUNK
+        ):
+            after = rows[-1][0]
+            shipped = await asyncio.to_thread(ledger.shipped_quantities, [n for n, _, _ in rows])
+            leaving = []
+            for number, document, gone in rows:
+                doc = with_shipped_quantities(orjson.loads(document), shipped.get(number, {}))
+                if gone or doc["shipping_status"] == "shipped":  # only these leave `salesOrders`
+                    leaving.append(number)
+            for start in range(0, len(leaving), ORDER_LOOKUP_BATCH):
+                numbers = leaving[start : start + ORDER_LOOKUP_BATCH]
+                left += len(numbers) - len(await self._open_in_window(numbers, first_day))
+        after = ""
+        while wanted := await asyncio.to_thread(
+            ledger.unread_shipped_orders, first_day, after, INVOICE_LOOKUP_BATCH
+        ):
+            after = wanted[-1][0]
+            numbers = [number for number, _ in wanted]
+            invoiced = await self._numbers_in("salesInvoices", "orderNumber", numbers)
+            if invoiced:
+                left += len(invoiced - await self._open_in_window(sorted(invoiced), first_day))
+        return left
+
+    async def _open_in_window(self, numbers: Sequence[str], first_day: str) -> set[str]:
+        """Which of `numbers` the run's scan of open orders reads."""
+        return await self._numbers_in(
+            "salesOrders", "number", numbers, also=f"orderDate ge {first_day}"
         )
-        return open_orders + left
+
+    async def _numbers_in(
+        self, entity_set: str, field: str, numbers: Sequence[str], *, also: str = ""
+    ) -> set[str]:
+        """Which of `numbers` `entity_set` holds (by `field`, and the filter `also`), reading
+        that field alone."""
+        wanted = _any_equal(field, numbers)
+        params = {"$filter": f"({wanted}) and {also}" if also else wanted, "$select": field}
+        found: set[str] = set()
+        async with self._pages(entity_set, params) as pages:
+            async for page in pages:
+                found.update(str(row.get(field)) for row in page if isinstance(row, dict))
+        return found & set(numbers)
 
     async def iter_orders(self, window_start: datetime) -> AsyncIterator[list[OrderDocument]]:
         first_day = first_order_day(window_start).isoformat()
         ledger = await self._open_ledger()
-        await asyncio.to_thread(ledger.start_run, first_day)
         methods = await self._shipment_methods()
-        await self._read_shipments(ledger, first_day)
+        if self._shipments_read_for != first_day:  # else `count_orders` has just done both
+            await asyncio.to_thread(ledger.start_run, first_day)
+            await self._read_shipments(ledger, first_day)
+        self._shipments_read_for = None
         if self.tracking.field:
             await self._read_tracking(ledger, first_day)
         refunds = await self._refunds_since(first_day)
