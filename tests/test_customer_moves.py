@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from order_export_tui.engine.runner import ExportEngine
@@ -314,6 +314,9 @@ steps = st.lists(st.tuples(emails, st.booleans()), min_size=1, max_size=4)
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(changes=steps)
+@example(  # a case-only change recorded, then an interrupted move (found by hypothesis)
+    changes=[("b@example.com", False), ("B@example.com", False), ("a@example.com", True)]
+)
 def test_any_sequence_of_e_mail_changes_ends_with_the_order_once_under_the_last(  # type: ignore[no-untyped-def]
     name, changes, tmp_path_factory, monkeypatch
 ) -> None:
@@ -346,7 +349,8 @@ async def _runs_over(
                 platform.plan_on_second_step(Fault(status=503))
                 failed = await engine.run()
                 assert failed.outcome == "failed"
-                assert confirmed_email(settings, order_id) == current  # nothing recorded
+                # nothing recorded (a case-only change before it was recorded as it came)
+                assert (confirmed_email(settings, order_id) or "").lower() == current.lower()
             report = await engine.run()
             assert report.outcome == "succeeded", report.error
             if moving:

@@ -21,7 +21,7 @@ stays exported: the next complete run tries again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -104,7 +104,7 @@ class Removals:
         self.cancel_requested = cancel_requested
         self._batch_no = first_batch_no - 1
 
-    async def settle(self, *, since: datetime, started_at: datetime, read: set[str]) -> None:
+    async def settle(self, *, since: datetime, started_at: datetime, read: Container[str]) -> None:
         """Send the gone orders of the window from `since` on as cancelled, then forget them
         (`read`: the ids the run met; the engine's pipeline holds them already)."""
         if self.cancel_requested():

@@ -7,7 +7,7 @@ the old one. Each method works on one destination: the one given, else the store
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -126,7 +126,7 @@ class ExportedOrders:
         *,
         since: datetime,
         started_at: datetime,
-        read: set[str],
+        read: Container[str],
         destination: str | None = None,
     ) -> int:
         """After a run that read every order of its window (dated from `since` on): forget
@@ -143,7 +143,7 @@ class ExportedOrders:
         *,
         since: datetime,
         started_at: datetime,
-        read: set[str],
+        read: Container[str],
         destination: str | None = None,
     ) -> list[ExportedOrder]:
         """After a run that read every order of its window (dated from `since` on): the

@@ -8,7 +8,7 @@ outcome (`record_batch`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -107,7 +107,7 @@ class StateStore:
         *,
         since: datetime,
         started_at: datetime,
-        read: set[str],
+        read: Container[str],
         destination: str | None = None,
     ) -> int:
         return self.exported.forget_unread(
@@ -119,7 +119,7 @@ class StateStore:
         *,
         since: datetime,
         started_at: datetime,
-        read: set[str],
+        read: Container[str],
         destination: str | None = None,
     ) -> list[ExportedOrder]:
         return self.exported.gone_unread(
