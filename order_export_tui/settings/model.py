@@ -151,6 +151,7 @@ class StorageSettings:
     state_database: str = "data/state.sqlite"
     logs_dir: str = "logs"
     control_socket: str = "data/order-export.sock"
+    database_password_env: str = ""  # with a PostgreSQL state_database: its password's variable
 
 
 @dataclass(init=False)

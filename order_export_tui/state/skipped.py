@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from order_export_tui.state.connection import Database
+from order_export_tui.state.backend import StateConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,7 @@ class SkippedOrderRow:
 class SkippedOrders:
     """The `skipped_order` table."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StateConnection) -> None:
         self._db = db
 
     def skipped_count(self) -> int:
