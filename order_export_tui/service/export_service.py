@@ -45,7 +45,7 @@ from order_export_tui.settings import Settings, TaskSettings, secret_value, sett
 from order_export_tui.settings.connectors import destination_key_prefixes, restart_keys
 from order_export_tui.settings.rules import with_values_of
 from order_export_tui.sources.base import OrderSource
-from order_export_tui.state import StateStore, StateWriteError
+from order_export_tui.state import StateStore, StateWriteError, state_location
 from order_export_tui.transport.redaction import redact
 from order_export_tui.transport.retry import Retrier
 
@@ -652,7 +652,7 @@ def assemble_service(
     )
     if not (realtime and settings.webhook.enabled):
         return ExportService(settings, engine), None
-    intake_state = StateStore(settings.state_database_path, durable=True)
+    intake_state = StateStore(state_location(settings), durable=True)
     realtime = RealtimeChannel(
         settings,
         state=state,

@@ -21,7 +21,7 @@ from order_export_tui.service.hosted import (
 )
 from order_export_tui.service.state_records import run_record
 from order_export_tui.settings import Settings
-from order_export_tui.state import RunRow, StateStore, lock_holder
+from order_export_tui.state import RunRow, StateStore, local_anchor, lock_holder, state_location
 
 CONNECT_SECONDS = 5.0
 CANCEL_WAIT_SECONDS = 15 * 60.0
@@ -135,8 +135,8 @@ async def read_status(settings: Settings) -> StatusSnapshot:
     control = await attach(settings.control_socket_path)
     if control is not None:
         return await control.status()
-    holder = lock_holder(settings.state_database_path)
-    state = StateStore(settings.state_database_path)
+    holder = lock_holder(local_anchor(settings))
+    state = StateStore(state_location(settings))
     try:
         state.use_destination(destination_info(settings).identity)  # a migrated file's rows
         recent = state.recent_runs(2)

@@ -13,7 +13,13 @@ from order_export_tui.service.control_server import ControlServer
 from order_export_tui.service.export_service import ExportService, assemble_service
 from order_export_tui.service.hosted import HostedControl
 from order_export_tui.settings import Settings
-from order_export_tui.state import StateLock, StateLockedError, StateStore
+from order_export_tui.state import (
+    StateLock,
+    StateLockedError,
+    StateStore,
+    local_anchor,
+    state_location,
+)
 
 
 @dataclass
@@ -29,8 +35,8 @@ def hosted_session(settings: Settings, *, role: str) -> Iterator[HostedSession]:
     """Take the state database's lock (`StateLockedError` names its holder), open the state,
     assemble the service and close all of it again. `role` is "run", "daemon" or "tui";
     `run` gets no real-time intake (interfaces.md §1)."""
-    with StateLock(settings.state_database_path, role=role) as lock:
-        state = StateStore(settings.state_database_path)
+    with StateLock(local_anchor(settings), role=role) as lock:
+        state = StateStore(state_location(settings))
         intake_state: StateStore | None = None
         try:
             service, intake_state = assemble_service(settings, state, realtime=role != "run")

@@ -22,7 +22,7 @@ from order_export_tui.state.exported import ExportedOrder
 from order_export_tui.state.location import (
     PostgresLocation,
     StateLocation,
-    lock_anchor,
+    local_anchor,
     state_location,
 )
 from order_export_tui.state.lock import StateLock, StateLockedError, lock_holder
@@ -71,7 +71,7 @@ __all__ = [
     "StateUnusableError",
     "StateWriteError",
     "StoragePathError",
-    "lock_anchor",
+    "local_anchor",
     "lock_holder",
     "order_date_key",
     "state_location",

@@ -45,10 +45,10 @@ def state_location(settings: Settings) -> StateLocation:
     return PostgresLocation(value.strip(), password or None)
 
 
-def lock_anchor(settings: Settings) -> Path:
-    """The file the process lock sits beside (`<anchor>.lock`): the state database's file, or
-    with a PostgreSQL state (shared by several machines) the control socket's, which stays
-    one per machine."""
+def local_anchor(settings: Settings) -> Path:
+    """The file that this machine's own files sit beside (the process lock `<anchor>.lock`,
+    Business Central's ledger): the state database's file, or with a PostgreSQL state (shared
+    by several machines) the control socket, which stays one per machine."""
     if is_database_url(settings.storage.state_database):
         return settings.control_socket_path
     return settings.state_database_path
