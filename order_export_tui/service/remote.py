@@ -19,6 +19,7 @@ from order_export_tui.service.hosted import (
     run_record_json,
     window_exported_count,
 )
+from order_export_tui.service.leadership import cluster_of
 from order_export_tui.service.state_records import run_record
 from order_export_tui.settings import Settings
 from order_export_tui.state import RunRow, StateStore, local_anchor, lock_holder, state_location
@@ -154,6 +155,7 @@ async def read_status(settings: Settings) -> StatusSnapshot:
             queue=queue_counts(state),
             exported=window_exported_count(state, settings, local_now()),
             destination=destination_info(settings),
+            cluster=cluster_of(settings),
         )
     finally:
         state.close()

@@ -5,13 +5,14 @@ their control socket beside the service."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from order_export_tui.service.control_server import ControlServer
 from order_export_tui.service.export_service import ExportService, assemble_service
 from order_export_tui.service.hosted import HostedControl
+from order_export_tui.service.leadership import leadership
 from order_export_tui.settings import Settings
 from order_export_tui.state import (
     StateLock,
@@ -35,18 +36,23 @@ def hosted_session(settings: Settings, *, role: str) -> Iterator[HostedSession]:
     """Take the state database's lock (`StateLockedError` names its holder), open the state,
     assemble the service and close all of it again. `role` is "run", "daemon" or "tui";
     `run` gets no real-time intake (interfaces.md §1)."""
+    stack = ExitStack()
     with StateLock(local_anchor(settings), role=role) as lock:
         state = StateStore(state_location(settings))
         intake_state: StateStore | None = None
         try:
+            # With a PostgreSQL state: lead first (a daemon waits as a standby until then).
+            cluster = stack.enter_context(leadership(settings, role=role, since=lock.since))
             service, intake_state = assemble_service(settings, state, realtime=role != "run")
             control = HostedControl(service, state, role=role, since=lock.since)
+            control.cluster_members = cluster
             if role != "run":
                 serve_control_socket(control, settings.control_socket_path)
             yield HostedSession(control, service, state, lock)
         finally:
             if intake_state is not None:
                 intake_state.close()
+            stack.close()
             state.close()
 
 

@@ -11,6 +11,7 @@ one transaction helper; `lock` is the process lock; `store` composes the aggrega
 interface sends is the service's own types (`service.records`).
 """
 
+from order_export_tui.state.cluster import ClusterDaemon, LeadershipLostError
 from order_export_tui.state.dates import order_date_key
 from order_export_tui.state.errors import (
     StateDatabaseCorruptError,
@@ -56,7 +57,9 @@ __all__ = [
     "SKIPPED",
     "SUPERSEDED",
     "WEBHOOK_PAYLOAD_RETENTION_DAYS",
+    "ClusterDaemon",
     "ExportedOrder",
+    "LeadershipLostError",
     "PostgresLocation",
     "ProductMemory",
     "RealtimeEvent",

@@ -86,6 +86,16 @@ _TABLES = (
         content_hash TEXT NOT NULL,
         PRIMARY KEY (scope, sku)
     )""",
+    # The daemons sharing this database, each with its heartbeat (`pg_leadership`); which one
+    # leads is not stored: it is whichever backend holds the leader's advisory lock.
+    """CREATE TABLE IF NOT EXISTS cluster_daemon (
+        host TEXT NOT NULL,
+        pid BIGINT NOT NULL,
+        backend_pid BIGINT NOT NULL,
+        since TEXT NOT NULL,
+        seen_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (host, pid)
+    )""",
     """CREATE TABLE IF NOT EXISTS skipped_order (
         order_id TEXT PRIMARY KEY,
         reason TEXT NOT NULL,

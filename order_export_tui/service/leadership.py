@@ -1,0 +1,137 @@
+"""Leading a cluster of daemons that share a PostgreSQL state (interfaces.md §10).
+
+A daemon waits as a standby until it holds the leader's lock (trying every few seconds), then
+runs the service as a single daemon does. A heartbeat thread keeps its row fresh; when the
+leader cannot confirm its connection for `LOST_AFTER_SECONDS` it stops at once (the process
+exits with `EXIT_LEADERSHIP_LOST`, for systemd or Kubernetes to start it again as a standby):
+the server frees the lock only after that, so two daemons never send at the same time.
+`run` and the dashboard do not wait: while another daemon leads they are refused, naming it.
+With a file path none of this exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from order_export_tui.service.control import ClusterMember, cluster_info
+from order_export_tui.settings import Settings
+from order_export_tui.state import (
+    ClusterDaemon,
+    PostgresLocation,
+    StateLockedError,
+    state_location,
+)
+
+if TYPE_CHECKING:
+    from order_export_tui.state.pg_leadership import Leadership
+
+log = logging.getLogger("order_export.daemon")
+
+STANDBY_TRY_SECONDS = 2.0
+LOST_AFTER_SECONDS = 6.0  # under the ~11 s after which the server frees a silent leader's lock
+EXIT_LEADERSHIP_LOST = 75  # EX_TEMPFAIL: start again (as a standby)
+
+
+def _stop_now() -> None:
+    os._exit(EXIT_LEADERSHIP_LOST)
+
+
+@contextmanager
+def leadership(
+    settings: Settings,
+    *,
+    role: str,
+    since: str,
+    on_lost: Callable[[], None] = _stop_now,
+    stop: threading.Event | None = None,
+) -> Iterator[Callable[[], list[ClusterDaemon]] | None]:
+    """Lead before the service starts (a no-op with a file path, yielding None); yields what
+    lists the cluster for `status`. The daemon waits as a standby; `run` and the dashboard
+    raise `StateLockedError` while another daemon leads."""
+    location = state_location(settings)
+    if not isinstance(location, PostgresLocation):
+        yield None
+        return
+    from order_export_tui.state.pg_leadership import HEARTBEAT_SECONDS, Leadership
+
+    member = Leadership(location, since=since)
+    try:
+        _take_the_lead(member, role, stop or threading.Event())
+        beating = threading.Event()
+        last_ok = [time.monotonic()]
+
+        def heartbeat() -> None:
+            while not beating.wait(HEARTBEAT_SECONDS):
+                try:
+                    member.beat()
+                    last_ok[0] = time.monotonic()
+                except Exception as error:
+                    _lost(f"its heartbeat failed: {error}")
+                    return
+
+        def watchdog() -> None:
+            while not beating.wait(0.5):
+                silent = time.monotonic() - last_ok[0]
+                if silent > LOST_AFTER_SECONDS:
+                    _lost(f"its database connection was silent for {silent:.0f} s")
+                    return
+
+        def _lost(why: str) -> None:
+            if beating.is_set():
+                return
+            beating.set()
+            log.critical("leadership lost (%s): stopping at once", why)
+            on_lost()
+
+        threads = [
+            threading.Thread(target=heartbeat, name="leadership-heartbeat", daemon=True),
+            threading.Thread(target=watchdog, name="leadership-watchdog", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            yield member.members
+        finally:
+            beating.set()
+    finally:
+        member.close()
+
+
+def _take_the_lead(member: Leadership, role: str, stop: threading.Event) -> None:
+    member.beat()
+    if member.try_lead():
+        log.info("leading the cluster (%s pid %d)", member.host, member.pid)
+        return
+    leader = member.leader()
+    who = _describe(leader)
+    if role != "daemon":
+        raise StateLockedError(member.location.shown, f"{who}, the cluster's leader")
+    log.info("standby: %s leads; taking over when it stops", who)
+    while not stop.wait(STANDBY_TRY_SECONDS):
+        member.beat()
+        if member.try_lead():
+            log.info("leading the cluster: took over from %s", who)
+            return
+    raise StateLockedError(member.location.shown, f"{who}, the cluster's leader")
+
+
+def _describe(leader: ClusterDaemon | None) -> str:
+    if leader is None:
+        return "another daemon"
+    return f"{leader.host} pid {leader.pid}, since {leader.since}"
+
+
+def cluster_of(settings: Settings) -> list[ClusterMember] | None:
+    """The daemons sharing the state as `status` shows them; None with a file path."""
+    location = state_location(settings)
+    if not isinstance(location, PostgresLocation):
+        return None
+    from order_export_tui.state.pg_leadership import read_cluster
+
+    return cluster_info(read_cluster(location))

@@ -1,0 +1,126 @@
+"""Daemons sharing one PostgreSQL state (interfaces.md §10): one leads, the others wait as
+standbys and one takes over when the leader dies; the run the dead leader left running is
+marked failed (interrupted) by the next leader, and `status --json` lists the cluster."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import write_settings
+from tests.support.cli import order_export
+from tests.support.daemon_process import DaemonProcess, start_command
+from tests.support.postgres import PostgresServer
+from tests.support.state_backends import postgres_state_url
+
+TAKEOVER_SECONDS = 15.0
+
+
+def daemon_folder(root: Path, name: str, url: str, **overrides: Any) -> Path:
+    folder = root / name
+    folder.mkdir()
+    write_settings(
+        folder,
+        {
+            "storage": {"state_database": url},
+            "erp": {"demo_database": str(root / "erp-demo.sqlite")},
+            "file": {"path": str(root / "orders.jsonl")},
+            **overrides,
+        },
+    )
+    return folder
+
+
+def status(folder: Path) -> dict[str, Any]:
+    result = order_export("status", "--json", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_one_daemon_leads_the_other_waits_and_takes_over_when_the_leader_is_killed(
+    postgres_server: PostgresServer, postgres_database: str, tmp_path: Path, daemons: list
+) -> None:
+    url = postgres_state_url(postgres_server, postgres_database)
+    first = daemon_folder(tmp_path, "a", url)
+    second = daemon_folder(tmp_path, "b", url)
+    assert order_export("demo", "--orders", "20", cwd=first).returncode == 0
+
+    leader = DaemonProcess(first)
+    daemons.append(leader)
+    leader.wait_for(lambda text: "leading the cluster" in text)
+    leader.wait_started()
+    standby = DaemonProcess(second)
+    daemons.append(standby)
+    standby.wait_for(lambda text: "standby:" in text)
+
+    def two_members() -> list[dict[str, Any]] | None:
+        cluster = status(first).get("cluster") or []
+        return cluster if len(cluster) == 2 else None
+
+    cluster = wait_until(two_members, 30, "both daemons in the cluster")
+    roles = {member["pid"]: member["role"] for member in cluster}
+    assert roles == {leader.pid: "leader", standby.pid: "standby"}
+    assert status(first)["process"]["role"] == "daemon"
+    assert f"{leader.pid}" in standby.output  # the standby names who leads
+
+    leader.signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    standby.wait_for(lambda text: "took over" in text, timeout=TAKEOVER_SECONDS + 30)
+    took = time.monotonic() - killed_at
+    standby.wait_started()
+
+    assert took <= TAKEOVER_SECONDS
+    cluster = status(second)["cluster"]
+    assert [(m["pid"], m["role"]) for m in cluster] == [(standby.pid, "leader")]
+    run = order_export("run", cwd=second)
+    assert run.returncode == 0, run.stderr
+
+
+def test_the_run_a_killed_leader_left_running_is_failed_by_the_next_leader_who_sends_the_rest(
+    postgres_server: PostgresServer, postgres_database: str, tmp_path: Path, daemons: list
+) -> None:
+    url = postgres_state_url(postgres_server, postgres_database)
+    task = {"task": {"batch_size": 5, "run_on_schedule": False}}
+    first = daemon_folder(tmp_path, "a", url, **task)
+    second = daemon_folder(tmp_path, "b", url, **task)
+    assert order_export("demo", "--orders", "4000", cwd=first).returncode == 0
+    leader = DaemonProcess(first)
+    daemons.append(leader)
+    leader.wait_started()
+    standby = DaemonProcess(second)
+    daemons.append(standby)
+    standby.wait_for(lambda text: "standby:" in text)
+
+    follower = start_command("run", cwd=first)  # the leader's run, followed from its folder
+    leader.wait_for(lambda text: "orders processed" in text, timeout=60)
+    leader.signal(signal.SIGKILL)
+    assert follower.wait(60) != 0  # it saw its daemon go
+    standby.wait_for(lambda text: "took over" in text, timeout=TAKEOVER_SECONDS + 30)
+    standby.wait_started()
+
+    with postgres_server.connect(postgres_database) as db:
+        rows = db.execute("SELECT run_id, outcome, error FROM run ORDER BY run_id").fetchall()
+    assert rows[0][1] == "failed"
+    assert rows[0][2].startswith("interrupted")
+
+    again = order_export("run", cwd=second, timeout=600)
+    assert again.returncode == 0, again.stderr
+    with postgres_server.connect(postgres_database) as db:
+        (exported,) = db.execute("SELECT count(*) FROM exported_order").fetchone()
+    last = status(second)["last_run"]
+    assert last["outcome"] == "succeeded"
+    counts = last["counts"]
+    assert exported + counts["skipped"] == counts["read"]  # invalid demo orders are skipped
