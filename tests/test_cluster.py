@@ -7,9 +7,14 @@ from __future__ import annotations
 import json
 import signal
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from order_export_tui.service.export_service import assemble_service
+from order_export_tui.service.leadership import continue_schedule
 from tests.conftest import write_settings
 from tests.support.cli import order_export
 from tests.support.daemon_process import DaemonProcess, start_command
@@ -124,3 +129,31 @@ def test_the_run_a_killed_leader_left_running_is_failed_by_the_next_leader_who_s
     assert last["outcome"] == "succeeded"
     counts = last["counts"]
     assert exported + counts["skipped"] == counts["read"]  # invalid demo orders are skipped
+
+
+@pytest.mark.parametrize(
+    ("schedule", "last_started", "due"),
+    [
+        ({"run_interval_minutes": 60}, timedelta(hours=-2), timedelta(0)),  # missed: now
+        ({"run_interval_minutes": 60}, timedelta(minutes=-10), timedelta(minutes=50)),
+        ({"run_interval_minutes": 0, "run_time": "08:00"}, timedelta(days=-1), timedelta(0)),
+    ],
+)
+def test_a_new_leader_continues_the_schedule_from_the_last_run_any_daemon_started(
+    make_settings: Any,
+    state_factory: Any,
+    schedule: dict[str, Any],
+    last_started: timedelta,
+    due: timedelta,
+) -> None:
+    now = datetime(2026, 11, 27, 9, 0).astimezone()
+    settings = make_settings(task={"run_on_schedule": True, **schedule})
+    state = state_factory(settings)
+    state.start_run(trigger="schedule", started_at=now + last_started)
+    service, _ = assemble_service(settings, state, realtime=False)
+    before = service.scheduler.jobs[0].next_run
+
+    continue_schedule(service, state, now)
+
+    expected = (now + due).replace(tzinfo=None)
+    assert service.scheduler.jobs[0].next_run == min(expected, before)

@@ -17,14 +17,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from order_export_tui.service.control import ClusterMember, cluster_info
+from order_export_tui.service.export_service import ExportService
 from order_export_tui.settings import Settings
 from order_export_tui.state import (
     ClusterDaemon,
     PostgresLocation,
     StateLockedError,
+    StateStore,
     state_location,
 )
 
@@ -135,3 +138,29 @@ def cluster_of(settings: Settings) -> list[ClusterMember] | None:
     from order_export_tui.state.pg_leadership import read_cluster
 
     return cluster_info(read_cluster(location))
+
+
+def continue_schedule(service: ExportService, state: StateStore, now: datetime) -> None:
+    """A new leader continues the cluster's schedule from the last run any daemon started, so
+    a tick the dead leader would have run during the takeover runs at once instead of one
+    interval (or a day) late. With a file path the schedule starts with the process."""
+    task = service.settings.task
+    jobs = service.scheduler.jobs
+    runs = state.recent_runs(1)
+    if not (task.run_on_schedule and jobs and runs):
+        return
+    last = datetime.fromisoformat(runs[0].started_at).astimezone()
+    if task.run_time:
+        hour, minute = (int(part) for part in task.run_time.split(":"))
+        due = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if due > now:
+            due -= timedelta(days=1)
+        if last >= due:
+            return  # today's (or the last) scheduled run happened
+    else:
+        due = last + timedelta(minutes=task.run_interval_minutes)
+    # `schedule` keeps naive local times.
+    wall = max(due, now).astimezone().replace(tzinfo=None)
+    for job in jobs:
+        if job.next_run is None or wall < job.next_run:
+            job.next_run = wall
