@@ -203,6 +203,9 @@ class RealtimeChannel:
         self.health_provider: Callable[[], HealthSnapshot] = _no_health
         self._server = IntakeServer(self.intake, settings.webhook.listen)
         self._delivering: asyncio.Task[None] | None = None
+        # With a PostgreSQL state: what wakes delivery for events other daemons took (§10).
+        self.event_feed: Callable[[Callable[[], None]], Awaitable[None]] | None = None
+        self._feeding: asyncio.Task[None] | None = None
 
     @property
     def listening(self) -> bool:
@@ -214,11 +217,17 @@ class RealtimeChannel:
     async def start(self) -> None:
         await self._server.start()  # first: a taken address starts nothing
         self._delivering = asyncio.create_task(self.delivery.run())
+        if self.event_feed is not None:
+            self._feeding = asyncio.create_task(self.event_feed(self.delivery.wake))
         log.info("webhook intake listening on %s", self.listen)
 
     async def stop(self) -> None:
         """Stop accepting, then let the event in delivery finish."""
         await self._server.stop()
+        if self._feeding is not None:
+            self._feeding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._feeding
         self.delivery.stop()
         if self._delivering is not None:
             await self._delivering

@@ -11,6 +11,7 @@ With a file path none of this exists.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -18,10 +19,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
+from order_export_tui.clock import local_now
 from order_export_tui.service.control import ClusterMember, cluster_info
 from order_export_tui.service.export_service import ExportService
+from order_export_tui.service.standby import serve_intake_until_leading
 from order_export_tui.settings import Settings
 from order_export_tui.state import (
     ClusterDaemon,
@@ -36,7 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("order_export.daemon")
 
-STANDBY_TRY_SECONDS = 2.0
 LOST_AFTER_SECONDS = 6.0  # under the ~11 s after which the server frees a silent leader's lock
 EXIT_LEADERSHIP_LOST = 75  # EX_TEMPFAIL: start again (as a standby)
 
@@ -52,7 +55,6 @@ def leadership(
     role: str,
     since: str,
     on_lost: Callable[[], None] = _stop_now,
-    stop: threading.Event | None = None,
 ) -> Iterator[Callable[[], list[ClusterDaemon]] | None]:
     """Lead before the service starts (a no-op with a file path, yielding None); yields what
     lists the cluster for `status`. The daemon waits as a standby; `run` and the dashboard
@@ -65,7 +67,7 @@ def leadership(
 
     member = Leadership(location, since=since)
     try:
-        _take_the_lead(member, role, stop or threading.Event())
+        _take_the_lead(member, settings, role)
         beating = threading.Event()
         last_ok = [time.monotonic()]
 
@@ -106,7 +108,7 @@ def leadership(
         member.close()
 
 
-def _take_the_lead(member: Leadership, role: str, stop: threading.Event) -> None:
+def _take_the_lead(member: Leadership, settings: Settings, role: str) -> None:
     member.beat()
     if member.try_lead():
         log.info("leading the cluster (%s pid %d)", member.host, member.pid)
@@ -116,12 +118,8 @@ def _take_the_lead(member: Leadership, role: str, stop: threading.Event) -> None
     if role != "daemon":
         raise StateLockedError(member.location.shown, f"{who}, the cluster's leader")
     log.info("standby: %s leads; taking over when it stops", who)
-    while not stop.wait(STANDBY_TRY_SECONDS):
-        member.beat()
-        if member.try_lead():
-            log.info("leading the cluster: took over from %s", who)
-            return
-    raise StateLockedError(member.location.shown, f"{who}, the cluster's leader")
+    asyncio.run(serve_intake_until_leading(settings, member))
+    log.info("leading the cluster: took over from %s", who)
 
 
 def _describe(leader: ClusterDaemon | None) -> str:
@@ -164,3 +162,14 @@ def continue_schedule(service: ExportService, state: StateStore, now: datetime) 
     for job in jobs:
         if job.next_run is None or wall < job.next_run:
             job.next_run = wall
+
+
+def as_leader(service: ExportService, state: StateStore, settings: Settings) -> None:
+    """What a leader's service does beyond a single daemon's: it continues the cluster's
+    schedule, and its delivery hears (by NOTIFY) of events any daemon took."""
+    continue_schedule(service, state, local_now())
+    location = state_location(settings)
+    if service.realtime is not None and isinstance(location, PostgresLocation):
+        from order_export_tui.state.pg_events import follow_new_events
+
+        service.realtime.event_feed = partial(follow_new_events, location)

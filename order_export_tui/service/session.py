@@ -9,11 +9,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from order_export_tui.clock import local_now
 from order_export_tui.service.control_server import ControlServer
 from order_export_tui.service.export_service import ExportService, assemble_service
 from order_export_tui.service.hosted import HostedControl
-from order_export_tui.service.leadership import continue_schedule, leadership
+from order_export_tui.service.leadership import as_leader, leadership
 from order_export_tui.settings import Settings
 from order_export_tui.state import (
     StateLock,
@@ -48,7 +47,7 @@ def hosted_session(settings: Settings, *, role: str) -> Iterator[HostedSession]:
             control = HostedControl(service, state, role=role, since=lock.since)
             control.cluster_members = cluster
             if cluster is not None:
-                continue_schedule(service, state, local_now())
+                as_leader(service, state, settings)
             if role != "run":
                 serve_control_socket(control, settings.control_socket_path)
             yield HostedSession(control, service, state, lock)

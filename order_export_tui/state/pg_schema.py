@@ -126,6 +126,16 @@ _TALLY = (
     """CREATE OR REPLACE TRIGGER realtime_tally_insert_delete
     AFTER INSERT OR DELETE ON realtime_event
     FOR EACH ROW EXECUTE FUNCTION realtime_tally_keep()""",
+    # Wakes the leader's delivery worker (`pg_events`), whichever daemon took the event.
+    """CREATE OR REPLACE FUNCTION realtime_event_announce() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('order_export_realtime', '');
+        RETURN NULL;
+    END $$""",
+    """CREATE OR REPLACE TRIGGER realtime_event_announce
+    AFTER INSERT ON realtime_event
+    FOR EACH STATEMENT EXECUTE FUNCTION realtime_event_announce()""",
     """CREATE OR REPLACE TRIGGER realtime_tally_update
     AFTER UPDATE OF status ON realtime_event
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
