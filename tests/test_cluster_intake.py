@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from order_export_tui.service.intake import signature_for
 from tests.conftest import write_settings
 from tests.support.daemon_process import DaemonProcess, free_port
 from tests.support.orders import order
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import PostgresServer, PostgresUnavailableError, start_postgres
 from tests.support.state_backends import postgres_state_url
 from tests.support.webstore import SECRET
 
@@ -169,3 +170,48 @@ def _order_ids(line: str) -> list[str]:
     """The orders one dry-run line sent: one order in real time, a batch's in a run."""
     body = orjson.loads(line)["body"]
     return [str(record["id"]) for record in body.get("records", [body])]
+
+
+@pytest.fixture
+def own_server() -> Iterator[PostgresServer]:
+    """A server of this test's own, to stop and start under a running daemon."""
+    try:
+        server = start_postgres()
+    except PostgresUnavailableError as reason:
+        pytest.skip(str(reason))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_daemon_whose_database_restarts_stops_leading_refuses_events_then_leads_again(
+    own_server: PostgresServer, tmp_path: Path, daemons: list
+) -> None:
+    database = own_server.create_database()
+    folder, port = daemon_folder(tmp_path, "a", postgres_state_url(own_server, database))
+    daemon = DaemonProcess(folder, ENV)
+    daemons.append(daemon)
+    daemon.wait_for(lambda text: "webhook intake listening" in text)
+    assert post(port, order("SO-BEFORE")) == 202
+    daemon.wait_for(lambda text: "for SO-BEFORE) delivered" in text)
+    answers: dict[str, int | str] = {}
+
+    own_server.halt()
+    daemon.wait_for(lambda text: "leadership lost" in text, timeout=30)
+    for number in range(5):  # nothing is acknowledged that was not recorded
+        order_id = f"SO-DOWN-{number}"
+        try:
+            answers[order_id] = post(port, order(order_id))
+        except httpx.HTTPError as error:
+            answers[order_id] = type(error).__name__
+    daemon.wait_for(lambda text: "waiting for the state database" in text, timeout=30)
+    own_server.resume()
+    daemon.wait_for(lambda text: text.count("leading the cluster") >= 2, timeout=60)
+    daemon.wait_for(lambda text: text.count("webhook intake listening") >= 2, timeout=30)
+    assert post(port, order("SO-AFTER")) == 202
+
+    daemon.wait_for(lambda text: "for SO-AFTER) delivered" in text, timeout=60)
+    assert [i for i, answer in answers.items() if answer == 202] == []
+    assert delivered(own_server, database) == {"SO-BEFORE": "delivered", "SO-AFTER": "delivered"}
+    assert daemon.running

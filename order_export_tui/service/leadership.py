@@ -1,10 +1,12 @@
 """Leading a cluster of daemons that share a PostgreSQL state (interfaces.md §10).
 
-A daemon waits as a standby until it holds the leader's lock (trying every few seconds), then
-runs the service as a single daemon does. A heartbeat thread keeps its row fresh; when the
-leader cannot confirm its connection for `LOST_AFTER_SECONDS` it stops at once (the process
-exits with `EXIT_LEADERSHIP_LOST`, for systemd or Kubernetes to start it again as a standby):
-the server frees the lock only after that, so two daemons never send at the same time.
+A daemon waits as a standby until it holds the leader's lock (trying every few seconds, and
+serving the webhook intake meanwhile: `standby`), then runs the service as a single daemon
+does. A heartbeat thread keeps its row fresh; when the leader cannot confirm its connection
+for `LOST_AFTER_SECONDS` it stops at once: the daemon execs itself again (every connection
+and send in flight ends with the old image) and comes back as a standby, waiting for the
+database if it is gone. The server frees a silent leader's lock only after that, so two
+daemons never send at the same time.
 `run` and the dashboard do not wait: while another daemon leads they are refused, naming it.
 With a file path none of this exists.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +35,7 @@ from order_export_tui.state import (
     PostgresLocation,
     StateLockedError,
     StateStore,
+    StateUnusableError,
     state_location,
 )
 
@@ -42,10 +46,23 @@ log = logging.getLogger("order_export.daemon")
 
 LOST_AFTER_SECONDS = 6.0  # under the ~11 s after which the server frees a silent leader's lock
 EXIT_LEADERSHIP_LOST = 75  # EX_TEMPFAIL: start again (as a standby)
+WAIT_FOR_DATABASE_SECONDS = 2.0
 
 
 def _stop_now() -> None:
+    logging.shutdown()
     os._exit(EXIT_LEADERSHIP_LOST)
+
+
+def _start_again() -> None:
+    """The daemon drops everything it was doing at once (exec closes every connection and
+    ends every send in flight) and starts again as this same command: a standby until it
+    holds the lock again, waiting for the database if it is gone."""
+    logging.shutdown()
+    try:
+        os.execv(sys.executable, sys.orig_argv)
+    except OSError:
+        os._exit(EXIT_LEADERSHIP_LOST)
 
 
 @contextmanager
@@ -54,7 +71,7 @@ def leadership(
     *,
     role: str,
     since: str,
-    on_lost: Callable[[], None] = _stop_now,
+    on_lost: Callable[[], None] | None = None,
 ) -> Iterator[Callable[[], list[ClusterDaemon]] | None]:
     """Lead before the service starts (a no-op with a file path, yielding None); yields what
     lists the cluster for `status`. The daemon waits as a standby; `run` and the dashboard
@@ -65,6 +82,8 @@ def leadership(
         return
     from order_export_tui.state.pg_leadership import HEARTBEAT_SECONDS, Leadership
 
+    if on_lost is None:
+        on_lost = _start_again if role == "daemon" else _stop_now
     member = Leadership(location, since=since)
     try:
         _take_the_lead(member, settings, role)
@@ -173,3 +192,20 @@ def as_leader(service: ExportService, state: StateStore, settings: Settings) -> 
         from order_export_tui.state.pg_events import follow_new_events
 
         service.realtime.event_feed = partial(follow_new_events, location)
+
+
+def open_state(settings: Settings, role: str) -> StateStore:
+    """The state store; a daemon on a PostgreSQL state waits for the server (restarting, or
+    not up yet), saying why once per reason, where a file path or a command fails at once."""
+    location = state_location(settings)
+    if role != "daemon" or not isinstance(location, PostgresLocation):
+        return StateStore(location)
+    said = ""
+    while True:
+        try:
+            return StateStore(location)
+        except StateUnusableError as error:
+            if str(error) != said:
+                said = str(error)
+                log.warning("waiting for the state database: %s", said)
+            time.sleep(WAIT_FOR_DATABASE_SECONDS)

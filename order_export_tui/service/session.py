@@ -12,14 +12,13 @@ from pathlib import Path
 from order_export_tui.service.control_server import ControlServer
 from order_export_tui.service.export_service import ExportService, assemble_service
 from order_export_tui.service.hosted import HostedControl
-from order_export_tui.service.leadership import as_leader, leadership
+from order_export_tui.service.leadership import as_leader, leadership, open_state
 from order_export_tui.settings import Settings
 from order_export_tui.state import (
     StateLock,
     StateLockedError,
     StateStore,
     local_anchor,
-    state_location,
 )
 
 
@@ -38,7 +37,7 @@ def hosted_session(settings: Settings, *, role: str) -> Iterator[HostedSession]:
     `run` gets no real-time intake (interfaces.md §1)."""
     stack = ExitStack()
     with StateLock(local_anchor(settings), role=role) as lock:
-        state = StateStore(state_location(settings))
+        state = open_state(settings, role)
         intake_state: StateStore | None = None
         try:
             # With a PostgreSQL state: lead first (a daemon waits as a standby until then).
