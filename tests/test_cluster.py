@@ -157,3 +157,41 @@ def test_a_new_leader_continues_the_schedule_from_the_last_run_any_daemon_starte
 
     expected = (now + due).replace(tzinfo=None)
     assert service.scheduler.jobs[0].next_run == min(expected, before)
+
+
+def test_commands_given_on_a_standby_are_carried_out_by_the_leader_with_the_same_answers(
+    postgres_server: PostgresServer, postgres_database: str, tmp_path: Path, daemons: list
+) -> None:
+    url = postgres_state_url(postgres_server, postgres_database)
+    first = daemon_folder(tmp_path, "a", url)
+    second = daemon_folder(tmp_path, "b", url)
+    assert order_export("demo", "--orders", "20", cwd=first).returncode == 0
+    leader = DaemonProcess(first)
+    daemons.append(leader)
+    leader.wait_started()
+    standby = DaemonProcess(second)
+    daemons.append(standby)
+    standby.wait_for(lambda text: "standby:" in text)
+
+    on_standby = order_export("run", "--json", cwd=second)
+    on_leader = order_export("run", "--json", cwd=first)
+
+    assert (on_standby.returncode, on_leader.returncode) == (0, 0), on_standby.stderr
+    report = json.loads(on_standby.stdout)
+    assert report["outcome"] == "succeeded"
+    assert report["run_id"] == 1
+    assert "run 1 started" in leader.output  # the leader ran it
+    some_id = "SO-404-NOT-THERE"
+    resend = {cwd.name: order_export("resend", some_id, cwd=cwd) for cwd in (first, second)}
+    assert resend["a"].returncode == resend["b"].returncode == 1
+    assert _last_lines(resend["a"].stderr) == _last_lines(resend["b"].stderr)
+    cancel = {cwd.name: order_export("cancel", cwd=cwd) for cwd in (first, second)}
+    assert cancel["a"].returncode == cancel["b"].returncode == 0
+    assert cancel["a"].stderr == cancel["b"].stderr
+
+
+def _last_lines(text: str) -> list[str]:
+    """What a resend ends with (each id's outcome and the summary), run numbers aside."""
+    import re
+
+    return [re.sub(r"\brun \d+", "run N", line) for line in text.strip().splitlines()[-2:]]

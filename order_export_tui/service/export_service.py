@@ -271,6 +271,8 @@ class ExportService:
         engine.subscribe(self.monitoring.tallies)
         self.subscribe(self.monitoring.tallies)
         self._monitoring_server: MonitoringServer | None = None
+        # Work that runs beside the schedule while `serve` does (a cluster leader's: §10).
+        self.companions: list[Callable[[], Awaitable[None]]] = []
         self._build_schedule()
         # The verify's own schedule: `next_run` and the run's job stay the run's alone.
         self.verify_scheduler = schedule.Scheduler()
@@ -562,6 +564,7 @@ class ExportService:
         except BaseException:
             await self._stop_monitoring()
             raise
+        beside = [asyncio.create_task(companion()) for companion in self.companions]
         try:
             while not self._stopping:
                 self.run_pending()
@@ -573,6 +576,8 @@ class ExportService:
                 self._wake.clear()
                 await self._wait(self._wake, timeout)
         finally:
+            for task in beside:
+                task.cancel()
             if self.realtime is not None:
                 await self.realtime.stop()
             await self._stop_monitoring()

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 from order_export_tui.clock import local_now
 from order_export_tui.service.control import ClusterMember, cluster_info
 from order_export_tui.service.export_service import ExportService
+from order_export_tui.service.forwarding import ForwardedCommands
+from order_export_tui.service.hosted import HostedControl
 from order_export_tui.service.standby import serve_intake_until_leading
 from order_export_tui.settings import Settings
 from order_export_tui.state import (
@@ -183,15 +185,20 @@ def continue_schedule(service: ExportService, state: StateStore, now: datetime) 
             job.next_run = wall
 
 
-def as_leader(service: ExportService, state: StateStore, settings: Settings) -> None:
+def as_leader(control: HostedControl, settings: Settings) -> None:
     """What a leader's service does beyond a single daemon's: it continues the cluster's
-    schedule, and its delivery hears (by NOTIFY) of events any daemon took."""
-    continue_schedule(service, state, local_now())
+    schedule, its delivery hears (by NOTIFY) of events any daemon took, and it carries out
+    the commands given on other machines (`forwarding`)."""
+    service = control.service
+    continue_schedule(service, control.state, local_now())
     location = state_location(settings)
-    if service.realtime is not None and isinstance(location, PostgresLocation):
+    if not isinstance(location, PostgresLocation):
+        return
+    if service.realtime is not None:
         from order_export_tui.state.pg_events import follow_new_events
 
         service.realtime.event_feed = partial(follow_new_events, location)
+    service.companions.append(ForwardedCommands(control, location).serve)
 
 
 def open_state(settings: Settings, role: str) -> StateStore:

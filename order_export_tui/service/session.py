@@ -46,7 +46,7 @@ def hosted_session(settings: Settings, *, role: str) -> Iterator[HostedSession]:
             control = HostedControl(service, state, role=role, since=lock.since)
             control.cluster_members = cluster
             if cluster is not None:
-                as_leader(service, state, settings)
+                as_leader(control, settings)
             if role != "run":
                 serve_control_socket(control, settings.control_socket_path)
             yield HostedSession(control, service, state, lock)

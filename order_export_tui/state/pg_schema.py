@@ -96,6 +96,16 @@ _TABLES = (
         seen_at TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (host, pid)
     )""",
+    # Commands given on a standby, carried out by the leader (`pg_commands`).
+    """CREATE TABLE IF NOT EXISTS command_request (
+        request_id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        command TEXT NOT NULL,
+        body TEXT NOT NULL,
+        requested_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        taken_at TIMESTAMPTZ,
+        answer TEXT,
+        report TEXT
+    )""",
     """CREATE TABLE IF NOT EXISTS skipped_order (
         order_id TEXT PRIMARY KEY,
         reason TEXT NOT NULL,
