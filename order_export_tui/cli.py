@@ -317,11 +317,17 @@ def check_command(args: argparse.Namespace, settings_path: Path, err: Console) -
 
 async def _connect(settings: Settings) -> tuple[list[str], list[str]]:
     """What was reached ("ERP: ...", "destination: ..."), and the problems of what was not."""
+    from order_export_tui.service.leadership import describe_state
     from order_export_tui.service.wiring import build_destination, build_source
     from order_export_tui.transport.retry import Retrier, RetryPolicy
 
     reached: list[str] = []
     problems: list[str] = []
+    try:  # a PostgreSQL state: reached, and who leads it
+        if (state := describe_state(settings)) is not None:
+            reached.append(state)
+    except StateUnusableError as error:
+        problems.append(f"storage.state_database: {error}")
     retrier = Retrier(RetryPolicy(0, 0))
     source = build_source(settings, retrier)
     try:

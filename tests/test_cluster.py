@@ -17,7 +17,7 @@ from order_export_tui.service.export_service import assemble_service
 from order_export_tui.service.leadership import continue_schedule
 from tests.conftest import write_settings
 from tests.support.cli import order_export
-from tests.support.daemon_process import DaemonProcess, start_command
+from tests.support.daemon_process import DaemonProcess, free_port, start_command
 from tests.support.postgres import PostgresServer
 from tests.support.state_backends import postgres_state_url
 
@@ -195,3 +195,35 @@ def _last_lines(text: str) -> list[str]:
     import re
 
     return [re.sub(r"\brun \d+", "run N", line) for line in text.strip().splitlines()[-2:]]
+
+
+def test_check_connect_reaches_the_state_and_says_who_leads_it(
+    postgres_server: PostgresServer, postgres_database: str, tmp_path: Path, daemons: list
+) -> None:
+    url = postgres_state_url(postgres_server, postgres_database)
+    folder = daemon_folder(tmp_path, "a", url)
+    assert order_export("demo", "--orders", "5", cwd=folder).returncode == 0
+    shown = f"state: postgresql://{postgres_server.host}:{postgres_server.port}/{postgres_database}"
+
+    before = order_export("check", "--connect", cwd=folder)
+    leader = DaemonProcess(folder)
+    daemons.append(leader)
+    leader.wait_started()
+    during = order_export("check", "--connect", cwd=folder)
+
+    assert before.returncode == during.returncode == 0, before.stderr
+    assert f"{shown}, no daemon leads it; 0 standby daemon(s)" in before.stderr
+    assert f"{shown}, led by " in during.stderr
+    assert f" pid {leader.pid}, since " in during.stderr
+    assert "postgres@" not in before.stderr + during.stderr  # no user-info shown
+
+
+def test_check_connect_names_an_unreachable_state_by_its_key(tmp_path: Path) -> None:
+    folder = daemon_folder(tmp_path, "a", f"postgresql://nobody@127.0.0.1:{free_port()}/state")
+    assert order_export("demo", "--orders", "5", cwd=folder).returncode == 0
+
+    result = order_export("check", "--connect", cwd=folder)
+
+    assert result.returncode == 2
+    assert "storage.state_database: postgresql://127.0.0.1:" in result.stderr
+    assert "nobody" not in result.stderr

@@ -40,6 +40,7 @@ from order_export_tui.state import (
     StateUnusableError,
     state_location,
 )
+from order_export_tui.state.cluster import LEADER
 
 if TYPE_CHECKING:
     from order_export_tui.state.pg_leadership import Leadership
@@ -216,3 +217,19 @@ def open_state(settings: Settings, role: str) -> StateStore:
                 said = str(error)
                 log.warning("waiting for the state database: %s", said)
             time.sleep(WAIT_FOR_DATABASE_SECONDS)
+
+
+def describe_state(settings: Settings) -> str | None:
+    """`check --connect`'s line for a PostgreSQL state: reached, and whether a daemon leads
+    it (None with a file path). Raises `StateUnusableError` when it cannot be used."""
+    location = state_location(settings)
+    if not isinstance(location, PostgresLocation):
+        return None
+    from order_export_tui.state.pg_leadership import read_cluster
+
+    StateStore(location).close()  # reached, its tables made or migrated
+    daemons = read_cluster(location)
+    leader = next((d for d in daemons if d.role == LEADER), None)
+    standbys = sum(1 for d in daemons if d.role != LEADER)
+    led = "no daemon leads it" if leader is None else f"led by {_describe(leader)}"
+    return f"state: {location.shown}, {led}; {standbys} standby daemon(s)"
