@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -80,6 +81,9 @@ def test_one_daemon_leads_the_other_waits_and_takes_over_when_the_leader_is_kill
     assert roles == {leader.pid: "leader", standby.pid: "standby"}
     assert status(first)["process"]["role"] == "daemon"
     assert f"{leader.pid}" in standby.output  # the standby names who leads
+    shown = order_export("status", cwd=second).stdout
+    assert f"cluster: {socket.gethostname()} pid {leader.pid}, leader since " in shown
+    assert f"cluster: {socket.gethostname()} pid {standby.pid}, standby since " in shown
 
     leader.signal(signal.SIGKILL)
     killed_at = time.monotonic()
