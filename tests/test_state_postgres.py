@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from order_export_tui.settings import Settings, StorageSettings
@@ -188,3 +188,54 @@ def test_the_tables_are_made_once_by_stores_that_open_together(
     with psycopg.connect(location.url) as db:
         (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     assert version == "2"
+
+
+STATES = ["queued", "held", "delivered", "superseded", "skipped", "expired"]
+tally_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("enqueue"), st.integers(0, 8), st.booleans()),
+        st.tuples(st.just("finish"), st.integers(0, 8), st.sampled_from(STATES)),
+        st.tuples(st.just("export"), st.integers(0, 8), st.booleans()),
+        st.tuples(st.just("expire"), st.integers(0, 8), st.booleans()),
+    ),
+    max_size=25,
+)
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(tally_steps)
+def test_the_postgresql_tally_equals_counting_the_events_from_two_connections(
+    postgres_server: PostgresServer, postgres_database: str, steps: list[tuple[str, int, object]]
+) -> None:
+    location = PostgresLocation(postgres_state_url(postgres_server, postgres_database))
+    state, intake = StateStore(location), StateStore(location, durable=True)
+    try:
+        with postgres_server.connect(postgres_database) as db:  # each example from empty
+            db.execute("TRUNCATE realtime_event, realtime_tally, exported_order RESTART IDENTITY")
+        for step, n, flag in steps:
+            order_id = f"SO-{n}"
+            if step == "enqueue":
+                (intake if flag else state).enqueue_event(
+                    kind="payment_status",
+                    order_id=order_id,
+                    payload=b"{}",
+                    dedupe_key=f"key-{n}",
+                    now=NOW,
+                )
+            elif step == "finish":
+                state.finish_event(n + 1, status=str(flag), now=NOW)
+            elif step == "export":
+                order = ExportedOrder(order_id, "h", "shipped", "paid")
+                state.record_batch(run_id=None, now=NOW, exported=[order], skipped={}, resolved=[])
+            else:
+                state.expire_held_events(older_than=NOW + timedelta(days=1), now=NOW)
+            with postgres_server.connect(postgres_database) as db:
+                rows = db.execute("SELECT status, count(*) FROM realtime_event GROUP BY status")
+                counted = {status: int(count) for status, count in rows.fetchall()}
+            assert state.event_counts() == counted
+            assert intake.event_counts() == counted
+    finally:
+        intake.close()
+        state.close()
