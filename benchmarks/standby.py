@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import signal
 import statistics
 import subprocess
@@ -187,6 +188,7 @@ def takeovers(server: PostgresServer, kills: int, root: Path) -> None:
     webstore = Webstore(ports)
     webstore.start()
     leads, windows, to_lead, to_listen = 0, [], [], []
+    moments = random.Random(24)
     try:
         time.sleep(2)
         for _ in range(kills):
@@ -201,7 +203,8 @@ def takeovers(server: PostgresServer, kills: int, root: Path) -> None:
             daemons[leads] = Daemon(leader.folder)  # back, as a standby
             daemons[leads].wait_for("standby:")
             leads = 1 - leads
-            time.sleep(2)
+            # At a random moment of the standby's 2-second cycle, not in step with it.
+            time.sleep(moments.uniform(2.0, 6.0))
     finally:
         webstore.stop.set()
         webstore.join(30)
@@ -261,8 +264,10 @@ def main() -> None:
     server = start_postgres()
     try:
         with tempfile.TemporaryDirectory(prefix="order-export-standby-") as folder:
-            engine_rates(server, args.orders, Path(folder) / "engine")
-            takeovers(server, args.kills, Path(folder) / "cluster")
+            if args.orders:
+                engine_rates(server, args.orders, Path(folder) / "engine")
+            if args.kills:
+                takeovers(server, args.kills, Path(folder) / "cluster")
     finally:
         server.stop()
 
