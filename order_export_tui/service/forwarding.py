@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from dataclasses import replace
 from typing import Any
@@ -17,6 +18,8 @@ from order_export_tui.service.control import Answer
 from order_export_tui.service.hosted import HostedControl
 from order_export_tui.settings import Settings
 from order_export_tui.state import PostgresLocation, StateStore, state_location
+
+log = logging.getLogger("order_export.daemon")
 
 CANCEL_WAIT_SECONDS = 15 * 60.0
 LEADER_GONE_GRACE_SECONDS = 10.0  # a run ended without its report: its leader died
@@ -152,6 +155,9 @@ class ForwardedCommands:
                 answer = Answer(False, f"unknown command {command!r}")
         except (ValueError, KeyError, TypeError) as error:
             answer = Answer(False, f"a request that could not be read: {error}")
+        except Exception as error:  # answered all the same: its caller is not left waiting
+            log.error("a command from another machine failed: %s", error)
+            answer = Answer(False, f"the leader could not carry it out: {error}")
         report: RunReport | None = None
         if command == "run" and answer.ok:
             if answer.run_id is None:  # it ended while it was being started
