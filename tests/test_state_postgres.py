@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from order_export_tui.settings import Settings, StorageSettings
 from order_export_tui.settings.rules import validate_settings
 from order_export_tui.state import ExportedOrder, PostgresLocation, StateStore, StateWriteError
+from order_export_tui.state.schema import SCHEMA_VERSION
 from tests.conftest import write_settings
 from tests.support.cli import order_export
 from tests.support.postgres import PASSWORD_ROLE, PostgresServer
@@ -187,7 +188,7 @@ def test_the_tables_are_made_once_by_stores_that_open_together(
     assert failures == []
     with psycopg.connect(location.url) as db:
         (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    assert version == "2"
+    assert version == str(SCHEMA_VERSION)
 
 
 STATES = ["queued", "held", "delivered", "superseded", "skipped", "expired"]

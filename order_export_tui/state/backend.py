@@ -37,7 +37,12 @@ class StateConnection(Protocol):
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> object: ...
 
-    def rows_for_ids(self, select: str, ids: Sequence[str]) -> Iterator[tuple[Any, ...]]: ...
+    def rows_for_ids(
+        self, select: str, ids: Sequence[str], leading: Sequence[Any] = ()
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows of `select` for these order ids; a `select` ending in `WHERE ... AND` has its
+        own conditions first, with their parameters in `leading`."""
+        ...
 
     def transaction(self) -> AbstractContextManager[StateConnection]: ...
 

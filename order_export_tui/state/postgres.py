@@ -116,14 +116,19 @@ class PostgresDatabase:
                 raise
             raise StateWriteError(self.where, _Reason(self._say(error))) from None
 
-    def rows_for_ids(self, select: str, ids: Sequence[str]) -> Iterator[tuple[Any, ...]]:
-        """Rows of `select ... WHERE order_id = ANY(<ids>)`, planned for these ids each time:
-        a prepared plan made while the table was small would scan it whole for every batch."""
+    def rows_for_ids(
+        self, select: str, ids: Sequence[str], leading: Sequence[Any] = ()
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows of `select ... WHERE order_id = ANY(<ids>)` (a `select` that ends in
+        `WHERE ... AND` gets its own conditions first, their parameters in `leading`),
+        planned for these ids each time: a prepared plan made while the table was small
+        would scan it whole for every batch."""
         if not ids:
             return iter(())
-        sql = self._sql(f"{select} WHERE order_id = ANY(?)")
+        joiner = " " if select.endswith(" AND") else " WHERE "
+        sql = self._sql(f"{select}{joiner}order_id = ANY(?)")
         try:
-            rows = self._live().execute(sql, (list(ids),), prepare=False).fetchall()
+            rows = self._live().execute(sql, (*leading, list(ids)), prepare=False).fetchall()
         except psycopg.Error as error:
             if self._depth:
                 raise
