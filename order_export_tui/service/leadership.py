@@ -98,7 +98,7 @@ def leadership(
                 try:
                     member.beat()
                     last_ok[0] = time.monotonic()
-                except Exception as error:
+                except Exception as error:  # whatever it is, the lock may be another's now
                     _lost(f"its heartbeat failed: {error}")
                     return
 
