@@ -60,10 +60,10 @@ async def child_export(settings_path: Path) -> dict[str, float]:
     from order_export_tui.engine.runner import ExportEngine
     from order_export_tui.service.wiring import build_destination, build_source
     from order_export_tui.settings import load_settings
-    from order_export_tui.state import StateStore
+    from order_export_tui.state import StateStore, state_location
 
     settings = load_settings(settings_path)
-    state = StateStore(settings.state_database_path)
+    state = StateStore(state_location(settings))
     engine = ExportEngine(
         settings, state, source_factory=build_source, destination_factory=build_destination
     )

@@ -317,11 +317,17 @@ def check_command(args: argparse.Namespace, settings_path: Path, err: Console) -
 
 async def _connect(settings: Settings) -> tuple[list[str], list[str]]:
     """What was reached ("ERP: ...", "destination: ..."), and the problems of what was not."""
+    from order_export_tui.service.leadership import describe_state
     from order_export_tui.service.wiring import build_destination, build_source
     from order_export_tui.transport.retry import Retrier, RetryPolicy
 
     reached: list[str] = []
     problems: list[str] = []
+    try:  # a PostgreSQL state: reached, and who leads it
+        if (state := describe_state(settings)) is not None:
+            reached.append(state)
+    except StateUnusableError as error:
+        problems.append(f"storage.state_database: {error}")
     retrier = Retrier(RetryPolicy(0, 0))
     source = build_source(settings, retrier)
     try:
@@ -392,20 +398,33 @@ def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> 
             err.print(Text.assemble(("Not started:", "red"), f" {error}"))
             return EXIT_TASK_FAILED
     else:
+        from order_export_tui.service.forwarding import (
+            ForwardingError,
+            forward_run,
+            leads_elsewhere,
+        )
+
         try:
-            with hosted_session(settings, role="run") as session:
-                report = asyncio.run(
-                    _run_here(
-                        session,
-                        RunDisplay(err).handle,
-                        "manual" if args.since is None else "backfill",
-                        since=args.since,
-                        on_abandon=lambda: err.print(
-                            "stopping now; the batch in flight will be sent again next run"
-                        ),
-                    )
+            if (cluster := leads_elsewhere(settings)) is not None:  # the leader carries it out
+                report = forward_run(
+                    cluster,
+                    "manual" if args.since is None else "backfill",
+                    since=None if args.since is None else args.since.isoformat(),
                 )
-        except (StateLockedError, RemoteRunError) as error:
+            else:
+                with hosted_session(settings, role="run") as session:
+                    report = asyncio.run(
+                        _run_here(
+                            session,
+                            RunDisplay(err).handle,
+                            "manual" if args.since is None else "backfill",
+                            since=args.since,
+                            on_abandon=lambda: err.print(
+                                "stopping now; the batch in flight will be sent again next run"
+                            ),
+                        )
+                    )
+        except (StateLockedError, RemoteRunError, ForwardingError) as error:
             err.print(Text.assemble(("Not started:", "red"), f" {error}"))
             return EXIT_TASK_FAILED
     print_summary(err, report)
@@ -469,8 +488,22 @@ def cancel_command(settings_path: Path, err: Console) -> int:
     if broken is not None:
         warn_broken(err, broken, daemon_runs=control is not None)
     if control is None:
-        err.print("No order-export daemon or dashboard runs exports here.", markup=False)
-        return EXIT_TASK_FAILED
+        from order_export_tui.service.forwarding import (
+            ForwardingError,
+            forward_cancel,
+            leads_elsewhere,
+        )
+
+        if (cluster := leads_elsewhere(settings)) is None:
+            err.print("No order-export daemon or dashboard runs exports here.", markup=False)
+            return EXIT_TASK_FAILED
+        try:
+            message = forward_cancel(cluster)  # the cluster's leader, on another machine
+        except ForwardingError as error:
+            err.print(str(error), markup=False)
+            return EXIT_TASK_FAILED
+        err.print(message, markup=False)
+        return EXIT_OK
     message = asyncio.run(cancel_remote_run(control))
     err.print(message, markup=False)
     return EXIT_OK
@@ -529,6 +562,7 @@ def orders_command(
     confirmed by the destination, 1 when any is not (each named with its reason)."""
     from order_export_tui.service.control_client import attach
     from order_export_tui.service.export_service import OrdersAnswer
+    from order_export_tui.service.forwarding import ForwardingError, forward_run, leads_elsewhere
     from order_export_tui.service.remote import RemoteRunError, follow_remote_run, read_status
     from order_export_tui.service.session import hosted_session
 
@@ -555,12 +589,14 @@ def orders_command(
             report = asyncio.run(
                 follow_remote_run(attached, display.handle, trigger=command, only=order_ids or None)
             )
+        elif (cluster := leads_elsewhere(settings)) is not None:  # the leader carries it out
+            report = forward_run(cluster, command, only=order_ids or None)
         else:
             with hosted_session(settings, role=command) as session:
                 report = asyncio.run(
                     _run_here(session, display.handle, command, only=order_ids or None)
                 )
-    except (RemoteRunError, StateLockedError) as error:
+    except (RemoteRunError, StateLockedError, ForwardingError) as error:
         err.print(Text.assemble(("Not started:", "red"), f" {error}"))
         return EXIT_TASK_FAILED
     answer = OrdersAnswer.of(report)

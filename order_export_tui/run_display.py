@@ -194,6 +194,11 @@ def print_status(console: Console, status: StatusSnapshot) -> None:
         f"real-time queue: {status.queue.queued:,} queued, {status.queue.held:,} held",
         markup=False,
     )
+    for member in status.cluster or ():  # daemons sharing a PostgreSQL state (§10)
+        console.print(
+            f"cluster: {member.host} pid {member.pid}, {member.role} since {member.since}",
+            markup=False,
+        )
 
 
 def output_console() -> Console:

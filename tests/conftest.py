@@ -14,6 +14,7 @@ from tests.support.clock import FakeClock
 from tests.support.daemon_process import DaemonProcess
 from tests.support.fault_server import FaultServer
 from tests.support.loopback_destination import OrderStore, loopback_server
+from tests.support.state_backends import SQLITE, state_location_for
 
 SPECS_DIR = Path(__file__).resolve().parents[2] / "shared" / "specs"
 
@@ -69,11 +70,21 @@ def make_settings(tmp_path: Path) -> SettingsMaker:
 
 
 @pytest.fixture
-def state_factory() -> Iterator[Callable[[Settings], StateStore]]:
+def state_backend() -> str:
+    """Where `state_factory` opens the state; a module sets `state_backend =
+    both_state_backends` (tests/support/state_backends.py) to run on PostgreSQL too."""
+    return SQLITE
+
+
+@pytest.fixture
+def state_factory(
+    request: pytest.FixtureRequest, state_backend: str
+) -> Iterator[Callable[[Settings], StateStore]]:
     opened: list[StateStore] = []
 
     def open_state(settings: Settings) -> StateStore:
-        store = StateStore(settings.state_database_path)
+        location = state_location_for(request, state_backend, settings.state_database_path)
+        store = StateStore(location)
         opened.append(store)
         return store
 

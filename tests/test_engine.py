@@ -25,6 +25,9 @@ from tests.support.engines import make_engine
 from tests.support.fault_server import Fault
 from tests.support.file_output import file_records
 from tests.support.loopback_destination import LoopbackDestination
+from tests.support.state_backends import both_state_backends
+
+state_backend = both_state_backends  # every test here runs on SQLite and on PostgreSQL
 
 
 async def test_first_run_exports_every_in_window_order_once_and_second_run_nothing(

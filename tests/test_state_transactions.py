@@ -4,7 +4,6 @@ payment statuses) is recorded whole or not at all."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,9 +14,17 @@ from order_export_tui.state import (
     HELD,
     PAYMENT_STATUS,
     ExportedOrder,
+    StateLocation,
     StateStore,
     StateWriteError,
 )
+from tests.support.state_backends import (
+    both_state_backends,
+    refuse_inserts,
+    state_location_for,
+)
+
+state_backend = both_state_backends  # every test here runs on SQLite and on PostgreSQL
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -27,8 +34,13 @@ def order(order_id: str) -> ExportedOrder:
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    store = StateStore(tmp_path / "state.sqlite")
+def location(request: pytest.FixtureRequest, state_backend: str, tmp_path: Path) -> StateLocation:
+    return state_location_for(request, state_backend, tmp_path / "state.sqlite")
+
+
+@pytest.fixture
+def state(location: StateLocation) -> Iterator[StateStore]:
+    store = StateStore(location)
     yield store
     store.close()
 
@@ -42,16 +54,11 @@ def held_payment(state: StateStore, order_id: str) -> int:
 
 
 def test_a_batch_the_database_refuses_in_part_is_recorded_not_at_all(
-    state: StateStore, tmp_path: Path
+    state: StateStore, location: StateLocation
 ) -> None:
     held_payment(state, "SO-1")
     state.record_batch(run_id=None, now=NOW, exported=[], skipped={"SO-3": "bad"}, resolved=[])
-    other = sqlite3.connect(tmp_path / "state.sqlite")
-    other.execute(
-        "CREATE TRIGGER refuse_skips BEFORE INSERT ON skipped_order"
-        " BEGIN SELECT RAISE(ABORT, 'no more skips'); END"
-    )
-    other.close()
+    refuse_inserts(location, "skipped_order", "no more skips")
 
     with pytest.raises(StateWriteError, match="no more skips"):
         state.record_batch(

@@ -8,8 +8,8 @@ socket. The dashboard and the command line never know which one they hold.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from order_export_tui.service.events import ControlEvent
@@ -102,6 +102,7 @@ class StatusSnapshot:
     intake: IntakeInfo = field(default_factory=IntakeInfo)
     scheduler_problem: str | None = None
     destination: DestinationInfo = field(default_factory=DestinationInfo)
+    cluster: list[ClusterMember] | None = None  # with a PostgreSQL state only (§10)
 
     def as_json(self) -> dict[str, Any]:
         """The `status --json` object of interfaces.md §1."""
@@ -134,7 +135,22 @@ class StatusSnapshot:
             "schedule": self.schedule,
             "exported_orders": self.exported,
             "destination": {"app": self.destination.app, "identity": self.destination.identity},
-        }
+        } | ({} if self.cluster is None else {"cluster": [asdict(m) for m in self.cluster]})
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterMember:
+    """A daemon sharing the PostgreSQL state: `role` "leader" or "standby"."""
+
+    host: str
+    pid: int
+    role: str
+    since: str
+
+
+def cluster_info(daemons: Iterable[Any]) -> list[ClusterMember]:
+    """The state's `ClusterDaemon` rows as the control interface's own type."""
+    return [ClusterMember(d.host, d.pid, d.role, d.since) for d in daemons]
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ from order_export_tui.settings import Settings, TaskSettings, secret_value, sett
 from order_export_tui.settings.connectors import destination_key_prefixes, restart_keys
 from order_export_tui.settings.rules import with_values_of
 from order_export_tui.sources.base import OrderSource
-from order_export_tui.state import StateStore, StateWriteError
+from order_export_tui.state import StateStore, StateWriteError, state_location
 from order_export_tui.transport.redaction import redact
 from order_export_tui.transport.retry import Retrier
 
@@ -203,6 +203,9 @@ class RealtimeChannel:
         self.health_provider: Callable[[], HealthSnapshot] = _no_health
         self._server = IntakeServer(self.intake, settings.webhook.listen)
         self._delivering: asyncio.Task[None] | None = None
+        # With a PostgreSQL state: what wakes delivery for events other daemons took (§10).
+        self.event_feed: Callable[[Callable[[], None]], Awaitable[None]] | None = None
+        self._feeding: asyncio.Task[None] | None = None
 
     @property
     def listening(self) -> bool:
@@ -214,11 +217,17 @@ class RealtimeChannel:
     async def start(self) -> None:
         await self._server.start()  # first: a taken address starts nothing
         self._delivering = asyncio.create_task(self.delivery.run())
+        if self.event_feed is not None:
+            self._feeding = asyncio.create_task(self.event_feed(self.delivery.wake))
         log.info("webhook intake listening on %s", self.listen)
 
     async def stop(self) -> None:
         """Stop accepting, then let the event in delivery finish."""
         await self._server.stop()
+        if self._feeding is not None:
+            self._feeding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._feeding
         self.delivery.stop()
         if self._delivering is not None:
             await self._delivering
@@ -262,6 +271,8 @@ class ExportService:
         engine.subscribe(self.monitoring.tallies)
         self.subscribe(self.monitoring.tallies)
         self._monitoring_server: MonitoringServer | None = None
+        # Work that runs beside the schedule while `serve` does (a cluster leader's: §10).
+        self.companions: list[Callable[[], Awaitable[None]]] = []
         self._build_schedule()
         # The verify's own schedule: `next_run` and the run's job stay the run's alone.
         self.verify_scheduler = schedule.Scheduler()
@@ -553,6 +564,7 @@ class ExportService:
         except BaseException:
             await self._stop_monitoring()
             raise
+        beside = [asyncio.create_task(companion()) for companion in self.companions]
         try:
             while not self._stopping:
                 self.run_pending()
@@ -564,6 +576,8 @@ class ExportService:
                 self._wake.clear()
                 await self._wait(self._wake, timeout)
         finally:
+            for task in beside:
+                task.cancel()
             if self.realtime is not None:
                 await self.realtime.stop()
             await self._stop_monitoring()
@@ -652,7 +666,7 @@ def assemble_service(
     )
     if not (realtime and settings.webhook.enabled):
         return ExportService(settings, engine), None
-    intake_state = StateStore(settings.state_database_path, durable=True)
+    intake_state = StateStore(state_location(settings), durable=True)
     realtime = RealtimeChannel(
         settings,
         state=state,

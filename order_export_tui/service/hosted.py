@@ -31,6 +31,7 @@ from order_export_tui.service.control import (
     SaveAnswer,
     SettingsView,
     StatusSnapshot,
+    cluster_info,
 )
 from order_export_tui.service.events import (
     BatchFinished,
@@ -59,7 +60,7 @@ from order_export_tui.settings import (
 )
 from order_export_tui.settings.model import Settings
 from order_export_tui.settings.store import SettingsChangedError, read_revision, save_changes
-from order_export_tui.state import StateStore
+from order_export_tui.state import ClusterDaemon, StateStore
 
 
 class Companion(Protocol):
@@ -130,6 +131,8 @@ class HostedControl:
         self.state = state
         self.process = ProcessInfo(pid=pid or os.getpid(), role=role, since=since)
         self.scheduler_problem: str | None = None
+        # With a PostgreSQL state: what lists the daemons sharing it (`status`'s cluster).
+        self.cluster_members: Callable[[], list[ClusterDaemon]] | None = None
         self._watch = _RunWatch()
         self._intake_retries = 0
         self._listeners: Listeners[Event] = Listeners("control")
@@ -199,6 +202,7 @@ class HostedControl:
             intake=intake,
             scheduler_problem=self.scheduler_problem,
             destination=destination_info(service.settings),
+            cluster=None if self.cluster_members is None else cluster_info(self.cluster_members()),
         )
 
     async def recent_runs(self, limit: int = 50) -> list[RunRecord]:

@@ -48,7 +48,7 @@ from order_export_tui.service.webhook_signatures import (
     signature_scheme,
 )
 from order_export_tui.settings import parse_listen
-from order_export_tui.state import ORDER_COMPLETED, PAYMENT_STATUS, StateStore
+from order_export_tui.state import ORDER_COMPLETED, PAYMENT_STATUS, StateStore, StateWriteError
 
 log = logging.getLogger("order_export.intake")
 
@@ -158,17 +158,21 @@ class Intake:
         )
         # Committed (and synced to disk) in the intake's one writer thread: the event loop
         # goes on serving other connections meanwhile.
-        event_id, first = await asyncio.get_running_loop().run_in_executor(
-            self._writer,
-            functools.partial(
-                self.state.enqueue_event,
-                kind=kind,
-                order_id=order_id,
-                payload=orjson.dumps(event),
-                dedupe_key=identity,
-                now=self._clock(),
-            ),
-        )
+        try:
+            event_id, first = await asyncio.get_running_loop().run_in_executor(
+                self._writer,
+                functools.partial(
+                    self.state.enqueue_event,
+                    kind=kind,
+                    order_id=order_id,
+                    payload=orjson.dumps(event),
+                    dedupe_key=identity,
+                    now=self._clock(),
+                ),
+            )
+        except StateWriteError as error:  # not recorded: never a 202 (a server restarting)
+            log.error("webhook event not recorded: %s", error)
+            return self._refuse(503, "the event could not be recorded; try again")
         self.accepted += 1
         if first:
             log.info("accepted %s event %s for %s", kind, event_id, order_id)

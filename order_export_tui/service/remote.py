@@ -19,9 +19,10 @@ from order_export_tui.service.hosted import (
     run_record_json,
     window_exported_count,
 )
+from order_export_tui.service.leadership import cluster_of
 from order_export_tui.service.state_records import run_record
 from order_export_tui.settings import Settings
-from order_export_tui.state import RunRow, StateStore, lock_holder
+from order_export_tui.state import RunRow, StateStore, local_anchor, lock_holder, state_location
 
 CONNECT_SECONDS = 5.0
 CANCEL_WAIT_SECONDS = 15 * 60.0
@@ -135,8 +136,8 @@ async def read_status(settings: Settings) -> StatusSnapshot:
     control = await attach(settings.control_socket_path)
     if control is not None:
         return await control.status()
-    holder = lock_holder(settings.state_database_path)
-    state = StateStore(settings.state_database_path)
+    holder = lock_holder(local_anchor(settings))
+    state = StateStore(state_location(settings))
     try:
         state.use_destination(destination_info(settings).identity)  # a migrated file's rows
         recent = state.recent_runs(2)
@@ -154,6 +155,7 @@ async def read_status(settings: Settings) -> StatusSnapshot:
             queue=queue_counts(state),
             exported=window_exported_count(state, settings, local_now()),
             destination=destination_info(settings),
+            cluster=cluster_of(settings),
         )
     finally:
         state.close()

@@ -5,15 +5,21 @@ their control socket beside the service."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from order_export_tui.service.control_server import ControlServer
 from order_export_tui.service.export_service import ExportService, assemble_service
 from order_export_tui.service.hosted import HostedControl
+from order_export_tui.service.leadership import as_leader, leadership, open_state
 from order_export_tui.settings import Settings
-from order_export_tui.state import StateLock, StateLockedError, StateStore
+from order_export_tui.state import (
+    StateLock,
+    StateLockedError,
+    StateStore,
+    local_anchor,
+)
 
 
 @dataclass
@@ -29,18 +35,25 @@ def hosted_session(settings: Settings, *, role: str) -> Iterator[HostedSession]:
     """Take the state database's lock (`StateLockedError` names its holder), open the state,
     assemble the service and close all of it again. `role` is "run", "daemon" or "tui";
     `run` gets no real-time intake (interfaces.md §1)."""
-    with StateLock(settings.state_database_path, role=role) as lock:
-        state = StateStore(settings.state_database_path)
+    stack = ExitStack()
+    with StateLock(local_anchor(settings), role=role) as lock:
+        state = open_state(settings, role)
         intake_state: StateStore | None = None
         try:
+            # With a PostgreSQL state: lead first (a daemon waits as a standby until then).
+            cluster = stack.enter_context(leadership(settings, role=role, since=lock.since))
             service, intake_state = assemble_service(settings, state, realtime=role != "run")
             control = HostedControl(service, state, role=role, since=lock.since)
+            control.cluster_members = cluster
+            if cluster is not None:
+                as_leader(control, settings)
             if role != "run":
                 serve_control_socket(control, settings.control_socket_path)
             yield HostedSession(control, service, state, lock)
         finally:
             if intake_state is not None:
                 intake_state.close()
+            stack.close()
             state.close()
 
 

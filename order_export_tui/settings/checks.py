@@ -114,7 +114,8 @@ EMAIL_LIST = Rule(
 )
 
 
-_USER_INFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)[^/\s\"'<>]*@", re.IGNORECASE)
+# Everything up to the last "@" before the path: a password may hold spaces and quotes too.
+_USER_INFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)[^/]*@", re.IGNORECASE)
 
 
 def show(value: object) -> str:

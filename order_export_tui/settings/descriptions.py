@@ -81,7 +81,14 @@ _CORE_DESCRIPTIONS: dict[str, str] = {
         "N hours; 0 = never by itself (`order-export verify` still works)."
     ),
     "verify.repair": "Repair what a scheduled verify finds (sent like a resend).",
-    "storage.state_database": "The state database (SQLite) that remembers what was exported.",
+    "storage.state_database": (
+        "The state database that remembers what was exported: a SQLite file, or a"
+        " postgresql:// URL without a password, shared by several daemons."
+    ),
+    "storage.database_password_env": (
+        "Name of the environment variable that holds the PostgreSQL state database's"
+        ' password; "" when the URL needs none.'
+    ),
     "storage.logs_dir": "The folder that holds the per-run log files.",
     "storage.control_socket": (
         "The Unix socket (mode 0600) on which the running daemon or dashboard is steered."

@@ -7,6 +7,7 @@ import binascii
 import os
 
 from order_export_tui.settings.connectors import chosen
+from order_export_tui.settings.database_url import is_database_url
 from order_export_tui.settings.model import Settings
 
 # --- secrets -----------------------------------------------------------------------------------
@@ -29,6 +30,9 @@ def required_secrets(settings: Settings) -> list[tuple[str, str]]:
         needed.append(("email.password_env", settings.email.password_env))
     if settings.webhook.enabled:
         needed.append(("webhook.secret_env", settings.webhook.secret_env))
+    storage = settings.storage
+    if is_database_url(storage.state_database) and storage.database_password_env:
+        needed.append(("storage.database_password_env", storage.database_password_env))
     return needed
 
 

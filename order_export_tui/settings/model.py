@@ -149,6 +149,7 @@ class VerifySettings:
 @dataclass
 class StorageSettings:
     state_database: str = "data/state.sqlite"
+    database_password_env: str = ""  # with a PostgreSQL state_database: its password's variable
     logs_dir: str = "logs"
     control_socket: str = "data/order-export.sock"
 

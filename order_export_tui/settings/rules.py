@@ -39,6 +39,7 @@ from order_export_tui.settings.connectors import (
     registry,
     source_connector,
 )
+from order_export_tui.settings.database_url import is_database_url, url_has_password
 from order_export_tui.settings.model import (
     CORE_TABLES,
     EMAIL_SECURITY,
@@ -100,9 +101,20 @@ _CORE_RULES: dict[str, Rule] = {
     ),
     "verify.interval_hours": integer(0, 8760),
     "verify.repair": BOOL,
-    "storage.state_database": NON_EMPTY_STR,
+    "storage.state_database": Rule(
+        "must be a non-empty string: a file path, or a postgresql:// URL without a password (the"
+        " password goes in the environment variable named by storage.database_password_env)",
+        lambda v: (
+            isinstance(v, str)
+            and bool(v.strip())
+            and not (is_database_url(v) and url_has_password(v))
+        ),
+    ),
     "storage.logs_dir": NON_EMPTY_STR,
     "storage.control_socket": NON_EMPTY_STR,
+    "storage.database_password_env": Rule(
+        '"" or ' + ENV.expect, lambda v: v == "" or (isinstance(v, str) and ENV.accepts(v))
+    ),
 }
 
 # The key that chooses a connector of each kind, and the entry-point group of that kind.
@@ -274,6 +286,11 @@ def _file_keys() -> tuple[str, ...]:
     return (*_CORE_FILE_KEYS, *named)
 
 
+def _names_a_file(s: Settings, key: str) -> bool:
+    """A path key names a file, except a state database on a PostgreSQL server (a URL)."""
+    return not (key == "storage.state_database" and is_database_url(_key_value(s, key)))
+
+
 def _rejected(key: str, rejected: set[str]) -> bool:
     """The key, or a table holding it, was rejected (a table given as a scalar, say)."""
     parts = key.split(".")
@@ -326,7 +343,7 @@ def _storage_problems(s: Settings, rejected: set[str]) -> list[str]:
         if _rejected(key, rejected):
             continue
         value = _key_value(s, key)
-        if not value.strip():
+        if not value.strip() or not _names_a_file(s, key):
             continue  # required-ness is checked with the keys that need it
         problem = _path_problem(s, key, value)
         if problem is not None:
@@ -357,6 +374,8 @@ def _own_file_problems(s: Settings, rejected: set[str]) -> list[str]:
         return []
     for key in ("storage.state_database", "storage.control_socket"):
         if key in rejected or "storage" in rejected or not _key_value(s, key).strip():
+            continue
+        if not _names_a_file(s, key):
             continue
         try:
             own = os.path.realpath(resolve_path(s, _key_value(s, key)))

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from order_export_tui.settings.connectors import chosen
+from order_export_tui.settings.database_url import is_database_url
 from order_export_tui.settings.model import Settings, resolve_path
 
 
@@ -18,10 +19,11 @@ def _folders(settings: Settings) -> list[tuple[str, Path]]:
     """(key, the folder it writes in): the state database's, the control socket's and the
     logs folder itself, and the folder of each file the configured connectors write."""
     folders = [
-        ("storage.state_database", settings.state_database_path.parent),
         ("storage.control_socket", settings.control_socket_path.parent),
         ("storage.logs_dir", settings.logs_dir_path),
     ]
+    if not is_database_url(settings.storage.state_database):  # a server's is not a folder here
+        folders.insert(0, ("storage.state_database", settings.state_database_path.parent))
     for connector in chosen(settings):
         section = connector.section_of(settings)
         for name in connector.file_keys:

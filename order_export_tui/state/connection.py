@@ -82,6 +82,10 @@ class Database:
         with self.transaction():
             migrate(self._connection)
 
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
     def close(self) -> None:
         self._connection.close()
 

@@ -11,8 +11,8 @@ from pathlib import Path
 class StateUnusableError(Exception):
     """The state database (or its folder or lock) cannot be used; the message says what to do."""
 
-    def __init__(self, path: Path, message: str) -> None:
-        self.path = path
+    def __init__(self, path: Path | str, message: str) -> None:
+        self.path = path  # a file, or a PostgreSQL URL as shown (no user-info)
         super().__init__(message)
 
 
@@ -36,7 +36,7 @@ class StateWriteError(Exception):
     """A write to the state database failed (a full disk, an I/O error); nothing of that
     transaction was recorded."""
 
-    def __init__(self, path: Path, error: Exception) -> None:
+    def __init__(self, path: Path | str, error: Exception) -> None:
         self.path = path
         reason = str(error)
         hint = " (free some disk space)" if "full" in reason else ""

@@ -11,7 +11,7 @@ from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from order_export_tui.state.connection import Database
+from order_export_tui.state.backend import StateConnection
 from order_export_tui.state.dates import instant_key, order_date_key
 from order_export_tui.state.schema import UNOWNED_DESTINATION
 
@@ -39,7 +39,7 @@ class ExportedOrder:
 class ExportedOrders:
     """The `exported_order` table."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StateConnection) -> None:
         self._db = db
         self.destination = UNOWNED_DESTINATION  # used when a method is given none
 

@@ -18,8 +18,8 @@ from order_export_tui.state.errors import path_problem
 class StateLockedError(Exception):
     """Another process drives exports for this state database."""
 
-    def __init__(self, path: Path, holder: str) -> None:
-        self.path = path
+    def __init__(self, path: Path | str, holder: str) -> None:
+        self.path = path  # a file, or a PostgreSQL URL as shown
         self.holder = holder
         super().__init__(f"another order-export process ({holder}) is using {path}")
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
-from order_export_tui.state.connection import Database
+from order_export_tui.state.backend import StateConnection
+from order_export_tui.state.location import StateLocation
+from order_export_tui.state.opening import open_database
 
 
 class ProductMemory:
@@ -14,9 +15,9 @@ class ProductMemory:
     state database (opened, checked and migrated as the store's is); use it from one thread.
     A failed save is a `StateWriteError` and saves none of it."""
 
-    def __init__(self, path: Path, scope: str) -> None:
+    def __init__(self, location: StateLocation, scope: str) -> None:
         self.scope = scope
-        self._db = Database(path)
+        self._db: StateConnection = open_database(location)
 
     def load(self) -> dict[str, str]:
         rows = self._db.execute(

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from order_export_tui.state.connection import Database
+from order_export_tui.state.backend import StateConnection
 
 # Webhook payloads (order documents: names, e-mail and postal addresses) of events that are
 # finished (delivered, skipped, expired) are blanked this long after they finished. The event's
@@ -57,7 +57,7 @@ class RealtimeEventRow:
 class RealtimeQueue:
     """The `realtime_event`, `realtime_tally` and `payment_override` tables."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StateConnection) -> None:
         self._db = db
 
     def enqueue_event(
@@ -66,13 +66,14 @@ class RealtimeQueue:
         """Commit an accepted event; (event_id, True) or, for an exact repeat, the first
         event's id and False."""
         with self._db.transaction() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO realtime_event (kind, order_id, payload, dedupe_key,"
-                " received_at, status) VALUES (?, ?, ?, ?, ?, ?)",
+            inserted = db.execute(
+                "INSERT INTO realtime_event (kind, order_id, payload, dedupe_key,"
+                " received_at, status) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (dedupe_key) DO NOTHING RETURNING event_id",
                 (kind, order_id, payload, dedupe_key, now.isoformat(), QUEUED),
-            )
-            if cursor.rowcount == 1:
-                return int(cursor.lastrowid or 0), True
+            ).fetchall()
+            if inserted:
+                return int(inserted[0][0]), True
             row = db.execute(
                 "SELECT event_id FROM realtime_event WHERE dedupe_key = ?", (dedupe_key,)
             ).fetchone()
@@ -208,8 +209,8 @@ class RealtimeQueue:
         data and are needed no more); returns how many were blanked."""
         with self._db.transaction() as db:
             cursor = db.execute(
-                "UPDATE realtime_event SET payload = X'' WHERE status IN (?, ?, ?)"
+                "UPDATE realtime_event SET payload = ? WHERE status IN (?, ?, ?)"
                 " AND finished_at < ? AND length(payload) > 0",
-                (DELIVERED, SKIPPED, EXPIRED, older_than.isoformat()),
+                (b"", DELIVERED, SKIPPED, EXPIRED, older_than.isoformat()),
             )
         return cursor.rowcount

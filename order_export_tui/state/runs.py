@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from order_export_tui.state.connection import Database
+from order_export_tui.state.backend import StateConnection
 
 RUNNING = "running"
 INTERRUPTED_ERROR = (
@@ -34,16 +34,16 @@ class RunRow:
 class Runs:
     """The `run` and `skipped_tick` tables."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StateConnection) -> None:
         self._db = db
 
     def start_run(self, *, trigger: str, started_at: datetime) -> int:
         with self._db.transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO run (trigger, started_at, outcome) VALUES (?, ?, ?)",
+            rows = db.execute(
+                "INSERT INTO run (trigger, started_at, outcome) VALUES (?, ?, ?) RETURNING run_id",
                 (trigger, started_at.isoformat(), RUNNING),
-            )
-        return int(cursor.lastrowid or 0)
+            ).fetchall()
+        return int(rows[0][0])
 
     def set_run_log_file(self, run_id: int, log_file: str) -> None:
         with self._db.transaction() as db:

@@ -9,11 +9,13 @@ outcome (`record_batch`).
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
-from pathlib import Path
 
-from order_export_tui.state.connection import Database, Transaction
+from order_export_tui.state.backend import StateConnection
 from order_export_tui.state.exported import ExportedOrder, ExportedOrders
+from order_export_tui.state.location import StateLocation
+from order_export_tui.state.opening import open_database
 from order_export_tui.state.realtime import RealtimeEvent, RealtimeEventRow, RealtimeQueue
 from order_export_tui.state.runs import RunRow, Runs
 from order_export_tui.state.skipped import SkippedOrderRow, SkippedOrders
@@ -22,10 +24,11 @@ from order_export_tui.state.skipped import SkippedOrderRow, SkippedOrders
 class StateStore:
     """Access to the state database. Not thread-safe: use it from one thread."""
 
-    def __init__(self, path: Path, *, durable: bool = False) -> None:
-        """`durable`: every commit reaches the disk before it returns (see `Database`)."""
-        self.path = path
-        self._db = Database(path, durable=durable)
+    def __init__(self, location: StateLocation, *, durable: bool = False) -> None:
+        """`location`: a SQLite file's path, or a `PostgresLocation` (`state_location`).
+        `durable`: every commit reaches the disk before it returns (see `Database`)."""
+        self.path = location
+        self._db = open_database(location, durable=durable)
         self.exported = ExportedOrders(self._db)
         self.runs = Runs(self._db)
         self.skipped = SkippedOrders(self._db)
@@ -44,7 +47,7 @@ class StateStore:
         to no destination become its own (`ExportedOrders.use_destination`)."""
         self.exported.use_destination(destination)
 
-    def transaction(self) -> Transaction:
+    def transaction(self) -> AbstractContextManager[StateConnection]:
         """One write transaction (`Database.transaction`): what the aggregates write in it
         is committed together."""
         return self._db.transaction()

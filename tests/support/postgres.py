@@ -100,6 +100,26 @@ class PostgresServer:
         text = log.read_text(errors="replace") if log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def halt(self) -> None:
+        """Stop the server (fast shutdown: every session ends), keeping its data and port."""
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(STOP_TIMEOUT_SECONDS)
+
+    def resume(self) -> None:
+        """Start the halted server again, on the same data and port."""
+        programs = postgres_programs()
+        assert programs is not None
+        with open(self.folder / "server.log", "ab") as log:
+            self.process = subprocess.Popen(
+                _server_command(programs[1], self.folder / "data", self.folder, self.port),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                **_user_options(self.user),  # type: ignore[arg-type]
+            )
+        _wait_until_ready(self)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)  # "fast" shutdown: sessions ended, clean

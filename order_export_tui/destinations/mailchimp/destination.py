@@ -35,7 +35,6 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import partial
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -58,6 +57,7 @@ from order_export_tui.destinations.readback_spill import SortedSpill
 from order_export_tui.destinations.shared_work import OncePerKey, all_or_first_failure
 from order_export_tui.orders import OrderDocument
 from order_export_tui.settings import Settings, secret_value
+from order_export_tui.state import StateLocation, state_location
 from order_export_tui.transport.http import DEFAULT_REQUEST_TIMEOUT_SECONDS, display_url
 from order_export_tui.transport.retry import Retrier, RetriesExhaustedError, RetryPolicy
 
@@ -87,7 +87,7 @@ class MailchimpDestination:
         max_connections: int = 8,
         retry_policy: RetryPolicy | None = None,
         timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
-        state_database: Path | None = None,
+        state_database: StateLocation | None = None,
         backfill: bool = False,
         hold_seconds: float = HOLD_SECONDS,
     ) -> None:
@@ -134,7 +134,7 @@ class MailchimpDestination:
             base_url=mailchimp.base_url,
             max_connections=mailchimp.max_connections,
             retry_policy=RetryPolicy(task.max_retries, task.max_retry_interval_seconds),
-            state_database=settings.state_database_path,
+            state_database=state_location(settings),
             timeout=task.request_timeout_seconds,
         )
 

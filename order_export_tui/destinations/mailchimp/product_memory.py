@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from pathlib import Path
 
-from order_export_tui.state import ProductMemory
+from order_export_tui.state import ProductMemory, StateLocation
 
 log = logging.getLogger("order_export.mailchimp")
 
@@ -22,7 +21,7 @@ SAVE_EVERY = 100  # changes kept unsaved at most
 class SentProducts:
     """sku -> product hash Mailchimp confirmed, remembered in `database` (None: not kept)."""
 
-    def __init__(self, database: Path | None) -> None:
+    def __init__(self, database: StateLocation | None) -> None:
         self._database = database
         self._memory: ProductMemory | None = None
         self._sent: dict[str, str] = {}

@@ -94,6 +94,7 @@ from order_export_tui.sources.business_central.refunds import (
     credited_invoices,
     refund_statuses,
 )
+from order_export_tui.state import local_anchor
 from order_export_tui.transport.http import display_url
 from order_export_tui.transport.retry import Retrier
 
@@ -108,7 +109,7 @@ CREDIT_MEMO_LOOKUP_BATCH = 10  # invoices per salesCreditMemos lookup (two terms
 
 def ledger_path(settings: Settings) -> Path:
     """`data/state.sqlite` -> `data/state.business-central.sqlite`."""
-    state = settings.state_database_path
+    state = local_anchor(settings)
     return state.with_name(f"{state.stem}.business-central.sqlite")
 
 
