@@ -467,7 +467,12 @@ class ExportService:
         found = tuple(map(DriftItem.of, first.drift))
         if not (repair and found) or self._stopping:
             return self._verify_answer(trigger, first, drift=found, remaining=found)
-        scope = RunScope(only=frozenset(first.drifted_ids), resend=True, supplied=first.cancelled)
+        scope = RunScope(
+            only=frozenset(first.drifted_ids),
+            resend=True,
+            supplied=first.cancelled,
+            held_under=first.held_under,
+        )
         self._run_task = asyncio.get_running_loop().create_task(self._run(REPAIR, scope))
         report = await self.wait_for_run()
         run_id = None if report is None else report.run_id
@@ -630,6 +635,7 @@ class ExportService:
                 since=scope.since,
                 resend=scope.resend,
                 supplied=scope.supplied,
+                held_under=scope.held_under,
             )
         except StateWriteError as error:  # the run could not even be recorded as started
             log.error("%s run not started: %s", trigger, error)
