@@ -33,6 +33,7 @@ from order_export_tui.engine.events import (
 
 if TYPE_CHECKING:  # a type only: the control interface (and its events) load with a command
     from order_export_tui.service.control import StatusSnapshot
+    from order_export_tui.service.verify_answer import VerifyOutcome
 
 PLAIN_PROGRESS_EVERY_SECONDS = 5.0
 # Runs limited to order ids someone chose; they read those ids, not a window.
@@ -194,11 +195,24 @@ def print_status(console: Console, status: StatusSnapshot) -> None:
         f"real-time queue: {status.queue.queued:,} queued, {status.queue.held:,} held",
         markup=False,
     )
+    verified = status.last_verify
+    if verified is not None:
+        console.print(f"last verify: {verify_outcome_text(verified)}", markup=False)
     for member in status.cluster or ():  # daemons sharing a PostgreSQL state (§10)
         console.print(
             f"cluster: {member.host} pid {member.pid}, {member.role} since {member.since}",
             markup=False,
         )
+
+
+def verify_outcome_text(outcome: VerifyOutcome) -> str:
+    """`2026-12-06T05:00:00+00:00 (schedule): 4,210 orders checked, true` and the like."""
+    head = f"{outcome.finished_at} ({outcome.trigger}): {outcome.checked:,} orders checked"
+    if not outcome.readable:
+        return f"{head}, the copy could not be read"
+    if outcome.drift_orders:
+        return f"{head}, {outcome.drift_orders:,} orders drifting"
+    return f"{head}, the copy is true"
 
 
 def output_console() -> Console:
