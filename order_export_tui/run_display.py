@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # a type only: the control interface (and its events) load wi
 
 PLAIN_PROGRESS_EVERY_SECONDS = 5.0
 # Runs limited to order ids someone chose; they read those ids, not a window.
-CHOSEN_ORDERS_TRIGGERS = frozenset({"resend", "retry"})
+CHOSEN_ORDERS_TRIGGERS = frozenset({"resend", "retry", "repair"})
 
 
 def message_console() -> Console:
@@ -120,8 +120,8 @@ class RunDisplay:
 
 
 def first_line(event: RunStarted) -> str:
-    """What the run reads: the chosen orders of a resend or retry (looked up by id, whatever
-    their date), else the orders of the window."""
+    """What the run reads: the chosen orders of a resend, retry or verify repair (looked up
+    by id, whatever their date), else the orders of the window."""
     if event.trigger in CHOSEN_ORDERS_TRIGGERS and event.total is not None:
         return f"run {event.run_id}: {event.trigger} of {plural(event.total, 'order')}"
     total = "unknown number" if event.total is None else event.total
