@@ -639,6 +639,7 @@ def verify_command(args: argparse.Namespace, settings_path: Path, err: Console) 
             answer = asyncio.run(attached.verify(since, args.repair))
         else:
             with hosted_session(settings, role="verify") as session:
+                session.control.subscribe(RunDisplay(err).handle)  # a repair run's progress
                 answer = asyncio.run(session.control.verify(since, args.repair))
     except (NotAttachedError, StateLockedError) as error:
         err.print(Text.assemble(("Not started:", "red"), f" {error}"))

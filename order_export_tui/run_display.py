@@ -33,10 +33,11 @@ from order_export_tui.engine.events import (
 
 if TYPE_CHECKING:  # a type only: the control interface (and its events) load with a command
     from order_export_tui.service.control import StatusSnapshot
+    from order_export_tui.service.verify_answer import VerifyOutcome
 
 PLAIN_PROGRESS_EVERY_SECONDS = 5.0
 # Runs limited to order ids someone chose; they read those ids, not a window.
-CHOSEN_ORDERS_TRIGGERS = frozenset({"resend", "retry"})
+CHOSEN_ORDERS_TRIGGERS = frozenset({"resend", "retry", "repair"})
 
 
 def message_console() -> Console:
@@ -119,8 +120,8 @@ class RunDisplay:
 
 
 def first_line(event: RunStarted) -> str:
-    """What the run reads: the chosen orders of a resend or retry (looked up by id, whatever
-    their date), else the orders of the window."""
+    """What the run reads: the chosen orders of a resend, retry or verify repair (looked up
+    by id, whatever their date), else the orders of the window."""
     if event.trigger in CHOSEN_ORDERS_TRIGGERS and event.total is not None:
         return f"run {event.run_id}: {event.trigger} of {plural(event.total, 'order')}"
     total = "unknown number" if event.total is None else event.total
@@ -194,11 +195,24 @@ def print_status(console: Console, status: StatusSnapshot) -> None:
         f"real-time queue: {status.queue.queued:,} queued, {status.queue.held:,} held",
         markup=False,
     )
+    verified = status.last_verify
+    if verified is not None:
+        console.print(f"last verify: {verify_outcome_text(verified)}", markup=False)
     for member in status.cluster or ():  # daemons sharing a PostgreSQL state (§10)
         console.print(
             f"cluster: {member.host} pid {member.pid}, {member.role} since {member.since}",
             markup=False,
         )
+
+
+def verify_outcome_text(outcome: VerifyOutcome) -> str:
+    """`2026-12-06T05:00:00+00:00 (schedule): 4,210 orders checked, true` and the like."""
+    head = f"{outcome.finished_at} ({outcome.trigger}): {outcome.checked:,} orders checked"
+    if not outcome.readable:
+        return f"{head}, the copy could not be read"
+    if outcome.drift_orders:
+        return f"{head}, {outcome.drift_orders:,} orders drifting"
+    return f"{head}, the copy is true"
 
 
 def output_console() -> Console:

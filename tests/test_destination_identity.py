@@ -124,7 +124,7 @@ async def test_a_version_2_state_file_keeps_its_rows_for_the_destination_configu
         (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         key = [row[2] for row in db.execute("PRAGMA index_info(exported_order_by_date)")]
     db.close()
-    assert version == "4" and key == ["destination", "order_date"]
+    assert version == "5" and key == ["destination", "order_date"]
 
 
 async def test_another_mailchimp_store_is_a_fresh_copy_sent_as_a_backfill_and_back_is_found(

@@ -255,7 +255,7 @@ async def test_a_state_file_from_before_order_dates_is_migrated_and_counts_right
         (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         indexes = {row[1] for row in db.execute("PRAGMA index_list(exported_order)")}
     db.close()
-    assert version == "4" and "exported_order_by_date" in indexes
+    assert version == "5" and "exported_order_by_date" in indexes
 
 
 def test_a_migration_that_cannot_finish_leaves_the_file_as_it_was(tmp_path: Path) -> None:

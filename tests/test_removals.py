@@ -299,7 +299,7 @@ def test_the_run_table_of_an_older_state_file_gains_the_cancelled_count(tmp_path
         (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     db.close()
-    assert version == "4" and "kept_document" in tables
+    assert version == "5" and "kept_document" in tables and "verify_result" in tables
 
 
 def test_the_run_summary_and_its_json_name_the_cancelled_count(

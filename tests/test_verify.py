@@ -43,10 +43,11 @@ from tests.support.drift_platforms import (
     PLATFORMS,
     changed,
     drift_platform,
+    erp_value,
     extra_order,
 )
 from tests.support.engines import make_engine
-from tests.support.mailchimp_account import KEY, KEY_ENV
+from tests.support.mailchimp_account import KEY, KEY_ENV, STORE
 from tests.support.orders import VALID
 
 
@@ -124,6 +125,56 @@ async def test_verify_names_each_kind_of_drift_writes_nothing_and_a_repair_makes
         assert fixed.repair_run_id == repair_run.run_id
         again = await service.verify()
         assert again.in_sync and again.drift == (), again.drift_lines()
+        assert platform.problems() == []
+
+
+async def test_a_dotdigital_copy_left_under_another_e_mail_is_deleted_by_a_repair(
+    make_settings: Any, state_factory: Any, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    with drift_platform("dotdigital", tmp_path) as platform:
+        settings = make_settings(**platform.overrides())
+        state = state_factory(settings)
+        service, docs = await exported_copy(settings, state, fake_clock, 10)
+        copied, moved = docs[0], docs[1]
+        fake = platform.fake  # type: ignore[attr-defined]
+        beside, elsewhere = changed(copied, "email")[0], changed(moved, "email")[0]
+        platform.hold(beside)  # a second copy under another contact
+        fake.remove_record(moved["order_id"])  # a move at the platform the state never saw
+        platform.hold(elsewhere)
+        erp_emails = {doc["order_id"]: doc["customer"]["email"] for doc in (copied, moved)}
+
+        found = await service.verify()
+        assert {(i.order_id, i.field, i.platform) for i in found.drift} == {
+            (copied["order_id"], "email", beside["customer"]["email"]),
+            (moved["order_id"], "email", elsewhere["customer"]["email"]),
+        }
+        fixed = await service.verify(repair=True)
+
+        assert fixed.in_sync, fixed.drift_lines()
+        assert sorted(fixed.repaired) == sorted(erp_emails)
+        for order_id, email in erp_emails.items():
+            assert [held.lower() for held in fake.held_by(order_id)] == [email.lower()]
+        assert fake.count("DELETE") == 2
+        assert platform.problems() == []
+
+
+async def test_a_mailchimp_order_under_another_customer_is_moved_back_by_a_repair(
+    make_settings: Any, state_factory: Any, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    with drift_platform("mailchimp", tmp_path) as platform:
+        settings = make_settings(**platform.overrides())
+        service, docs = await exported_copy(settings, state_factory(settings), fake_clock, 10)
+        elsewhere, _ = changed(docs[0], "email")
+        platform.hold(elsewhere)
+
+        fixed = await service.verify(repair=True)
+
+        assert fixed.in_sync, fixed.drift_lines()
+        assert fixed.repaired == (docs[0]["order_id"],)
+        fake = platform.fake  # type: ignore[attr-defined]
+        held = fake.store_orders(STORE)[docs[0]["order_id"]]
+        assert held["customer"]["email_address"] == docs[0]["customer"]["email"]
+        assert len(fake.requests_to("DELETE", f"/orders/{docs[0]['order_id']}")) == 1
         assert platform.problems() == []
 
 
@@ -381,7 +432,8 @@ async def test_verify_names_exactly_any_drift_and_a_repair_leaves_none(
                 elif kind == "changed":
                     held, value = changed(doc, field)
                     platform.hold(held)
-                    expected.add(DriftItem(doc["order_id"], "different", field, value, doc[field]))
+                    erp = erp_value(doc, field)
+                    expected.add(DriftItem(doc["order_id"], "different", field, value, erp))
             for number in range(extras):
                 platform.hold(extra_order(docs[0], f"ZZ-EXTRA-{number}"))
                 expected.add(DriftItem(f"ZZ-EXTRA-{number}", "extra"))

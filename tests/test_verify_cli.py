@@ -98,7 +98,12 @@ def test_verify_without_a_daemon_and_with_drift_in_a_field(tmp_path: Path) -> No
     line = next(line for line in found.stderr.splitlines() if line.startswith(str(first["key"])))
     assert "different" in line and "payment_status" in line
     assert repr(record["paymentStatus"]) in line  # both values named
-    assert order_export("verify", "--repair", cwd=tmp_path).returncode == 0
+    repaired = order_export("verify", "--repair", cwd=tmp_path)
+    assert repaired.returncode == 0, repaired.stderr
+    started = next(line for line in repaired.stderr.splitlines() if line.startswith("run "))
+    run_id = started.split()[1].rstrip(":")
+    assert started == f"run {run_id}: repair of 1 order"  # the repair run's progress, as `run`
+    assert f"run {run_id} repaired 1" in repaired.stderr.splitlines()[-1]
     assert order_export("verify", cwd=tmp_path).returncode == 0
 
 

@@ -13,11 +13,14 @@ from order_export_tui.transport.retry import Retrier
 
 @dataclass(frozen=True, slots=True)
 class OrderChange:
-    """An order to send, and what the destination last confirmed for it (None: never sent)."""
+    """An order to send, and what the destination last confirmed for it (None: never sent).
+    `held_under`: e-mails a verify found the platform holding this order under besides the
+    ERP's (a copy the state never knew of: made outside order-export, or a move it missed)."""
 
     document: OrderDocument
     kind: Literal["new", "updated"]
     previous: ExportedOrder | None
+    held_under: tuple[str, ...] = ()
 
     @property
     def order_id(self) -> str:
@@ -34,6 +37,19 @@ class OrderChange:
         old = self.previous.customer_email
         return None if old.lower() == self.document["customer"]["email"].lower() else old
 
+    @property
+    def remove_from(self) -> tuple[str, ...]:
+        """Every e-mail the destination must take this order away from once it holds it
+        under the ERP's: the state's move (`moved_from`) and the copies a verify found
+        (`held_under`); each once, never the ERP's own (case aside)."""
+        erp = self.document["customer"]["email"].lower()
+        found = [self.moved_from, *self.held_under]
+        wanted: dict[str, str] = {}
+        for email in found:
+            if email is not None and email.lower() != erp:
+                wanted.setdefault(email.lower(), email)
+        return tuple(wanted.values())
+
 
 class DestinationError(Exception):
     """The destination cannot take orders at all (bad credentials, missing store...).
@@ -45,9 +61,10 @@ class DestinationError(Exception):
 class Destination(Protocol):
     """Sends orders. Every write is an upsert keyed by the order id, so a repeat is harmless.
 
-    An order whose customer e-mail changed (`OrderChange.moved_from`) is held once, under the
-    new e-mail, once confirmed: the destination removes it from the old customer and sends it
-    under the new one, and confirms it only when both steps are done (interfaces.md §7). A
+    An order whose customer e-mail changed (`OrderChange.moved_from`), or that a verify found
+    under another e-mail (`OrderChange.held_under`), is held once, under the ERP's e-mail, once
+    confirmed: the destination removes it from each e-mail of `OrderChange.remove_from` and
+    sends it under the ERP's, and confirms it only when both steps are done (interfaces.md §7). A
     removal that finds nothing there is done: a repeat after a crash is harmless.
 
     `send_batch` returns the orders the destination refused, each with the platform's reason;

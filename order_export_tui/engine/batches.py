@@ -8,7 +8,7 @@ import heapq
 from array import array
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -91,12 +91,15 @@ def classify(
     *,
     force: bool = False,
     identity: str | None = None,
+    held_under: Mapping[str, tuple[str, ...]] | None = None,
 ) -> ClassifiedBatch:
     """Invalid orders get their reason; valid ones are new, updated or unchanged according to
     the content hash of what the destination (`identity`; None: the state's) last confirmed.
     `force` (a resend): none is unchanged, each one the destination has is sent again as an
-    update."""
+    update. `held_under`: e-mails a verify found orders under besides the ERP's
+    (`OrderChange.held_under`)."""
     batch = ClassifiedBatch(batch_no, len(docs))
+    elsewhere = held_under or {}
     order_ids = [
         doc["order_id"]
         for doc in docs
@@ -128,10 +131,11 @@ def classify(
         if order_id in overrides and doc["payment_status"] not in ERP_TAKEN_BACK:
             doc = {**doc, "payment_status": overrides[order_id]}
         digest = content_hash(doc)
+        also = elsewhere.get(order_id, ())
         if before is None:
-            batch.changes.append(OrderChange(doc, "new", None))
+            batch.changes.append(OrderChange(doc, "new", None, also))
         elif force or before.content_hash != digest:
-            batch.changes.append(OrderChange(doc, "updated", before))
+            batch.changes.append(OrderChange(doc, "updated", before, also))
         else:
             batch.unchanged.append(order_id)
             continue
@@ -168,10 +172,12 @@ class BatchPipeline:
         force: bool = False,
         results: dict[str, OrderResult] | None = None,
         identity: str | None = None,
+        held_under: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         """`force`: send every valid order, changed or not (a resend). `results`: when given,
         each recorded order's outcome is put there (runs limited to chosen ids). `identity`:
-        the destination's, whose confirmations the state keeps (None: the state's)."""
+        the destination's, whose confirmations the state keeps (None: the state's).
+        `held_under`: a verify repair's orders found under other e-mails (`classify`)."""
         self.identity = state.destination if identity is None else identity
         self.run_id = run_id
         self.state = state
@@ -183,6 +189,7 @@ class BatchPipeline:
         self.clock = clock
         self.cancel_requested = cancel_requested
         self.force = force
+        self.held_under = held_under or {}
         self.results = results
         self.total: int | None = None
         # The ids of every order read, valid or not: a run over the whole window forgets
@@ -208,7 +215,14 @@ class BatchPipeline:
             if isinstance(doc, dict) and isinstance(doc.get("order_id"), str)
         )
         self.emit(BatchStarted(self.run_id, self._batch_no, len(docs)))
-        batch = classify(self._batch_no, docs, self.state, force=self.force, identity=self.identity)
+        batch = classify(
+            self._batch_no,
+            docs,
+            self.state,
+            force=self.force,
+            identity=self.identity,
+            held_under=self.held_under,
+        )
         send = asyncio.ensure_future(self._send(batch))
         self._in_flight.append((batch, send))
         # A new send starts as soon as any slot frees up; an answered batch waits (at most as

@@ -150,6 +150,7 @@ class ExportEngine:
         since: date | None = None,
         resend: bool = False,
         supplied: Mapping[str, OrderDocument] | None = None,
+        held_under: Mapping[str, tuple[str, ...]] | None = None,
     ) -> asyncio.Task[RunReport]:
         """Start a run in the background; raises `RunInProgressError` if one is in flight.
 
@@ -160,6 +161,8 @@ class ExportEngine:
         backfill: the destination is opened with `backfill=True`).
         `supplied`: documents to send for chosen ids the ERP does not have (a verify repair's
         orders marked cancelled).
+        `held_under`: for chosen ids, e-mails the platform holds them under besides the ERP's
+        (a verify repair's): the destination takes each order away from those as it sends it.
         """
         if self.running:
             raise RunInProgressError("an export run is already in progress")
@@ -167,7 +170,13 @@ class ExportEngine:
             raise ValueError("resend needs the order ids to send again")
         self._cancel_requested = False
         self._interrupt = asyncio.Event()
-        scope = RunScope(only=only, since=since, resend=resend, supplied=supplied or {})
+        scope = RunScope(
+            only=only,
+            since=since,
+            resend=resend,
+            supplied=supplied or {},
+            held_under=held_under or {},
+        )
         self._task = asyncio.get_running_loop().create_task(
             self._run(trigger, self.settings, scope)
         )
@@ -181,9 +190,10 @@ class ExportEngine:
         since: date | None = None,
         resend: bool = False,
         supplied: Mapping[str, OrderDocument] | None = None,
+        held_under: Mapping[str, tuple[str, ...]] | None = None,
     ) -> RunReport:
         return await self.start_run(
-            trigger, only=only, since=since, resend=resend, supplied=supplied
+            trigger, only=only, since=since, resend=resend, supplied=supplied, held_under=held_under
         )
 
     async def verify(self, since: date | None = None) -> CopyReading:
@@ -347,6 +357,7 @@ class ExportEngine:
             clock=self._clock,
             cancel_requested=lambda: self._cancel_requested,
             force=scope.resend,
+            held_under=scope.held_under,
             results=results,
         )
         try:
@@ -448,6 +459,8 @@ class RunScope:
     since: date | None = None
     resend: bool = False
     supplied: Mapping[str, OrderDocument] = field(default_factory=dict)
+    # A verify repair's orders the platform holds under other e-mails (`OrderChange.held_under`).
+    held_under: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _order_results(

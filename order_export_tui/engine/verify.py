@@ -42,6 +42,16 @@ class CopyReading:
         return list(dict.fromkeys(item.order_id for item in self.drift))
 
     @property
+    def held_under(self) -> dict[str, tuple[str, ...]]:
+        """For each order the platform holds under an e-mail not the ERP's, those e-mails:
+        a repair takes the order away from them (interfaces.md §7's move)."""
+        found: dict[str, dict[str, None]] = {}
+        for item in self.drift:
+            if item.field == "email" and isinstance(item.platform, str) and item.platform:
+                found.setdefault(item.order_id, {})[item.platform] = None
+        return {order_id: tuple(emails) for order_id, emails in found.items()}
+
+    @property
     def to_resend(self) -> list[str]:
         """The orders a repair sends as the ERP has them (`missing`, `different`)."""
         return list(dict.fromkeys(i.order_id for i in self.drift if i.kind != "extra"))

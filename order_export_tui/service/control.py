@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from order_export_tui.service.events import ControlEvent
 from order_export_tui.service.records import RealtimeEventRecord, RunRecord, SkippedOrder
-from order_export_tui.service.verify_answer import VerifyAnswer
+from order_export_tui.service.verify_answer import VerifyAnswer, VerifyOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +103,7 @@ class StatusSnapshot:
     scheduler_problem: str | None = None
     destination: DestinationInfo = field(default_factory=DestinationInfo)
     cluster: list[ClusterMember] | None = None  # with a PostgreSQL state only (§10)
+    last_verify: VerifyOutcome | None = None  # of the destination's copy, from the state
 
     def as_json(self) -> dict[str, Any]:
         """The `status --json` object of interfaces.md §1."""
@@ -135,6 +136,7 @@ class StatusSnapshot:
             "schedule": self.schedule,
             "exported_orders": self.exported,
             "destination": {"app": self.destination.app, "identity": self.destination.identity},
+            "last_verify": None if self.last_verify is None else self.last_verify.as_json(),
         } | ({} if self.cluster is None else {"cluster": [asdict(m) for m in self.cluster]})
 
 

@@ -15,7 +15,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import schedule
 
@@ -40,8 +40,14 @@ from order_export_tui.service.health import HealthSnapshot, build_health
 from order_export_tui.service.intake import Intake, IntakeLimits, IntakeServer
 from order_export_tui.service.monitoring import Monitoring, MonitoringServer
 from order_export_tui.service.notify import notify_run_failed
-from order_export_tui.service.verify_answer import DriftItem, VerifyAnswer
-from order_export_tui.settings import Settings, TaskSettings, secret_value, settings_to_dict
+from order_export_tui.service.verify_answer import DriftItem, VerifyAnswer, VerifyOutcome
+from order_export_tui.settings import (
+    Settings,
+    TaskSettings,
+    destination_identity,
+    secret_value,
+    settings_to_dict,
+)
 from order_export_tui.settings.connectors import destination_key_prefixes, restart_keys
 from order_export_tui.settings.rules import with_values_of
 from order_export_tui.sources.base import OrderSource
@@ -260,6 +266,9 @@ class ExportService:
         self._verify_due = False  # the schedule asked for a verify while busy
         self._scheduled_verify: asyncio.Task[VerifyAnswer] | None = None
         self.last_verify: VerifyAnswer | None = None
+        # What the last verify of this destination's copy left, from the state at start: a
+        # restart keeps the drift gauge, `/healthz` and the verify schedule where they were.
+        self.last_verify_outcome = self._recorded_verify()
         # Why the last requested run could not start, when the state database refused it.
         self.start_failure: StateWriteError | None = None
         self._listeners: Listeners[ServiceEvent] = Listeners("service")
@@ -310,7 +319,7 @@ class ExportService:
             destination_app=self.settings.destination.app,
             intake_listening=realtime is not None and realtime.listening,
             delivery=None if realtime is None else realtime.delivery.health(),
-            last_verify=self.last_verify,
+            last_verify=self.last_verify_outcome,
         )
 
     def subscribe(self, listener: Callable[[ServiceEvent], None]) -> Callable[[], None]:
@@ -349,6 +358,8 @@ class ExportService:
             log.warning("needs a restart to take effect: %s", ", ".join(restart_needed))
         self._emit(SettingsApplied(tuple(restart_needed)))
         self._reschedule(previous.task, settings.task)
+        if destination_identity(previous) != destination_identity(settings):
+            self.last_verify_outcome = self._recorded_verify()  # another copy's verifies
         if previous.verify.interval_hours != settings.verify.interval_hours:
             self._build_verify_schedule()
             self._wake.set()
@@ -457,8 +468,21 @@ class ExportService:
         finally:
             self._verifying = False
         self.last_verify = answer
+        if answer.started:
+            self._keep_verify(answer.outcome(destination_identity(self.settings).identity))
         self._emit(VerifyFinished(answer))
         return answer
+
+    def _keep_verify(self, outcome: VerifyOutcome) -> None:
+        self.last_verify_outcome = outcome
+        try:
+            self.engine.state.verifies.record(outcome.row())
+        except StateWriteError as error:  # known now; a restart will not know it
+            log.error("verify: its outcome could not be kept in the state: %s", error)
+
+    def _recorded_verify(self) -> VerifyOutcome | None:
+        row = self.engine.state.verifies.last(destination_identity(self.settings).identity)
+        return None if row is None else VerifyOutcome.of_row(row)
 
     async def _verify(self, since: date | None, *, repair: bool, trigger: str) -> VerifyAnswer:
         first = await self._read_copy(since)
@@ -467,7 +491,12 @@ class ExportService:
         found = tuple(map(DriftItem.of, first.drift))
         if not (repair and found) or self._stopping:
             return self._verify_answer(trigger, first, drift=found, remaining=found)
-        scope = RunScope(only=frozenset(first.drifted_ids), resend=True, supplied=first.cancelled)
+        scope = RunScope(
+            only=frozenset(first.drifted_ids),
+            resend=True,
+            supplied=first.cancelled,
+            held_under=first.held_under,
+        )
         self._run_task = asyncio.get_running_loop().create_task(self._run(REPAIR, scope))
         report = await self.wait_for_run()
         run_id = None if report is None else report.run_id
@@ -523,7 +552,14 @@ class ExportService:
         self.verify_scheduler.clear()
         hours = self.settings.verify.interval_hours
         if hours > 0:
-            self.verify_scheduler.every(hours).hours.do(self._verify_on_schedule)
+            job = self.verify_scheduler.every(hours).hours.do(self._verify_on_schedule)
+            last = self.last_verify_outcome
+            if last is not None and job.next_run is not None:
+                # One interval after the last verify (this process's or one before it), due
+                # at once when that has passed; `schedule` keeps naive local times.
+                after_last = datetime.fromisoformat(last.finished_at) + timedelta(hours=hours)
+                due = after_last.astimezone().replace(tzinfo=None)
+                job.next_run = max(min(due, job.next_run), datetime.now())
 
     def _verify_on_schedule(self) -> None:
         self._verify_due = True
@@ -630,6 +666,7 @@ class ExportService:
                 since=scope.since,
                 resend=scope.resend,
                 supplied=scope.supplied,
+                held_under=scope.held_under,
             )
         except StateWriteError as error:  # the run could not even be recorded as started
             log.error("%s run not started: %s", trigger, error)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from order_export_tui.service.events import DELIVERY_OK, FAILED
-from order_export_tui.service.verify_answer import VerifyAnswer
+from order_export_tui.service.verify_answer import VerifyOutcome
 from order_export_tui.state import StateStore
 
 # The oldest queued real-time event may wait this long before /healthz says unhealthy.
@@ -103,7 +103,7 @@ def build_health(
     destination_app: str,
     intake_listening: bool,
     delivery: dict[str, Any] | None,
-    last_verify: VerifyAnswer | None = None,
+    last_verify: VerifyOutcome | None = None,
 ) -> HealthSnapshot:
     """The snapshot, with the problems of interfaces.md §6: the last run failed, a scheduled
     run is overdue, a real-time event has waited too long, or real-time delivery fails."""
@@ -140,28 +140,24 @@ def build_health(
         delivery=delivery,
         skipped_orders=state.skipped_count(),
         last_success_at=None if last_success is None else datetime.fromisoformat(last_success),
-        drift_orders=0 if last_verify is None else last_verify.drifting_orders,
+        drift_orders=0 if last_verify is None else last_verify.drift_orders,
         last_verify_at=None
         if last_verify is None
         else datetime.fromisoformat(last_verify.finished_at),
     )
 
 
-def _verified_at(answer: VerifyAnswer) -> datetime | None:
-    return datetime.fromisoformat(answer.finished_at) if answer.finished_at else None
-
-
-def verify_problems(last_verify: VerifyAnswer | None) -> list[str]:
+def verify_problems(last_verify: VerifyOutcome | None) -> list[str]:
     """interfaces.md §8: unhealthy while the last verify could not read the platform's copy
     or left drift unrepaired (the next verify that finds the copy true clears it)."""
     if last_verify is None:
         return []
-    if last_verify.error is not None:
+    if not last_verify.readable:
         # The error text stays in the log and the verify's answer.
         return [f"the last verify ({last_verify.finished_at}) could not read the platform's copy"]
-    if last_verify.drifting_orders:
+    if last_verify.drift_orders:
         return [
             f"the last verify ({last_verify.finished_at}) left"
-            f" {last_verify.drifting_orders} orders drifting from the ERP"
+            f" {last_verify.drift_orders} orders drifting from the ERP"
         ]
     return []

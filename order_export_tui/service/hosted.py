@@ -203,6 +203,7 @@ class HostedControl:
             scheduler_problem=self.scheduler_problem,
             destination=destination_info(service.settings),
             cluster=None if self.cluster_members is None else cluster_info(self.cluster_members()),
+            last_verify=service.last_verify_outcome,
         )
 
     async def recent_runs(self, limit: int = 50) -> list[RunRecord]:

@@ -21,6 +21,7 @@ from order_export_tui.service.hosted import (
 )
 from order_export_tui.service.leadership import cluster_of
 from order_export_tui.service.state_records import run_record
+from order_export_tui.service.verify_answer import VerifyOutcome
 from order_export_tui.settings import Settings
 from order_export_tui.state import RunRow, StateStore, local_anchor, lock_holder, state_location
 
@@ -156,9 +157,16 @@ async def read_status(settings: Settings) -> StatusSnapshot:
             exported=window_exported_count(state, settings, local_now()),
             destination=destination_info(settings),
             cluster=cluster_of(settings),
+            last_verify=last_verify_of(state, settings),
         )
     finally:
         state.close()
+
+
+def last_verify_of(state: StateStore, settings: Settings) -> VerifyOutcome | None:
+    """The last verify of the configured destination's copy, as the state keeps it."""
+    row = state.verifies.last(destination_info(settings).identity)
+    return None if row is None else VerifyOutcome.of_row(row)
 
 
 def run_started(row: RunRow) -> RunInProgress:

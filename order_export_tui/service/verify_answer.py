@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from order_export_tui.engine.drift import Drift
 from order_export_tui.logsafe import escape_for_log
+from order_export_tui.state import VerifyRow
 
 KINDS = ("missing", "different", "extra")
 
@@ -82,6 +83,19 @@ class VerifyAnswer:
         """Orders the drift left unrepaired (monitoring's `order_export_drift_orders`)."""
         return len({item.order_id for item in self.remaining})
 
+    def outcome(self, destination: str) -> VerifyOutcome:
+        """What this verify left, as the state keeps it (a verify that started)."""
+        return VerifyOutcome(
+            finished_at=self.finished_at,
+            trigger=self.trigger,
+            checked=self.checked,
+            drift_orders=self.drifting_orders,
+            readable=self.error is None,
+            destination=destination,
+            repaired=len(self.repaired),
+            repair_run_id=self.repair_run_id,
+        )
+
     def as_json(self) -> dict[str, object]:
         """`verify --json` (interfaces.md §8)."""
         return {
@@ -121,6 +135,67 @@ class VerifyAnswer:
         if self.remaining:
             return f"{found}; {self.drifting_orders} {_orders(self.drifting_orders)} still drift"
         return f"{found}; the copy is true now"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyOutcome:
+    """What the last verify of a destination's copy left, kept in the state so a restart
+    knows it (the drift gauge, `/healthz`, the next scheduled verify, `status --json`'s
+    `last_verify`). `drift_orders`: orders left drifting, unrepaired; `readable` false: the
+    platform's copy (or the ERP) could not be read, or a repair not confirmed: the copy is
+    not known to be true."""
+
+    finished_at: str  # ISO 8601 with offset
+    trigger: str
+    checked: int
+    drift_orders: int
+    readable: bool
+    destination: str  # the destination's identity (app and account, no secret)
+    repaired: int = 0
+    repair_run_id: int | None = None
+
+    @classmethod
+    def of_row(cls, row: VerifyRow) -> VerifyOutcome:
+        return cls(
+            finished_at=row.finished_at,
+            trigger=row.trigger,
+            checked=row.checked,
+            drift_orders=row.drift_orders,
+            readable=row.readable,
+            destination=row.destination,
+            repaired=row.repaired,
+            repair_run_id=row.repair_run_id,
+        )
+
+    def row(self) -> VerifyRow:
+        return VerifyRow(
+            destination=self.destination,
+            finished_at=self.finished_at,
+            trigger=self.trigger,
+            checked=self.checked,
+            drift_orders=self.drift_orders,
+            readable=self.readable,
+            repaired=self.repaired,
+            repair_run_id=self.repair_run_id,
+        )
+
+    @property
+    def in_sync(self) -> bool:
+        return self.readable and self.drift_orders == 0
+
+    def as_json(self) -> dict[str, object]:
+        """`status --json`'s `last_verify`."""
+        return {
+            "finished_at": self.finished_at,
+            "trigger": self.trigger,
+            "checked": self.checked,
+            "in_sync": self.in_sync,
+            "drift_orders": self.drift_orders,
+            "readable": self.readable,
+            "repaired": self.repaired,
+            "repair_run_id": self.repair_run_id,
+            "destination": self.destination,
+        }
 
 
 def count_orders(items: tuple[DriftItem, ...]) -> str:

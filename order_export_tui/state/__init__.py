@@ -5,10 +5,10 @@ exports. Everything callers use is importable from here.
 One module per job: `connection` (with `schema`) is the only one that knows SQLite, `postgres`
 (with `pg_schema`) the only one that knows PostgreSQL, both behind `backend.StateConnection`
 and opened by `opening` where `location` says (a file, or a `postgresql://` URL); each
-aggregate (`exported`, `runs`, `skipped`, `realtime`, `product_memory`) writes through its
-one transaction helper; `lock` is the process lock; `store` composes the aggregates into the
-`StateStore` callers hold. The rows returned here are the database's: what the control
-interface sends is the service's own types (`service.records`).
+aggregate (`exported`, `runs`, `skipped`, `realtime`, `product_memory`, `verifies`) writes
+through its one transaction helper; `lock` is the process lock; `store` composes the
+aggregates into the `StateStore` callers hold. The rows returned here are the database's:
+what the control interface sends is the service's own types (`service.records`).
 """
 
 from order_export_tui.state.cluster import ClusterDaemon, LeadershipLostError
@@ -44,6 +44,7 @@ from order_export_tui.state.realtime import (
 from order_export_tui.state.runs import COUNT_NAMES, INTERRUPTED_ERROR, RunRow
 from order_export_tui.state.skipped import SkippedOrderRow
 from order_export_tui.state.store import StateStore
+from order_export_tui.state.verifies import VerifyRow
 
 __all__ = [
     "COUNT_NAMES",
@@ -74,6 +75,7 @@ __all__ = [
     "StateUnusableError",
     "StateWriteError",
     "StoragePathError",
+    "VerifyRow",
     "local_anchor",
     "lock_holder",
     "order_date_key",

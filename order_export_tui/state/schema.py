@@ -11,8 +11,9 @@ import sqlite3
 from order_export_tui.state.dates import order_date_key
 
 # 2: exported_order.order_date; 3: exported_order by destination;
-# 4: run.cancelled and kept_document (interfaces.md §7: orders sent as cancelled)
-SCHEMA_VERSION = 4
+# 4: run.cancelled and kept_document (interfaces.md §7: orders sent as cancelled);
+# 5: verify_result (each verify's outcome, interfaces.md §8: a restart keeps the last)
+SCHEMA_VERSION = 5
 
 # Rows from before exported_order was keyed by destination belong to none yet: the first
 # process that opens the file with its settings claims them (`ExportedOrders.claim_unowned`).
@@ -81,6 +82,19 @@ CREATE TABLE IF NOT EXISTS run (
     error TEXT,
     log_file TEXT
 );
+-- Each verify's outcome (interfaces.md §8), newest by verify_id, per destination identity.
+CREATE TABLE IF NOT EXISTS verify_result (
+    verify_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    destination TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    checked INTEGER NOT NULL,
+    drift_orders INTEGER NOT NULL, -- orders left drifting, unrepaired
+    readable INTEGER NOT NULL, -- 0: the platform's copy (or the ERP) could not be read
+    repaired INTEGER NOT NULL DEFAULT 0,
+    repair_run_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS verify_result_by_destination ON verify_result (destination, verify_id);
 CREATE TABLE IF NOT EXISTS skipped_tick (
     at TEXT NOT NULL,
     trigger TEXT NOT NULL,

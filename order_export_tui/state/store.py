@@ -19,6 +19,7 @@ from order_export_tui.state.opening import open_database
 from order_export_tui.state.realtime import RealtimeEvent, RealtimeEventRow, RealtimeQueue
 from order_export_tui.state.runs import RunRow, Runs
 from order_export_tui.state.skipped import SkippedOrderRow, SkippedOrders
+from order_export_tui.state.verifies import Verifies
 
 
 class StateStore:
@@ -33,6 +34,7 @@ class StateStore:
         self.runs = Runs(self._db)
         self.skipped = SkippedOrders(self._db)
         self.realtime = RealtimeQueue(self._db)
+        self.verifies = Verifies(self._db)
 
     def close(self) -> None:
         self._db.close()

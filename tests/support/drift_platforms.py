@@ -23,7 +23,7 @@ from tests.support.mailchimp_account import AUDIENCE, KEY, STORE, mailchimp_over
 
 STORE_NAME = "Test webstore"
 PLATFORMS = ("mailchimp", "dotdigital", "file")
-CHANGED_FIELDS = ("payment_status", "total", "currency")
+CHANGED_FIELDS = ("payment_status", "total", "currency", "email")
 
 
 class DriftPlatform(Protocol):
@@ -50,9 +50,19 @@ class DriftPlatform(Protocol):
         ...
 
 
+def erp_value(doc: OrderDocument, field: str) -> Any:
+    """What the ERP's document says for a drift `field` (`email`: the customer's)."""
+    return doc["customer"]["email"] if field == "email" else doc[field]
+
+
 def changed(doc: OrderDocument, field: str) -> tuple[OrderDocument, Any]:
-    """The document with `field` changed, and the value the platform then holds."""
+    """The document with `field` changed, and the value the platform then holds. `email`: the
+    order under another customer, as something outside order-export (or a person) put it;
+    at Dotdigital beside the record under the ERP's e-mail, which stays."""
     other = copy.deepcopy(doc)
+    if field == "email":
+        other["customer"]["email"] = f"someone-else.{doc['order_id'].lower()}@example.com"
+        return other, other["customer"]["email"]
     if field == "payment_status":
         other["payment_status"] = "failed" if doc["payment_status"] != "failed" else "paid"
         return other, other["payment_status"]

@@ -11,10 +11,11 @@ record: those it does not are rejected too, with that reason (`answers`). A sing
 order (real time, a status update) is one synchronous upsert of its record. At most five
 imports run at once, contacts and Insight data together, as Dotdigital allows.
 
-An order moved to another customer (its e-mail changed in the ERP: `OrderChange.moved_from`)
-is sent under the new contact first, then its record under the old contact is deleted
-(`DELETE .../contacts/email/{old}/{collection}/{orderId}`, 204; a 404 means it is gone
-already). In that order the platform never lacks the order, and a new contact that
+An order moved to another customer (its e-mail changed in the ERP: `OrderChange.moved_from`),
+or that a verify found under another contact too (`OrderChange.held_under`: a copy the state
+never knew of), is sent under the new contact first, then its record under each old contact
+is deleted (`DELETE .../contacts/email/{old}/{collection}/{orderId}`, 204; a 404 means it is
+gone already). In that order the platform never lacks the order, and a new contact that
 Dotdigital refuses leaves the old record where it was; the engine records the move only when
 both steps are confirmed, so a crash between them repeats both next time, harmlessly.
 
@@ -192,16 +193,17 @@ class DotdigitalDestination:
             contact_problems = await self._ensure_contacts(docs, retrier)
         rejected = await self._import_orders(docs, retrier, contact_problems)
         moves = [
-            (change.order_id, change.moved_from)
+            (change.order_id, old)
             for change in changes
-            if change.moved_from is not None and change.order_id not in rejected
+            if change.order_id not in rejected
+            for old in change.remove_from
         ]
         refusals = await asyncio.gather(
             *(self._delete_record(old, order_id, retrier) for order_id, old in moves)
         )
         for (order_id, _), refusal in zip(moves, refusals, strict=True):
             if refusal is not None:
-                rejected[order_id] = refusal
+                rejected.setdefault(order_id, refusal)
         return rejected
 
     async def send_one(self, change: OrderChange, retrier: Retrier) -> str | None:
@@ -213,8 +215,9 @@ class DotdigitalDestination:
             if problem is not None:
                 return problem
         refusal = await self._upsert_record(doc, retrier)
-        if refusal is None and change.moved_from is not None:
-            refusal = await self._delete_record(change.moved_from, doc["order_id"], retrier)
+        for old in change.remove_from:
+            if refusal is None:
+                refusal = await self._delete_record(old, doc["order_id"], retrier)
         return refusal
 
     async def check_connection(self) -> str:

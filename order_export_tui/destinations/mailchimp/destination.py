@@ -11,7 +11,8 @@ than Mailchimp's 10 per key), shared by everything this destination does:
 - a new order is created (`POST`); one that already exists (a crash between sending and
   recording) is updated instead, never skipped. An updated order is `PATCH`ed with only its
   statuses when nothing else changed, else whole; a `PATCH` that finds no order creates it;
-- an order moved to another customer (its e-mail changed in the ERP) is deleted (`DELETE`,
+- an order moved to another customer (its e-mail changed in the ERP, or a verify found it
+  under another customer: `OrderChange.remove_from`) is deleted (`DELETE`,
   204; a 404 means a crash came between the steps: it is gone already) and created again
   under the new customer, since a `PATCH` cannot change an order's customer; the engine
   records the move only once both steps are confirmed;
@@ -339,7 +340,7 @@ class MailchimpDestination:
         problem = payloads.unsendable(doc)
         if problem is not None:
             return problem
-        if change.moved_from is not None:
+        if change.remove_from:  # moved, or found under another customer by a verify
             refusal = await self._delete_order(doc["order_id"], retrier)
             return refusal if refusal is not None else await self._create(doc, retrier)
         if change.kind == "updated":
