@@ -180,6 +180,34 @@ class _SameLeader:
         return self._current() != self._leader
 
 
+def ask_run(
+    location: PostgresLocation,
+    trigger: str,
+    *,
+    only: list[str] | None = None,
+    since: str | None = None,
+) -> tuple[int, Answer]:
+    """Have the leader start the run: the request's id and the leader's answer."""
+    return _ask(location, "run", {"trigger": trigger, "only": only, "since": since})
+
+
+def wait_for_report(location: PostgresLocation, request_id: int, run_id: int) -> RunReport | None:
+    """The report of a run the leader started for `request_id`; None if its leader died."""
+    from order_export_tui.state.pg_commands import wait_for
+
+    ended = _RunEnd(location, run_id)
+    try:
+        text = wait_for(location, request_id, "report", timeout=None, gave_up=ended.long_ago)
+    finally:
+        ended.close()
+    return None if text is None else wire.decode(json.loads(text), RunReport)
+
+
+def ask_cancel(location: PostgresLocation) -> Answer:
+    """Have the leader cancel its run; its answer (not waiting for the run to stop)."""
+    return _ask(location, "cancel", {})[1]
+
+
 def forward_cancel(location: PostgresLocation) -> str:
     """Have the leader cancel its run, and wait until it stopped; what happened, in a line."""
     _, answer = _ask(location, "cancel", {})
