@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
@@ -191,13 +192,22 @@ def ask_run(
     return _ask(location, "run", {"trigger": trigger, "only": only, "since": since})
 
 
-def wait_for_report(location: PostgresLocation, request_id: int, run_id: int) -> RunReport | None:
-    """The report of a run the leader started for `request_id`; None if its leader died."""
+def wait_for_report(
+    location: PostgresLocation, request_id: int, run_id: int, stop: threading.Event
+) -> RunReport | None:
+    """The report of a run the leader started for `request_id`; None if its leader died
+    (or once `stop` is set)."""
     from order_export_tui.state.pg_commands import wait_for
 
     ended = _RunEnd(location, run_id)
     try:
-        text = wait_for(location, request_id, "report", timeout=None, gave_up=ended.long_ago)
+        text = wait_for(
+            location,
+            request_id,
+            "report",
+            timeout=None,
+            gave_up=lambda: stop.is_set() or ended.long_ago(),
+        )
     finally:
         ended.close()
     return None if text is None else wire.decode(json.loads(text), RunReport)

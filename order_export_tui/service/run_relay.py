@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
 
+from order_export_tui.engine.events import BatchFinished, BatchStarted, RunFinished, RunReport
 from order_export_tui.service import wire
 from order_export_tui.service.events import ControlEvent, is_engine_event
 from order_export_tui.service.hosted import HostedControl
@@ -23,7 +26,8 @@ def publish_runs(
 
     def on_event(event: object) -> None:
         if is_engine_event(event) and getattr(event, "run_id", None) is not None:
-            publisher.publish(json.dumps(wire.encode(event)))
+            progress = isinstance(event, BatchStarted | BatchFinished)
+            publisher.publish(json.dumps(wire.encode(event)), progress=progress)
 
     control.subscribe(on_event)
     return publisher.serve
@@ -35,3 +39,20 @@ def decode_run_event(text: str) -> ControlEvent | None:
         return wire.decode_event(json.loads(text))
     except ValueError:  # JSON or wire: a newer leader's event
         return None
+
+
+def finished_from_row(row: Any) -> RunFinished:
+    """A run's end as its row in the shared state tells it (its event was not heard)."""
+    started = datetime.fromisoformat(row.started_at)
+    finished = datetime.fromisoformat(row.finished_at) if row.finished_at else started
+    report = RunReport(
+        run_id=row.run_id,
+        trigger=row.trigger,
+        outcome=row.outcome,
+        started_at=started,
+        finished_at=finished,
+        counts=dict(row.counts),
+        error=row.error,
+        log_file=row.log_file,
+    )
+    return RunFinished(report)

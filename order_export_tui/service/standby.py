@@ -87,6 +87,7 @@ async def _control_socket(settings: Settings, member: Leadership) -> AsyncIterat
     try:
         yield
     finally:
+        control.close()
         following.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await following

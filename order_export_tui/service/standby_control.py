@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ from order_export_tui.service.forwarding import (
     wait_for_report,
 )
 from order_export_tui.service.hosted import HostedControl
-from order_export_tui.service.run_relay import decode_run_event
+from order_export_tui.service.run_relay import decode_run_event, finished_from_row
 from order_export_tui.service.verify_answer import VerifyAnswer
 from order_export_tui.settings import Settings
 from order_export_tui.state import PostgresLocation, StateStore
@@ -40,6 +41,8 @@ class StandbyControl(HostedControl):
         self.location = location
         self._ended: set[int] = set()  # runs whose end was told (by the leader or its report)
         self._waits: set[asyncio.Task[None]] = set()
+        self._reporting: set[int] = set()  # runs asked here: their report ends them
+        self._closing = threading.Event()  # the standby leads now, or stops: stop waiting
 
     def relay(self, event: object) -> None:
         """One of the leader's run events, told to this socket's listeners."""
@@ -84,6 +87,7 @@ class StandbyControl(HostedControl):
         except ForwardingError as error:
             return Answer(False, str(error))
         if answer.ok and answer.run_id is not None:
+            self._reporting.add(answer.run_id)
             wait = asyncio.get_running_loop().create_task(
                 self._report_of(request_id, answer.run_id)
             )
@@ -94,12 +98,15 @@ class StandbyControl(HostedControl):
     async def _report_of(self, request_id: int, run_id: int) -> None:
         """The run's end from its report, for followers that missed the leader's event (a
         report too long for NOTIFY)."""
-        report: RunReport | None = await asyncio.to_thread(
-            wait_for_report, self.location, request_id, run_id
-        )
-        if report is not None:
-            await asyncio.sleep(REFRESH_SECONDS)  # the leader's own event first, if it comes
-            self.relay(RunFinished(report))
+        try:
+            report: RunReport | None = await asyncio.to_thread(
+                wait_for_report, self.location, request_id, run_id, self._closing
+            )
+            if report is not None:
+                await asyncio.sleep(REFRESH_SECONDS)  # the leader's own event first, if it comes
+                self.relay(RunFinished(report))
+        finally:
+            self._reporting.discard(run_id)
 
     async def cancel(self) -> Answer:
         try:
@@ -112,6 +119,20 @@ class StandbyControl(HostedControl):
             return await asyncio.to_thread(forward_verify, self.location, since, repair)
         except ForwardingError as error:
             return VerifyAnswer(False, str(error))
+
+    def close(self) -> None:
+        """Stop waiting for the leader's reports (their threads end within a poll)."""
+        self._closing.set()
+
+    def _end_what_the_state_ended(self) -> None:
+        """The run followed ended in the shared state, and its end was not heard (dropped,
+        or its leader died and the next one marked it failed): say so from its row."""
+        watched = self._watch.run
+        if watched is None or watched.run_id in self._reporting:
+            return
+        rows = [r for r in self.state.recent_runs(20) if r.run_id == watched.run_id]
+        if rows and rows[0].finished_at is not None:
+            self.relay(finished_from_row(rows[0]))
 
     async def follow_the_leader(self) -> None:
         """Relay the leader's run events until cancelled; a lost connection is opened again."""
@@ -131,6 +152,8 @@ class StandbyControl(HostedControl):
                         event = decode_run_event(text)
                         if event is not None:
                             self.relay(event)
+                    if not texts:
+                        self._end_what_the_state_ended()
             finally:
                 await asyncio.to_thread(listener.close)
 

@@ -26,13 +26,15 @@ class RunEventPublisher:
 
     def __init__(self, location: PostgresLocation) -> None:
         self._location = location
-        self._queue: asyncio.Queue[str] = asyncio.Queue(QUEUED_AT_MOST)
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
 
-    def publish(self, text: str) -> None:
+    def publish(self, text: str, *, progress: bool = False) -> None:
+        """Queue one event; `progress` (a batch's) is dropped while the database lags."""
         if len(text.encode()) >= MAX_PAYLOAD:
             return
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(text)
+        if progress and self._queue.qsize() >= QUEUED_AT_MOST:
+            return
+        self._queue.put_nowait(text)
 
     async def serve(self) -> None:
         while True:
@@ -45,8 +47,14 @@ class RunEventPublisher:
                     application_name="order-export run events",
                 ) as connection:
                     while True:
-                        text = await self._queue.get()
-                        await connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, text))
+                        texts = [await self._queue.get()]
+                        while not self._queue.empty():
+                            texts.append(self._queue.get_nowait())
+                        async with connection.pipeline():  # in order, one round trip
+                            for text in texts:
+                                await connection.execute(
+                                    "SELECT pg_notify(%s, %s)", (CHANNEL, text)
+                                )
             await asyncio.sleep(2.0)
 
 
