@@ -1,6 +1,8 @@
 """Commands given on a standby's machine (interfaces.md §10) are carried out by the leader
 through the database and print what they print on the leader: `verify` (§8's answer, lines
-and exit codes) and a run's live progress, published by the leader on a NOTIFY channel."""
+and exit codes) and a run's live progress, published by the leader on a NOTIFY channel. On
+the standby's machine (folder b) they go through the standby's control socket; on a machine
+without a daemon (folder c) straight through the database."""
 
 from __future__ import annotations
 
@@ -25,11 +27,13 @@ from tests.test_verify_cli import drift_the_file
 
 def leader_and_standby(
     root: Path, url: str, daemons: list[DaemonProcess], **overrides: object
-) -> tuple[Path, Path, FilePlatform]:
+) -> tuple[Path, Path, Path, FilePlatform]:
+    """Folders a (the leader's), b (a standby's) and c (no daemon) over one state."""
     platform = FilePlatform(root)
     settings = {**platform.overrides(), "task": {"run_on_schedule": False}, **overrides}
     first = daemon_folder(root, "a", url, **settings)
     second = daemon_folder(root, "b", url, **settings)
+    third = daemon_folder(root, "c", url, **settings)
     made = order_export("demo", "--orders", "300", "--malformed", "0", "--days", "20", cwd=first)
     assert made.returncode == 0, made.stderr
     leader = DaemonProcess(first)
@@ -37,8 +41,8 @@ def leader_and_standby(
     leader.wait_started()
     standby = DaemonProcess(second)
     daemons.append(standby)
-    standby.wait_for(lambda text: "standby:" in text)
-    return first, second, platform
+    standby.wait_for(lambda text: "standby: its control socket at" in text)
+    return first, second, third, platform
 
 
 def progress_lines(stderr: str) -> list[str]:
@@ -55,31 +59,32 @@ def test_verify_on_a_standby_is_carried_out_by_the_leader_with_the_same_answer(
     postgres_server: PostgresServer, postgres_database: str, tmp_path: Path, daemons: list
 ) -> None:
     url = postgres_state_url(postgres_server, postgres_database)
-    first, second, platform = leader_and_standby(tmp_path, url, daemons)
+    first, second, third, platform = leader_and_standby(tmp_path, url, daemons)
+    folders = (first, second, third)
     assert order_export("run", cwd=first).returncode == 0
 
-    in_sync = {cwd.name: order_export("verify", "--json", cwd=cwd) for cwd in (first, second)}
+    in_sync = {cwd.name: order_export("verify", "--json", cwd=cwd) for cwd in folders}
 
-    assert in_sync["a"].returncode == in_sync["b"].returncode == 0, in_sync["b"].stderr
-    assert in_sync["a"].stdout == in_sync["b"].stdout
+    assert [in_sync[name].returncode for name in "abc"] == [0, 0, 0], in_sync["c"].stderr
+    assert in_sync["a"].stdout == in_sync["b"].stdout == in_sync["c"].stdout
     assert json.loads(in_sync["b"].stdout)["in_sync"] is True
     gone, extra = drift_the_file(first, platform)
 
-    found = {cwd.name: order_export("verify", "--json", cwd=cwd) for cwd in (first, second)}
+    found = {cwd.name: order_export("verify", "--json", cwd=cwd) for cwd in folders}
 
-    assert found["a"].returncode == found["b"].returncode == 1, found["b"].stderr
-    assert found["a"].stdout == found["b"].stdout
-    assert found["a"].stderr == found["b"].stderr
-    drift = json.loads(found["b"].stdout)["drift"]
+    assert [found[name].returncode for name in "abc"] == [1, 1, 1], found["c"].stderr
+    assert found["a"].stdout == found["b"].stdout == found["c"].stdout
+    assert found["a"].stderr == found["b"].stderr == found["c"].stderr
+    drift = json.loads(found["c"].stdout)["drift"]
     assert sorted((item["order_id"], item["kind"]) for item in drift) == sorted(
         [(gone, "missing"), (extra, "extra")]
     )
 
-    repaired = order_export("verify", "--repair", "--json", cwd=second)
+    repaired = order_export("verify", "--repair", "--json", cwd=third)
 
     assert repaired.returncode == 0, repaired.stderr
     assert sorted(json.loads(repaired.stdout)["repaired"]) == sorted([gone, extra])
-    assert order_export("verify", cwd=first).returncode == 0
+    assert order_export("verify", cwd=second).returncode == 0
     status = json.loads(order_export("status", "--json", cwd=second).stdout)
     assert status["last_run"]["trigger"] == "repair"  # the leader repaired through a run
 
@@ -88,18 +93,27 @@ def test_a_run_forwarded_from_a_standby_prints_the_leaders_live_progress(
     postgres_server: PostgresServer, postgres_database: str, tmp_path: Path, daemons: list
 ) -> None:
     url = postgres_state_url(postgres_server, postgres_database)
-    first, second, _ = leader_and_standby(tmp_path, url, daemons, **{"task": {"batch_size": 20}})
+    first, second, third, _ = leader_and_standby(
+        tmp_path, url, daemons, **{"task": {"batch_size": 20}}
+    )
 
-    on_standby = order_export("run", cwd=second)
-    on_leader = order_export("run", cwd=first)
+    runs = {cwd.name: order_export("run", cwd=cwd) for cwd in (second, third, first)}
 
-    assert (on_standby.returncode, on_leader.returncode) == (0, 0), on_standby.stderr
-    assert progress_lines(on_standby.stderr) == progress_lines(on_leader.stderr)
-    assert len(progress_lines(on_standby.stderr)) == 2  # its first line and a progress line
-    assert on_standby.stderr.startswith("run 1: ")  # the live lines before the summary
-    resend = {cwd.name: order_export("resend", "SO-404", cwd=cwd) for cwd in (first, second)}
+    assert [runs[name].returncode for name in "abc"] == [0, 0, 0], runs["c"].stderr
+    assert progress_lines(runs["b"].stderr) == progress_lines(runs["a"].stderr)
+    assert progress_lines(runs["c"].stderr) == progress_lines(runs["a"].stderr)
+    assert len(progress_lines(runs["c"].stderr)) == 2  # its first line and a progress line
+    assert runs["b"].stderr.startswith("run 1: ")  # the live lines before the summary
+    assert runs["c"].stderr.startswith("run 2: ")
+    resend = {cwd.name: order_export("resend", "SO-404", cwd=cwd) for cwd in (first, second, third)}
     assert progress_lines(resend["b"].stderr) == progress_lines(resend["a"].stderr)
-    assert resend["b"].stderr.startswith("run 4: resend of 1 order")  # after the leader's 3
+    assert progress_lines(resend["c"].stderr) == progress_lines(resend["a"].stderr)
+    assert resend["b"].stderr.startswith("run 5: resend of 1 order")  # after the leader's 4
+    assert resend["c"].stderr.startswith("run 6: resend of 1 order")
+    assert (
+        resend["a"].stderr.splitlines()[1:]
+        == resend["c"].stderr.replace("run 6", "run 4").splitlines()[1:]
+    )
 
 
 @given(st.text(max_size=200))
