@@ -41,7 +41,7 @@ def leader_and_standby(
     leader.wait_started()
     standby = DaemonProcess(second)
     daemons.append(standby)
-    standby.wait_for(lambda text: "standby: its control socket at" in text)
+    standby.wait_for(lambda text: "standby: serving the control socket" in text)
     return first, second, third, platform
 
 

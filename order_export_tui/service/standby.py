@@ -74,7 +74,7 @@ async def _control_socket(settings: Settings, member: Leadership) -> AsyncIterat
         settings, member.location, since=member.since, members=member.members
     )
     server = ControlServer(
-        control, settings.control_socket_path, announce="standby: its control socket at %s"
+        control, settings.control_socket_path, announce="standby: serving the control socket %s"
     )
     try:
         await server.start()

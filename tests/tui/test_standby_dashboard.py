@@ -34,7 +34,7 @@ async def test_a_dashboard_attached_to_a_standby_shows_the_leaders_run_live_and_
     leader.wait_started()
     standby = DaemonProcess(second)
     daemons.append(standby)
-    standby.wait_for(lambda text: "standby: its control socket at" in text)
+    standby.wait_for(lambda text: "standby: serving the control socket" in text)
     path = load_settings(second / "settings.toml").control_socket_path
     app = OrderExportApp(await remote_settings(path), control=AttachedControl(path))
 
