@@ -6,8 +6,10 @@ without a daemon (folder c) straight through the database."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import signal
 from pathlib import Path
 
 from hypothesis import given
@@ -15,12 +17,16 @@ from hypothesis import strategies as st
 
 from order_export_tui.engine.events import BatchFinished
 from order_export_tui.service import wire
+from order_export_tui.service.control import Disconnected, Reattached
+from order_export_tui.service.control_client import AttachedControl
 from order_export_tui.service.run_relay import decode_run_event
+from order_export_tui.settings import load_settings
 from tests.support.cli import order_export
 from tests.support.daemon_process import DaemonProcess
 from tests.support.drift_platforms import FilePlatform
 from tests.support.postgres import PostgresServer
 from tests.support.state_backends import postgres_state_url
+from tests.test_attached_events import until
 from tests.test_cluster import daemon_folder
 from tests.test_verify_cli import drift_the_file
 
@@ -132,3 +138,38 @@ def test_a_published_batch_comes_back_as_it_was(
 ) -> None:
     event = BatchFinished(run_id, 1, 20, 20, processed, total, {"read": processed})
     assert decode_run_event(json.dumps(wire.encode(event))) == event
+
+
+async def test_a_client_attached_to_a_standby_follows_it_when_it_takes_over(
+    postgres_server: PostgresServer, postgres_database: str, tmp_path: Path, daemons: list
+) -> None:
+    url = postgres_state_url(postgres_server, postgres_database)
+    _, second, _, _ = await asyncio.to_thread(leader_and_standby, tmp_path, url, daemons)
+    leader, standby = daemons
+    control = AttachedControl(load_settings(second / "settings.toml").control_socket_path)
+    events: list[object] = []
+    control.subscribe(events.append)
+    following = asyncio.create_task(control.serve())
+    try:
+        await until(lambda: control.connected, "the standby's event stream")
+        before = await control.status()
+        assert before.process is not None and before.process.pid == standby.pid
+        assert {(m.pid, m.role) for m in before.cluster or []} == {
+            (leader.pid, "leader"),
+            (standby.pid, "standby"),
+        }
+
+        leader.signal(signal.SIGKILL)
+        await asyncio.to_thread(standby.wait_for, lambda text: "took over" in text, 60)
+        await until(
+            lambda: any(isinstance(event, Disconnected) for event in events), "the socket closed"
+        )
+        await until(lambda: any(isinstance(e, Reattached) for e in events), "re-attached", 60)
+        after = await control.status()
+    finally:
+        await control.stop()
+        await following
+
+    assert after.process is not None and after.process.pid == standby.pid
+    assert [(m.pid, m.role) for m in after.cluster or []] == [(standby.pid, "leader")]
+    assert (await asyncio.to_thread(order_export, "run", cwd=second)).returncode == 0
