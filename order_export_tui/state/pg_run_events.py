@@ -85,15 +85,3 @@ class RunEventListener:
     def close(self) -> None:
         self._connection.close()
 
-
-async def listen(location: PostgresLocation) -> Any:
-    """An async connection LISTENing on the channel (the standby's own daemon)."""
-    connection = await psycopg.AsyncConnection.connect(
-        location.url,
-        password=location.password,
-        autocommit=True,
-        connect_timeout=10,
-        application_name="order-export run events",
-    )
-    await connection.execute(f"LISTEN {CHANNEL}")
-    return connection
