@@ -84,4 +84,3 @@ class RunEventListener:
 
     def close(self) -> None:
         self._connection.close()
-
