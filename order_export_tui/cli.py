@@ -410,6 +410,7 @@ def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> 
                     cluster,
                     "manual" if args.since is None else "backfill",
                     since=None if args.since is None else args.since.isoformat(),
+                    on_event=RunDisplay(err).handle,
                 )
             else:
                 with hosted_session(settings, role="run") as session:
@@ -590,7 +591,7 @@ def orders_command(
                 follow_remote_run(attached, display.handle, trigger=command, only=order_ids or None)
             )
         elif (cluster := leads_elsewhere(settings)) is not None:  # the leader carries it out
-            report = forward_run(cluster, command, only=order_ids or None)
+            report = forward_run(cluster, command, only=order_ids or None, on_event=display.handle)
         else:
             with hosted_session(settings, role=command) as session:
                 report = asyncio.run(
@@ -622,6 +623,11 @@ def verify_command(args: argparse.Namespace, settings_path: Path, err: Console) 
     daemon when there is one, else in this process holding the state lock: 0 the copy is
     true (after a confirmed repair too), 1 drift remains or the copy could not be read."""
     from order_export_tui.service.control_client import NotAttachedError, attach
+    from order_export_tui.service.forwarding import (
+        ForwardingError,
+        forward_verify,
+        leads_elsewhere,
+    )
     from order_export_tui.service.session import hosted_session
 
     settings, broken = settings_for_the_daemon(settings_path)
@@ -637,11 +643,13 @@ def verify_command(args: argparse.Namespace, settings_path: Path, err: Console) 
     try:
         if attached is not None:
             answer = asyncio.run(attached.verify(since, args.repair))
+        elif (cluster := leads_elsewhere(settings)) is not None:  # the leader carries it out
+            answer = forward_verify(cluster, since, args.repair)
         else:
             with hosted_session(settings, role="verify") as session:
                 session.control.subscribe(RunDisplay(err).handle)  # a repair run's progress
                 answer = asyncio.run(session.control.verify(since, args.repair))
-    except (NotAttachedError, StateLockedError) as error:
+    except (NotAttachedError, StateLockedError, ForwardingError) as error:
         err.print(Text.assemble(("Not started:", "red"), f" {error}"))
         return EXIT_TASK_FAILED
     print_verify_answer(err, answer)

@@ -88,9 +88,12 @@ class _Broadcast:
 
 
 class ControlServer:
-    def __init__(self, control: ExportControl, path: Path) -> None:
+    def __init__(
+        self, control: ExportControl, path: Path, *, announce: str = "control socket at %s"
+    ) -> None:
         self.control = control
         self.path = path
+        self._announce = announce
         self._broadcast = _Broadcast()
         self._unsubscribe = control.subscribe(self._broadcast)
         self.app = Starlette(
@@ -132,7 +135,7 @@ class ControlServer:
                     await self._task
                 break
             await asyncio.sleep(0.01)
-        log.info("control socket at %s", self.path)
+        log.info(self._announce, self.path)
 
     async def stop(self) -> None:
         self._unsubscribe()

@@ -185,7 +185,7 @@ class HostedControl:
                 listen=realtime.listen,
                 retried=self._intake_retries,
             )
-        run = self._watch.run if service.run_in_progress else None
+        run = self._run_in_flight(last)
         if run is not None and run.log_file is None:
             log_file = next((r.log_file for r in last if r.run_id == run.run_id), None)
             run = replace(run, log_file=log_file)
@@ -205,6 +205,10 @@ class HostedControl:
             cluster=None if self.cluster_members is None else cluster_info(self.cluster_members()),
             last_verify=service.last_verify_outcome,
         )
+
+    def _run_in_flight(self, last: list[Any]) -> RunInProgress | None:
+        """The run in progress (`last`: the newest run rows), as its events tell it."""
+        return self._watch.run if self.service.run_in_progress else None
 
     async def recent_runs(self, limit: int = 50) -> list[RunRecord]:
         return [run_record(row) for row in self.state.recent_runs(limit)]

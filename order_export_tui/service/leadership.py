@@ -30,6 +30,7 @@ from order_export_tui.service.control import ClusterMember, cluster_info
 from order_export_tui.service.export_service import ExportService
 from order_export_tui.service.forwarding import ForwardedCommands
 from order_export_tui.service.hosted import HostedControl
+from order_export_tui.service.run_relay import publish_runs
 from order_export_tui.service.standby import serve_intake_until_leading
 from order_export_tui.settings import Settings
 from order_export_tui.state import (
@@ -200,6 +201,7 @@ def as_leader(control: HostedControl, settings: Settings) -> None:
 
         service.realtime.event_feed = partial(follow_new_events, location)
     service.companions.append(ForwardedCommands(control, location).serve)
+    service.companions.append(publish_runs(control, location))
 
 
 def open_state(settings: Settings, role: str) -> StateStore:
