@@ -3,7 +3,7 @@
 A run builds every order as a tree of dicts and lists (a dozen containers an order) and lets
 go of each within a batch. With CPython's defaults (a young collection every 700 net new
 containers) a 100,000-order run collects the young generation ~2,000 times and walks the
-surviving ones into the older generations, which the imported package (~200,000 objects)
+surviving ones into the older generations, which the imported package (~30,000 containers)
 also fills: a tenth of a run's CPU. Set once, at the start of `run`, `daemon` and the
 dashboard's hosted engine (never from a library thread): what was imported is frozen out of
 every collection, and the young generation is collected every 20,000 net new containers.
