@@ -9,6 +9,7 @@ Figures printed for each size, with baselines measured in the same run:
   - first run: every order new, rendered and written to the dry-run file;
   - second run: every order unchanged (the steady state of a scheduled task);
   - idle RSS: the interpreter with the package imported, doing nothing.
+Each with its process CPU time beside the wall clock (a loaded machine disturbs CPU less).
 `--collector settled default` runs the export under both collector policies, alternating.
 Targets (issue 2): >= 20,000 orders/s, peak RSS < 150 MB for 1,000,000 orders, flat in N.
 """
@@ -31,6 +32,22 @@ import tomli_w
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+
+def settle(collector: str) -> None:
+    """The garbage-collector policy of a child: "settled" as `order-export run` and the
+    daemon set it (`order_export_tui.collector`), or CPython's "default"."""
+    if collector == "settled":
+        from order_export_tui.collector import settle_collector
+
+        settle_collector()
+
+
+def cpu_seconds() -> float:
+    """This process's CPU time, user and system (a loaded machine disturbs it less than the
+    wall clock; the source's reading thread included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_rss_mb() -> float:
@@ -58,29 +75,33 @@ def write_settings(folder: Path, batch_size: int) -> Path:
 
 
 async def child_export(settings_path: Path, collector: str = "settled") -> dict[str, float]:
-    from order_export_tui.collector import settle_collector
     from order_export_tui.engine.runner import ExportEngine
     from order_export_tui.service.wiring import build_destination, build_source
     from order_export_tui.settings import load_settings
     from order_export_tui.state import StateStore, state_location
 
     settings = load_settings(settings_path)
-    if collector == "settled":  # as `order-export run` and the daemon set it
-        settle_collector()
+    settle(collector)
     state = StateStore(state_location(settings))
     engine = ExportEngine(
         settings, state, source_factory=build_source, destination_factory=build_destination
     )
+    cpu = cpu_seconds()
     started = time.perf_counter()
     report = await engine.run("benchmark")
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu
     state.close()
     assert report.outcome == "succeeded", report.error
-    return {"seconds": seconds, "orders": report.counts["read"], "rss_mb": peak_rss_mb()}
+    return {
+        "seconds": seconds,
+        "cpu": cpu,
+        "orders": report.counts["read"],
+        "rss_mb": peak_rss_mb(),
+    }
 
 
 async def child_read(settings_path: Path, collector: str = "settled") -> dict[str, float]:
-    from order_export_tui.collector import settle_collector
     from order_export_tui.engine.runner import window_start
     from order_export_tui.settings import load_settings
     from order_export_tui.sources.demo import DemoErpSource
@@ -88,17 +109,18 @@ async def child_read(settings_path: Path, collector: str = "settled") -> dict[st
     settings = load_settings(settings_path)
     from order_export_tui.sources.demo.connector import demo_database_path
 
-    if collector == "settled":
-        settle_collector()
+    settle(collector)
     source = DemoErpSource(demo_database_path(settings))
     start = window_start(time_now(), settings.task.max_days_to_export)
+    cpu = cpu_seconds()
     started = time.perf_counter()
     count = 0
     async for chunk in source.iter_orders(start):
         count += len(chunk)
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu
     await source.close()
-    return {"seconds": seconds, "orders": count, "rss_mb": peak_rss_mb()}
+    return {"seconds": seconds, "cpu": cpu, "orders": count, "rss_mb": peak_rss_mb()}
 
 
 def time_now():  # type: ignore[no-untyped-def]
@@ -168,17 +190,19 @@ def measure(orders: int, batch_size: int, collectors: list[str]) -> None:
         print(f"  collector: {collector}")
         print(
             f"  read only (baseline) {rate(baseline):>10,.0f} orders/s"
-            f"  peak RSS {baseline['rss_mb']:6.1f} MB"
+            f"  peak RSS {baseline['rss_mb']:6.1f} MB  CPU {baseline['cpu']:.2f}s"
         )
         print(
             f"  first run, all new   {rate(first):>10,.0f} orders/s"
             f"  peak RSS {first['rss_mb']:6.1f} MB"
             f"  ({rate(first) / rate(baseline):.2f}x read only; {size_mb:,.0f} MB written)"
+            f"  CPU {first['cpu']:.2f}s ({baseline['cpu'] / first['cpu']:.2f}x the read's)"
         )
         print(
             f"  second run, unchanged{rate(second):>10,.0f} orders/s"
             f"  peak RSS {second['rss_mb']:6.1f} MB"
             f"  ({rate(second) / rate(baseline):.2f}x read only)"
+            f"  CPU {second['cpu']:.2f}s ({baseline['cpu'] / second['cpu']:.2f}x the read's)"
         )
     print(f"  idle interpreter + package: peak RSS {idle['rss_mb']:.1f} MB")
 
