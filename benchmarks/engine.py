@@ -9,6 +9,8 @@ Figures printed for each size, with baselines measured in the same run:
   - first run: every order new, rendered and written to the dry-run file;
   - second run: every order unchanged (the steady state of a scheduled task);
   - idle RSS: the interpreter with the package imported, doing nothing.
+Each with its process CPU time beside the wall clock (a loaded machine disturbs CPU less).
+`--collector settled default` runs the export under both collector policies, alternating.
 Targets (issue 2): >= 20,000 orders/s, peak RSS < 150 MB for 1,000,000 orders, flat in N.
 """
 
@@ -30,6 +32,22 @@ import tomli_w
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+
+def settle(collector: str) -> None:
+    """The garbage-collector policy of a child: "settled" as `order-export run` and the
+    daemon set it (`order_export_tui.collector`), or CPython's "default"."""
+    if collector == "settled":
+        from order_export_tui.collector import settle_collector
+
+        settle_collector()
+
+
+def cpu_seconds() -> float:
+    """This process's CPU time, user and system (a loaded machine disturbs it less than the
+    wall clock; the source's reading thread included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_rss_mb() -> float:
@@ -56,26 +74,34 @@ def write_settings(folder: Path, batch_size: int) -> Path:
     return path
 
 
-async def child_export(settings_path: Path) -> dict[str, float]:
+async def child_export(settings_path: Path, collector: str = "settled") -> dict[str, float]:
     from order_export_tui.engine.runner import ExportEngine
     from order_export_tui.service.wiring import build_destination, build_source
     from order_export_tui.settings import load_settings
     from order_export_tui.state import StateStore, state_location
 
     settings = load_settings(settings_path)
+    settle(collector)
     state = StateStore(state_location(settings))
     engine = ExportEngine(
         settings, state, source_factory=build_source, destination_factory=build_destination
     )
+    cpu = cpu_seconds()
     started = time.perf_counter()
     report = await engine.run("benchmark")
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu
     state.close()
     assert report.outcome == "succeeded", report.error
-    return {"seconds": seconds, "orders": report.counts["read"], "rss_mb": peak_rss_mb()}
+    return {
+        "seconds": seconds,
+        "cpu": cpu,
+        "orders": report.counts["read"],
+        "rss_mb": peak_rss_mb(),
+    }
 
 
-async def child_read(settings_path: Path) -> dict[str, float]:
+async def child_read(settings_path: Path, collector: str = "settled") -> dict[str, float]:
     from order_export_tui.engine.runner import window_start
     from order_export_tui.settings import load_settings
     from order_export_tui.sources.demo import DemoErpSource
@@ -83,15 +109,18 @@ async def child_read(settings_path: Path) -> dict[str, float]:
     settings = load_settings(settings_path)
     from order_export_tui.sources.demo.connector import demo_database_path
 
+    settle(collector)
     source = DemoErpSource(demo_database_path(settings))
     start = window_start(time_now(), settings.task.max_days_to_export)
+    cpu = cpu_seconds()
     started = time.perf_counter()
     count = 0
     async for chunk in source.iter_orders(start):
         count += len(chunk)
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu
     await source.close()
-    return {"seconds": seconds, "orders": count, "rss_mb": peak_rss_mb()}
+    return {"seconds": seconds, "cpu": cpu, "orders": count, "rss_mb": peak_rss_mb()}
 
 
 def time_now():  # type: ignore[no-untyped-def]
@@ -128,15 +157,25 @@ def in_child(*args: str) -> dict[str, float]:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def measure(orders: int, batch_size: int) -> None:
+def measure(orders: int, batch_size: int, collectors: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="order-export-bench-") as folder:
         settings = str(write_settings(Path(folder), batch_size))
         generated = in_child("generate", settings, str(orders))
         idle = in_child("idle")
-        read = in_child("read", settings)
-        first = in_child("export", settings)
-        second = in_child("export", settings)
-        size_mb = (Path(folder) / "orders.jsonl").stat().st_size / 1e6
+        read = {collector: in_child("read", settings, collector) for collector in collectors}
+        # One state and output file per collector policy, each from the same demo ERP; the
+        # policies alternate so that a change in the machine's load hits both alike.
+        settings_of: dict[str, str] = {}
+        for collector in collectors:
+            variant = Path(folder) / collector
+            variant.mkdir()
+            (variant / "erp.sqlite").symlink_to(Path(folder) / "erp.sqlite")
+            settings_of[collector] = str(write_settings(variant, batch_size))
+        runs: dict[str, dict[str, dict[str, float]]] = {collector: {} for collector in collectors}
+        for kind in ("first", "second"):
+            for collector in collectors:
+                runs[collector][kind] = in_child("export", settings_of[collector], collector)
+        size_mb = (Path(folder) / collectors[0] / "orders.jsonl").stat().st_size / 1e6
 
     def rate(figures: dict[str, float]) -> float:
         return figures["orders"] / figures["seconds"]
@@ -145,19 +184,26 @@ def measure(orders: int, batch_size: int) -> None:
         f"\n{orders:,} orders, batch_size {batch_size}"
         f" (demo ERP built in {generated['seconds']:.1f}s)"
     )
-    print(
-        f"  read only (baseline) {rate(read):>10,.0f} orders/s  peak RSS {read['rss_mb']:6.1f} MB"
-    )
-    print(
-        f"  first run, all new   {rate(first):>10,.0f} orders/s"
-        f"  peak RSS {first['rss_mb']:6.1f} MB"
-        f"  ({rate(first) / rate(read):.2f}x read only; {size_mb:,.0f} MB written)"
-    )
-    print(
-        f"  second run, unchanged{rate(second):>10,.0f} orders/s"
-        f"  peak RSS {second['rss_mb']:6.1f} MB"
-        f"  ({rate(second) / rate(read):.2f}x read only)"
-    )
+    for collector in collectors:
+        first, second = runs[collector]["first"], runs[collector]["second"]
+        baseline = read[collector]
+        print(f"  collector: {collector}")
+        print(
+            f"  read only (baseline) {rate(baseline):>10,.0f} orders/s"
+            f"  peak RSS {baseline['rss_mb']:6.1f} MB  CPU {baseline['cpu']:.2f}s"
+        )
+        print(
+            f"  first run, all new   {rate(first):>10,.0f} orders/s"
+            f"  peak RSS {first['rss_mb']:6.1f} MB"
+            f"  ({rate(first) / rate(baseline):.2f}x read only; {size_mb:,.0f} MB written)"
+            f"  CPU {first['cpu']:.2f}s ({baseline['cpu'] / first['cpu']:.2f}x the read's)"
+        )
+        print(
+            f"  second run, unchanged{rate(second):>10,.0f} orders/s"
+            f"  peak RSS {second['rss_mb']:6.1f} MB"
+            f"  ({rate(second) / rate(baseline):.2f}x read only)"
+            f"  CPU {second['cpu']:.2f}s ({baseline['cpu'] / second['cpu']:.2f}x the read's)"
+        )
     print(f"  idle interpreter + package: peak RSS {idle['rss_mb']:.1f} MB")
 
 
@@ -165,14 +211,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument(
+        "--collector",
+        nargs="+",
+        choices=["settled", "default"],
+        default=["settled"],
+        help="garbage-collector policy of the export runs: settled (as the commands set it,"
+        " `order_export_tui.collector`) and/or default (CPython's); several alternate",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
         if kind == "export":
-            figures = asyncio.run(child_export(Path(rest[0])))
+            figures = asyncio.run(child_export(Path(rest[0]), *rest[1:]))
         elif kind == "read":
-            figures = asyncio.run(child_read(Path(rest[0])))
+            figures = asyncio.run(child_read(Path(rest[0]), *rest[1:]))
         elif kind == "generate":
             figures = child_generate(Path(rest[0]), int(rest[1]))
         else:
@@ -184,7 +238,7 @@ def main() -> None:
         f" Python {platform.python_version()}, {platform.system()} {platform.release()}"
     )
     for orders in args.orders:
-        measure(orders, args.batch_size)
+        measure(orders, args.batch_size, args.collector)
 
 
 if __name__ == "__main__":

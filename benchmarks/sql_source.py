@@ -16,6 +16,8 @@ views of interfaces.md §9. Each measurement then runs in a fresh child process,
     asks the server for the NULL rules and the ISO order date: sources/sql/typed.py);
   - run: a whole export run with erp.source = "sql", SQL source -> engine -> file destination
     (every order new).
+Both reads run under one garbage-collector policy (--collector; the run always has the
+commands' "settled" one).
 Goal (issue 23): the source >= 0.7x the bare read; peak RSS flat from 100,000 to 1,000,000.
 Rates are wall-clock (the server's time included); "client CPU" is the child's own user+system
 time, which a machine busy with other work disturbs less.
@@ -131,12 +133,22 @@ def window_start() -> datetime:
     )
 
 
-def child_bare(url: str) -> dict[str, float]:
+def settle(collector: str) -> None:
+    """The garbage-collector policy of the child: "settled" as `order-export run` and the
+    daemon set it (`order_export_tui.collector`), or CPython's "default"."""
+    if collector == "settled":
+        from order_export_tui.collector import settle_collector
+
+        settle_collector()
+
+
+def child_bare(url: str, collector: str) -> dict[str, float]:
     import psycopg
 
     from order_export_tui.sources.sql.settings import SqlSettings, engine_url
 
     address = engine_url(SqlSettings(url=url, password_env=""), Path("/"))
+    settle(collector)
     cpu = cpu_seconds()
     started = time.perf_counter()
     orders = lines = 0
@@ -163,11 +175,12 @@ def child_bare(url: str) -> dict[str, float]:
             "rss_mb": peak_rss_mb()}  # fmt: skip
 
 
-async def child_source(url: str) -> dict[str, float]:
+async def child_source(url: str, collector: str) -> dict[str, float]:
     from order_export_tui.sources.sql.settings import SqlSettings
     from order_export_tui.sources.sql.source import SqlSource
 
     source = SqlSource.from_section(SqlSettings(url=url, password_env=""), Path("/"), {})
+    settle(collector)
     cpu = cpu_seconds()
     started = time.perf_counter()
     orders = lines = 0
@@ -200,6 +213,7 @@ async def child_run(url: str, folder: str) -> dict[str, float]:
     }  # fmt: skip
     path.write_bytes(tomli_w.dumps(settings_table).encode())
     settings = load_settings(path)
+    settle("settled")
     state = StateStore(settings.state_database_path)
     engine = ExportEngine(
         settings, state, source_factory=build_source, destination_factory=build_destination
@@ -222,15 +236,15 @@ def in_child(*args: str) -> dict[str, float]:
 # ---- the report ---------------------------------------------------------------------------
 
 
-def measure(server: Any, orders: int, repeat: int, run: bool) -> None:
+def measure(server: Any, orders: int, repeat: int, run: bool, collector: str) -> None:
     database = server.create_database("bench")
     url = server.url(database)
     try:
         loaded = load(lambda: server.connect(database), orders)
         bares, reads = [], []
         for _ in range(repeat):  # taken in turns: a machine whose load changes favours neither
-            bares.append(in_child("bare", url))
-            reads.append(in_child("source", url))
+            bares.append(in_child("bare", url, collector))
+            reads.append(in_child("source", url, collector))
         bare = min(bares, key=lambda f: f["seconds"])
         read = min(reads, key=lambda f: f["seconds"])
         assert read["orders"] == bare["orders"] == orders, (read, bare)
@@ -245,7 +259,10 @@ def measure(server: Any, orders: int, repeat: int, run: bool) -> None:
     def rate(figures: dict[str, float]) -> float:
         return figures["orders"] / figures["seconds"]
 
-    print(f"\n{orders:,} orders, {LINES_PER_ORDER} lines each (COPY load {loaded:.1f}s)")
+    print(
+        f"\n{orders:,} orders, {LINES_PER_ORDER} lines each (COPY load {loaded:.1f}s),"
+        f" collector {collector} in both reads"
+    )
     print(
         f"  bare psycopg read  {rate(bare):>9,.0f} orders/s  peak RSS {bare['rss_mb']:6.1f} MB"
         f"  client CPU {bare['cpu']:5.2f}s"
@@ -267,14 +284,21 @@ def main() -> None:
     parser.add_argument("--orders", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=2, help="reads of each kind; best kept")
     parser.add_argument("--no-run", action="store_true", help="skip the whole export run")
+    parser.add_argument(
+        "--collector",
+        choices=["settled", "default"],
+        default="settled",
+        help="garbage-collector policy of both reads: settled (as the commands set it) or"
+        " CPython's default",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
         if kind == "bare":
-            figures = child_bare(rest[0])
+            figures = child_bare(rest[0], rest[1])
         elif kind == "source":
-            figures = asyncio.run(child_source(rest[0]))
+            figures = asyncio.run(child_source(rest[0], rest[1]))
         else:
             figures = asyncio.run(child_run(rest[0], rest[1]))
         print(json.dumps(figures))
@@ -289,7 +313,7 @@ def main() -> None:
     server = start_postgres()
     try:
         for orders in args.orders:
-            measure(server, orders, args.repeat, not args.no_run)
+            measure(server, orders, args.repeat, not args.no_run, args.collector)
     finally:
         server.stop()
 

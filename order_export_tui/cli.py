@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from order_export_tui import __version__
+from order_export_tui.collector import settle_collector
 from order_export_tui.engine.backfill import backfill_day
 from order_export_tui.engine.events import CANCELLED, SUCCEEDED, RunReport
 from order_export_tui.run_display import (
@@ -413,6 +414,7 @@ def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> 
                     on_event=RunDisplay(err).handle,
                 )
             else:
+                settle_collector()
                 with hosted_session(settings, role="run") as session:
                     report = asyncio.run(
                         _run_here(
@@ -457,6 +459,7 @@ def daemon_command(settings_path: Path, err: Console) -> int:
     if refused_at_start(settings, err):
         return EXIT_BAD_INPUT
     configure_logging()
+    settle_collector()
     try:
         with hosted_session(settings, role="daemon") as session:
             asyncio.run(serve_daemon(session))
@@ -593,6 +596,7 @@ def orders_command(
         elif (cluster := leads_elsewhere(settings)) is not None:  # the leader carries it out
             report = forward_run(cluster, command, only=order_ids or None, on_event=display.handle)
         else:
+            settle_collector()
             with hosted_session(settings, role=command) as session:
                 report = asyncio.run(
                     _run_here(session, display.handle, command, only=order_ids or None)

@@ -96,6 +96,11 @@ class StateStore:
     ) -> dict[str, ExportedOrder]:
         return self.exported.exported_orders(order_ids, destination=destination)
 
+    def confirmed_hashes(
+        self, order_ids: Sequence[str], *, destination: str | None = None
+    ) -> dict[str, str]:
+        return self.exported.confirmed_hashes(order_ids, destination=destination)
+
     def exported_document(self, order_id: str, *, destination: str | None = None) -> bytes | None:
         return self.exported.exported_document(order_id, destination=destination)
 

@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from order_export_tui.collector import settle_collector
 from order_export_tui.service.control_client import AttachedControl, NotAttachedError
 from order_export_tui.service.control_socket import ControlSocketError, is_live
 from order_export_tui.service.session import StateLockedError, hosted_session
@@ -50,6 +51,7 @@ def run_dashboard(settings_path: Path) -> int:
         for problem in problems:
             print(problem, file=sys.stderr)
         return EXIT_BAD_SETTINGS
+    settle_collector()
     try:
         with hosted_session(settings, role="tui") as session:
             app = OrderExportApp(
