@@ -127,7 +127,10 @@ def test_dashboard_mid_run(snap_compare, scene, size) -> None:
         app.control.service.request_run("manual")
         await wait_until(pilot, lambda: mid.gate.waiting and app.progress.processed == 150)
         mid.monotonic.now += 2.0  # two seconds into the run: 75 orders/s, ETA 0:05
-        await pilot.pause(1.2)  # the once-a-second refresh shows the new rate
+        # the once-a-second refresh shows the new rate (a loaded machine may take longer)
+        await wait_until(
+            pilot, lambda: "elapsed 0:02" in screen_text(app), what="the refreshed rate"
+        )
         await tables_loaded(pilot, app)
 
     assert snap_compare(mid.app, terminal_size=size, run_before=stop_in_batch_four)
