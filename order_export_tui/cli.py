@@ -8,6 +8,7 @@ import json
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,6 +48,7 @@ from order_export_tui.state import (
 from order_export_tui.transport.redaction import redact
 
 if TYPE_CHECKING:
+    from order_export_tui.service.control_client import AttachedControl
     from order_export_tui.service.export_service import OrdersAnswer
     from order_export_tui.service.session import HostedSession
     from order_export_tui.service.verify_answer import VerifyAnswer
@@ -363,6 +365,33 @@ def settings_for_the_daemon(settings_path: Path) -> tuple[Settings, SettingsErro
         return storage_of_broken_file(settings_path), error
 
 
+@dataclass(frozen=True)
+class DaemonOrHere:
+    """Where a command that may delegate is carried out: `attached` is the running daemon's
+    control (None: this process), `refused` when this process may not run it (the reason is
+    printed already)."""
+
+    settings: Settings
+    attached: AttachedControl | None
+    refused: bool = False
+
+
+def daemon_or_here(settings_path: Path, err: Console) -> DaemonOrHere:
+    """The running daemon when there is one (a broken settings file is then only a warning:
+    the daemon keeps its last good settings), else this process if its settings may run."""
+    from order_export_tui.service.control_client import attach
+
+    settings, broken = settings_for_the_daemon(settings_path)
+    attached = asyncio.run(attach(settings.control_socket_path))
+    if attached is not None:
+        if broken is not None:
+            warn_broken(err, broken, daemon_runs=True)
+        return DaemonOrHere(settings, attached)
+    if broken is not None:
+        raise broken
+    return DaemonOrHere(settings, None, refused=refused_at_start(settings, err))
+
+
 def warn_broken(err: Console, error: SettingsError, daemon_runs: bool) -> None:
     keeps = "; the running process keeps its last good settings" if daemon_runs else ""
     err.print(Text.assemble(("The settings file is not valid", "yellow"), f"{keeps}:"))
@@ -371,21 +400,15 @@ def warn_broken(err: Console, error: SettingsError, daemon_runs: bool) -> None:
 
 
 def run_command(args: argparse.Namespace, settings_path: Path, err: Console) -> int:
-    from order_export_tui.service.control_client import attach
     from order_export_tui.service.remote import RemoteRunError, follow_remote_run
     from order_export_tui.service.session import hosted_session
 
-    settings, broken = settings_for_the_daemon(settings_path)
+    where = daemon_or_here(settings_path, err)
+    if where.refused:
+        return EXIT_BAD_INPUT
+    settings, attached = where.settings, where.attached
     report: RunReport | None = None
-    attached = asyncio.run(attach(settings.control_socket_path))
-    if attached is None:
-        if broken is not None:
-            raise broken
-        if refused_at_start(settings, err):
-            return EXIT_BAD_INPUT
     if attached is not None:
-        if broken is not None:
-            warn_broken(err, broken, daemon_runs=True)
         try:
             report = asyncio.run(
                 follow_remote_run(
@@ -564,21 +587,15 @@ def orders_command(
     """`resend ORDER_ID...` / `retry [ORDER_ID...]`, through the running daemon when there
     is one, else in this process holding the state lock as `run` does: 0 when every order is
     confirmed by the destination, 1 when any is not (each named with its reason)."""
-    from order_export_tui.service.control_client import attach
     from order_export_tui.service.export_service import OrdersAnswer
     from order_export_tui.service.forwarding import ForwardingError, forward_run, leads_elsewhere
     from order_export_tui.service.remote import RemoteRunError, follow_remote_run, read_status
     from order_export_tui.service.session import hosted_session
 
-    settings, broken = settings_for_the_daemon(settings_path)
-    attached = asyncio.run(attach(settings.control_socket_path))
-    if attached is None:
-        if broken is not None:
-            raise broken
-        if refused_at_start(settings, err):
-            return EXIT_BAD_INPUT
-    elif broken is not None:
-        warn_broken(err, broken, daemon_runs=True)
+    where = daemon_or_here(settings_path, err)
+    if where.refused:
+        return EXIT_BAD_INPUT
+    settings, attached = where.settings, where.attached
     order_ids: list[str] = list(args.order_ids)
     if (
         command == "retry"
@@ -626,7 +643,7 @@ def verify_command(args: argparse.Namespace, settings_path: Path, err: Console) 
     """`verify [--since DAY] [--repair] [--json]` (interfaces.md §8), through the running
     daemon when there is one, else in this process holding the state lock: 0 the copy is
     true (after a confirmed repair too), 1 drift remains or the copy could not be read."""
-    from order_export_tui.service.control_client import NotAttachedError, attach
+    from order_export_tui.service.control_client import NotAttachedError
     from order_export_tui.service.forwarding import (
         ForwardingError,
         forward_verify,
@@ -634,15 +651,10 @@ def verify_command(args: argparse.Namespace, settings_path: Path, err: Console) 
     )
     from order_export_tui.service.session import hosted_session
 
-    settings, broken = settings_for_the_daemon(settings_path)
-    attached = asyncio.run(attach(settings.control_socket_path))
-    if attached is None:
-        if broken is not None:
-            raise broken
-        if refused_at_start(settings, err):
-            return EXIT_BAD_INPUT
-    elif broken is not None:
-        warn_broken(err, broken, daemon_runs=True)
+    where = daemon_or_here(settings_path, err)
+    if where.refused:
+        return EXIT_BAD_INPUT
+    settings, attached = where.settings, where.attached
     since = None if args.since is None else args.since.isoformat()
     try:
         if attached is not None:
