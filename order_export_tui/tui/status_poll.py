@@ -24,6 +24,8 @@ class StatusPoller:
     def __init__(self, app: OrderExportApp) -> None:
         self.app = app
         self.scheduler_problem: str | None = None  # why this process's scheduler stopped
+        self._asking = False  # a question is on its way to the process that runs exports
+        self._ask_again = False  # something changed while it was: its answer may be stale
 
     def tick(self) -> None:
         self.refresh()
@@ -34,20 +36,33 @@ class StatusPoller:
             self.show_run(history=self.app.progress.active)
 
     def refresh(self) -> None:
-        """Ask for the status again; a newer question replaces one still unanswered."""
-        self.app.run_worker(self._refresh, group="status", exclusive=True, exit_on_error=False)
+        """Ask for the status again. One question at a time: a slow daemon (an answer taking
+        longer than a tick) must still get its answers shown, not have each one replaced by
+        the next question; a refresh asked meanwhile is asked once the answer is in."""
+        if self._asking:
+            self._ask_again = True
+            return
+        self._asking = True
+        self.app.run_worker(self._refresh, group="status", exit_on_error=False)
 
     async def _refresh(self) -> None:
         app = self.app
         try:
-            status = await app.control.status()
-        except NotAttachedError:
-            return  # the connection's own events say so
-        app.status = status
-        run = status.run
-        if run is not None and run.log_file and app.progress.run_id == run.run_id:
-            app.learn_log_file(run.log_file)
-        self.show_status()
+            while True:
+                self._ask_again = False
+                try:
+                    status = await app.control.status()
+                except NotAttachedError:
+                    return  # the connection's own events say so
+                app.status = status
+                run = status.run
+                if run is not None and run.log_file and app.progress.run_id == run.run_id:
+                    app.learn_log_file(run.log_file)
+                self.show_status()
+                if not self._ask_again:
+                    return
+        finally:
+            self._asking = False
 
     def show_status(self) -> None:
         app = self.app

@@ -187,9 +187,23 @@ async def tables_loaded(pilot: Pilot[Any], app: OrderExportApp) -> None:
         # A table sizes its columns on idle after rows arrive: a snapshot taken before that
         # caught a column half sized on a loaded machine.
         sizing = any(table._require_update_dimensions for table in app.screen.query(DataTable))
-        return not loading and not sizing
+        return not loading and not sizing and status_caught_up(app)
 
-    await wait_until(pilot, idle, what="the tables to reload")
+    await wait_until(pilot, idle, what="the tables and the status to reload")
+
+
+def status_caught_up(app: OrderExportApp) -> bool:
+    """The status panel shows an answer given after the run the dashboard shows began or
+    ended: CI once took the idle snapshot with the Exported line of a mid-run answer."""
+    status, progress = app.status, app.progress
+    if progress.run_id is None:
+        return True
+    if status is None:
+        return False
+    if progress.active:
+        return status.run is not None and status.run.run_id == progress.run_id
+    last_run = status.last_run or {}
+    return status.run is None and last_run.get("run_id") == progress.run_id
 
 
 def gated(free_batches: int) -> Gate:

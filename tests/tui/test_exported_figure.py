@@ -4,6 +4,7 @@ when a run ends."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -115,6 +116,30 @@ async def test_the_exported_figure_moves_between_batches_of_a_run(
         await finish_run(pilot, app)
         await wait_until(
             pilot, lambda: exported_figure(app) == compact_figure(300), what="all of them"
+        )
+
+
+async def test_a_daemon_slower_to_answer_than_a_tick_still_moves_the_figure(
+    make_settings, state_factory
+) -> None:
+    """A status answer that takes longer than the once-a-second tick (a busy daemon, a slow
+    link) is shown when it arrives, not replaced by the next question before it can land."""
+    settings = make_settings()
+    generate_demo_erp(demo_database_path(settings), orders=200, seed=8, days=10, malformed=0)
+    app, _ = dashboard(settings, state_factory(settings), build_destination)
+    prompt = app.control.status
+
+    async def slow_status() -> Any:
+        answer = await prompt()
+        await asyncio.sleep(1.5)
+        return answer
+
+    app.control.status = slow_status  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("r")
+        await finish_run(pilot, app)
+        await wait_until(
+            pilot, lambda: exported_figure(app) == compact_figure(200), what="all of them"
         )
 
 
