@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from order_export_tui.engine.events import (
     EngineEvent,
     ItemSkipped,
     RetryScheduled,
+    RunCounts,
     RunFinished,
     RunStarted,
 )
@@ -372,3 +374,10 @@ async def test_a_run_limited_to_chosen_orders_sends_only_those(
     assert {k: v for k, v in store.writes.items() if writes_before.get(k) != v} == {
         order_id: 1 for order_id in chosen
     }
+
+
+def test_run_counts_as_a_dict_name_every_count_in_order() -> None:
+    """`as_dict` is written out field by field (a batch's event carries it): it must stay
+    what `dataclasses.asdict` gives, for a count added later too."""
+    counts = RunCounts(*range(1, len(dataclasses.fields(RunCounts)) + 1))
+    assert list(counts.as_dict().items()) == list(dataclasses.asdict(counts).items())

@@ -11,13 +11,19 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from order_export_tui.orders import (
+    OPTIONAL_LINE_URLS,
+    OPTIONAL_ORDER_TEXTS,
+    OPTIONAL_ORDER_URLS,
     _first_problem,
     _plainly_valid,
+    _without_empty_optionals,
     content_hash,
+    content_hash_and_json,
     known_hash,
     order_problem,
 )
@@ -219,3 +225,47 @@ def test_the_content_hash_keeps_its_values() -> None:
     for doc, digest in expected:
         assert content_hash(doc) == digest
         assert known_hash(doc) == digest
+
+
+def _says_nothing(mapping: dict[str, Any], key: str) -> bool:
+    """The rule as written: an optional field present with "", [] or None."""
+    return key in mapping and mapping[key] in ("", [], None)
+
+
+def _has_empty_optional(doc: dict[str, Any]) -> bool:
+    order_keys = (*OPTIONAL_ORDER_TEXTS, *OPTIONAL_ORDER_URLS)
+    line_keys = (*OPTIONAL_LINE_URLS, "categories")
+    if any(_says_nothing(doc, key) for key in order_keys):
+        return True
+    lines = doc.get("lines")
+    return isinstance(lines, list) and any(
+        isinstance(line, dict) and any(_says_nothing(line, key) for key in line_keys)
+        for line in lines
+    )
+
+
+@settings(max_examples=800, deadline=None)
+@given(changes=_CHANGES, optional_line=st.booleans())
+def test_an_order_is_trimmed_exactly_when_an_optional_field_says_nothing(
+    changes: list[tuple[str, Any]], optional_line: bool
+) -> None:
+    doc = _mutated(changes, optional_line)
+    assert (_without_empty_optionals(doc) is not doc) == _has_empty_optional(doc)
+
+
+@settings(max_examples=800, deadline=None)
+@given(changes=_CHANGES, optional_line=st.booleans())
+def test_the_hashed_json_is_the_whole_order_or_none(
+    changes: list[tuple[str, Any]], optional_line: bool
+) -> None:
+    """A run keeps the JSON the content hash read as the order's document: it must be the
+    order itself, and the hash the same as `content_hash`'s."""
+    doc = _mutated(changes, optional_line)
+    if order_problem(doc) is not None:
+        return
+    digest, data = content_hash_and_json(doc)
+    assert digest == content_hash(doc)
+    if _has_empty_optional(doc):
+        assert data is None
+    else:
+        assert data is not None and orjson.loads(data) == orjson.loads(orjson.dumps(doc))

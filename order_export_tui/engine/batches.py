@@ -26,7 +26,12 @@ from order_export_tui.engine.events import (
     OrderResult,
     RunCounts,
 )
-from order_export_tui.orders import OrderDocument, content_hash, known_hash, order_problem
+from order_export_tui.orders import (
+    OrderDocument,
+    content_hash_and_json,
+    known_hash,
+    order_problem,
+)
 from order_export_tui.state import ExportedOrder, StateStore
 from order_export_tui.transport.redaction import redact
 from order_export_tui.transport.retry import Retrier
@@ -92,6 +97,9 @@ class ClassifiedBatch:
     unchanged: list[str] = field(default_factory=list)
     invalid: dict[str, str] = field(default_factory=dict)
     order_dates: dict[str, str] = field(default_factory=dict)  # of the valid orders
+    # The JSON each changed order was hashed from, where it is the whole order: kept as its
+    # document (`cancellable_document`) without serialising the order again.
+    hashed_json: dict[str, bytes] = field(default_factory=dict)
 
 
 def classify(
@@ -143,12 +151,14 @@ def classify(
         # itself (a credit memo's refund, a cancellation: interfaces.md §7).
         if order_id in overrides and doc["payment_status"] not in ERP_TAKEN_BACK:
             doc = {**doc, "payment_status": overrides[order_id]}
-        digest = content_hash(doc)
+        digest, hashed = content_hash_and_json(doc)
         if before is not None and not force and before == digest:
             batch.unchanged.append(order_id)
             continue
         changed.append((doc, before is not None))
         batch.hashes[order_id] = digest
+        if hashed is not None:
+            batch.hashed_json[order_id] = hashed
     sent_before = [doc["order_id"] for doc, sent in changed if sent]
     previous = state.exported_orders(sent_before, destination=identity) if sent_before else {}
     for doc, _ in changed:
@@ -162,13 +172,14 @@ def classify(
     return batch
 
 
-def cancellable_document(doc: OrderDocument) -> bytes | None:
+def cancellable_document(doc: OrderDocument, hashed: bytes | None = None) -> bytes | None:
     """The document kept with an exported order that may still be cancelled (not shipped):
     should the ERP stop listing it, it is sent once more as cancelled (`engine.cancellations`).
-    A shipped order is never cancelled, and keeps none."""
+    A shipped order is never cancelled, and keeps none. `hashed`: the order's JSON as its
+    content hash read it (the same order, keys sorted), used as it is when given."""
     if doc["shipping_status"] == "shipped":
         return None
-    return orjson.dumps(doc)
+    return orjson.dumps(doc) if hashed is None else hashed
 
 
 class BatchPipeline:
@@ -316,7 +327,9 @@ class BatchPipeline:
                     batch.hashes[change.order_id],
                     change.document["shipping_status"],
                     change.document["payment_status"],
-                    document=cancellable_document(change.document),
+                    document=cancellable_document(
+                        change.document, batch.hashed_json.get(change.order_id)
+                    ),
                     order_date=change.document["order_date"],
                     customer_email=change.document["customer"]["email"],
                 )

@@ -3,7 +3,7 @@ tests are all subscribers of the same stream."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +31,16 @@ class RunCounts:
     cancelled: int = 0  # orders sent as cancelled: the ERP no longer lists them (§7)
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        # Field by field: dataclasses.asdict deep-copies each value, ~10 us a batch.
+        return {
+            "read": self.read,
+            "new": self.new,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "retried": self.retried,
+            "skipped": self.skipped,
+            "cancelled": self.cancelled,
+        }
 
 
 @dataclass(frozen=True, slots=True)

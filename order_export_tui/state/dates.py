@@ -15,6 +15,20 @@ def order_date_key(order_date: object) -> str | None:
     midnight) an order compares as its exact time does."""
     if not isinstance(order_date, str):
         return None
+    if (
+        len(order_date) == 25
+        and order_date[19:] == "+00:00"
+        and order_date[10] == "T"
+        and order_date[4] == order_date[7] == "-"
+        and order_date[13] == order_date[16] == ":"
+    ):
+        # Already UTC to the second, as most ERPs write it: its key is its first 19
+        # characters, once Python reads it as a time (a third of the general path's cost).
+        try:
+            datetime.fromisoformat(order_date)
+        except ValueError:
+            return None
+        return order_date[:19] + "Z"
     try:
         moment = datetime.fromisoformat(order_date)
         if moment.tzinfo is None:
