@@ -213,12 +213,16 @@ def test_parts_of_a_chunk_keep_each_order_its_lines(erp: SqlErp) -> None:
     assert_parts_give_the_whole_chunks(erp, 5, 2)
 
 
+ODD_IDS = st.sampled_from(["SO-1", "SO-2", 'SO "3"', "SO\\4", "a,b", "{x}", "NULL", " s ", ""])
+
+
 @st.composite
 def windows(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Orders (ids repeating, some only the careful path builds) and their lines."""
+    """Orders (ids repeating, some that an array literal must quote, some only the careful
+    path builds) and their lines."""
     orders = []
     for number in range(draw(st.integers(0, 9))):
-        order = order_row(f"SO-{draw(st.integers(1, 5))}", NOW - timedelta(hours=number))
+        order = order_row(draw(ODD_IDS), NOW - timedelta(hours=number))
         if draw(st.integers(0, 5)) == 0:
             order["total"] = Decimal("NaN")
         orders.append(order)
