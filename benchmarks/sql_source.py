@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -219,20 +221,23 @@ async def child_json(url: str, collector: str, check: str) -> dict[str, float]:
     return figures
 
 
-async def same_documents(url: str, probed: Any) -> float:
-    """1.0 when every document the probe gives is the source's, serialised byte for byte."""
+async def same_documents(url: str, probed: Iterator[list[Any]]) -> float:
+    """1.0 when the probe gives the source's documents, serialised byte for byte, in order
+    (however each hands them over)."""
     import orjson
 
     from order_export_tui.sources.sql.settings import SqlSettings
     from order_export_tui.sources.sql.source import SqlSource
 
+    theirs = itertools.chain.from_iterable(probed)
     source = SqlSource.from_section(SqlSettings(url=url, password_env=""), Path("/"), {})
     try:
         async for chunk in source.iter_orders(window_start()):
-            docs = next(probed)
-            if [orjson.dumps(doc) for doc in chunk] != [orjson.dumps(doc) for doc in docs]:
-                return 0.0
-        return 0.0 if next(probed, None) else 1.0
+            for doc in chunk:
+                other = next(theirs, None)
+                if other is None or orjson.dumps(doc) != orjson.dumps(other):
+                    return 0.0
+        return 0.0 if next(theirs, None) is not None else 1.0
     finally:
         await source.close()
 
