@@ -17,7 +17,9 @@ views of interfaces.md §9. Each measurement then runs in a fresh child process,
   - run: a whole export run with erp.source = "sql", SQL source -> engine -> file destination
     (every order new).
 Both reads run under one garbage-collector policy (--collector; the run always has the
-commands' "settled" one).
+commands' "settled" one). `--json-probe` adds a third read, taken in the same turns: the server
+writing each document as JSON for orjson to parse (benchmarks/sql_json_probe.py: a probe of
+that idea, not the product's read; its first chunk is checked against the source's).
 Goal (issue 23): the source >= 0.7x the bare read; peak RSS flat from 100,000 to 1,000,000.
 Rates are wall-clock (the server's time included); "client CPU" is the child's own user+system
 time, which a machine busy with other work disturbs less.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -35,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -194,6 +198,50 @@ async def child_source(url: str, collector: str) -> dict[str, float]:
             "rss_mb": peak_rss_mb()}  # fmt: skip
 
 
+async def child_json(url: str, collector: str, check: str) -> dict[str, float]:
+    from benchmarks import sql_json_probe
+    from order_export_tui.sources.sql.settings import SqlSettings, engine_url
+
+    address = engine_url(SqlSettings(url=url, password_env=""), Path("/"))
+    conninfo = {
+        "host": address.host,
+        "port": address.port,
+        "user": address.username,
+        "dbname": address.database,
+    }
+    settle(collector)
+    cpu = cpu_seconds()
+    figures = sql_json_probe.read(conninfo, window_start(), CHUNK)
+    figures["cpu"] = cpu_seconds() - cpu
+    figures["rss_mb"] = peak_rss_mb()
+    if check == "check":
+        figures["identical"] = await same_documents(
+            url, sql_json_probe.chunks(conninfo, window_start(), CHUNK)
+        )
+    return figures
+
+
+async def same_documents(url: str, probed: Iterator[list[Any]]) -> float:
+    """1.0 when the probe gives the source's documents, serialised byte for byte, in order
+    (however each hands them over)."""
+    import orjson
+
+    from order_export_tui.sources.sql.settings import SqlSettings
+    from order_export_tui.sources.sql.source import SqlSource
+
+    theirs = itertools.chain.from_iterable(probed)
+    source = SqlSource.from_section(SqlSettings(url=url, password_env=""), Path("/"), {})
+    try:
+        async for chunk in source.iter_orders(window_start()):
+            for doc in chunk:
+                other = next(theirs, None)
+                if other is None or orjson.dumps(doc) != orjson.dumps(other):
+                    return 0.0
+        return 0.0 if next(theirs, None) is not None else 1.0
+    finally:
+        await source.close()
+
+
 async def child_run(url: str, folder: str) -> dict[str, float]:
     import tomli_w
 
@@ -236,19 +284,28 @@ def in_child(*args: str) -> dict[str, float]:
 # ---- the report ---------------------------------------------------------------------------
 
 
-def measure(server: Any, orders: int, repeat: int, run: bool, collector: str) -> None:
+def measure(
+    server: Any, orders: int, repeat: int, run: bool, collector: str, json_probe: bool
+) -> None:
     database = server.create_database("bench")
     url = server.url(database)
     try:
         loaded = load(lambda: server.connect(database), orders)
-        bares, reads = [], []
+        bares, reads, probes = [], [], []
         for _ in range(repeat):  # taken in turns: a machine whose load changes favours neither
             bares.append(in_child("bare", url, collector))
             reads.append(in_child("source", url, collector))
+            if json_probe:  # its documents compared with the source's once, untimed
+                check = "check" if not probes else "no-check"
+                probes.append(in_child("json", url, collector, check))
         bare = min(bares, key=lambda f: f["seconds"])
         read = min(reads, key=lambda f: f["seconds"])
         assert read["orders"] == bare["orders"] == orders, (read, bare)
         assert read["lines"] == bare["lines"] == orders * LINES_PER_ORDER
+        probe = min(probes, key=lambda f: f["seconds"]) if probes else None
+        if probe is not None:
+            assert probe["orders"] == orders and probe["lines"] == orders * LINES_PER_ORDER
+            assert probes[0]["identical"] == 1.0, "the probe's documents differ"
         exported = None
         if run:
             with tempfile.TemporaryDirectory(prefix="order-export-bench-") as folder:
@@ -272,6 +329,13 @@ def measure(server: Any, orders: int, repeat: int, run: bool, collector: str) ->
         f"  client CPU {read['cpu']:5.2f}s  ({rate(read) / rate(bare):.2f}x the bare read,"
         f" {bare['cpu'] / read['cpu']:.2f}x its CPU)"
     )
+    if probe is not None:
+        print(
+            f"  JSON probe read    {rate(probe):>9,.0f} orders/s"
+            f"  peak RSS {probe['rss_mb']:6.1f} MB"
+            f"  client CPU {probe['cpu']:5.2f}s  ({rate(probe) / rate(bare):.2f}x the bare read,"
+            f" {bare['cpu'] / probe['cpu']:.2f}x its CPU; documents identical to the source's)"
+        )
     if exported is not None:
         print(
             f"  run to file        {rate(exported):>9,.0f} orders/s"
@@ -291,6 +355,11 @@ def main() -> None:
         help="garbage-collector policy of both reads: settled (as the commands set it) or"
         " CPython's default",
     )
+    parser.add_argument(
+        "--json-probe",
+        action="store_true",
+        help="also read through benchmarks/sql_json_probe.py (documents written by the server)",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -299,6 +368,8 @@ def main() -> None:
             figures = child_bare(rest[0], rest[1])
         elif kind == "source":
             figures = asyncio.run(child_source(rest[0], rest[1]))
+        elif kind == "json":
+            figures = asyncio.run(child_json(rest[0], rest[1], rest[2]))
         else:
             figures = asyncio.run(child_run(rest[0], rest[1]))
         print(json.dumps(figures))
@@ -313,7 +384,7 @@ def main() -> None:
     server = start_postgres()
     try:
         for orders in args.orders:
-            measure(server, orders, args.repeat, not args.no_run, args.collector)
+            measure(server, orders, args.repeat, not args.no_run, args.collector, args.json_probe)
     finally:
         server.stop()
 

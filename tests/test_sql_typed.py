@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
@@ -159,6 +160,95 @@ def test_any_row_reads_as_the_careful_path_reads_it(erp: SqlErp, case: Any) -> N
     assert careful is not None
     assert doc == careful
     assert order_problem(doc) == order_problem(careful)
+
+
+# ---- a chunk's documents handed over a part at a time ------------------------------------
+
+
+async def read_in_parts(erp: SqlErp, chunk_size: int, part_size: int) -> list[list[Any]]:
+    """The window's documents as `iter_orders` hands them over."""
+    source = source_for(erp, chunk_size=chunk_size, part_size=part_size)
+    try:
+        return [chunk async for chunk in source.iter_orders(LONG_AGO)]
+    finally:
+        await source.close()
+
+
+def assert_parts_give_the_whole_chunks(erp: SqlErp, chunk_size: int, part_size: int) -> None:
+    """Read in parts, the window gives the documents that whole chunks give (key order and 2
+    against 2.0 included), each part at most `part_size` long, no two sharing their lines."""
+    parts = asyncio.run(read_in_parts(erp, chunk_size, part_size))
+    (whole,) = asyncio.run(read_in_parts(erp, 1000, 1000)) or [[]]
+    docs = [doc for part in parts for doc in part]
+    assert [orjson.dumps(doc) for doc in docs] == [orjson.dumps(doc) for doc in whole]
+    assert all(0 < len(part) <= part_size for part in parts)
+    shared = [id(doc["lines"]) for doc in docs if "lines" in doc]
+    assert len(set(shared)) == len(shared)
+
+
+def test_parts_of_a_chunk_keep_each_order_its_lines(erp: SqlErp) -> None:
+    """An id twice in one chunk, in two parts; an order the careful path builds in the
+    middle: each keeps its lines (or its reason) as when the chunk is built whole."""
+    erp.create()
+    when = NOW - timedelta(days=1)
+    erp.add_orders(
+        [order_row("SO-1", when), order_row("SO-2", when + timedelta(seconds=1)),
+         order_row("SO-1", when + timedelta(seconds=2)),
+         order_row("SO-3", when + timedelta(seconds=3), total=Decimal("NaN")),
+         order_row("SO-4", when + timedelta(seconds=4))],
+        [line_row("SO-1", 1), line_row("SO-1", 2), line_row("SO-2", 1),
+         {**line_row("SO-2", 2), "line_no": None}, line_row("SO-3", 1), line_row("SO-4", 1)],
+    )  # fmt: skip
+    parts = asyncio.run(read_in_parts(erp, 5, 2))
+    assert [[doc["order_id"] for doc in part] for part in parts] == [
+        ["SO-1", "SO-2"],
+        ["SO-1", "SO-3"],
+        ["SO-4"],
+    ]
+    first, second, third = parts
+    assert first[0]["lines"] == second[0]["lines"] and len(first[0]["lines"]) == 2
+    assert order_problem(first[1]) is not None and "line_no" in order_problem(first[1])
+    assert order_problem(second[1]) is not None and "total" in order_problem(second[1])
+    assert [line["line_no"] for line in third[0]["lines"]] == [1]
+    assert_parts_give_the_whole_chunks(erp, 5, 2)
+
+
+ODD_IDS = st.sampled_from(["SO-1", "SO-2", 'SO "3"', "SO\\4", "a,b", "{x}", "NULL", " s ", ""])
+
+
+@st.composite
+def windows(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Orders (ids repeating, some that an array literal must quote, some only the careful
+    path builds) and their lines."""
+    orders = []
+    for number in range(draw(st.integers(0, 9))):
+        order = order_row(draw(ODD_IDS), NOW - timedelta(hours=number))
+        if draw(st.integers(0, 5)) == 0:
+            order["total"] = Decimal("NaN")
+        orders.append(order)
+    lines = []
+    for order_id in sorted({order["order_id"] for order in orders}):
+        for line_no in range(1, draw(st.integers(0, 3)) + 1):
+            line = line_row(order_id, line_no, quantity=draw(st.sampled_from([1, 2.5, 3])))
+            if draw(st.integers(0, 7)) == 0:
+                line["line_no"] = None
+            lines.append(line)
+    return orders, lines
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(window=windows(), chunk_size=st.integers(1, 6), part_size=st.integers(1, 6))
+def test_any_window_read_in_parts_is_the_window_read_whole(
+    erp: SqlErp, window: Any, chunk_size: int, part_size: int
+) -> None:
+    orders, lines = window
+    erp.create()
+    erp.add_orders(orders, lines)
+    assert_parts_give_the_whole_chunks(erp, chunk_size, part_size)
 
 
 # ---- what the typed read cannot take is one order's skip, named --------------------------

@@ -7,8 +7,9 @@ a named cursor; memory holds one chunk whatever the window's size), ordered by
 SQLAlchemy is synchronous: every database call runs in a worker thread, one chunk per call (the
 engine reads the next chunk while it sends one), and the connect and statement timeouts keep
 any of them from waiting forever. On PostgreSQL through psycopg the window's read is
-`typed.TypedStream` (column types known up front, the driver's tuples); elsewhere, and for
-lookups by id, SQLAlchemy rows and `mapping`.
+`typed.TypedStream` (column types known up front, the driver's tuples, each chunk's documents
+handed over a part at a time); elsewhere, and for lookups by id, SQLAlchemy rows and
+`mapping`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from order_export_tui.sources.sql.errors import (
 from order_export_tui.sources.sql.layout import Layout, probe
 from order_export_tui.sources.sql.mapping import DocumentMaker, Row, order_key
 from order_export_tui.sources.sql.settings import SqlSettings, engine_url
-from order_export_tui.sources.sql.typed import TypedStream, numeric_as_float
+from order_export_tui.sources.sql.typed import PART_SIZE, TypedStream, numeric_as_float
 from order_export_tui.transport.redaction import redact
 
 _T = TypeVar("_T")
@@ -62,16 +63,20 @@ class SqlSource:
         order_lines: str,
         password_env: str = "",
         chunk_size: int = CHUNK_SIZE,
+        part_size: int = PART_SIZE,
         connect_timeout: int = CONNECT_TIMEOUT_SECONDS,
         statement_timeout: int = STATEMENT_TIMEOUT_SECONDS,
     ) -> None:
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be 1 or more (got {chunk_size})")
+        if chunk_size < 1 or part_size < 1:
+            raise ValueError(
+                f"chunk_size and part_size must be 1 or more ({chunk_size}, {part_size})"
+            )
         self.url = url
         self.orders = orders
         self.order_lines = order_lines
         self.password_env = password_env
         self.chunk_size = chunk_size
+        self.part_size = part_size  # PostgreSQL's read: documents handed over at a time
         self.connect_timeout = connect_timeout
         self.statement_timeout = statement_timeout
         self.where = display_url(url)
@@ -289,7 +294,12 @@ class _Stream:
             self.maker = source.maker(self.layout)
             if self.layout.typed:
                 self.typed = TypedStream(
-                    self.conn, self.layout, self.maker, window_start, source.chunk_size
+                    self.conn,
+                    self.layout,
+                    self.maker,
+                    window_start,
+                    source.chunk_size,
+                    source.part_size,
                 )
                 return
             orders = self.layout.orders
