@@ -24,6 +24,7 @@ from order_export_tui.settings import load_settings
 from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import ExportedOrder, StateStore, order_date_key
+from order_export_tui.state.dates import general_order_date_key
 from tests.conftest import write_settings
 from tests.support.daemon_process import DaemonProcess, order_export
 from tests.support.demo_erp import expected_orders
@@ -399,18 +400,6 @@ def test_status_json_exported_orders_is_the_window_count_with_and_without_a_daem
     assert daemon.stop() == 0
 
 
-def _general_key(text: str) -> str | None:
-    """`order_date_key` by its general path alone (what it was before its fast path)."""
-    try:
-        moment = datetime.fromisoformat(text)
-        if moment.tzinfo is None:
-            return None
-        utc = moment.astimezone(UTC).replace(tzinfo=None)
-    except (ValueError, OverflowError):
-        return None
-    return utc.isoformat(timespec="seconds") + "Z"
-
-
 _UTC_SHAPED = st.lists(st.sampled_from("0123456789-:T+ .Z٣"), min_size=19, max_size=19).map(
     lambda chars: "".join(chars) + "+00:00"
 )
@@ -437,4 +426,4 @@ _UTC_SHAPED = st.lists(st.sampled_from("0123456789-:T+ .Z٣"), min_size=19, max_
 def test_a_utc_order_date_has_the_key_of_the_general_path(text: str) -> None:
     """Dates already in UTC to the second take a shortcut (most of a first run's orders):
     the same key as the general path, or None where it has none."""
-    assert order_date_key(text) == _general_key(text)
+    assert order_date_key(text) == general_order_date_key(text)

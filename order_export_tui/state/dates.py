@@ -29,6 +29,11 @@ def order_date_key(order_date: object) -> str | None:
         except ValueError:
             return None
         return order_date[:19] + "Z"
+    return general_order_date_key(order_date)
+
+
+def general_order_date_key(order_date: str) -> str | None:
+    """`order_date_key` for any offset and precision (its fast path's answer, the slow way)."""
     try:
         moment = datetime.fromisoformat(order_date)
         if moment.tzinfo is None:
