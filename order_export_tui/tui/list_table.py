@@ -9,7 +9,8 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable
+
+from order_export_tui.tui.settled_table import SettledTable
 
 Cell = str | Text
 Row = tuple[str, Sequence[Cell]]  # (row key, cells)
@@ -23,7 +24,7 @@ def row_matches(cells: Sequence[Cell], needle: str) -> bool:
     return any(needle in str(cell).casefold() for cell in cells)
 
 
-class ListTable(DataTable[Cell]):
+class ListTable(SettledTable[Cell]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),

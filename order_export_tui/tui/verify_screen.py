@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from order_export_tui.service.control_client import NotAttachedError
 from order_export_tui.service.verify_answer import KINDS, DriftItem, VerifyAnswer
 from order_export_tui.tui.confirm_screen import ConfirmScreen
+from order_export_tui.tui.settled_table import SettledTable
 
 Verify = Callable[[bool], Awaitable[VerifyAnswer]]
 
@@ -64,7 +65,7 @@ class VerifyScreen(Screen[None]):
         yield Header()
         yield Static(id="verify-summary")
         yield Static(id="verify-kinds")
-        yield DataTable(id="verify-drift", cursor_type="row", zebra_stripes=True)
+        yield SettledTable(id="verify-drift", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
