@@ -47,7 +47,7 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-pytest_plugins = ["tests.support.postgres", "tests.support.sql_erp"]
+pytest_plugins = ["tests.support.bytecode", "tests.support.postgres", "tests.support.sql_erp"]
 
 
 def write_settings(folder: Path, overrides: dict[str, Any] | None = None) -> Path:

@@ -16,12 +16,14 @@ from tests.support.ports import free_port
 __all__ = ["REPO", "DaemonProcess", "free_port", "order_export", "start_command"]
 
 
-def start_command(*args: str, cwd: Path) -> subprocess.Popen[str]:
+def start_command(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """`order-export ARGS` running in the background, output captured."""
     return subprocess.Popen(
         [sys.executable, "-m", "order_export_tui", *args],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

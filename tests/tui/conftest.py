@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from order_export_tui.sources.demo import generate_demo_erp
 from order_export_tui.sources.demo.connector import demo_database_path
 from order_export_tui.state import StateStore
 from order_export_tui.tui import OrderExportApp
+from tests.support.gated_file import gated_site
 
 DestinationFactory = Callable[[Settings], Destination]
 
@@ -224,3 +226,11 @@ def restore_tz() -> Iterator[Callable[[str], None]]:
     else:
         os.environ["TZ"] = before
     time.tzset()
+
+
+@pytest.fixture
+def gated_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment that puts the gated dry run (tests/support/gated_file.py) on an
+    `order-export` process's path; it is on this process's path meanwhile."""
+    with gated_site(tmp_path) as env:
+        yield env

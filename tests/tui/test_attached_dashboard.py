@@ -22,21 +22,29 @@ from order_export_tui.tui.dashboard_screen import DashboardScreen
 from order_export_tui.tui.logs_screen import LogsScreen
 from order_export_tui.tui.settings_screen import SettingsScreen
 from tests.conftest import write_settings
-from tests.support.daemon_process import REPO, DaemonProcess, order_export
+from tests.support.daemon_process import DaemonProcess, order_export
+from tests.support.gated_file import allow, gated_destination
 from tests.tui.conftest import screen_text, wait_until
+
+ORDERS = 200  # more than the gate lets through
+ALLOWED = 50  # batches of one order a run sends before it waits at the gate
 
 
 @pytest.fixture
-def shop(tmp_path: Path) -> Path:
-    """A webstore folder whose run lasts long enough to watch and cancel (20,000 batches)."""
-    write_settings(tmp_path, {"task": {"batch_size": 1}})
-    made = order_export("demo", "--orders", "20000", "--malformed", "0", cwd=tmp_path)
+def shop(tmp_path: Path, gated_env: dict[str, str]) -> Path:
+    """A webstore folder whose runs wait at a gate after 50 batches: long enough to watch and
+    cancel, whatever the load (tests/support/gated_file.py). Its daemons need `gated_env`."""
+    write_settings(tmp_path, {"task": {"batch_size": 1}, **gated_destination(tmp_path)})
+    allow(tmp_path, ALLOWED)
+    made = order_export(
+        "demo", "--orders", str(ORDERS), "--malformed", "0", cwd=tmp_path, env=gated_env
+    )
     assert made.returncode == 0, made.stderr
     return tmp_path
 
 
-def start_daemon(daemons: list[DaemonProcess], folder: Path) -> DaemonProcess:
-    daemon = DaemonProcess(folder)
+def start_daemon(daemons: list[DaemonProcess], folder: Path, env: dict[str, str]) -> DaemonProcess:
+    daemon = DaemonProcess(folder, env)
     daemons.append(daemon)
     return daemon.wait_started()
 
@@ -52,9 +60,9 @@ def shows(app: OrderExportApp, text: str) -> bool:
 
 
 async def test_keys_act_on_the_daemon_and_q_leaves_it_running(
-    shop: Path, daemons: list[DaemonProcess]
+    shop: Path, daemons: list[DaemonProcess], gated_env: dict[str, str]
 ) -> None:
-    daemon = start_daemon(daemons, shop)
+    daemon = start_daemon(daemons, shop, gated_env)
     app = await attached_app(shop)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(
@@ -72,7 +80,7 @@ async def test_keys_act_on_the_daemon_and_q_leaves_it_running(
         await pilot.press("y")
         await wait_until(pilot, lambda: app.progress.outcome == "cancelled", timeout=60)
         daemon.wait_for(lambda text: f"run {run_id} cancelled" in text)
-        assert app.progress.processed < 20000
+        assert app.progress.processed < ORDERS
 
         await pilot.press("q")  # no question: the daemon goes on
         await wait_until(pilot, lambda: not app.is_running, what="the app to quit")
@@ -81,9 +89,9 @@ async def test_keys_act_on_the_daemon_and_q_leaves_it_running(
 
 
 async def test_a_setting_saved_from_the_form_is_applied_by_the_daemon(
-    shop: Path, daemons: list[DaemonProcess]
+    shop: Path, daemons: list[DaemonProcess], gated_env: dict[str, str]
 ) -> None:
-    daemon = start_daemon(daemons, shop)
+    daemon = start_daemon(daemons, shop, gated_env)
     app = await attached_app(shop)
     path = load_settings(shop / "settings.toml").control_socket_path
     async with app.run_test(size=(120, 40)) as pilot:
@@ -108,16 +116,16 @@ async def test_a_setting_saved_from_the_form_is_applied_by_the_daemon(
 
 
 async def test_a_killed_daemon_is_said_and_a_new_one_is_reattached(
-    shop: Path, daemons: list[DaemonProcess]
+    shop: Path, daemons: list[DaemonProcess], gated_env: dict[str, str]
 ) -> None:
-    first = start_daemon(daemons, shop)
+    first = start_daemon(daemons, shop, gated_env)
     app = await attached_app(shop)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: shows(app, f"pid {first.pid}"))
         first.kill()
         await wait_until(pilot, lambda: shows(app, "DISCONNECTED"), timeout=30)
         assert f"pid {first.pid}" in app.process_text()  # the last picture stays
-        second = start_daemon(daemons, shop)
+        second = start_daemon(daemons, shop, gated_env)
         await wait_until(
             pilot,
             lambda: shows(app, f"attached to order-export daemon, pid {second.pid}"),
@@ -131,11 +139,11 @@ async def test_a_killed_daemon_is_said_and_a_new_one_is_reattached(
 
 
 async def test_a_run_killed_with_its_daemon_ends_on_the_reattached_dashboard(
-    shop: Path, daemons: list[DaemonProcess]
+    shop: Path, daemons: list[DaemonProcess], gated_env: dict[str, str]
 ) -> None:
     """The dead daemon's run is not followed on: once re-attached, the dashboard shows it as
     the history records it (failed, interrupted) and the keys act as if no run is going."""
-    first = start_daemon(daemons, shop)
+    first = start_daemon(daemons, shop, gated_env)
     app = await attached_app(shop)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: shows(app, f"pid {first.pid}"))
@@ -144,7 +152,7 @@ async def test_a_run_killed_with_its_daemon_ends_on_the_reattached_dashboard(
         dead_run = app.progress.run_id
         first.kill()
         await wait_until(pilot, lambda: shows(app, "DISCONNECTED"), timeout=30)
-        second = start_daemon(daemons, shop)
+        second = start_daemon(daemons, shop, gated_env)
         await wait_until(
             pilot,
             lambda: shows(app, f"attached to order-export daemon, pid {second.pid}"),
@@ -171,9 +179,9 @@ async def test_a_run_killed_with_its_daemon_ends_on_the_reattached_dashboard(
 
 
 async def test_an_attached_dashboard_lists_the_daemon_s_run_logs_through_the_socket(
-    shop: Path, daemons: list[DaemonProcess], tmp_path: Path
+    shop: Path, daemons: list[DaemonProcess], tmp_path: Path, gated_env: dict[str, str]
 ) -> None:
-    daemon = start_daemon(daemons, shop)
+    daemon = start_daemon(daemons, shop, gated_env)
     daemon_settings = load_settings(shop / "settings.toml")
     path = daemon_settings.control_socket_path
     # This dashboard's own settings name an empty folder: what it lists is the daemon's.
@@ -205,15 +213,15 @@ async def test_an_attached_dashboard_lists_the_daemon_s_run_logs_through_the_soc
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (.ci/run installs it)")
 def test_three_dashboards_attached_at_once_see_the_same_run(
-    shop: Path, daemons: list[DaemonProcess]
+    shop: Path, daemons: list[DaemonProcess], gated_env: dict[str, str]
 ) -> None:
     """Three real dashboards in three terminals (tmux): the first starts a run, the second
     cancels it, all three show the one run end."""
-    daemon = start_daemon(daemons, shop)
+    daemon = start_daemon(daemons, shop, gated_env)
     server = f"order-export-test-{os.getpid()}"
     terminals = [f"dash{n}" for n in range(3)]
     command = f"{sys.executable} -m order_export_tui"
-    env = f"PYTHONPATH={REPO}"
+    env = f"PYTHONPATH={gated_env['PYTHONPATH']}"
 
     def tmux(*args: str) -> str:
         done = subprocess.run(["tmux", "-L", server, *args], capture_output=True, text=True)
