@@ -230,6 +230,13 @@ def test_three_dashboards_attached_at_once_see_the_same_run(
     def screen(name: str) -> str:
         return " ".join(tmux("capture-pane", "-p", "-t", name).split())
 
+    def wait_for(name: str, text: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in screen(name):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} does not show {text!r}: {screen(name)[-400:]}")
+            time.sleep(0.2)
+
     def wait_all(*texts: str, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while not all(text in screen(name) for name in terminals for text in texts):
@@ -259,7 +266,7 @@ def test_three_dashboards_attached_at_once_see_the_same_run(
         wait_all("running")
         run_id = daemon.wait_for(lambda text: "started (manual)" in text)
         tmux("send-keys", "-t", terminals[1], "c")
-        time.sleep(1.0)
+        wait_for(terminals[1], "Keep running")  # the confirmation is up: "y" answers it
         tmux("send-keys", "-t", terminals[1], "y")
         daemon.wait_for(lambda text: "cancelled in" in text, timeout=90)
         finished = next(
