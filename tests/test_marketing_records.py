@@ -100,6 +100,16 @@ async def demo_documents(settings: Settings, orders: int = 60) -> list[OrderDocu
     return docs
 
 
+def priced_sku_order(docs: list[OrderDocument], currency: str) -> OrderDocument:
+    """The first order in `currency` whose first line's SKU no order in another currency
+    among `docs` holds: the product that order creates gets its price."""
+    foreign = {ln["sku"] for doc in docs if doc["currency"] != currency for ln in doc["lines"]}
+    for doc in docs:
+        if doc["currency"] == currency and doc["lines"][0]["sku"] not in foreign:
+            return doc
+    raise AssertionError(f"no order in {currency} among the first {len(docs)}")
+
+
 def retrier() -> Retrier:
     return Retrier(RetryPolicy(3, 60))
 
@@ -238,11 +248,15 @@ async def test_products_go_only_when_new_or_changed_and_never_with_an_old_orders
     settings = mailchimp_settings(make_settings, mailchimp)
     docs = await demo_documents(settings, orders=30)
     await run_batch(MailchimpDestination.from_settings(settings), docs[:10])
-    sku = docs[0]["lines"][0]["sku"]
+    # A product created with a price: its SKU bought in the first ten only in the store's
+    # currency (which of the demo's orders those are depends on the hour it was generated at).
+    store_currency = mailchimp.stores[STORE]["currency_code"]
+    first = priced_sku_order(docs[:10], store_currency)
+    sku = first["lines"][0]["sku"]
     created_price = mailchimp.products[(STORE, sku)]["variants"][sku]["price"]
     product_writes = len([e for e in mailchimp.writes() if "/products" in e.path])
-    line = {**docs[0]["lines"][0], "unit_price": 0.5, "line_no": 1}
-    old_order = {**docs[0], "order_id": "OLD-1", "lines": [line]}
+    line = {**first["lines"][0], "unit_price": 0.5, "line_no": 1}
+    old_order = {**first, "order_id": "OLD-1", "lines": [line]}
 
     # A later run (a new destination, the memory in the state database): an old order at
     # another price, and products already sent: no product request at all.
@@ -264,7 +278,7 @@ async def test_products_go_only_when_new_or_changed_and_never_with_an_old_orders
     }
     await run_batch(
         MailchimpDestination.from_settings(settings),
-        [{**docs[0], "order_id": "OLD-2", "lines": [renamed]}],
+        [{**first, "order_id": "OLD-2", "lines": [renamed]}],
     )
 
     product = mailchimp.products[(STORE, sku)]
