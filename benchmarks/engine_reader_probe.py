@@ -5,9 +5,9 @@
 Not product code: a measurement for a design decision. The engine and the read share one
 GIL in today's process, so a run's rate is at most read / (read + engine). Here the demo
 source's `iter_orders` runs in a child process, which sends each chunk as orjson bytes over
-a pipe (a 4-byte length, then the JSON); the engine's process loads each chunk in a worker
-thread and feeds the real `ExportEngine` through a thin source (`PipedDemoSource`). The
-engine's code is unchanged.
+a pipe (frames of 100 orders, each a 4-byte length then the JSON; `[]` ends a chunk); the
+engine's process loads each chunk in a worker thread and feeds the real `ExportEngine`
+through a thin source (`PipedDemoSource`). The engine's code is unchanged.
 
 Each round, every measurement in a fresh process (as `benchmarks/engine.py` does):
   - read only, in process: the demo source alone (engine.py's baseline);
