@@ -14,15 +14,35 @@ _IDS = st.text(alphabet="ABCSO-0123456789./_", min_size=1, max_size=12)
 
 
 @settings(max_examples=300, deadline=None)
-@given(batches=st.lists(st.lists(_IDS, max_size=30), max_size=40), others=st.lists(_IDS))
-def test_every_id_read_is_known_and_no_other(batches: list[list[str]], others: list[str]) -> None:
-    read = ReadIds()
+@given(
+    batches=st.lists(st.lists(_IDS, max_size=30), max_size=40),
+    others=st.lists(_IDS),
+    run_size=st.sampled_from([1, 2, 7, 30, 1 << 16]),
+)
+def test_every_id_read_is_known_and_no_other(
+    batches: list[list[str]], others: list[str], run_size: int
+) -> None:
+    read = ReadIds(run_size)
     for batch in batches:
         read.update(batch)
     everything = {order_id for batch in batches for order_id in batch}
     assert all(order_id in read for order_id in everything)
     assert not any(order_id in read for order_id in set(others) - everything)
     assert len(read) == sum(map(len, batches))
+
+
+@settings(max_examples=100, deadline=None)
+@given(batches=st.lists(st.lists(_IDS, max_size=30), max_size=20), run_size=st.integers(1, 40))
+def test_ids_read_after_a_lookup_are_known_too(batches: list[list[str]], run_size: int) -> None:
+    read = ReadIds(run_size)
+    seen: set[str] = set()
+    added = 0
+    for batch in batches:
+        read.update(batch)
+        seen.update(batch)
+        added += len(batch)
+        assert all(order_id in read for order_id in seen)
+        assert len(read) == added
 
 
 def test_a_million_ids_take_a_few_megabytes() -> None:
