@@ -14,7 +14,8 @@ the first row: each column's reading is settled once per run instead of once per
   gives the same document, or the same reason, as for any other row.
 - Each fetched chunk's documents are built and handed over `PART_SIZE` at a time (its lines
   read once for the whole chunk): a smaller set of live documents stays in the processor's
-  cache (see `PART_SIZE`).
+  cache (see `PART_SIZE`). The next chunk is fetched in a thread of its own meanwhile, so the
+  database prepares its rows while this side builds documents, where the two took turns.
 
 Amounts as floats: a document's amounts are JSON numbers (§3), so every path turns a numeric
 into a float; for this read psycopg's C loader does it, no `Decimal` in between. float(text)
