@@ -6,6 +6,8 @@ cannot take is skipped with its reason, never the end of the read."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -19,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from order_export_tui.orders import order_problem
+from order_export_tui.sources.base import SourceError
 from order_export_tui.sources.sql.settings import SqlSettings
 from order_export_tui.sources.sql.source import SqlSource
 from tests.support.postgres import PostgresServer
@@ -325,3 +328,136 @@ async def test_the_connection_goes_back_reading_any_numeric(erp: SqlErp) -> None
         )
     finally:
         await source.close()
+
+
+# ---- amounts at the edges of a double: the careful path's floats ---------------------------
+
+
+HALF_SMALLEST = Decimal(2) ** -1075  # the largest amount that rounds to a zero
+EDGE_AMOUNTS = [
+    Decimal("1e-400"), Decimal("-1e-400"), HALF_SMALLEST, -HALF_SMALLEST,
+    HALF_SMALLEST * Decimal("1.0000001"), Decimal("3e-324"), Decimal("1e-310"),
+    Decimal("2.2250738585072014e-308"), Decimal("0.1"), Decimal("-0.00"), Decimal("12.60"),
+    Decimal("123456789012.345678901234567890123"), Decimal("9.999999999999999e299"),
+    Decimal("-9.999999999999999e299"), Decimal("0.30000000000000004"),
+]  # fmt: skip
+
+
+async def test_edge_amounts_read_as_the_careful_paths_floats(erp: SqlErp) -> None:
+    """An amount that rounds to a zero, a subnormal, many digits, just below 1e300: the
+    window's read gives the careful path's document; 1e300 or more is NaN, skipped by name."""
+    erp.create()
+    when = NOW - timedelta(days=1)
+    orders, lines = [], []
+    for number, value in enumerate([*EDGE_AMOUNTS, Decimal("1e300"), Decimal("-1e301")]):
+        order_id = f"SO-{number:02d}"
+        orders.append(order_row(order_id, when + timedelta(seconds=number), total=value))
+        lines.append(line_row(order_id, 1, unit_price=value, quantity=value))
+    erp.add_orders(orders, lines)
+    docs, looked_up = await window_and_lookup(erp)
+    assert len(docs) == len(EDGE_AMOUNTS) + 2
+    for doc, value in zip(docs, EDGE_AMOUNTS, strict=False):
+        assert orjson.dumps(doc) == orjson.dumps(looked_up[doc["order_id"]]), value
+        assert doc["total"] == float(value) and doc["lines"][0]["unit_price"] == float(value)
+    for doc in docs[len(EDGE_AMOUNTS) :]:
+        assert order_problem(doc) == (
+            f"order_export_orders.total of order {doc['order_id']!r}: nan is not a finite number"
+        )
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    amounts=st.lists(
+        st.one_of(
+            st.decimals(allow_nan=False, allow_infinity=False).filter(
+                lambda value: abs(value) < Decimal("1e300")
+            ),
+            st.sampled_from(EDGE_AMOUNTS),
+            st.none(),
+        ),
+        min_size=4,
+        max_size=4,
+    )
+)
+def test_any_numeric_amount_reads_as_the_careful_path_reads_it(
+    erp: SqlErp, amounts: list[Decimal | None]
+) -> None:
+    subtotal, total, quantity, unit_price = amounts
+    erp.create()
+    erp.add_orders(
+        [order_row("SO-1", NOW - timedelta(days=1), subtotal=subtotal, total=total)],
+        [line_row("SO-1", 1, quantity=quantity, unit_price=unit_price)],
+    )
+    docs, looked_up = asyncio.run(window_and_lookup(erp))
+    (doc,) = docs
+    assert orjson.dumps(doc) == orjson.dumps(looked_up["SO-1"])
+
+
+# ---- the next chunk fetched while one is built --------------------------------------------
+
+
+def fetch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("order-export-sql-fetch")]
+
+
+async def test_a_read_stopped_while_the_next_chunk_is_fetched_leaves_nothing_behind(
+    erp: SqlErp,
+) -> None:
+    erp.create()
+    when = NOW - timedelta(days=1)
+    erp.add_orders(
+        [order_row(f"SO-{n}", when + timedelta(seconds=n)) for n in range(9)],
+        [line_row(f"SO-{n}") for n in range(9)],
+    )
+    source = source_for(erp, chunk_size=3, part_size=2)
+    try:
+        async with contextlib.aclosing(source.iter_orders(LONG_AGO)) as parts:
+            async for part in parts:
+                assert [doc["order_id"] for doc in part] == ["SO-0", "SO-1"]
+                break
+        assert fetch_threads() == []
+        assert source.engine().pool.checkedout() == 0
+        docs = [doc async for part in source.iter_orders(LONG_AGO) for doc in part]
+        assert [doc["order_id"] for doc in docs] == [f"SO-{n}" for n in range(9)]
+        assert fetch_threads() == []
+    finally:
+        await source.close()
+
+
+async def test_a_chunk_fetched_ahead_that_fails_ends_the_read_after_the_ones_before(
+    erp: SqlErp,
+) -> None:
+    """The database's error for the second chunk comes when that chunk is asked for, as the
+    read's `SourceError`: the first chunk's documents were all handed over before it."""
+    erp.create()
+    when = NOW - timedelta(days=1)
+    erp.add_orders(
+        [order_row(f"SO-{n}", when + timedelta(seconds=n)) for n in range(6)],
+        [line_row(f"SO-{n}") for n in range(6)],
+    )
+    erp.execute(
+        "CREATE FUNCTION refuse(id text, sku text) RETURNS text LANGUAGE plpgsql AS $$ BEGIN"
+        " IF id = 'SO-4' THEN RAISE EXCEPTION 'order % is locked', id; END IF;"
+        " RETURN sku; END $$"
+    )
+    erp.execute("DROP VIEW order_export_order_lines")
+    erp.execute(  # the function runs for the lines a chunk asks for only
+        "CREATE VIEW order_export_order_lines AS SELECT order_id, line_no,"
+        " refuse(order_id, sku) AS sku, name, quantity, unit_price, unit_price_incl_tax,"
+        " product_url, image_url, categories FROM erp_lines"
+    )
+    source = source_for(erp, chunk_size=3, part_size=3)
+    seen: list[str] = []
+    try:
+        with pytest.raises(SourceError) as caught:
+            async for part in source.iter_orders(LONG_AGO):
+                seen.extend(doc["order_id"] for doc in part)
+    finally:
+        await source.close()
+    assert seen == ["SO-0", "SO-1", "SO-2"]
+    assert "order SO-4 is locked" in str(caught.value)
+    assert fetch_threads() == []
